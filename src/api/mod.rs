@@ -1,0 +1,430 @@
+//! The HTTP API (axum): JSON in and out, errors as `application/problem+json`.
+//!
+//! Every route is declared with `#[utoipa::path]` and registered through utoipa-axum's
+//! `OpenApiRouter`, so the router and `GET /api/v1/openapi.json` come from the same code
+//! and cannot drift apart.
+
+mod problem;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::location::{
+    BoxKey, BoxView, History, ImportSummary, Location, LocationService, Move, NewBox, Provenance,
+    ShelfFill, Suggestion,
+};
+pub use problem::Problem;
+
+/// The largest CSV body `POST /api/v1/import/boxes` takes.
+pub const IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// The largest JSON body of any other route.
+pub const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Who changes things through the API. Until the access-control work gives every request
+/// a token name, changes are recorded as made by "api".
+const ACTOR: &str = "api";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub locations: LocationService,
+}
+
+/// A JSON body whose rejection is a problem response.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(Problem))]
+pub struct ApiJson<T>(pub T);
+
+/// A query string whose rejection is a problem response.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Problem))]
+pub struct ApiQuery<T>(pub T);
+
+/// A path parameter whose rejection is a problem response.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Problem))]
+pub struct ApiPath<T>(pub T);
+
+type ApiResult<T> = Result<Json<T>, Problem>;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "stackroom",
+        description = "Controller of an archive stack room with RFID compact shelving."
+    ),
+    tags((name = "boxes", description = "Boxes, where they are, and their history"),
+         (name = "shelves", description = "Shelves, their fill, and where a new box should go"),
+         (name = "system", description = "Health and the API description"))
+)]
+struct ApiDoc;
+
+/// The router of the whole API.
+pub fn router(state: AppState) -> Router {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(search_boxes, register_box))
+        .routes(routes!(get_box))
+        .routes(routes!(box_location))
+        .routes(routes!(put_binding, delete_binding))
+        .routes(routes!(box_history))
+        .routes(routes!(locate))
+        .routes(routes!(list_shelves))
+        .routes(routes!(suggest_shelves))
+        .routes(routes!(bulk_moves))
+        .routes({
+            let (schemas, paths, method) = routes!(import_boxes);
+            (
+                schemas,
+                paths,
+                method.layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
+            )
+        })
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { Problem::not_found("no such route; see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this route does not take that method; see /api/v1/openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .with_state(state)
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: String,
+    site: String,
+    room: String,
+    version: String,
+}
+
+/// Is the controller up?
+#[utoipa::path(get, path = "/api/v1/health", tag = "system",
+    responses((status = 200, body = Health)))]
+async fn health(State(s): State<AppState>) -> ApiResult<Health> {
+    let config = s.locations.config();
+    Ok(Json(Health {
+        status: "ok".into(),
+        site: config.site_id.clone(),
+        room: config.room_id.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    /// Archive number (or its beginning), EPC, barcode, or words of a title.
+    q: String,
+    /// At most this many results (1 to 200, default 20).
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BoxList {
+    items: Vec<BoxView>,
+}
+
+/// Find boxes by archive number, EPC, barcode or title words.
+#[utoipa::path(get, path = "/api/v1/boxes", tag = "boxes", params(SearchQuery),
+    responses((status = 200, body = BoxList), (status = 422, body = Problem)))]
+async fn search_boxes(
+    State(s): State<AppState>,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> ApiResult<BoxList> {
+    let items = s
+        .locations
+        .search(&query.q, query.limit.unwrap_or(20))
+        .await?;
+    Ok(Json(BoxList { items }))
+}
+
+/// Register a box (and bind it, if `shelf` is given).
+#[utoipa::path(post, path = "/api/v1/boxes", tag = "boxes", request_body = NewBox,
+    responses((status = 201, body = BoxView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn register_box(
+    State(s): State<AppState>,
+    ApiJson(new): ApiJson<NewBox>,
+) -> Result<impl IntoResponse, Problem> {
+    let view = s.locations.register(new, ACTOR).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// One box with its location.
+#[utoipa::path(get, path = "/api/v1/boxes/{archive_no}", tag = "boxes",
+    params(("archive_no" = String, Path)),
+    responses((status = 200, body = BoxView), (status = 404, body = Problem)))]
+async fn get_box(
+    State(s): State<AppState>,
+    ApiPath(archive_no): ApiPath<String>,
+) -> ApiResult<BoxView> {
+    Ok(Json(s.locations.get_box(&archive_no).await?))
+}
+
+/// Where a box is: shelf, aisle, and on whose word.
+#[utoipa::path(get, path = "/api/v1/boxes/{archive_no}/location", tag = "boxes",
+    params(("archive_no" = String, Path)),
+    responses((status = 200, body = Location),
+        (status = 404, description = "unknown box, or a known box on no shelf", body = Problem)))]
+async fn box_location(
+    State(s): State<AppState>,
+    ApiPath(archive_no): ApiPath<String>,
+) -> ApiResult<Location> {
+    Ok(Json(
+        s.locations.locate(BoxKey::ArchiveNo(archive_no)).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BindingRequest {
+    /// Canonical shelf address, e.g. `R1-C2-L-S3-L4`.
+    shelf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Put a box on a shelf, or move it there.
+#[utoipa::path(put, path = "/api/v1/boxes/{archive_no}/binding", tag = "boxes",
+    params(("archive_no" = String, Path)), request_body = BindingRequest,
+    responses((status = 200, body = Location), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn put_binding(
+    State(s): State<AppState>,
+    ApiPath(archive_no): ApiPath<String>,
+    ApiJson(req): ApiJson<BindingRequest>,
+) -> ApiResult<Location> {
+    let provenance = Provenance::manual(ACTOR, &req.reason);
+    Ok(Json(
+        s.locations
+            .bind(&archive_no, &req.shelf, provenance)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ReasonQuery {
+    /// Why the box leaves its shelf.
+    reason: Option<String>,
+}
+
+/// Take a box off its shelf; it stays registered.
+#[utoipa::path(delete, path = "/api/v1/boxes/{archive_no}/binding", tag = "boxes",
+    params(("archive_no" = String, Path), ReasonQuery),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_binding(
+    State(s): State<AppState>,
+    ApiPath(archive_no): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
+) -> Result<StatusCode, Problem> {
+    let provenance = Provenance::manual(ACTOR, q.reason.as_deref().unwrap_or(""));
+    s.locations.unbind(&archive_no, provenance).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    /// A moment (RFC 3339, e.g. `2026-03-01T12:00:00Z`) or a day (`2026-03-01`, meaning
+    /// the end of that day, UTC): `shelf_at` says where the box was then.
+    at: Option<String>,
+}
+
+fn parse_moment(text: &str) -> Result<DateTime<Utc>, Problem> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 999))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            Problem::invalid(
+                "at",
+                format!("'{text}' is neither an RFC 3339 time (2026-03-01T12:00:00Z) nor a day (2026-03-01)"),
+            )
+        })
+}
+
+/// Every change of a box's binding; with `at`, where it was then.
+#[utoipa::path(get, path = "/api/v1/boxes/{archive_no}/history", tag = "boxes",
+    params(("archive_no" = String, Path), HistoryQuery),
+    responses((status = 200, body = History), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn box_history(
+    State(s): State<AppState>,
+    ApiPath(archive_no): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<History> {
+    let at = q.at.as_deref().map(parse_moment).transpose()?;
+    Ok(Json(s.locations.history(&archive_no, at).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct LocateQuery {
+    /// The tag's EPC (hex).
+    epc: Option<String>,
+    /// The printed barcode.
+    barcode: Option<String>,
+    /// The archive number.
+    archive_no: Option<String>,
+}
+
+/// Where a box is, found by EPC, barcode or archive number (exactly one).
+#[utoipa::path(get, path = "/api/v1/locate", tag = "boxes", params(LocateQuery),
+    responses((status = 200, body = Location), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn locate(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<LocateQuery>,
+) -> ApiResult<Location> {
+    let key = match (q.epc, q.barcode, q.archive_no) {
+        (Some(epc), None, None) => BoxKey::Epc(epc),
+        (None, Some(code), None) => BoxKey::Barcode(code),
+        (None, None, Some(no)) => BoxKey::ArchiveNo(no),
+        _ => {
+            return Err(Problem::invalid(
+                "epc",
+                "give exactly one of epc, barcode or archive_no",
+            ));
+        }
+    };
+    Ok(Json(s.locations.locate(key).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ShelvesQuery {
+    /// Only the shelves of this range.
+    range: Option<u16>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ShelfList {
+    items: Vec<ShelfFill>,
+}
+
+/// The shelves, in fill order, with their capacity and fill.
+#[utoipa::path(get, path = "/api/v1/shelves", tag = "shelves", params(ShelvesQuery),
+    responses((status = 200, body = ShelfList), (status = 422, body = Problem)))]
+async fn list_shelves(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ShelvesQuery>,
+) -> ApiResult<ShelfList> {
+    let items = s.locations.shelves(q.range).await.map_err(|e| match e {
+        crate::location::LocationError::NoSuchShelf(e) => Problem::invalid("range", e.to_string()),
+        e => e.into(),
+    })?;
+    Ok(Json(ShelfList { items }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct SuggestQuery {
+    /// Archive number of the new box (it need not be registered yet).
+    archive_no: String,
+    /// Width of the box, for shelves measured in millimetres.
+    width_mm: Option<u32>,
+    /// How many shelves to propose (1 to 50, default 5).
+    count: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SuggestionList {
+    archive_no: String,
+    items: Vec<Suggestion>,
+}
+
+/// Free shelves for a new box, nearest first to the boxes of its series.
+#[utoipa::path(get, path = "/api/v1/shelves/suggest", tag = "shelves", params(SuggestQuery),
+    responses((status = 200, body = SuggestionList), (status = 422, body = Problem)))]
+async fn suggest_shelves(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<SuggestQuery>,
+) -> ApiResult<SuggestionList> {
+    let items = s
+        .locations
+        .suggest(&q.archive_no, q.width_mm, q.count.unwrap_or(5))
+        .await?;
+    Ok(Json(SuggestionList {
+        archive_no: q.archive_no,
+        items,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MovesRequest {
+    moves: Vec<Move>,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct MovesDone {
+    moved: Vec<Location>,
+}
+
+/// Move many boxes at once: all or none.
+#[utoipa::path(post, path = "/api/v1/bindings/moves", tag = "shelves", request_body = MovesRequest,
+    responses((status = 200, body = MovesDone), (status = 422, body = Problem)))]
+async fn bulk_moves(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<MovesRequest>,
+) -> ApiResult<MovesDone> {
+    let provenance = Provenance::manual(ACTOR, &req.reason);
+    let moved = s.locations.move_many(req.moves, provenance).await?;
+    Ok(Json(MovesDone { moved }))
+}
+
+/// Import boxes from a CSV body (`archive_no,epc,barcode,title,shelf,width_mm`, other
+/// columns become free fields): all rows or none, bad rows reported with their line.
+#[utoipa::path(post, path = "/api/v1/import/boxes", tag = "boxes",
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 201, body = ImportSummary), (status = 413, body = Problem),
+        (status = 422, description = "the rows at fault, each with its line", body = Problem)))]
+async fn import_boxes(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, Problem> {
+    let body = body.map_err(|r| {
+        Problem::new(
+            r.status(),
+            "bad-body",
+            format!(
+                "{} (the limit is {} MiB)",
+                r.body_text(),
+                IMPORT_BODY_LIMIT >> 20
+            ),
+        )
+    })?;
+    let summary = s
+        .locations
+        .import_csv(std::io::Cursor::new(body), ACTOR, "import over the API")
+        .await?;
+    Ok((StatusCode::CREATED, Json(summary)))
+}

@@ -1,0 +1,214 @@
+//! The site's archive-number rule (档号规则).
+//!
+//! Each site numbers its boxes by its own rule, so the rule is configuration: a pattern of
+//! literal text and named parts, each part a regular expression, for example
+//!
+//! ```toml
+//! [archive_number]
+//! pattern = "{company}-{category}-{cabinet}-{sequence}"
+//! series = ["company", "category", "cabinet"]
+//! [archive_number.parts]
+//! company = "[0-9]{4}"
+//! category = "H|L"
+//! cabinet = "[0-9]{3}"
+//! sequence = "[0-9]{5}"
+//! ```
+//!
+//! The `series` parts name the boxes that belong together on the shelves (same company,
+//! category and cabinet): shelf suggestion keeps a series side by side.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+/// A compiled archive-number rule.
+#[derive(Debug, Clone)]
+pub struct ArchiveRule {
+    pattern: String,
+    regex: Regex,
+    series: Vec<String>,
+}
+
+/// Why an archive-number rule in the config cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RuleError(String);
+
+/// Why an archive number does not follow the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("archive number '{number}' does not follow the site rule {pattern}")]
+pub struct NonConforming {
+    pub number: String,
+    pub pattern: String,
+}
+
+impl ArchiveRule {
+    /// Compiles `pattern` (literal text with `{part}` placeholders) with the regular
+    /// expression of each part. Every placeholder needs a part and every part a placeholder.
+    pub fn new(
+        pattern: &str,
+        parts: &BTreeMap<String, String>,
+        series: &[String],
+    ) -> Result<ArchiveRule, RuleError> {
+        let mut regex = String::from("^");
+        let mut used = Vec::new();
+        let mut rest = pattern;
+        while let Some(open) = rest.find('{') {
+            regex.push_str(&regex::escape(&rest[..open]));
+            let after = &rest[open + 1..];
+            let close = after.find('}').ok_or_else(|| {
+                RuleError(format!("pattern '{pattern}' has a '{{' without its '}}'"))
+            })?;
+            let name = &after[..close];
+            let part = parts.get(name).ok_or_else(|| {
+                RuleError(format!(
+                    "pattern '{pattern}' names part '{name}', which [archive_number.parts] does not define"
+                ))
+            })?;
+            if !is_identifier(name) {
+                return Err(RuleError(format!(
+                    "part name '{name}' must be letters, digits and '_'"
+                )));
+            }
+            if used.iter().any(|u| u == name) {
+                return Err(RuleError(format!(
+                    "pattern '{pattern}' uses part '{name}' twice"
+                )));
+            }
+            Regex::new(part).map_err(|e| {
+                RuleError(format!(
+                    "part '{name}' is not a valid regular expression: {e}"
+                ))
+            })?;
+            regex.push_str(&format!("(?P<{name}>{part})"));
+            used.push(name.to_string());
+            rest = &after[close + 1..];
+        }
+        regex.push_str(&regex::escape(rest));
+        regex.push('$');
+        if let Some(unused) = parts.keys().find(|k| !used.contains(k)) {
+            return Err(RuleError(format!(
+                "part '{unused}' is defined but the pattern '{pattern}' does not use it"
+            )));
+        }
+        if used.is_empty() {
+            return Err(RuleError(format!(
+                "pattern '{pattern}' has no {{part}}: name at least one"
+            )));
+        }
+        for s in series {
+            if !used.contains(s) {
+                return Err(RuleError(format!(
+                    "series part '{s}' is not a part of the pattern '{pattern}'"
+                )));
+            }
+        }
+        let regex = Regex::new(&regex)
+            .map_err(|e| RuleError(format!("pattern '{pattern}' does not compile: {e}")))?;
+        Ok(ArchiveRule {
+            pattern: pattern.to_string(),
+            regex,
+            series: series.to_vec(),
+        })
+    }
+
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// Checks a number against the rule and returns its series key: the values of the
+    /// series parts joined by '-' (the whole number when the rule names no series).
+    pub fn check(&self, number: &str) -> Result<String, NonConforming> {
+        let caps = self.regex.captures(number).ok_or_else(|| NonConforming {
+            number: number.to_string(),
+            pattern: self.pattern.clone(),
+        })?;
+        if self.series.is_empty() {
+            return Ok(number.to_string());
+        }
+        let values: Vec<&str> = self
+            .series
+            .iter()
+            .map(|name| caps.name(name).map_or("", |m| m.as_str()))
+            .collect();
+        Ok(values.join("-"))
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(list: &[(&str, &str)]) -> BTreeMap<String, String> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn power_rule() -> ArchiveRule {
+        ArchiveRule::new(
+            "{company}-{category}-{cabinet}-{sequence}",
+            &parts(&[
+                ("company", "[0-9]{4}"),
+                ("category", "H|L"),
+                ("cabinet", "[0-9]{3}"),
+                ("sequence", "[0-9]{5}"),
+            ]),
+            &["category".into(), "cabinet".into()],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn conforming_numbers_give_their_series() {
+        let rule = power_rule();
+        assert_eq!(rule.check("0451-H-012-00042").unwrap(), "H-012");
+        assert_eq!(rule.check("0451-L-003-99999").unwrap(), "L-003");
+    }
+
+    #[test]
+    fn alternatives_do_not_leak_out_of_their_part() {
+        // "H|L" must be grouped: "0451-H" alone must not match through the alternation.
+        let rule = power_rule();
+        for bad in [
+            "0451-H",
+            "0451-X-012-00042",
+            "451-H-012-00042",
+            "0451-H-012-00042x",
+            "0451-H-012-000421",
+            "",
+        ] {
+            assert!(rule.check(bad).is_err(), "{bad} passed");
+        }
+    }
+
+    #[test]
+    fn literal_text_is_literal() {
+        let rule = ArchiveRule::new("A.{n}", &parts(&[("n", "[0-9]+")]), &[]).unwrap();
+        assert!(rule.check("A.12").is_ok());
+        assert!(rule.check("AX12").is_err());
+    }
+
+    #[test]
+    fn bad_rules_are_explained() {
+        let p = parts(&[("a", "[0-9]+")]);
+        let err = |pattern: &str, parts: &BTreeMap<String, String>, series: &[&str]| {
+            let series: Vec<String> = series.iter().map(|s| s.to_string()).collect();
+            ArchiveRule::new(pattern, parts, &series)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("{b}", &p, &[]).contains("does not define"));
+        assert!(err("{a", &p, &[]).contains("without"));
+        assert!(err("{a}-{a}", &p, &[]).contains("twice"));
+        assert!(err("{a}", &p, &["z"]).contains("series part 'z'"));
+        assert!(err("x", &p, &[]).contains("does not use it"));
+        assert!(err("{a}", &parts(&[("a", "[0-9")]), &[]).contains("not a valid"));
+    }
+}

@@ -1,0 +1,925 @@
+//! The room configuration: one TOML file per room.
+//!
+//! [`RoomConfig::load`] reads the file, checks every key and builds the validated model
+//! (layout, archive-number rule, devices, antenna map). Every error names the file, the
+//! key and what to change; see `config/demo-room.toml` for a complete, commented example.
+//!
+//! Relative paths: `profiles_dir` is resolved against the directory of the config file;
+//! `storage.data_dir` against the working directory of the process.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::archive_no::ArchiveRule;
+use crate::layout::{Capacity, Carriage, Layout, RangeLayout};
+use crate::shelf::{Language, ShelfAddress};
+
+/// Why a config file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read it: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Syntax { file: PathBuf, message: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+// ---------------------------------------------------------------------------------------
+// The file as written.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    site: RawSite,
+    room: RawRoom,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    mqtt: RawMqtt,
+    archive_number: RawArchiveNumber,
+    #[serde(default)]
+    boxes: RawBoxes,
+    profiles_dir: Option<PathBuf>,
+    ranges: Vec<RawRange>,
+    #[serde(default)]
+    devices: Vec<RawDevice>,
+    #[serde(default)]
+    antennas: Vec<RawAntenna>,
+    #[serde(default)]
+    antenna_blocks: Vec<RawAntennaBlock>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoom {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    language: Language,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    #[serde(default = "default_listen")]
+    listen: String,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    "stackroom-data".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    #[serde(default = "default_broker")]
+    broker: String,
+    #[serde(default = "default_mqtt_listen")]
+    embedded_listen: String,
+}
+
+impl Default for RawMqtt {
+    fn default() -> Self {
+        RawMqtt {
+            broker: default_broker(),
+            embedded_listen: default_mqtt_listen(),
+        }
+    }
+}
+
+fn default_broker() -> String {
+    "embedded".into()
+}
+
+fn default_mqtt_listen() -> String {
+    "127.0.0.1:1883".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArchiveNumber {
+    pattern: String,
+    parts: BTreeMap<String, String>,
+    #[serde(default)]
+    series: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBoxes {
+    #[serde(default = "default_box_width")]
+    default_width_mm: u32,
+}
+
+impl Default for RawBoxes {
+    fn default() -> Self {
+        RawBoxes {
+            default_width_mm: default_box_width(),
+        }
+    }
+}
+
+fn default_box_width() -> u32 {
+    60
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum RawCapacity {
+    Boxes(u32),
+    Mm(u32),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRange {
+    id: u16,
+    #[serde(default)]
+    name: String,
+    carriages: u16,
+    #[serde(default = "default_fixed_ends")]
+    fixed_ends: String,
+    #[serde(default = "default_carriage_width")]
+    carriage_width_mm: u32,
+    #[serde(default)]
+    carriage_widths_mm: Vec<u32>,
+    #[serde(default = "default_aisle_width")]
+    aisle_width_mm: u32,
+    sections: u16,
+    levels: u16,
+    shelf_capacity: RawCapacity,
+}
+
+fn default_fixed_ends() -> String {
+    "both".into()
+}
+fn default_carriage_width() -> u32 {
+    600
+}
+fn default_aisle_width() -> u32 {
+    900
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    id: String,
+    profile: String,
+    range: Option<u16>,
+    transport: Transport,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAntenna {
+    reader: String,
+    port: u16,
+    shelf: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAntennaBlock {
+    reader: String,
+    range: u16,
+    carriages: [u16; 2],
+    #[serde(default = "default_first_port")]
+    first_port: u16,
+}
+
+fn default_first_port() -> u16 {
+    1
+}
+
+// ---------------------------------------------------------------------------------------
+// The validated model.
+
+/// How a device is wired.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Transport {
+    /// A serial line (RS-485 or RS-232): device path and baud rate; `unit` is the bus
+    /// address where the protocol has one (Modbus unit id, reader address).
+    Serial {
+        path: String,
+        baud: u32,
+        #[serde(default)]
+        unit: Option<u8>,
+    },
+    /// A Modbus TCP gateway.
+    ModbusTcp {
+        address: String,
+        #[serde(default)]
+        unit: Option<u8>,
+    },
+    /// An MQTT device: every topic of the device starts with `prefix`.
+    Mqtt { prefix: String },
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Transport::Serial { path, baud, .. } => write!(f, "serial {path} @ {baud} baud"),
+            Transport::ModbusTcp { address, .. } => write!(f, "Modbus TCP {address}"),
+            Transport::Mqtt { prefix } => write!(f, "MQTT {prefix}/…"),
+        }
+    }
+}
+
+/// What kind of device a profile describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    Shelving,
+    Reader,
+}
+
+/// The header every device profile starts with. The protocol-specific sections (register
+/// maps, topics, frame layouts) are read by the driver of that protocol.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProfileHeader {
+    pub kind: DeviceKind,
+    pub protocol: String,
+    #[serde(default)]
+    pub vendor: String,
+    #[serde(default)]
+    pub model: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawProfile {
+    device: ProfileHeader,
+}
+
+/// One device of the room, with its profile.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub id: String,
+    pub profile: String,
+    pub profile_path: PathBuf,
+    pub header: ProfileHeader,
+    /// The range a shelving controller drives.
+    pub range: Option<u16>,
+    pub transport: Transport,
+}
+
+/// One antenna port of a reader and the shelf it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Antenna {
+    pub reader: String,
+    pub port: u16,
+    pub shelf: ShelfAddress,
+}
+
+/// The MQTT fabric: the embedded broker or an external one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mqtt {
+    Embedded { listen: SocketAddr },
+    External { url: String },
+}
+
+/// A validated room configuration.
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    pub file: PathBuf,
+    pub site_id: String,
+    pub site_name: String,
+    pub room_id: String,
+    pub room_name: String,
+    pub language: Language,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub mqtt: Mqtt,
+    pub archive_rule: ArchiveRule,
+    pub default_box_width_mm: u32,
+    pub layout: Layout,
+    pub devices: Vec<Device>,
+    pub antennas: Vec<Antenna>,
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+}
+
+impl Checker<'_> {
+    fn fail(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn addr(&self, key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+        text.parse().map_err(|_| {
+            self.fail(
+                key,
+                format!("'{text}' is not a socket address; write IP:PORT, e.g. 127.0.0.1:8080"),
+            )
+        })
+    }
+
+    fn name(&self, key: &str, text: &str) -> Result<(), ConfigError> {
+        let ok = !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(())
+        } else {
+            Err(self.fail(
+                key,
+                format!("'{text}' must be letters, digits, '-' or '_' (it is used in MQTT topics and URLs)"),
+            ))
+        }
+    }
+}
+
+impl RoomConfig {
+    /// Reads and validates a room config file.
+    pub fn load(file: &Path) -> Result<RoomConfig, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Self::parse(file, &text)
+    }
+
+    /// Validates config text; `file` names it in errors and anchors relative paths.
+    pub fn parse(file: &Path, text: &str) -> Result<RoomConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let c = Checker { file };
+        c.name("site.id", &raw.site.id)?;
+        c.name("room.id", &raw.room.id)?;
+        let listen = c.addr("api.listen", &raw.api.listen)?;
+        let mqtt = if raw.mqtt.broker == "embedded" {
+            Mqtt::Embedded {
+                listen: c.addr("mqtt.embedded_listen", &raw.mqtt.embedded_listen)?,
+            }
+        } else if raw.mqtt.broker.starts_with("mqtt://") || raw.mqtt.broker.starts_with("tcp://") {
+            Mqtt::External {
+                url: raw.mqtt.broker.clone(),
+            }
+        } else {
+            return Err(c.fail(
+                "mqtt.broker",
+                format!(
+                    "'{}' is neither \"embedded\" nor a broker URL like mqtt://host:1883",
+                    raw.mqtt.broker
+                ),
+            ));
+        };
+        let a = &raw.archive_number;
+        let archive_rule = ArchiveRule::new(&a.pattern, &a.parts, &a.series)
+            .map_err(|e| c.fail("archive_number", e.to_string()))?;
+        if raw.boxes.default_width_mm == 0 {
+            return Err(c.fail("boxes.default_width_mm", "must be at least 1"));
+        }
+
+        let layout = Self::layout(&c, &raw.ranges)?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        let profiles_dir = base.join(
+            raw.profiles_dir
+                .clone()
+                .unwrap_or_else(|| "../device-profiles".into()),
+        );
+        let devices = Self::devices(&c, &raw.devices, &profiles_dir, &layout)?;
+        let antennas = Self::antennas(&c, &raw, &devices, &layout)?;
+        Ok(RoomConfig {
+            file: file.to_path_buf(),
+            site_id: raw.site.id,
+            site_name: raw.site.name,
+            room_id: raw.room.id,
+            room_name: raw.room.name,
+            language: raw.room.language,
+            listen,
+            data_dir: raw.storage.data_dir,
+            mqtt,
+            archive_rule,
+            default_box_width_mm: raw.boxes.default_width_mm,
+            layout,
+            devices,
+            antennas,
+        })
+    }
+
+    fn layout(c: &Checker, raw: &[RawRange]) -> Result<Layout, ConfigError> {
+        if raw.is_empty() {
+            return Err(c.fail("ranges", "the room needs at least one [[ranges]]"));
+        }
+        let mut ranges = Vec::new();
+        let mut ids = HashSet::new();
+        for (i, r) in raw.iter().enumerate() {
+            let key = |k: &str| format!("ranges[{i}].{k}");
+            if r.id == 0 {
+                return Err(c.fail(key("id"), "ranges are numbered from 1"));
+            }
+            if !ids.insert(r.id) {
+                return Err(c.fail(key("id"), format!("range {} is defined twice", r.id)));
+            }
+            if r.carriages < 2 {
+                return Err(c.fail(
+                    key("carriages"),
+                    "a range needs at least 2 carriages to have an aisle",
+                ));
+            }
+            if r.sections == 0 || r.levels == 0 {
+                return Err(c.fail(
+                    key(if r.sections == 0 {
+                        "sections"
+                    } else {
+                        "levels"
+                    }),
+                    "must be at least 1",
+                ));
+            }
+            let (first, last) = match r.fixed_ends.as_str() {
+                "both" => (true, true),
+                "first" => (true, false),
+                "last" => (false, true),
+                "none" => (false, false),
+                other => {
+                    return Err(c.fail(
+                        key("fixed_ends"),
+                        format!("'{other}' must be one of both, first, last, none"),
+                    ));
+                }
+            };
+            if !r.carriage_widths_mm.is_empty()
+                && r.carriage_widths_mm.len() != r.carriages as usize
+            {
+                return Err(c.fail(
+                    key("carriage_widths_mm"),
+                    format!(
+                        "lists {} widths for {} carriages; list one per carriage or leave it out",
+                        r.carriage_widths_mm.len(),
+                        r.carriages
+                    ),
+                ));
+            }
+            if r.carriage_width_mm == 0 || r.carriage_widths_mm.contains(&0) {
+                return Err(c.fail(key("carriage_width_mm"), "widths must be at least 1 mm"));
+            }
+            if r.aisle_width_mm == 0 {
+                return Err(c.fail(key("aisle_width_mm"), "must be at least 1 mm"));
+            }
+            let capacity = match r.shelf_capacity {
+                RawCapacity::Boxes(0) | RawCapacity::Mm(0) => {
+                    return Err(c.fail(key("shelf_capacity"), "must be at least 1"));
+                }
+                RawCapacity::Boxes(n) => Capacity::Boxes(n),
+                RawCapacity::Mm(n) => Capacity::Mm(n),
+            };
+            let carriages = (1..=r.carriages)
+                .map(|index| Carriage {
+                    index,
+                    width_mm: r
+                        .carriage_widths_mm
+                        .get(index as usize - 1)
+                        .copied()
+                        .unwrap_or(r.carriage_width_mm),
+                    fixed: (index == 1 && first) || (index == r.carriages && last),
+                })
+                .collect();
+            ranges.push(RangeLayout {
+                id: r.id,
+                name: if r.name.is_empty() {
+                    r.id.to_string()
+                } else {
+                    r.name.clone()
+                },
+                carriages,
+                aisle_width_mm: r.aisle_width_mm,
+                sections: r.sections,
+                levels: r.levels,
+                capacity,
+            });
+        }
+        Ok(Layout { ranges })
+    }
+
+    fn devices(
+        c: &Checker,
+        raw: &[RawDevice],
+        profiles_dir: &Path,
+        layout: &Layout,
+    ) -> Result<Vec<Device>, ConfigError> {
+        let mut devices = Vec::new();
+        let mut ids = HashSet::new();
+        let mut driven = HashMap::new();
+        for (i, d) in raw.iter().enumerate() {
+            let key = |k: &str| format!("devices[{i}].{k}");
+            c.name(&key("id"), &d.id)?;
+            if !ids.insert(d.id.clone()) {
+                return Err(c.fail(key("id"), format!("device '{}' is defined twice", d.id)));
+            }
+            c.name(&key("profile"), &d.profile)?;
+            let profile_path = profiles_dir.join(format!("{}.toml", d.profile));
+            let text = std::fs::read_to_string(&profile_path).map_err(|e| {
+                c.fail(
+                    key("profile"),
+                    format!(
+                        "cannot read device profile {}: {e}; profiles are looked up in profiles_dir",
+                        profile_path.display()
+                    ),
+                )
+            })?;
+            let header = toml::from_str::<RawProfile>(&text)
+                .map_err(|e| {
+                    c.fail(
+                        key("profile"),
+                        format!(
+                            "device profile {} is not valid: {e}",
+                            profile_path.display()
+                        ),
+                    )
+                })?
+                .device;
+            match (header.kind, d.range) {
+                (DeviceKind::Shelving, None) => {
+                    return Err(c.fail(
+                        key("range"),
+                        "a shelving controller needs the range it drives",
+                    ));
+                }
+                (DeviceKind::Shelving, Some(range)) => {
+                    if layout.range(range).is_none() {
+                        return Err(c.fail(key("range"), format!("the room has no range {range}")));
+                    }
+                    if let Some(other) = driven.insert(range, d.id.clone()) {
+                        return Err(c.fail(
+                            key("range"),
+                            format!("range {range} is already driven by device '{other}'"),
+                        ));
+                    }
+                }
+                (DeviceKind::Reader, Some(_)) => {
+                    return Err(c.fail(
+                        key("range"),
+                        "readers cover shelves through the antenna map, not a range: remove it",
+                    ));
+                }
+                (DeviceKind::Reader, None) => {}
+            }
+            match &d.transport {
+                Transport::Serial { path, baud, .. } => {
+                    if path.is_empty() || *baud == 0 {
+                        return Err(c.fail(
+                            key("transport.serial"),
+                            "needs a device path and a baud rate, e.g. { path = \"/dev/ttyUSB0\", baud = 9600 }",
+                        ));
+                    }
+                }
+                Transport::ModbusTcp { address, .. } => {
+                    if address
+                        .rsplit_once(':')
+                        .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+                    {
+                        return Err(c.fail(
+                            key("transport.modbus_tcp.address"),
+                            format!("'{address}' needs HOST:PORT, e.g. 192.0.2.10:502"),
+                        ));
+                    }
+                }
+                Transport::Mqtt { prefix } => {
+                    if prefix.is_empty() || prefix.contains(['#', '+']) {
+                        return Err(c.fail(
+                            key("transport.mqtt.prefix"),
+                            "needs a topic prefix without wildcards, e.g. \"readers/r1\"",
+                        ));
+                    }
+                }
+            }
+            devices.push(Device {
+                id: d.id.clone(),
+                profile: d.profile.clone(),
+                profile_path,
+                header,
+                range: d.range,
+                transport: d.transport.clone(),
+            });
+        }
+        Ok(devices)
+    }
+
+    fn antennas(
+        c: &Checker,
+        raw: &RawConfig,
+        devices: &[Device],
+        layout: &Layout,
+    ) -> Result<Vec<Antenna>, ConfigError> {
+        let is_reader = |id: &str| {
+            devices
+                .iter()
+                .any(|d| d.id == id && d.header.kind == DeviceKind::Reader)
+        };
+        let mut antennas = Vec::new();
+        let mut ports: HashMap<(String, u16), String> = HashMap::new();
+        let mut add = |key: String, reader: &str, port: u16, shelf: ShelfAddress| {
+            if port == 0 {
+                return Err(c.fail(key, "antenna ports are numbered from 1"));
+            }
+            if let Some(first) = ports.insert((reader.to_string(), port), key.clone()) {
+                return Err(c.fail(
+                    key,
+                    format!("port {port} of reader '{reader}' is already mapped by {first}"),
+                ));
+            }
+            antennas.push(Antenna {
+                reader: reader.to_string(),
+                port,
+                shelf,
+            });
+            Ok(())
+        };
+        for (i, a) in raw.antennas.iter().enumerate() {
+            let key = format!("antennas[{i}]");
+            if !is_reader(&a.reader) {
+                return Err(c.fail(
+                    format!("{key}.reader"),
+                    format!("'{}' is not a reader among [[devices]]", a.reader),
+                ));
+            }
+            let shelf: ShelfAddress =
+                a.shelf.parse().map_err(|e: crate::shelf::AddressError| {
+                    c.fail(format!("{key}.shelf"), e.to_string())
+                })?;
+            layout
+                .check(&shelf)
+                .map_err(|e| c.fail(format!("{key}.shelf"), e.to_string()))?;
+            add(key, &a.reader, a.port, shelf)?;
+        }
+        for (i, b) in raw.antenna_blocks.iter().enumerate() {
+            let key = format!("antenna_blocks[{i}]");
+            if !is_reader(&b.reader) {
+                return Err(c.fail(
+                    format!("{key}.reader"),
+                    format!("'{}' is not a reader among [[devices]]", b.reader),
+                ));
+            }
+            let range = layout.range(b.range).ok_or_else(|| {
+                c.fail(
+                    format!("{key}.range"),
+                    format!("the room has no range {}", b.range),
+                )
+            })?;
+            let [from, to] = b.carriages;
+            if from == 0 || from > to || to > range.carriage_count() {
+                return Err(c.fail(
+                    format!("{key}.carriages"),
+                    format!(
+                        "[{from}, {to}] must be a span of carriages within 1 to {}",
+                        range.carriage_count()
+                    ),
+                ));
+            }
+            let mut port = b.first_port;
+            for shelf in range
+                .shelves()
+                .filter(|s| (from..=to).contains(&s.carriage))
+            {
+                add(format!("{key} (shelf {shelf})"), &b.reader, port, shelf)?;
+                port = port
+                    .checked_add(1)
+                    .ok_or_else(|| c.fail(format!("{key}.first_port"), "ports run past 65535"))?;
+            }
+        }
+        Ok(antennas)
+    }
+
+    /// A summary for people: what the file describes.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "{}: site '{}', room '{}'\n",
+            self.file.display(),
+            self.site_id,
+            self.room_id
+        );
+        out += &format!(
+            "  {} range(s), {} shelves\n",
+            self.layout.ranges.len(),
+            self.layout.shelf_count()
+        );
+        for r in &self.layout.ranges {
+            let fixed: Vec<String> = r
+                .carriages
+                .iter()
+                .filter(|c| c.fixed)
+                .map(|c| c.index.to_string())
+                .collect();
+            out += &format!(
+                "    range {} ({}): {} carriages (fixed: {}), {} aisles, {} sections x {} levels, {} shelves, capacity {}\n",
+                r.id,
+                r.name,
+                r.carriage_count(),
+                if fixed.is_empty() {
+                    "none".into()
+                } else {
+                    fixed.join(", ")
+                },
+                r.aisle_count(),
+                r.sections,
+                r.levels,
+                r.shelf_count(),
+                match r.capacity {
+                    Capacity::Boxes(n) => format!("{n} boxes"),
+                    Capacity::Mm(n) => format!("{n} mm"),
+                }
+            );
+        }
+        out += &format!("  {} device(s)\n", self.devices.len());
+        for d in &self.devices {
+            let role = match (d.header.kind, d.range) {
+                (DeviceKind::Shelving, Some(r)) => format!("shelving controller of range {r}"),
+                _ => {
+                    let n = self.antennas.iter().filter(|a| a.reader == d.id).count();
+                    format!("reader, {n} antenna port(s)")
+                }
+            };
+            out += &format!(
+                "    {}: {} ({}, {}), {}\n",
+                d.id, role, d.profile, d.header.protocol, d.transport
+            );
+        }
+        let covered: HashSet<_> = self.antennas.iter().map(|a| a.shelf).collect();
+        out += &format!(
+            "  {} antenna(s) covering {} of {} shelves\n",
+            self.antennas.len(),
+            covered.len(),
+            self.layout.shelf_count()
+        );
+        out += &format!("  archive numbers: {}\n", self.archive_rule.pattern());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const MINIMAL: &str = r#"
+[site]
+id = "site-1"
+[room]
+id = "room-1"
+[archive_number]
+pattern = "{cat}-{seq}"
+series = ["cat"]
+[archive_number.parts]
+cat = "H|L"
+seq = "[0-9]{4}"
+[[ranges]]
+id = 1
+carriages = 4
+sections = 2
+levels = 3
+shelf_capacity = { boxes = 5 }
+"#;
+
+    fn err(text: &str) -> String {
+        RoomConfig::parse(Path::new("room.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn minimal_config_loads_with_defaults() {
+        let config = RoomConfig::parse(Path::new("room.toml"), MINIMAL).unwrap();
+        assert_eq!(config.layout.shelf_count(), 6 * 2 * 3);
+        assert_eq!(config.listen.port(), 8080);
+        assert!(matches!(config.mqtt, Mqtt::Embedded { .. }));
+        let r = &config.layout.ranges[0];
+        assert!(r.carriages[0].fixed && r.carriages[3].fixed && !r.carriages[1].fixed);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_key() {
+        let e = err(&MINIMAL.replace("carriages = 4", "carriages = 1"));
+        assert!(e.starts_with("room.toml: ranges[0].carriages:"), "{e}");
+        let e = err(&MINIMAL
+            .replace("fixed", "")
+            .replace("carriages = 4", "carriages = 4\nfixed_ends = \"left\""));
+        assert!(
+            e.contains("ranges[0].fixed_ends") && e.contains("both, first"),
+            "{e}"
+        );
+        let e = err(&MINIMAL.replace("{cat}-{seq}", "{cat}-{sequence}"));
+        assert!(
+            e.contains("archive_number") && e.contains("sequence"),
+            "{e}"
+        );
+        let e = err(&MINIMAL.replace("[room]", "[api]\nlisten = \"localhost\"\n[room]"));
+        assert!(e.contains("api.listen"), "{e}");
+        let e = err(&format!("{MINIMAL}\nunknown_key = 1"));
+        assert!(
+            e.starts_with("room.toml:") && e.contains("unknown_key"),
+            "{e}"
+        );
+        let e = err(&MINIMAL.replace("sections = 2\n", ""));
+        assert!(e.contains("sections"), "{e}");
+    }
+
+    #[test]
+    fn devices_and_antennas_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = dir.path().join("profiles");
+        std::fs::create_dir(&profiles).unwrap();
+        std::fs::write(
+            profiles.join("rd.toml"),
+            "[device]\nkind = \"reader\"\nprotocol = \"r2000\"\n",
+        )
+        .unwrap();
+        let file = dir.path().join("room.toml");
+        let with = |extra: &str| {
+            RoomConfig::parse(
+                &file,
+                &format!("profiles_dir = \"profiles\"\n{MINIMAL}\n{extra}"),
+            )
+        };
+        let reader = "[[devices]]\nid = \"r1\"\nprofile = \"rd\"\ntransport = { serial = { path = \"/dev/ttyUSB0\", baud = 115200 } }\n";
+        let ok = with(&format!(
+            "{reader}[[antenna_blocks]]\nreader = \"r1\"\nrange = 1\ncarriages = [1, 2]\n"
+        ))
+        .unwrap();
+        // carriage 1 has one shelved face, carriage 2 has two: 3 faces x 6 shelves
+        assert_eq!(ok.antennas.len(), 18);
+        assert_eq!(ok.antennas[17].port, 18);
+
+        let e = with(&format!(
+            "{reader}[[antennas]]\nreader = \"r1\"\nport = 1\nshelf = \"R1-C1-L-S1-L1\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("antennas[0].shelf") && e.contains("wall"), "{e}");
+        let e = with(&format!(
+            "{reader}[[antennas]]\nreader = \"r1\"\nport = 1\nshelf = \"R1-C2-L-S1-L1\"\n[[antennas]]\nreader = \"r1\"\nport = 1\nshelf = \"R1-C2-L-S1-L2\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("already mapped"), "{e}");
+        let e = with(&reader.replace("\"rd\"", "\"missing\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("devices[0].profile") && e.contains("missing.toml"),
+            "{e}"
+        );
+        let e = with(&format!("{reader}range = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("devices[0].range"), "{e}");
+    }
+}

@@ -1,0 +1,20 @@
+//! stackroom: the controller of an archive stack room with RFID compact shelving.
+//!
+//! The map (see also `../shared/DESIGN.md` in the project and the README):
+//! - [`shelf`], [`layout`], [`archive_no`], [`config`]: the room as configured: shelf
+//!   addresses, ranges and carriages, the site's archive-number rule, devices and antennas;
+//! - [`store`]: SQLite with one batching writer and pooled readers;
+//! - [`location`]: boxes, bindings and their history, search, shelf suggestion, import;
+//! - [`api`]: the HTTP API (axum) with its generated OpenAPI document;
+//! - [`demo`]: the demo room and its seed data;
+//! - [`server`]: starting a controller from a config.
+
+pub mod api;
+pub mod archive_no;
+pub mod config;
+pub mod demo;
+pub mod layout;
+pub mod location;
+pub mod server;
+pub mod shelf;
+pub mod store;

@@ -1,0 +1,289 @@
+//! CSV import of boxes: all rows or none.
+//!
+//! Columns (header names, any order): `archive_no` (required), `epc`, `barcode`, `title`,
+//! `shelf`, `width_mm`; any other column becomes a free field of the box. The file is read
+//! as a stream inside one write transaction; every bad row is reported with its line number
+//! and reason, and a single bad row rolls the whole import back.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::io::Read;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{
+    LocationError, LocationService, NewBox, Provenance, Source, insert_box, now_ms, record_event,
+};
+use crate::layout::Capacity;
+
+/// Stop collecting errors after this many: the file is rejected anyway.
+const MAX_ERRORS: usize = 1000;
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportSummary {
+    /// Boxes registered.
+    pub boxes: u64,
+    /// Of them, bound to a shelf.
+    pub bound: u64,
+}
+
+/// A row the import rejected.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RowError {
+    /// Line in the file, the header being line 1.
+    pub line: u64,
+    /// The column at fault, if one is.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+const KNOWN: [&str; 6] = ["archive_no", "epc", "barcode", "title", "shelf", "width_mm"];
+
+impl LocationService {
+    /// Imports boxes from CSV; see the module docs for the columns.
+    pub async fn import_csv<R: Read + Send + 'static>(
+        &self,
+        input: R,
+        actor: &str,
+        reason: &str,
+    ) -> Result<ImportSummary, LocationError> {
+        let this = self.clone();
+        let provenance = Provenance {
+            actor: actor.into(),
+            reason: reason.into(),
+            source: Source::Import,
+            confidence: 1.0,
+        };
+        self.store
+            .write(move |conn| this.import_in(conn, input, &provenance))
+            .await
+    }
+
+    fn import_in<R: Read>(
+        &self,
+        conn: &Connection,
+        input: R,
+        provenance: &Provenance,
+    ) -> Result<ImportSummary, LocationError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(input);
+        let header_error = |message: String| {
+            LocationError::Import(vec![RowError {
+                line: 1,
+                field: None,
+                message,
+            }])
+        };
+        let headers = reader
+            .headers()
+            .map_err(|e| header_error(format!("cannot read the header: {e}")))?
+            .clone();
+        let mut columns: HashMap<&str, usize> = HashMap::new();
+        for (i, name) in headers.iter().enumerate() {
+            if name.is_empty() {
+                return Err(header_error(format!("column {} has no name", i + 1)));
+            }
+            if columns.insert(name, i).is_some() {
+                return Err(header_error(format!("column '{name}' appears twice")));
+            }
+        }
+        let Some(&archive_col) = columns.get("archive_no") else {
+            return Err(header_error(format!(
+                "the header needs an 'archive_no' column (has: {})",
+                headers.iter().collect::<Vec<_>>().join(", ")
+            )));
+        };
+        let extra: Vec<(usize, &str)> = headers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !KNOWN.contains(h))
+            .collect();
+
+        let now = now_ms();
+        let first_id: i64 =
+            conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM boxes", [], |r| {
+                r.get(0)
+            })?;
+        let mut lines: Vec<u32> = Vec::new(); // line of each box inserted, by id - first_id
+        let mut fill: HashMap<i64, (u32, u32)> = HashMap::new();
+        let mut errors: Vec<RowError> = Vec::new();
+        let mut summary = ImportSummary { boxes: 0, bound: 0 };
+        let mut record = csv::StringRecord::new();
+        loop {
+            if errors.len() >= MAX_ERRORS {
+                errors.push(RowError {
+                    line: reader.position().line(),
+                    field: None,
+                    message: format!("stopped reading after {MAX_ERRORS} errors"),
+                });
+                break;
+            }
+            match reader.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map_or(reader.position().line(), |p| p.line());
+                    let fatal = matches!(e.kind(), csv::ErrorKind::Io(_));
+                    errors.push(RowError {
+                        line,
+                        field: None,
+                        message: e.to_string(),
+                    });
+                    if fatal {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            let line = record.position().map_or(0, |p| p.line());
+            let get = |name: &str| columns.get(name).and_then(|&i| record.get(i)).unwrap_or("");
+            let mut fail = |field: Option<&str>, message: String| {
+                errors.push(RowError {
+                    line,
+                    field: field.map(str::to_string),
+                    message,
+                });
+            };
+            let width_mm = match get("width_mm") {
+                "" => None,
+                text => match text.parse::<u32>() {
+                    Ok(w) if w > 0 => Some(w),
+                    _ => {
+                        fail(
+                            Some("width_mm"),
+                            format!("'{text}' is not a width in whole millimetres"),
+                        );
+                        continue;
+                    }
+                },
+            };
+            let new = NewBox {
+                archive_no: record.get(archive_col).unwrap_or("").to_string(),
+                epc: Some(get("epc").to_string()),
+                barcode: Some(get("barcode").to_string()),
+                title: get("title").to_string(),
+                width_mm,
+                fields: extra
+                    .iter()
+                    .filter_map(|&(i, name)| {
+                        let value = record.get(i).filter(|v| !v.is_empty())?;
+                        Some((
+                            name.to_string(),
+                            serde_json::Value::String(value.to_string()),
+                        ))
+                    })
+                    .collect(),
+                shelf: None,
+                reason: String::new(),
+            };
+            let checked = match self.check_box(&new) {
+                Ok(c) => c,
+                Err(LocationError::Invalid { field, message }) => {
+                    fail(Some(&field), message);
+                    continue;
+                }
+                Err(e) => {
+                    fail(None, e.to_string());
+                    continue;
+                }
+            };
+            let shelf = match get("shelf") {
+                "" => None,
+                text => match self.shelf(text) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        fail(Some("shelf"), e.to_string());
+                        continue;
+                    }
+                },
+            };
+            let box_id = match insert_box(conn, &checked, now) {
+                Ok(id) => id,
+                Err(LocationError::Duplicate { field, value }) => {
+                    let message = self.duplicate_message(conn, field, &value, first_id, &lines)?;
+                    fail(Some(field), message);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            lines.push(line as u32);
+            summary.boxes += 1;
+            let Some(shelf) = shelf else { continue };
+            let entry = self.entry(&shelf)?;
+            let used = match fill.entry(entry.id) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => v.insert(self.fill(conn, entry.id)?),
+            };
+            let width = checked.width_mm.unwrap_or(self.config.default_box_width_mm);
+            let over = match entry.capacity {
+                Capacity::Boxes(n) => (used.0 + 1 > n).then(|| format!("{n} boxes")),
+                Capacity::Mm(n) => (used.1 + width > n).then(|| format!("{n} mm")),
+            };
+            if let Some(capacity) = over {
+                fail(
+                    Some("shelf"),
+                    format!("shelf {shelf} is full: its capacity is {capacity}"),
+                );
+                continue;
+            }
+            used.0 += 1;
+            used.1 += width;
+            conn.prepare_cached(
+                "INSERT INTO bindings (box_id, shelf_id, source, confidence, since) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![box_id, entry.id, provenance.source.as_str(), provenance.confidence, now])?;
+            record_event(
+                conn,
+                box_id,
+                "bind",
+                None,
+                Some(&shelf.to_string()),
+                provenance,
+                now,
+            )?;
+            summary.bound += 1;
+        }
+        if errors.is_empty() {
+            Ok(summary)
+        } else {
+            Err(LocationError::Import(errors))
+        }
+    }
+
+    /// Says whether a duplicate clashes with a box already registered or with an earlier
+    /// line of the file being imported.
+    fn duplicate_message(
+        &self,
+        conn: &Connection,
+        field: &str,
+        value: &str,
+        first_id: i64,
+        lines: &[u32],
+    ) -> Result<String, LocationError> {
+        let column = match field {
+            "epc" => "epc",
+            "barcode" => "barcode",
+            _ => "archive_no",
+        };
+        let other: Option<i64> = conn
+            .query_row(
+                &format!("SELECT id FROM boxes WHERE {column} = ?1"),
+                [value],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(match other {
+            Some(id) if id >= first_id => match lines.get((id - first_id) as usize) {
+                Some(line) => {
+                    format!("{field} '{value}' appears again: it is already on line {line}")
+                }
+                None => format!("{field} '{value}' appears twice in the file"),
+            },
+            _ => format!("a box with {field} '{value}' is already registered"),
+        })
+    }
+}

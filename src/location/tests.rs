@@ -1,0 +1,438 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::config::RoomConfig;
+
+/// Range 1: 3 carriages x 2 sections x 2 levels, 2 boxes a shelf (16 shelves);
+/// range 2: 2 carriages x 1 section x 1 level, 150 mm a shelf (2 shelves).
+const ROOM: &str = r#"
+[site]
+id = "s"
+[room]
+id = "r"
+[archive_number]
+pattern = "{cat}-{cab}-{seq}"
+series = ["cat", "cab"]
+[archive_number.parts]
+cat = "H|L"
+cab = "[0-9]{2}"
+seq = "[0-9]{3}"
+[boxes]
+default_width_mm = 60
+[[ranges]]
+id = 1
+carriages = 3
+sections = 2
+levels = 2
+shelf_capacity = { boxes = 2 }
+[[ranges]]
+id = 2
+carriages = 2
+sections = 1
+levels = 1
+shelf_capacity = { mm = 150 }
+"#;
+
+struct Room {
+    _dir: tempfile::TempDir,
+    svc: LocationService,
+}
+
+async fn room() -> Room {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = open(dir.path(), ROOM).await.unwrap();
+    Room { _dir: dir, svc }
+}
+
+async fn open(dir: &Path, text: &str) -> Result<LocationService, LocationError> {
+    let config = RoomConfig::parse(&dir.join("room.toml"), text).unwrap();
+    let store = Store::open(&dir.join("db.sqlite")).unwrap();
+    LocationService::open(Arc::new(config), store).await
+}
+
+fn new_box(no: &str) -> NewBox {
+    NewBox {
+        archive_no: no.into(),
+        title: format!("合同 contract {no}"),
+        ..NewBox::default()
+    }
+}
+
+fn who() -> Provenance {
+    Provenance::manual("tester", "test")
+}
+
+#[tokio::test]
+async fn bind_move_unbind_are_located_and_kept_in_history() {
+    let room = room().await;
+    let svc = &room.svc;
+    let view = svc
+        .register(
+            NewBox {
+                epc: Some("e2801170000000000000000a".into()),
+                barcode: Some("SR1".into()),
+                shelf: Some("R1-C1-R-S1-L1".into()),
+                ..new_box("H-01-001")
+            },
+            "tester",
+        )
+        .await
+        .unwrap();
+    assert_eq!(view.epc.as_deref(), Some("E2801170000000000000000A"));
+    let loc = view.location.unwrap();
+    assert_eq!(loc.shelf.address, "R1-C1-R-S1-L1");
+    assert_eq!((loc.aisle.range, loc.aisle.aisle), (1, 1));
+
+    let t_first = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let moved = svc.bind("H-01-001", "r1-c2-l-s2-l1", who()).await.unwrap();
+    assert_eq!(moved.shelf.address, "R1-C2-L-S2-L1", "stored canonically");
+    assert_eq!(
+        moved.aisle.aisle, 1,
+        "left face of carriage 2 looks into aisle 1"
+    );
+    let by_epc = svc
+        .locate(BoxKey::Epc("E2801170000000000000000A".into()))
+        .await
+        .unwrap();
+    let by_code = svc.locate(BoxKey::Barcode("SR1".into())).await.unwrap();
+    assert_eq!(by_epc.shelf.address, moved.shelf.address);
+    assert_eq!(by_code.shelf.address, moved.shelf.address);
+
+    // Binding to the shelf it is on records nothing.
+    svc.bind("H-01-001", "R1-C2-L-S2-L1", who()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let t_moved = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    svc.unbind("H-01-001", who()).await.unwrap();
+    assert!(matches!(
+        svc.locate(BoxKey::ArchiveNo("H-01-001".into())).await,
+        Err(LocationError::NotOnShelf(_))
+    ));
+    assert!(matches!(
+        svc.unbind("H-01-001", who()).await,
+        Err(LocationError::NotOnShelf(_))
+    ));
+
+    let h = svc.history("H-01-001", Some(t_first)).await.unwrap();
+    let kinds: Vec<&str> = h.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["bind", "move", "unbind"]);
+    assert_eq!(h.events[1].from.as_deref(), Some("R1-C1-R-S1-L1"));
+    assert_eq!(h.events[1].actor, "tester");
+    assert_eq!(h.shelf_at.as_deref(), Some("R1-C1-R-S1-L1"));
+    let h = svc.history("H-01-001", Some(t_moved)).await.unwrap();
+    assert_eq!(h.shelf_at.as_deref(), Some("R1-C2-L-S2-L1"));
+    let h = svc.history("H-01-001", Some(Utc::now())).await.unwrap();
+    assert_eq!(h.shelf_at, None, "unbound now");
+    let before = DateTime::<Utc>::from_timestamp(0, 0).unwrap();
+    assert_eq!(
+        svc.history("H-01-001", Some(before))
+            .await
+            .unwrap()
+            .shelf_at,
+        None
+    );
+}
+
+#[tokio::test]
+async fn unknown_boxes_and_bad_input_are_refused_clearly() {
+    let room = room().await;
+    let svc = &room.svc;
+    assert!(matches!(
+        svc.locate(BoxKey::ArchiveNo("H-01-999".into())).await,
+        Err(LocationError::UnknownBox(_))
+    ));
+    assert!(matches!(
+        svc.locate(BoxKey::Epc("ABCD".into())).await,
+        Err(LocationError::NoMatch { .. })
+    ));
+    let field = |r: Result<BoxView, LocationError>| match r {
+        Err(LocationError::Invalid { field, .. }) => field,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        field(svc.register(new_box("X-01-001"), "t").await),
+        "archive_no"
+    );
+    let bad_epc = NewBox {
+        epc: Some("12345".into()),
+        ..new_box("H-01-001")
+    };
+    assert_eq!(field(svc.register(bad_epc, "t").await), "epc");
+    let bad_field = NewBox {
+        fields: serde_json::json!({"nested": {"a": 1}})
+            .as_object()
+            .unwrap()
+            .clone(),
+        ..new_box("H-01-001")
+    };
+    assert_eq!(field(svc.register(bad_field, "t").await), "fields.nested");
+    let wall = NewBox {
+        shelf: Some("R1-C1-L-S1-L1".into()),
+        ..new_box("H-01-001")
+    };
+    assert!(matches!(
+        svc.register(wall, "t").await,
+        Err(LocationError::NoSuchShelf(_))
+    ));
+    assert_eq!(svc.box_count().await.unwrap(), 0, "nothing half-registered");
+
+    svc.register(new_box("H-01-001"), "t").await.unwrap();
+    assert!(matches!(
+        svc.register(new_box("H-01-001"), "t").await,
+        Err(LocationError::Duplicate {
+            field: "archive_no",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn full_shelves_refuse_more_boxes() {
+    let room = room().await;
+    let svc = &room.svc;
+    for no in ["H-01-001", "H-01-002", "H-01-003"] {
+        svc.register(new_box(no), "t").await.unwrap();
+    }
+    svc.bind("H-01-001", "R1-C1-R-S1-L1", who()).await.unwrap();
+    svc.bind("H-01-002", "R1-C1-R-S1-L1", who()).await.unwrap();
+    let err = svc
+        .bind("H-01-003", "R1-C1-R-S1-L1", who())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("full"), "{err}");
+
+    // Range 2 is measured in millimetres: 150 mm take two 60 mm boxes, not a 100 mm one.
+    svc.bind("H-01-001", "R2-C1-R-S1-L1", who()).await.unwrap();
+    let wide = NewBox {
+        width_mm: Some(100),
+        ..new_box("H-01-004")
+    };
+    svc.register(wide, "t").await.unwrap();
+    let err = svc
+        .bind("H-01-004", "R2-C1-R-S1-L1", who())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("150 mm"), "{err}");
+    svc.bind("H-01-003", "R2-C1-R-S1-L1", who()).await.unwrap();
+}
+
+#[tokio::test]
+async fn search_finds_numbers_tags_codes_and_words() {
+    let room = room().await;
+    let svc = &room.svc;
+    for (no, title, code) in [
+        ("H-01-001", "广州供电局 用户合同", "B-1"),
+        ("H-01-002", "Contract Müller", "B-2"),
+        ("L-02-001", "供应商 电费", "B-3"),
+    ] {
+        svc.register(
+            NewBox {
+                title: title.into(),
+                barcode: Some(code.into()),
+                ..new_box(no)
+            },
+            "t",
+        )
+        .await
+        .unwrap();
+    }
+    let nos =
+        |items: Vec<BoxView>| -> Vec<String> { items.into_iter().map(|b| b.archive_no).collect() };
+    assert_eq!(
+        nos(svc.search("H-01-002", 10).await.unwrap())[0],
+        "H-01-002"
+    );
+    assert_eq!(
+        nos(svc.search("H-01", 10).await.unwrap()),
+        ["H-01-001", "H-01-002"]
+    );
+    assert_eq!(nos(svc.search("供电", 10).await.unwrap()), ["H-01-001"]);
+    assert_eq!(nos(svc.search("muller", 10).await.unwrap()), ["H-01-002"]);
+    assert_eq!(nos(svc.search("B-3", 10).await.unwrap())[0], "L-02-001");
+    assert_eq!(svc.search("H-", 1).await.unwrap().len(), 1, "limit holds");
+    assert!(svc.search("nothing like it", 10).await.unwrap().is_empty());
+    assert!(matches!(
+        svc.search("  ", 10).await,
+        Err(LocationError::Invalid { .. })
+    ));
+}
+
+#[tokio::test]
+async fn import_is_all_or_nothing_with_line_numbers() {
+    let room = room().await;
+    let svc = &room.svc;
+    svc.register(new_box("H-01-900"), "t").await.unwrap();
+    let bad = "archive_no,epc,title,shelf,owner\n\
+               H-01-001,E2801170000000000000000A,ok,R1-C1-R-S1-L1,Wang\n\
+               H-01-002,XYZ,bad epc,R1-C1-R-S1-L1,\n\
+               Q-01-003,,bad number,,\n\
+               H-01-004,,bad shelf,R1-C9-R-S1-L1,\n\
+               H-01-001,,again,,\n\
+               H-01-900,,already registered,,\n\
+               H-01-006,,,R1-C1-R-S1-L1,\n\
+               H-01-007,,,R1-C1-R-S1-L1,\n\
+               H-01-008,,short row\n";
+    let Err(LocationError::Import(rows)) = svc.import_csv(bad.as_bytes(), "t", "test").await else {
+        panic!("must be rejected");
+    };
+    let got: Vec<(u64, Option<&str>)> = rows.iter().map(|r| (r.line, r.field.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            (3, Some("epc")),
+            (4, Some("archive_no")),
+            (5, Some("shelf")),
+            (6, Some("archive_no")),
+            (7, Some("archive_no")),
+            (9, Some("shelf")),
+            (10, None),
+        ],
+        "{rows:#?}"
+    );
+    assert!(rows[3].message.contains("line 2"), "{}", rows[3].message);
+    assert!(
+        rows[4].message.contains("already registered"),
+        "{}",
+        rows[4].message
+    );
+    assert!(rows[5].message.contains("full"), "{}", rows[5].message);
+    assert_eq!(
+        svc.box_count().await.unwrap(),
+        1,
+        "nothing of the bad file was kept"
+    );
+
+    let good = "archive_no,epc,title,shelf,owner\n\
+                H-01-001,E2801170000000000000000A,ok,R1-C1-R-S1-L1,Wang\n\
+                H-01-002,,unbound,,\n";
+    let summary = svc.import_csv(good.as_bytes(), "t", "test").await.unwrap();
+    assert_eq!((summary.boxes, summary.bound), (2, 1));
+    let b = svc.get_box("H-01-001").await.unwrap();
+    assert_eq!(b.fields["owner"], "Wang");
+    assert_eq!(b.location.unwrap().source, Source::Import);
+
+    let Err(LocationError::Import(rows)) = svc.import_csv("title\nx\n".as_bytes(), "t", "t").await
+    else {
+        panic!("needs archive_no");
+    };
+    assert_eq!(rows[0].line, 1);
+}
+
+#[tokio::test]
+async fn bulk_moves_are_all_or_none_and_judge_capacity_after_all_moves() {
+    let room = room().await;
+    let svc = &room.svc;
+    let csv = "archive_no,shelf\nH-01-001,R1-C1-R-S1-L1\nH-01-002,R1-C1-R-S1-L1\nH-01-003,R1-C1-R-S1-L2\nH-01-004,R1-C1-R-S1-L2\n";
+    svc.import_csv(csv.as_bytes(), "t", "t").await.unwrap();
+    // A swap between two full shelves works: capacity is judged after all moves.
+    let swap = vec![
+        Move {
+            archive_no: "H-01-001".into(),
+            shelf: "R1-C1-R-S1-L2".into(),
+        },
+        Move {
+            archive_no: "H-01-003".into(),
+            shelf: "R1-C1-R-S1-L1".into(),
+        },
+    ];
+    svc.move_many(swap, who()).await.unwrap();
+    assert_eq!(
+        svc.locate(BoxKey::ArchiveNo("H-01-001".into()))
+            .await
+            .unwrap()
+            .shelf
+            .address,
+        "R1-C1-R-S1-L2"
+    );
+    let bad = vec![
+        Move {
+            archive_no: "H-01-002".into(),
+            shelf: "R1-C2-L-S1-L1".into(),
+        },
+        Move {
+            archive_no: "H-01-404".into(),
+            shelf: "R1-C2-L-S1-L1".into(),
+        },
+        Move {
+            archive_no: "H-01-001".into(),
+            shelf: "R1-C1-R-S1-L1".into(),
+        },
+        Move {
+            archive_no: "H-01-004".into(),
+            shelf: "R1-C1-R-S1-L1".into(),
+        },
+    ];
+    let Err(LocationError::Moves(errors)) = svc.move_many(bad, who()).await else {
+        panic!("must be rejected");
+    };
+    let indexes: Vec<usize> = errors.iter().map(|e| e.index).collect();
+    assert_eq!(indexes, [1, 2], "{errors:#?}");
+    assert_eq!(
+        svc.locate(BoxKey::ArchiveNo("H-01-002".into()))
+            .await
+            .unwrap()
+            .shelf
+            .address,
+        "R1-C1-R-S1-L1",
+        "the good move was rolled back too"
+    );
+    let h = svc.history("H-01-002", None).await.unwrap();
+    assert_eq!(h.events.len(), 1, "no trace of the rejected moves");
+}
+
+#[tokio::test]
+async fn suggestions_keep_a_series_together_and_fill_without_holes() {
+    let room = room().await;
+    let svc = &room.svc;
+    // Shelf order of range 1: C1-R S1 L1, S1 L2, S2 L1, S2 L2, C2-L ..., C2-R ..., C3-L ...
+    let csv = "archive_no,shelf\nL-05-001,R1-C1-R-S1-L1\nL-05-002,R1-C1-R-S1-L1\nH-01-001,R1-C2-L-S1-L1\n";
+    svc.import_csv(csv.as_bytes(), "t", "t").await.unwrap();
+    let at =
+        |s: &[Suggestion]| -> Vec<String> { s.iter().map(|s| s.shelf.address.clone()).collect() };
+
+    let s = svc.suggest("H-01-002", None, 3).await.unwrap();
+    assert_eq!(
+        at(&s),
+        ["R1-C2-L-S1-L1", "R1-C1-R-S2-L2", "R1-C2-L-S1-L2"],
+        "its own shelf, then the empty shelves nearest: {s:#?}"
+    );
+    assert_eq!(s[0].free, 1);
+
+    let s = svc.suggest("L-09-001", None, 2).await.unwrap();
+    assert_eq!(
+        at(&s),
+        ["R1-C1-R-S1-L2", "R1-C1-R-S2-L1"],
+        "a new series takes the first empty shelves"
+    );
+    assert!(s[0].reason.contains("first empty"), "{}", s[0].reason);
+    assert!(svc.suggest("nope", None, 2).await.is_err());
+}
+
+#[tokio::test]
+async fn a_layout_that_drops_occupied_shelves_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = open(dir.path(), ROOM).await.unwrap();
+    svc.import_csv(
+        "archive_no,shelf\nH-01-001,R2-C1-R-S1-L1\n".as_bytes(),
+        "t",
+        "t",
+    )
+    .await
+    .unwrap();
+    drop(svc);
+    let smaller = ROOM.split("[[ranges]]\nid = 2").next().unwrap();
+    let err = open(dir.path(), smaller).await.err().expect("refused");
+    assert!(err.to_string().contains("R2-C1-R-S1-L1 (1 boxes)"), "{err}");
+    // Putting the range back restores the shelf with its box.
+    let svc = open(dir.path(), ROOM).await.unwrap();
+    assert_eq!(
+        svc.locate(BoxKey::ArchiveNo("H-01-001".into()))
+            .await
+            .unwrap()
+            .shelf
+            .address,
+        "R2-C1-R-S1-L1"
+    );
+}

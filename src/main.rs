@@ -1,0 +1,178 @@
+//! The `stackroom` command.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use stackroom::config::RoomConfig;
+use stackroom::demo;
+use stackroom::location::LocationError;
+use stackroom::server::Controller;
+
+#[derive(Parser)]
+#[command(
+    name = "stackroom",
+    version,
+    about = "Controller of an archive stack room with RFID compact shelving"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the demo room (config/demo-room.toml) with seeded boxes and serve the API.
+    Demo {
+        /// Address to serve the API on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Data directory (default: the config's storage.data_dir).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Run the controller of the room described by a config file.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        /// Address to serve the API on (default: the config's api.listen).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Check a room config and summarise it.
+    CheckConfig { file: PathBuf },
+    /// Import boxes from a CSV file: all rows or none.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::CheckConfig { file } => {
+            let config = RoomConfig::load(&file).map_err(|e| e.to_string())?;
+            print!("{}", config.summary());
+            Ok(())
+        }
+        Command::Demo { listen, data } => {
+            let config = RoomConfig::load(&demo::config_path()).map_err(|e| e.to_string())?;
+            let controller = Controller::start(config, data.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let seeded = demo::seed(&controller.locations)
+                .await
+                .map_err(|e| explain(&e))?;
+            if seeded > 0 {
+                tracing::info!(boxes = seeded, "seeded the demo room");
+            }
+            serve(controller, listen).await
+        }
+        Command::Serve {
+            config,
+            listen,
+            data,
+        } => {
+            let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
+            let listen = listen.unwrap_or(config.listen);
+            let controller = Controller::start(config, data.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            serve(controller, listen).await
+        }
+        Command::Import { file, config, data } => {
+            let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
+            let input = std::fs::File::open(&file)
+                .map_err(|e| format!("{}: cannot open it: {e}", file.display()))?;
+            let controller = Controller::start(config, data.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let reason = format!("import of {}", file_name(&file));
+            let summary = controller
+                .locations
+                .import_csv(std::io::BufReader::new(input), "cli", &reason)
+                .await
+                .map_err(|e| explain(&e))?;
+            println!(
+                "imported {} boxes ({} on shelves) from {}",
+                summary.boxes,
+                summary.bound,
+                file.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// An error with the rows or moves at fault, one per line.
+fn explain(e: &LocationError) -> String {
+    let mut out = e.to_string();
+    if let LocationError::Import(rows) = e {
+        for row in rows {
+            let field = row
+                .field
+                .as_deref()
+                .map(|f| format!(" [{f}]"))
+                .unwrap_or_default();
+            out += &format!("\n  line {}{field}: {}", row.line, row.message);
+        }
+    }
+    out
+}
+
+async fn serve(controller: Controller, listen: SocketAddr) -> Result<(), String> {
+    let listener = Controller::listen(listen)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("api: http://{addr}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%addr, db = %controller.locations.store().path().display(), "serving");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    };
+    controller
+        .serve(listener, shutdown)
+        .await
+        .map_err(|e| format!("the API server failed: {e}"))?;
+    Ok(())
+}

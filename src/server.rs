@@ -1,0 +1,76 @@
+//! Starting a controller: config → store → services → HTTP.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::RoomConfig;
+use crate::location::{LocationError, LocationService};
+use crate::store::Store;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "stackroom.db";
+
+/// Why a controller did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running controller's parts.
+#[derive(Clone)]
+pub struct Controller {
+    pub config: Arc<RoomConfig>,
+    pub locations: LocationService,
+}
+
+impl Controller {
+    /// Opens the room's database in `data_dir` (the config's `storage.data_dir` unless
+    /// given) and starts the services.
+    pub async fn start(
+        config: RoomConfig,
+        data_dir: Option<&Path>,
+    ) -> Result<Controller, StartError> {
+        let dir: PathBuf = data_dir.map_or_else(|| config.data_dir.clone(), Path::to_path_buf);
+        let store = Store::open(&dir.join(DB_FILE)).map_err(LocationError::from)?;
+        let config = Arc::new(config);
+        let locations = LocationService::open(config.clone(), store).await?;
+        Ok(Controller { config, locations })
+    }
+
+    pub fn router(&self) -> Router {
+        api::router(AppState {
+            locations: self.locations.clone(),
+        })
+    }
+
+    /// Binds the API listener (port 0 picks a free port).
+    pub async fn listen(addr: SocketAddr) -> Result<TcpListener, StartError> {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })
+    }
+
+    /// Serves the API on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

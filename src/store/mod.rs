@@ -1,0 +1,327 @@
+//! SQLite, the room's system of record.
+//!
+//! - One **writer** thread owns the only write connection. Callers hand it closures; it
+//!   runs whatever has queued up in one transaction, each closure inside its own savepoint
+//!   (a failing closure rolls back alone), commits once, then answers every caller. Many
+//!   small writes thus cost one commit, and a caller hears "done" only once it is durable.
+//! - **Readers** run on their own connections from a small pool, on tokio's blocking
+//!   threads, and never wait for the writer (WAL).
+//! - The schema is versioned by `rusqlite_migration` (SQLite's `user_version`); the
+//!   migrations are the SQL files in `src/store/migrations/`, applied in order at open.
+//!
+//! Settings: `journal_mode = WAL` (readers and the writer do not block each other) and
+//! `synchronous = FULL` (a commit is on disk before it is acknowledged, so a power cut loses
+//! nothing that was answered "done"), `foreign_keys = ON`.
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{M, Migrations};
+use tokio::sync::{mpsc, oneshot};
+
+/// Errors of the store itself (not of what the caller asked for).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot open the database {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("schema migration failed: {0}")]
+    Migration(String),
+    #[error("the write was not committed: {0}")]
+    Commit(String),
+    #[error("the database writer has stopped")]
+    WriterGone,
+    #[error(
+        "the write was abandoned by a failure in the writer (see the log); nothing of it was kept"
+    )]
+    Abandoned,
+    #[error("a database task failed: {0}")]
+    Task(String),
+}
+
+static MIGRATIONS: LazyLock<Migrations<'static>> =
+    LazyLock::new(|| Migrations::new(vec![M::up(include_str!("migrations/0001_locations.sql"))]));
+
+/// Most jobs run in one transaction.
+const MAX_BATCH: usize = 256;
+
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "busy_timeout", 5000)?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, migrates it to the current schema
+    /// and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(&e))?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| open_err(&e))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| open_err(&e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_err(&format!(
+                "the file system does not support WAL (journal_mode is {mode})"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        configure(&conn)?;
+        MIGRATIONS
+            .to_latest(&mut conn)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+
+        let (tx, rx) = mpsc::channel::<Job>(1024);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(conn, rx))
+            .map_err(|e| open_err(&e))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: tx,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the writer inside a savepoint of the current batch. `Ok` is answered
+    /// after the batch has committed; `Err` rolls back what `f` did, and only that.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let reply: Reply = Box::new(move |committed| {
+                let answer = match (result, committed) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Ok(_), Err(e)) => Err(E::from(e)),
+                    (Err(e), _) => Err(e),
+                };
+                let _ = tx.send(answer);
+            });
+            (ok, reply)
+        });
+        self.inner
+            .writer
+            .send(job)
+            .await
+            .map_err(|_| E::from(StoreError::WriterGone))?;
+        rx.await
+            .unwrap_or_else(|_| Err(E::from(StoreError::Abandoned)))
+    }
+
+    /// Runs `f` on a read connection on a blocking thread.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+
+    /// Runs `f` on a read connection on this thread.
+    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let pooled = self
+            .inner
+            .readers
+            .lock()
+            .map(|mut p| p.pop())
+            .ok()
+            .flatten();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.open_reader().map_err(E::from)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut pool) = self.inner.readers.lock() {
+            pool.push(conn);
+        }
+        result
+    }
+
+    fn open_reader(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn)?;
+        Ok(conn)
+    }
+}
+
+fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut conn, batch);
+    }
+}
+
+fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            return; // dropping the jobs answers their callers with WriterGone
+        }
+    };
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        if let Err(e) = tx.execute_batch("SAVEPOINT job") {
+            tracing::error!(error = %e, "cannot open a savepoint");
+            continue;
+        }
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&tx)));
+        let keep = matches!(outcome, Ok((true, _)));
+        let end = if keep {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(e) = tx.execute_batch(end) {
+            tracing::error!(error = %e, "cannot close a savepoint");
+        }
+        match outcome {
+            Ok((_, reply)) => replies.push(reply),
+            Err(_) => tracing::error!("a write job panicked; its changes were rolled back"),
+        }
+    }
+    let committed = tx.commit().map_err(|e| e.to_string());
+    if let Err(e) = &committed {
+        tracing::error!(error = %e, "write transaction failed to commit");
+    }
+    for reply in replies {
+        reply(committed.clone().map_err(StoreError::Commit));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        MIGRATIONS.validate().unwrap();
+    }
+
+    #[tokio::test]
+    async fn failed_job_rolls_back_alone_and_history_is_append_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let insert = |no: &'static str| {
+            move |c: &Connection| -> Result<(), StoreError> {
+                c.execute(
+                    "INSERT INTO boxes (archive_no, series, created_at) VALUES (?1, 's', 0)",
+                    [no],
+                )?;
+                Ok(())
+            }
+        };
+        let (a, b, c) = tokio::join!(
+            store.write(insert("A")),
+            store.write(insert("A")),
+            store.write(insert("B"))
+        );
+        assert!(a.is_ok() && c.is_ok());
+        assert!(b.is_err(), "duplicate must fail");
+        let n: i64 = store
+            .read(|c| {
+                c.query_row("SELECT COUNT(*) FROM boxes", [], |r| r.get(0))
+                    .map_err(StoreError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+
+        let tamper = store
+            .write(|c| -> Result<(), StoreError> {
+                c.execute(
+                    "INSERT INTO binding_events (box_id, kind, to_shelf, source, confidence, actor, reason, at)
+                     VALUES (1, 'bind', 'R1-C1-R-S1-L1', 'manual', 1.0, 't', 'r', 0)",
+                    [],
+                )?;
+                c.execute("UPDATE binding_events SET to_shelf = 'x'", [])?;
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert!(tamper.to_string().contains("append-only"), "{tamper}");
+        let tamper = store
+            .write(|c| -> Result<(), StoreError> {
+                c.execute(
+                    "INSERT INTO binding_events (box_id, kind, to_shelf, source, confidence, actor, reason, at)
+                     VALUES (1, 'bind', 'R1-C1-R-S1-L1', 'manual', 1.0, 't', 'r', 0)",
+                    [],
+                )?;
+                c.execute("DELETE FROM binding_events", [])?;
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert!(tamper.to_string().contains("append-only"), "{tamper}");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_does_not_stop_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let r: Result<(), StoreError> = store.write(|_| panic!("bug")).await;
+        assert!(matches!(r, Err(StoreError::Abandoned)));
+        let r: Result<(), StoreError> = store.write(|_| Ok(())).await;
+        assert!(r.is_ok());
+    }
+
+    #[test]
+    fn fts5_is_compiled_in() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE VIRTUAL TABLE t USING fts5 (x)")
+            .unwrap();
+    }
+}

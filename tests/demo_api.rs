@@ -1,0 +1,294 @@
+//! The real `stackroom` binary, run as a user would: the demo, its API, the CLI.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stackroom");
+
+/// A running `stackroom demo`, killed when dropped.
+struct Demo {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_demo(data: &Path) -> Demo {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stackroom demo");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("api: ")
+        .unwrap_or_else(|| panic!("first line should be 'api: http://ADDR', got {line:?}"))
+        .to_string();
+    assert!(!base.ends_with(":0"), "the real port is printed: {base}");
+    Demo { child, base }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn get(base: &str, path: &str) -> (u16, String, Value) {
+    let r = client().get(format!("{base}{path}")).send().await.unwrap();
+    let status = r.status().as_u16();
+    let ctype = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, ctype, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
+    let data = tempfile::tempdir().unwrap();
+    let demo = start_demo(data.path());
+    let base = demo.base.clone();
+
+    let (status, _, health) = get(&base, "/api/v1/health").await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+
+    let (status, _, loc) = get(&base, "/api/v1/boxes/0451-H-001-00001/location").await;
+    assert_eq!(status, 200, "{loc}");
+    assert_eq!(loc["shelf"]["address"], "R1-C1-R-S1-L1");
+    assert_eq!(loc["aisle"], json!({"range": 1, "aisle": 1}));
+    assert_eq!(loc["source"], "import");
+    for key in ["range", "carriage", "face", "section", "level"] {
+        assert!(!loc["shelf"][key].is_null(), "shelf.{key} in {loc}");
+    }
+
+    // Unknown box and known box without a shelf: both 404, with different messages.
+    let (status, ctype, unknown) = get(&base, "/api/v1/boxes/0451-H-999-00001/location").await;
+    assert_eq!((status, ctype.as_str()), (404, "application/problem+json"));
+    let r = client()
+        .post(format!("{base}/api/v1/boxes"))
+        .json(&json!({"archive_no": "0451-L-900-00001", "title": "新户 new customer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (status, _, unbound) = get(&base, "/api/v1/boxes/0451-L-900-00001/location").await;
+    assert_eq!(status, 404);
+    assert_ne!(unknown["detail"], unbound["detail"]);
+    assert_ne!(unknown["type"], unbound["type"]);
+
+    // Search: by words, by number prefix.
+    let (status, _, found) = get(&base, "/api/v1/boxes?q=%E5%90%88%E5%90%8C&limit=5").await; // 合同
+    assert_eq!(status, 200);
+    assert_eq!(found["items"].as_array().unwrap().len(), 5);
+    let (_, _, found) = get(&base, "/api/v1/boxes?q=0451-L-003-0001&limit=50").await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 10);
+
+    // Bind the new box where the controller suggests, and see it in the history.
+    let (_, _, suggest) = get(
+        &base,
+        "/api/v1/shelves/suggest?archive_no=0451-L-900-00001&count=1",
+    )
+    .await;
+    let shelf = suggest["items"][0]["shelf"]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = client()
+        .put(format!("{base}/api/v1/boxes/0451-L-900-00001/binding"))
+        .json(&json!({"shelf": shelf, "reason": "new box"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, _, history) = get(&base, "/api/v1/boxes/0451-L-900-00001/history").await;
+    assert_eq!(history["events"][0]["kind"], "bind");
+    assert_eq!(history["events"][0]["to"], shelf.as_str());
+
+    // Restart on the same data: no second seed, the change is still there.
+    drop(demo);
+    let demo = start_demo(data.path());
+    let (_, _, loc) = get(&demo.base, "/api/v1/boxes/0451-L-900-00001/location").await;
+    assert_eq!(loc["shelf"]["address"], shelf.as_str());
+    let (_, _, found) = get(&demo.base, "/api/v1/boxes?q=0451-H-001-0000&limit=50").await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 9, "seeded once");
+}
+
+#[tokio::test]
+async fn bad_requests_get_problems_that_name_the_field() {
+    let data = tempfile::tempdir().unwrap();
+    let demo = start_demo(data.path());
+    let base = &demo.base;
+    let c = client();
+
+    let csv = "archive_no,title,shelf\n\
+               0451-H-500-00001,fine,R1-C2-L-S1-L1\n\
+               0451-X-500-00002,bad category,\n\
+               0451-H-500-00003,bad shelf,R1-C1-L-S1-L1\n";
+    let r = c
+        .post(format!("{base}/api/v1/import/boxes"))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    let lines: Vec<u64> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [3, 4], "{problem}");
+    let (status, _, _) = get(base, "/api/v1/boxes/0451-H-500-00001").await;
+    assert_eq!(status, 404, "the good row was not kept either");
+
+    let r = c
+        .put(format!("{base}/api/v1/boxes/0451-H-001-00001/binding"))
+        .json(&json!({"shelf": "R1-C5-X-S1-L1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["field"], "shelf");
+
+    let r = c
+        .put(format!("{base}/api/v1/boxes/0451-H-001-00001/binding"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+
+    let (status, ctype, p) = get(base, "/api/v1/boxes/0451-H-001-00001/history?at=yesterday").await;
+    assert_eq!(
+        (status, ctype.as_str(), p["field"].as_str()),
+        (422, "application/problem+json", Some("at"))
+    );
+    let (status, _, _) = get(base, "/api/v1/boxes").await;
+    assert_eq!(status, 422, "q is required");
+    let (status, ctype, _) = get(base, "/api/v1/nothing-here").await;
+    assert_eq!((status, ctype.as_str()), (404, "application/problem+json"));
+    let (status, _, p) = get(base, "/api/v1/locate?epc=E2801170&barcode=x").await;
+    assert_eq!(status, 422, "{p}");
+    let (status, _, p) = get(base, "/api/v1/locate?epc=E28011700000000000000001").await;
+    assert_eq!(
+        (status, p["archive_no"].as_str()),
+        (200, Some("0451-H-001-00001"))
+    );
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let data = tempfile::tempdir().unwrap();
+    let demo = start_demo(data.path());
+    let (status, _, doc) = get(&demo.base, "/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/health", "get"),
+        ("/api/v1/boxes", "get"),
+        ("/api/v1/boxes", "post"),
+        ("/api/v1/boxes/{archive_no}", "get"),
+        ("/api/v1/boxes/{archive_no}/location", "get"),
+        ("/api/v1/boxes/{archive_no}/binding", "put"),
+        ("/api/v1/boxes/{archive_no}/binding", "delete"),
+        ("/api/v1/boxes/{archive_no}/history", "get"),
+        ("/api/v1/locate", "get"),
+        ("/api/v1/shelves", "get"),
+        ("/api/v1/shelves/suggest", "get"),
+        ("/api/v1/bindings/moves", "post"),
+        ("/api/v1/import/boxes", "post"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["schemas"]["Location"].is_object());
+}
+
+#[test]
+fn check_config_summarises_and_names_the_key_at_fault() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(BIN)
+        .args(["check-config", "config/demo-room.toml"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("2 range(s), 864 shelves"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    let demo = std::fs::read_to_string(root.join("config/demo-room.toml")).unwrap();
+    std::fs::write(&broken, demo.replacen("levels = 6", "levels = 0", 1)).unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("broken.toml: ranges[0].levels: must be at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cli_import_rejects_a_bad_file_whole_and_takes_a_good_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let import = |csv: &str| {
+        let file = dir.path().join("boxes.csv");
+        std::fs::write(&file, csv).unwrap();
+        Command::new(BIN)
+            .arg("import")
+            .arg(&file)
+            .args(["--config", "config/demo-room.toml", "--data"])
+            .arg(dir.path().join("data"))
+            .current_dir(root)
+            .output()
+            .unwrap()
+    };
+    let out = import(
+        "archive_no,epc\n0451-H-001-00001,E2801170000000000000000A\n0451-H-001-00002,nothex\n",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("line 3 [epc]"), "{err}");
+    let out = import("archive_no,epc\n0451-H-001-00001,E2801170000000000000000A\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("imported 1 boxes")
+    );
+}
