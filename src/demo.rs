@@ -73,35 +73,46 @@ const FIRMS: [&str; 6] = [
     "广船国际",
 ];
 
+/// Series one company code holds: categories H and L with cabinets 001 to 999 each.
+const SERIES_PER_COMPANY: usize = 2 * 999;
+
 /// The seed as CSV: the archive number, tag, barcode, title, shelf and a customer number
 /// (a free field) of every box.
 pub fn seed_csv(shelves: &[ShelfAddress], boxes: usize) -> String {
+    let mut out = Vec::new();
+    write_seed_csv(&mut out, shelves, boxes).expect("writing to memory");
+    String::from_utf8(out).expect("the seed is UTF-8")
+}
+
+/// Writes the seed CSV of `boxes` boxes, placed series after series on `shelves` in
+/// order. Series beyond what one company code holds get the next company code, so any
+/// number of boxes follows the demo's archive-number rule.
+pub fn write_seed_csv<W: std::io::Write>(
+    mut out: W,
+    shelves: &[ShelfAddress],
+    boxes: usize,
+) -> std::io::Result<()> {
     let mut mix = Mix(0x5EED_0451);
-    let mut csv = String::from("archive_no,epc,barcode,title,shelf,customer_no\n");
+    writeln!(out, "archive_no,epc,barcode,title,shelf,customer_no")?;
     let series_count = boxes.div_ceil(SERIES_LEN);
     let shelves_per_series = SERIES_LEN.div_ceil(PER_SHELF);
+    let mut line = String::new();
     for i in 0..boxes {
         let series = i / SERIES_LEN;
         let in_series = i % SERIES_LEN;
+        let company = 451 + series / SERIES_PER_COMPANY;
+        let first = series - series % SERIES_PER_COMPANY;
+        let in_company = (series_count - first).min(SERIES_PER_COMPANY);
+        let s = series - first;
         // High-voltage (business) customers in the first half of the cabinets.
-        let high = series < series_count / 2;
+        let high = s < in_company / 2;
         let category = if high { "H" } else { "L" };
-        let cabinet = if high {
-            series + 1
-        } else {
-            series - series_count / 2 + 1
-        };
-        let archive_no = format!("0451-{category}-{cabinet:03}-{:05}", in_series + 1);
+        let cabinet = if high { s + 1 } else { s - in_company / 2 + 1 };
         let (zh, en) = DOCUMENTS[(mix.next() % DOCUMENTS.len() as u64) as usize];
         let customer = if high {
             mix.pick(&FIRMS).to_string()
         } else {
-            format!(
-                "{}{}{}",
-                mix.pick(&DISTRICTS),
-                mix.pick(&SURNAMES),
-                mix.pick(&GIVEN)
-            )
+            format!("{}{}{}", mix.pick(&DISTRICTS), mix.pick(&SURNAMES), mix.pick(&GIVEN))
         };
         let year = 2008 + mix.next() % 18;
         let shelf_index = series * shelves_per_series + in_series / PER_SHELF;
@@ -109,16 +120,19 @@ pub fn seed_csv(shelves: &[ShelfAddress], boxes: usize) -> String {
             .get(shelf_index)
             .map(|s| s.to_string())
             .unwrap_or_default();
+        line.clear();
         let _ = writeln!(
-            csv,
-            "{archive_no},E2801170{:016X},SR{:010},{zh} {customer} {year} ({en}),{shelf},{}{:08}",
+            line,
+            "{company:04}-{category}-{cabinet:03}-{:05},E2801170{:016X},SR{:010},{zh} {customer} {year} ({en}),{shelf},{}{:08}",
+            in_series + 1,
             i + 1,
             4_510_000_000u64 + i as u64,
             category,
             mix.next() % 100_000_000
         );
+        out.write_all(line.as_bytes())?;
     }
-    csv
+    Ok(())
 }
 
 /// Seeds the demo boxes into an empty database; returns how many it registered.
@@ -153,5 +167,18 @@ mod tests {
             let shelf = cols.nth(3).unwrap();
             assert!(!shelf.is_empty(), "{no} has a shelf");
         }
+    }
+
+    #[test]
+    fn large_seeds_move_on_to_the_next_company_code() {
+        let config = crate::config::RoomConfig::load(&config_path()).unwrap();
+        let csv = seed_csv(&[], 130_000);
+        let mut seen = std::collections::HashSet::new();
+        for row in csv.lines().skip(1) {
+            let no = row.split(',').next().unwrap();
+            assert!(config.archive_rule.check(no).is_ok(), "{no}");
+            assert!(seen.insert(no.to_string()), "{no} twice");
+        }
+        assert!(seen.contains("0452-H-001-00001"));
     }
 }

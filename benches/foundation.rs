@@ -1,0 +1,322 @@
+//! Foundation benchmark: a room of 1,000,000 boxes (`BOXES=N` to change).
+//!
+//! `cargo bench --bench foundation` measures, each beside a baseline in the same run:
+//! - import: `stackroom import` of the CSV (validation, FTS, history) against a bare
+//!   `INSERT` of the same rows in one transaction;
+//! - locate: in-process `LocationService::locate` against a bare indexed `SELECT`, and over
+//!   HTTP on loopback against the real `stackroom serve`;
+//! - search: prefix, title words (Chinese and English), exact EPC, in-process and HTTP;
+//! - peak memory (VmHWM) of the import and of the server after the load.
+//!
+//! Results go to stdout as a Markdown table, for BENCHMARKS.md.
+
+use std::io::{BufRead, BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+use stackroom::config::RoomConfig;
+use stackroom::demo;
+use stackroom::location::{BoxKey, LocationService};
+use stackroom::store::Store;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stackroom");
+
+fn room_config(ranges: usize) -> String {
+    let demo = std::fs::read_to_string(demo::config_path()).unwrap();
+    let head = demo.split("[[ranges]]").next().unwrap();
+    let head = head.replace("profiles_dir = \"../device-profiles\"", "");
+    let mut text = head.to_string();
+    for id in 1..=ranges {
+        text += &format!(
+            "[[ranges]]\nid = {id}\ncarriages = 26\nsections = 10\nlevels = 8\nshelf_capacity = {{ boxes = 10 }}\n\n"
+        );
+    }
+    text
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn stats(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    format!(
+        "p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs (n = {})",
+        percentile(&samples, 0.5).as_secs_f64() * 1e6,
+        percentile(&samples, 0.99).as_secs_f64() * 1e6,
+        samples.last().unwrap().as_secs_f64() * 1e6,
+        samples.len()
+    )
+}
+
+/// Peak resident memory of a running process, in MiB.
+fn vm_hwm(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs a child to its end, sampling its peak memory; returns (wall time, peak MiB).
+fn run_measured(mut child: Child) -> (Duration, f64) {
+    let start = Instant::now();
+    let mut peak: f64 = 0.0;
+    loop {
+        if let Some(m) = vm_hwm(child.id()) {
+            peak = peak.max(m);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "child failed: {status}");
+            return (start.elapsed(), peak);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The bare baseline: the same rows into a minimal table, one transaction, no checks.
+fn bare_import(csv: &Path, db: &Path) -> Duration {
+    let start = Instant::now();
+    let mut conn = Connection::open(db).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+         CREATE TABLE boxes (id INTEGER PRIMARY KEY, archive_no TEXT UNIQUE, epc TEXT UNIQUE,
+            barcode TEXT UNIQUE, title TEXT, shelf TEXT);",
+    )
+    .unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut insert = tx
+            .prepare("INSERT INTO boxes (archive_no, epc, barcode, title, shelf) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .unwrap();
+        let mut reader = csv::Reader::from_path(csv).unwrap();
+        for record in reader.records() {
+            let r = record.unwrap();
+            insert
+                .execute(params![&r[0], &r[1], &r[2], &r[3], &r[4]])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    start.elapsed()
+}
+
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(config: &Path, data: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .arg("--data")
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.trim().strip_prefix("api: ").unwrap().to_string();
+    Server { child, base }
+}
+
+fn main() {
+    let boxes: usize = std::env::var("BOXES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let samples: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    // 26 carriages x 2 faces - 2 = 50 faces x 80 shelves = 4,000 shelves a range, 10 boxes
+    // each; the seed puts 9 boxes on a shelf and starts each series of 60 on a new shelf.
+    let ranges = (boxes.div_ceil(60) * 7).div_ceil(4_000).max(1);
+    let config_path = dir.path().join("bench-room.toml");
+    std::fs::write(&config_path, room_config(ranges)).unwrap();
+    let config = RoomConfig::load(&config_path).unwrap();
+    let shelves: Vec<_> = config.layout.shelves().collect();
+    let csv_path = dir.path().join("boxes.csv");
+    demo::write_seed_csv(
+        BufWriter::new(std::fs::File::create(&csv_path).unwrap()),
+        &shelves,
+        boxes,
+    )
+    .unwrap();
+    println!(
+        "room: {ranges} ranges, {} shelves; {boxes} boxes; CSV {:.0} MiB",
+        shelves.len(),
+        std::fs::metadata(&csv_path).unwrap().len() as f64 / (1 << 20) as f64
+    );
+
+    // --- import
+    let bare = bare_import(&csv_path, &dir.path().join("bare.db"));
+    let data: PathBuf = dir.path().join("data");
+    let import = Command::new(BIN)
+        .arg("import")
+        .arg(&csv_path)
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data")
+        .arg(&data)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (import_time, import_peak) = run_measured(import);
+    println!("| import, `stackroom import` (validation, bindings, history, FTS) | {:.1} s | peak RSS {import_peak:.0} MiB |", import_time.as_secs_f64());
+    println!("| import, baseline: bare INSERT of the same rows, one transaction | {:.1} s | |", bare.as_secs_f64());
+
+    // --- in-process locate and search
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = Store::open(&data.join(stackroom::server::DB_FILE)).unwrap();
+    let svc = rt
+        .block_on(LocationService::open(Arc::new(config.clone()), store))
+        .unwrap();
+    let mut pick = 0x2545_F491_4F6C_DD1Du64;
+    let mut next_no = || {
+        pick ^= pick << 13;
+        pick ^= pick >> 7;
+        pick ^= pick << 17;
+        let i = (pick % boxes as u64) as usize;
+        let csv_line = i; // the seed's row i has EPC E2801170{i+1:016X}
+        format!("E2801170{:016X}", csv_line + 1)
+    };
+    let epcs: Vec<String> = (0..samples).map(|_| next_no()).collect();
+    let numbers: Vec<String> = epcs
+        .iter()
+        .map(|epc| {
+            svc.locate_blocking(&BoxKey::Epc(epc.clone()))
+                .unwrap()
+                .archive_no
+        })
+        .collect();
+
+    let bare_conn = Connection::open(data.join(stackroom::server::DB_FILE)).unwrap();
+    let mut bare_st = bare_conn
+        .prepare("SELECT b.shelf_id FROM boxes x JOIN bindings b ON b.box_id = x.id WHERE x.archive_no = ?1")
+        .unwrap();
+    let mut bare_t = Vec::with_capacity(samples);
+    for no in &numbers {
+        let t = Instant::now();
+        let _: i64 = bare_st.query_row([no], |r| r.get(0)).unwrap();
+        bare_t.push(t.elapsed());
+    }
+    let mut sync_t = Vec::with_capacity(samples);
+    for no in &numbers {
+        let t = Instant::now();
+        svc.locate_blocking(&BoxKey::ArchiveNo(no.clone())).unwrap();
+        sync_t.push(t.elapsed());
+    }
+    let mut async_t = Vec::with_capacity(samples);
+    rt.block_on(async {
+        for no in &numbers {
+            let t = Instant::now();
+            svc.locate(BoxKey::ArchiveNo(no.clone())).await.unwrap();
+            async_t.push(t.elapsed());
+        }
+    });
+    println!("| locate in-process, `locate_blocking` (service on this thread) | {} | |", stats(sync_t));
+    println!("| locate in-process, `locate` (async, on a blocking-pool thread) | {} | |", stats(async_t));
+    println!("| locate, baseline: bare indexed SELECT on one connection | {} | |", stats(bare_t));
+
+    let queries = ["0451-H-123", "合同", "天河区", "metering", "张伟", &epcs[7]];
+    for q in queries {
+        let mut t = Vec::new();
+        let mut hits = 0;
+        for _ in 0..200 {
+            let s = Instant::now();
+            hits = svc.search_blocking(q, 20).unwrap().len();
+            t.push(s.elapsed());
+        }
+        println!("| search in-process `{q}` ({hits} hits, limit 20) | {} | |", stats(t));
+    }
+    drop(svc);
+
+    // --- over HTTP, against the real server
+    let server = serve(&config_path, &data);
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    rt.block_on(async {
+        let mut t = Vec::with_capacity(samples);
+        for no in &numbers {
+            let s = Instant::now();
+            let r = client
+                .get(format!("{base}/api/v1/boxes/{no}/location"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap();
+            t.push(s.elapsed());
+        }
+        println!("| locate over HTTP on loopback, one client, keep-alive | {} | |", stats(t));
+        // Eight clients at once.
+        let start = Instant::now();
+        let per = samples / 8;
+        let tasks: Vec<_> = (0..8)
+            .map(|k| {
+                let client = client.clone();
+                let base = base.clone();
+                let nos: Vec<String> = numbers[k * per..(k + 1) * per].to_vec();
+                tokio::spawn(async move {
+                    let mut t = Vec::with_capacity(nos.len());
+                    for no in nos {
+                        let s = Instant::now();
+                        let r = client
+                            .get(format!("{base}/api/v1/boxes/{no}/location"))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status(), 200);
+                        r.bytes().await.unwrap();
+                        t.push(s.elapsed());
+                    }
+                    t
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        let rate = all.len() as f64 / start.elapsed().as_secs_f64();
+        println!("| locate over HTTP, 8 concurrent clients | {} | {rate:.0} req/s |", stats(all));
+        for q in ["0451-H-123", "合同", "metering"] {
+            let mut t = Vec::new();
+            for _ in 0..200 {
+                let s = Instant::now();
+                let r = client
+                    .get(format!("{base}/api/v1/boxes?q={}&limit=20", percent(q)))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap();
+                t.push(s.elapsed());
+            }
+            println!("| search over HTTP `{q}` | {} | |", stats(t));
+        }
+    });
+    let server_peak = vm_hwm(server.child.id()).unwrap_or(0.0);
+    println!("| server peak RSS after the load (`stackroom serve`, {boxes} boxes) | {server_peak:.0} MiB | |");
+}
