@@ -106,7 +106,9 @@ fn bare_import(csv: &Path, db: &Path) -> Duration {
 fn percent(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -183,8 +185,14 @@ fn main() {
         .spawn()
         .unwrap();
     let (import_time, import_peak) = run_measured(import);
-    println!("| import, `stackroom import` (validation, bindings, history, FTS) | {:.1} s | peak RSS {import_peak:.0} MiB |", import_time.as_secs_f64());
-    println!("| import, baseline: bare INSERT of the same rows, one transaction | {:.1} s | |", bare.as_secs_f64());
+    println!(
+        "| import, `stackroom import` (validation, bindings, history, FTS) | {:.1} s | peak RSS {import_peak:.0} MiB |",
+        import_time.as_secs_f64()
+    );
+    println!(
+        "| import, baseline: bare INSERT of the same rows, one transaction | {:.1} s | |",
+        bare.as_secs_f64()
+    );
 
     // --- in-process locate and search
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -235,9 +243,18 @@ fn main() {
             async_t.push(t.elapsed());
         }
     });
-    println!("| locate in-process, `locate_blocking` (service on this thread) | {} | |", stats(sync_t));
-    println!("| locate in-process, `locate` (async, on a blocking-pool thread) | {} | |", stats(async_t));
-    println!("| locate, baseline: bare indexed SELECT on one connection | {} | |", stats(bare_t));
+    println!(
+        "| locate in-process, `locate_blocking` (service on this thread) | {} | |",
+        stats(sync_t)
+    );
+    println!(
+        "| locate in-process, `locate` (async, on a blocking-pool thread) | {} | |",
+        stats(async_t)
+    );
+    println!(
+        "| locate, baseline: bare indexed SELECT on one connection | {} | |",
+        stats(bare_t)
+    );
 
     let queries = ["0451-H-123", "合同", "天河区", "metering", "张伟", &epcs[7]];
     for q in queries {
@@ -248,7 +265,10 @@ fn main() {
             hits = svc.search_blocking(q, 20).unwrap().len();
             t.push(s.elapsed());
         }
-        println!("| search in-process `{q}` ({hits} hits, limit 20) | {} | |", stats(t));
+        println!(
+            "| search in-process `{q}` ({hits} hits, limit 20) | {} | |",
+            stats(t)
+        );
     }
     drop(svc);
 
@@ -269,7 +289,10 @@ fn main() {
             r.bytes().await.unwrap();
             t.push(s.elapsed());
         }
-        println!("| locate over HTTP on loopback, one client, keep-alive | {} | |", stats(t));
+        println!(
+            "| locate over HTTP on loopback, one client, keep-alive | {} | |",
+            stats(t)
+        );
         // Eight clients at once.
         let start = Instant::now();
         let per = samples / 8;
@@ -300,7 +323,10 @@ fn main() {
             all.extend(task.await.unwrap());
         }
         let rate = all.len() as f64 / start.elapsed().as_secs_f64();
-        println!("| locate over HTTP, 8 concurrent clients | {} | {rate:.0} req/s |", stats(all));
+        println!(
+            "| locate over HTTP, 8 concurrent clients | {} | {rate:.0} req/s |",
+            stats(all)
+        );
         for q in ["0451-H-123", "合同", "metering"] {
             let mut t = Vec::new();
             for _ in 0..200 {
@@ -318,5 +344,7 @@ fn main() {
         }
     });
     let server_peak = vm_hwm(server.child.id()).unwrap_or(0.0);
-    println!("| server peak RSS after the load (`stackroom serve`, {boxes} boxes) | {server_peak:.0} MiB | |");
+    println!(
+        "| server peak RSS after the load (`stackroom serve`, {boxes} boxes) | {server_peak:.0} MiB | |"
+    );
 }

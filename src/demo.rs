@@ -112,7 +112,12 @@ pub fn write_seed_csv<W: std::io::Write>(
         let customer = if high {
             mix.pick(&FIRMS).to_string()
         } else {
-            format!("{}{}{}", mix.pick(&DISTRICTS), mix.pick(&SURNAMES), mix.pick(&GIVEN))
+            format!(
+                "{}{}{}",
+                mix.pick(&DISTRICTS),
+                mix.pick(&SURNAMES),
+                mix.pick(&GIVEN)
+            )
         };
         let year = 2008 + mix.next() % 18;
         let shelf_index = series * shelves_per_series + in_series / PER_SHELF;
