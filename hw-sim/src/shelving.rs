@@ -391,10 +391,10 @@ impl RangeSim {
         let n = self.n();
         let mut moved = false;
         let mut driven = false;
-        for i in 0..n {
-            let d = target[i] - self.pos[i];
+        for (i, &goal) in target.iter().enumerate() {
+            let d = goal - self.pos[i];
             if d.abs() < ARRIVED_MM {
-                self.pos[i] = target[i];
+                self.pos[i] = goal;
                 self.vel[i] = 0.0;
                 continue;
             }
@@ -408,8 +408,8 @@ impl RangeSim {
             let dv = (want - self.vel[i]).clamp(-accel * dt, accel * dt);
             self.vel[i] += dv;
             let mut x = self.pos[i] + self.vel[i] * dt;
-            if (target[i] - x).signum() != d.signum() {
-                x = target[i];
+            if (goal - x).signum() != d.signum() {
+                x = goal;
             }
             // Never into a neighbour or past the rail's ends.
             let lo = if i == 0 {
