@@ -6,7 +6,12 @@
 //!   real controller enforces (sans-IO: commands in, [`shelving::RangeSim::tick`] advances
 //!   simulated time, state out).
 //!
+//! - [`world`]: the simulated truth, which tag is on which shelf;
+//! - [`rf`]: the seeded radio model, what an antenna hears in one inventory round.
+//!
 //! The simulator knows nothing of stackroom's types: the room is handed to it as plain data,
 //! so the controller (which runs it in-process for its demo) can depend on it.
 
+pub mod rf;
 pub mod shelving;
+pub mod world;
