@@ -1,0 +1,290 @@
+//! Device profiles: one TOML file per hardware model in `device-profiles/`.
+//!
+//! A profile says which protocol a device speaks and everything about it that differs
+//! between models: serial settings, timing, register maps, command codes, port counts. The
+//! controller's drivers and the simulator read the same file, so a new vendor is a new
+//! file, not new code.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::WireError;
+
+/// What a device is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Shelving,
+    Reader,
+}
+
+/// The protocol a device speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// Shelving controller, Modbus RTU (serial) or Modbus TCP (gateway).
+    Modbus,
+    /// Shelving controller, JSON over MQTT.
+    MqttJson,
+    /// Shelving controller, vendor framed bytes on a serial line.
+    FramedSerial,
+    /// Reader, R2000 "0xA0" serial protocol.
+    R2000,
+    /// Reader, ThingMagic Mercury serial protocol.
+    Mercury,
+    /// Reader, Impinj IoT device interface JSON over MQTT.
+    ImpinjIot,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub kind: Kind,
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub vendor: String,
+    #[serde(default)]
+    pub model: String,
+}
+
+/// Serial line settings (the defaults of the model; a room config may override the baud).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Serial {
+    pub baud: u32,
+    #[serde(default = "eight")]
+    pub data_bits: u8,
+    #[serde(default = "none")]
+    pub parity: String,
+    #[serde(default = "one")]
+    pub stop_bits: u8,
+}
+
+fn eight() -> u8 {
+    8
+}
+fn one() -> u8 {
+    1
+}
+fn none() -> String {
+    "none".into()
+}
+
+/// How often to ask, how long to wait, when to stop trusting what was heard.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    #[serde(default = "poll")]
+    pub poll_interval_ms: u64,
+    #[serde(default = "stale")]
+    pub stale_after_ms: u64,
+    #[serde(default = "timeout")]
+    pub command_timeout_ms: u64,
+}
+
+fn poll() -> u64 {
+    200
+}
+fn stale() -> u64 {
+    1500
+}
+fn timeout() -> u64 {
+    1000
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            poll_interval_ms: poll(),
+            stale_after_ms: stale(),
+            command_timeout_ms: timeout(),
+        }
+    }
+}
+
+/// The register map of a Modbus shelving controller.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusShelving {
+    /// Default unit (slave) id.
+    #[serde(default = "unit")]
+    pub unit: u8,
+    /// Most carriages the map has position registers for.
+    pub max_carriages: u16,
+    pub holding: HoldingRegisters,
+    pub input: InputRegisters,
+    pub commands: CommandCodes,
+    pub status_bits: StatusBits,
+}
+
+fn unit() -> u8 {
+    1
+}
+
+/// Holding registers (read 0x03, write 0x06 / 0x10).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldingRegisters {
+    /// Writing a command code here makes the controller act on it.
+    pub command: u16,
+    /// The command's argument (the aisle for "open aisle"); write it with or before the
+    /// command (one 0x10 write of both registers does both).
+    pub argument: u16,
+}
+
+/// Input registers (read 0x04).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputRegisters {
+    pub status: u16,
+    /// The open aisle, 0 for none.
+    pub open_aisle: u16,
+    /// Bit k-1 set: a person is in aisle k.
+    pub occupied: u16,
+    pub fault_code: u16,
+    pub fault_carriage: u16,
+    /// Result of the last command: 0 accepted, else the refusal code.
+    pub last_result: u16,
+    pub carriage_count: u16,
+    /// Counts every command received, so a poll can tell that a write arrived.
+    pub command_counter: u16,
+    /// Position of carriage 1 in mm; carriage i is at `positions + i - 1`.
+    pub positions: u16,
+}
+
+/// Codes written to the command register.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandCodes {
+    pub open_aisle: u16,
+    pub close: u16,
+    pub ventilate: u16,
+    pub stop: u16,
+    pub lock: u16,
+    pub unlock: u16,
+    pub reset_faults: u16,
+}
+
+/// Bit numbers in the status register.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBits {
+    pub moving: u8,
+    pub estop: u8,
+    pub locked: u8,
+    pub fault: u8,
+    /// The last motion stopped before its target.
+    pub stopped: u8,
+    pub obstacle: u8,
+}
+
+/// Settings of an R2000 reader.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct R2000 {
+    /// Reader address on the bus (0xFF broadcast is accepted too).
+    #[serde(default = "unit")]
+    pub address: u8,
+    /// Antenna ports the reader switches between (cmd_set_work_antenna).
+    pub ports: u8,
+    /// Inventory rounds per cmd_real_time_inventory.
+    #[serde(default = "unit")]
+    pub repeat: u8,
+}
+
+/// A device profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub device: Header,
+    pub serial: Option<Serial>,
+    #[serde(default)]
+    pub timing: Timing,
+    pub modbus: Option<ModbusShelving>,
+    pub r2000: Option<R2000>,
+}
+
+impl Profile {
+    pub fn load(path: &Path) -> Result<Profile, WireError> {
+        let fail = |message: String| WireError::Profile {
+            file: path.display().to_string(),
+            message,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        Self::parse(&text).map_err(fail)
+    }
+
+    /// Parses and checks a profile; the error says what is missing or wrong.
+    pub fn parse(text: &str) -> Result<Profile, String> {
+        let profile: Profile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let need = |present: bool, section: &str| {
+            if present {
+                Ok(())
+            } else {
+                Err(format!(
+                    "protocol {:?} needs a [{section}] section",
+                    profile.device.protocol
+                ))
+            }
+        };
+        match profile.device.protocol {
+            Protocol::Modbus => need(profile.modbus.is_some(), "modbus")?,
+            Protocol::R2000 => need(profile.r2000.is_some(), "r2000")?,
+            _ => {}
+        }
+        if let Some(m) = &profile.modbus {
+            let i = &m.input;
+            let mut used = vec![
+                i.status,
+                i.open_aisle,
+                i.occupied,
+                i.fault_code,
+                i.fault_carriage,
+                i.last_result,
+                i.carriage_count,
+                i.command_counter,
+            ];
+            used.sort_unstable();
+            used.dedup();
+            if used.len() != 8 {
+                return Err("two [modbus.input] registers share an address".into());
+            }
+            let positions = i.positions..i.positions.saturating_add(m.max_carriages);
+            if used.iter().any(|a| positions.contains(a)) {
+                return Err("[modbus.input] positions overlap another input register".into());
+            }
+            if m.holding.command == m.holding.argument {
+                return Err("[modbus.holding] command and argument share an address".into());
+            }
+        }
+        Ok(profile)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_profiles_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../device-profiles");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Profile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2);
+    }
+
+    #[test]
+    fn a_modbus_profile_without_its_map_is_refused() {
+        let err =
+            Profile::parse("[device]\nkind = \"shelving\"\nprotocol = \"modbus\"\n").unwrap_err();
+        assert!(err.contains("[modbus]"), "{err}");
+    }
+}
