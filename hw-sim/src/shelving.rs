@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a range is built.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,8 +73,8 @@ impl Refusal {
 }
 
 /// A fault of the shelving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
 pub enum Fault {
     /// A drive motor failed.
     Motor { carriage: u16 },

@@ -1,0 +1,219 @@
+//! A simulated shelving controller on Modbus RTU (tokio-modbus server on a serial line).
+//!
+//! The register map comes from the device profile ([`stackroom_wire::profile::ModbusShelving`]).
+//! Input registers mirror the range's state; writing a command code to the command holding
+//! register (with its argument) makes the controller act. A refused command is not a Modbus
+//! exception: the controller takes the write, records the refusal in `last_result` and
+//! counts the command in `command_counter`, as real controllers do.
+
+use std::future::{Ready, ready};
+use std::sync::{Arc, Mutex};
+
+use stackroom_wire::profile::ModbusShelving;
+use tokio_modbus::prelude::*;
+use tokio_modbus::server::Service;
+
+use crate::shelving::{Command, Fault, Motion, RangeSim};
+
+/// The Modbus face of one simulated range.
+#[derive(Clone)]
+pub struct ModbusController {
+    range: Arc<Mutex<RangeSim>>,
+    map: Arc<ModbusShelving>,
+    unit: u8,
+    holding: Arc<Mutex<[u16; 2]>>,
+    counter: Arc<Mutex<u16>>,
+}
+
+impl ModbusController {
+    pub fn new(range: Arc<Mutex<RangeSim>>, map: ModbusShelving, unit: u8) -> ModbusController {
+        ModbusController {
+            range,
+            map: Arc::new(map),
+            unit,
+            holding: Arc::new(Mutex::new([0; 2])),
+            counter: Arc::new(Mutex::new(0)),
+        }
+    }
+
+    /// The input register image.
+    fn inputs(&self) -> Vec<u16> {
+        let m = &self.map.input;
+        let size = [
+            m.status,
+            m.open_aisle,
+            m.occupied,
+            m.fault_code,
+            m.fault_carriage,
+            m.last_result,
+            m.carriage_count,
+            m.command_counter,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+        .max(m.positions + self.map.max_carriages) as usize
+            + 1;
+        let mut regs = vec![0u16; size];
+        let Ok(range) = self.range.lock() else {
+            return regs;
+        };
+        let s = range.state();
+        let b = &self.map.status_bits;
+        let bit = |on: bool, n: u8| if on { 1u16 << n } else { 0 };
+        regs[m.status as usize] = bit(s.motion == Motion::Moving, b.moving)
+            | bit(s.estop, b.estop)
+            | bit(s.locked, b.locked)
+            | bit(s.fault.is_some(), b.fault)
+            | bit(s.motion == Motion::Stopped, b.stopped)
+            | bit(!s.obstacle_aisles.is_empty(), b.obstacle);
+        regs[m.open_aisle as usize] = s.open_aisle.unwrap_or(0);
+        regs[m.occupied as usize] = s
+            .occupied_aisles
+            .iter()
+            .filter(|&&k| (1..=16).contains(&k))
+            .fold(0, |acc, k| acc | 1 << (k - 1));
+        regs[m.fault_code as usize] = s.fault.map_or(0, Fault::code);
+        regs[m.fault_carriage as usize] = match s.fault {
+            Some(Fault::Motor { carriage } | Fault::Jam { carriage }) => carriage,
+            _ => 0,
+        };
+        regs[m.last_result as usize] = s.last_result;
+        regs[m.carriage_count as usize] = s.positions_mm.len() as u16;
+        regs[m.command_counter as usize] = self.counter.lock().map_or(0, |c| *c);
+        for (i, p) in s
+            .positions_mm
+            .iter()
+            .take(self.map.max_carriages as usize)
+            .enumerate()
+        {
+            regs[m.positions as usize + i] = p.round().clamp(0.0, 65535.0) as u16;
+        }
+        regs
+    }
+
+    fn execute(&self, code: u16, argument: u16) -> Result<(), ExceptionCode> {
+        let c = &self.map.commands;
+        let command = match code {
+            x if x == c.open_aisle => Command::OpenAisle(argument),
+            x if x == c.close => Command::Close,
+            x if x == c.ventilate => Command::Ventilate,
+            x if x == c.stop => Command::Stop,
+            x if x == c.lock => Command::Lock,
+            x if x == c.unlock => Command::Unlock,
+            x if x == c.reset_faults => Command::ResetFaults,
+            _ => return Err(ExceptionCode::IllegalDataValue),
+        };
+        if let Ok(mut n) = self.counter.lock() {
+            *n = n.wrapping_add(1);
+        }
+        let mut range = self
+            .range
+            .lock()
+            .map_err(|_| ExceptionCode::ServerDeviceFailure)?;
+        let result = range.command(command);
+        tracing::debug!(range = range.spec().id, ?command, ?result, "modbus command");
+        Ok(())
+    }
+
+    fn write(&self, address: u16, values: &[u16]) -> Result<(), ExceptionCode> {
+        let h = &self.map.holding;
+        let mut command = None;
+        let mut regs = *self
+            .holding
+            .lock()
+            .map_err(|_| ExceptionCode::ServerDeviceFailure)?;
+        for (i, v) in values.iter().enumerate() {
+            let a = address
+                .checked_add(i as u16)
+                .ok_or(ExceptionCode::IllegalDataAddress)?;
+            if a == h.command {
+                regs[0] = *v;
+                command = Some(*v);
+            } else if a == h.argument {
+                regs[1] = *v;
+            } else {
+                return Err(ExceptionCode::IllegalDataAddress);
+            }
+        }
+        if let Ok(mut held) = self.holding.lock() {
+            *held = regs;
+        }
+        match command {
+            Some(code) => self.execute(code, regs[1]),
+            None => Ok(()),
+        }
+    }
+
+    fn answer(&self, request: Request<'_>) -> Result<Option<Response>, ExceptionCode> {
+        let slice = |regs: &[u16], addr: u16, count: u16| -> Result<Vec<u16>, ExceptionCode> {
+            let (a, n) = (addr as usize, count as usize);
+            if n == 0 || n > 125 || a + n > regs.len() {
+                return Err(ExceptionCode::IllegalDataAddress);
+            }
+            Ok(regs[a..a + n].to_vec())
+        };
+        Ok(Some(match request {
+            Request::ReadInputRegisters(addr, count) => {
+                Response::ReadInputRegisters(slice(&self.inputs(), addr, count)?)
+            }
+            Request::ReadHoldingRegisters(addr, count) => {
+                let held = *self
+                    .holding
+                    .lock()
+                    .map_err(|_| ExceptionCode::ServerDeviceFailure)?;
+                let h = &self.map.holding;
+                let mut regs = vec![0u16; h.command.max(h.argument) as usize + 1];
+                regs[h.command as usize] = held[0];
+                regs[h.argument as usize] = held[1];
+                Response::ReadHoldingRegisters(slice(&regs, addr, count)?)
+            }
+            Request::WriteSingleRegister(addr, value) => {
+                self.write(addr, &[value])?;
+                Response::WriteSingleRegister(addr, value)
+            }
+            Request::WriteMultipleRegisters(addr, values) => {
+                self.write(addr, &values)?;
+                Response::WriteMultipleRegisters(addr, values.len() as u16)
+            }
+            _ => return Err(ExceptionCode::IllegalFunction),
+        }))
+    }
+}
+
+impl Service for ModbusController {
+    type Request = SlaveRequest<'static>;
+    type Response = Option<Response>;
+    type Exception = ExceptionCode;
+    type Future = Ready<Result<Self::Response, Self::Exception>>;
+
+    fn call(&self, req: Self::Request) -> Self::Future {
+        // Other units on the bus answer for themselves; broadcasts (0) get no answer.
+        if req.slave != self.unit && req.slave != 0 {
+            return ready(Ok(None));
+        }
+        let answer = self.answer(req.request);
+        ready(if req.slave == 0 {
+            answer.map(|_| None)
+        } else {
+            answer
+        })
+    }
+}
+
+/// Serves `controller` on the serial device at `path` until the task is dropped. A line
+/// error ends one server; the next opens the line again.
+pub async fn serve(path: String, baud: u32, controller: ModbusController) {
+    loop {
+        match tokio_serial::SerialStream::open(&tokio_serial::new(&path, baud)) {
+            Ok(stream) => {
+                let server = tokio_modbus::server::rtu::Server::new(stream);
+                if let Err(e) = server.serve_forever(controller.clone()).await {
+                    tracing::debug!(error = %e, %path, "modbus server restarts");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, %path, "cannot open the simulated line"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,337 @@
+//! The simulator on its wires, driven by clients that are not ours: a plain Modbus RTU
+//! client (tokio-modbus) for the shelving, and the byte sequences of the R2000 vendor
+//! examples for the reader, over real pseudo-terminals.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hw_sim::rf::RfParams;
+use hw_sim::shelving::RangeSpec;
+use hw_sim::world::ShelfSpec;
+use hw_sim::{Placement, RangeDevice, ReaderDevice, ReaderWire, ShelvingWire, SimSpec, Simulator};
+use stackroom_wire::profile::Profile;
+use stackroom_wire::r2000::{Decoder, Reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_modbus::prelude::*;
+
+fn profile(name: &str) -> Profile {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../device-profiles")
+        .join(format!("{name}.toml"));
+    Profile::load(&path).unwrap()
+}
+
+/// Range 1: 6 carriages; one face (carriage 1, right) of 2 sections x 2 levels with tags.
+fn spec(seed: u64) -> SimSpec {
+    let shelves: Vec<ShelfSpec> = (1..=2)
+        .flat_map(|section| {
+            (1..=2).map(move |level| ShelfSpec {
+                address: format!("R1-C1-R-S{section}-L{level}"),
+                range: 1,
+                carriage: 1,
+                right_face: true,
+                section,
+                level,
+            })
+        })
+        .collect();
+    let placement = shelves
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            (0..3).map(move |k| Placement {
+                archive_no: format!("B-{i}-{k}"),
+                epc: format!("E2801170{:08X}{:08X}", i, k),
+                shelf: Some(s.address.clone()),
+            })
+        })
+        .collect();
+    SimSpec {
+        seed,
+        time_scale: 20.0,
+        rf: RfParams::default(),
+        shelves: shelves.clone(),
+        ranges: vec![RangeDevice {
+            device: "shelving-1".into(),
+            range: RangeSpec {
+                id: 1,
+                carriage_widths_mm: vec![600; 6],
+                fixed: vec![true, false, false, false, false, true],
+                aisle_width_mm: 900,
+                speed_mm_s: 100.0,
+                accel_mm_s2: 200.0,
+            },
+            wire: ShelvingWire::ModbusRtu {
+                map: profile("generic-modbus-shelving").modbus.unwrap(),
+                unit: 1,
+                baud: 19200,
+            },
+        }],
+        readers: vec![ReaderDevice {
+            device: "reader-1".into(),
+            wire: ReaderWire::R2000 {
+                settings: profile("r2000-8port").r2000.unwrap(),
+                baud: 115200,
+            },
+            antennas: shelves
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i as u16 + 1, s.address.clone()))
+                .collect(),
+        }],
+        placement,
+    }
+}
+
+async fn start(seed: u64) -> Simulator {
+    Simulator::start(spec(seed), SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap()
+}
+
+fn open(path: &str, baud: u32) -> tokio_serial::SerialStream {
+    tokio_serial::SerialStream::open(&tokio_serial::new(path, baud)).unwrap()
+}
+
+async fn put(sim: &Simulator, path: &str, body: &str) -> u16 {
+    let url = format!("http://{}{path}", sim.control);
+    reqwest::Client::new()
+        .put(url)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_plain_modbus_client_opens_an_aisle_and_is_refused_when_someone_is_in_the_way() {
+    let sim = start(1).await;
+    let line = open(sim.path("shelving-1").unwrap(), 19200);
+    let mut ctx = tokio_modbus::client::rtu::attach_slave(line, Slave(1));
+    let read = |regs: &Vec<u16>, i: usize| regs[i];
+
+    let regs = ctx.read_input_registers(0, 22).await.unwrap().unwrap();
+    assert_eq!(read(&regs, 6), 6, "carriage count");
+    assert_eq!(read(&regs, 1), 1, "aisle 1 open at start");
+
+    // Open aisle 4: command 1 with argument 4, one write of both registers.
+    ctx.write_multiple_registers(0, &[1, 4])
+        .await
+        .unwrap()
+        .unwrap();
+    let mut open = 0;
+    for _ in 0..200 {
+        let regs = ctx.read_input_registers(0, 22).await.unwrap().unwrap();
+        if regs[0] & 1 == 0 && regs[1] == 4 {
+            open = regs[1];
+            assert_eq!(regs[5], 0, "accepted");
+            assert_eq!(regs[7], 1, "one command counted");
+            // Carriages 1-4 packed left, 5-6 right on a 4,500 mm rail: 0, 600, 1200, 1800 |
+            // 3300, 3900.
+            assert_eq!(&regs[16..22], &[0, 600, 1200, 1800, 3300, 3900]);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(open, 4, "aisle 4 opened");
+
+    // A person in aisle 4: opening aisle 1 would narrow it, so the controller refuses.
+    assert_eq!(
+        put(&sim, "/sim/ranges/1/aisles/4/occupied", "true").await,
+        200
+    );
+    ctx.write_multiple_registers(0, &[1, 1])
+        .await
+        .unwrap()
+        .unwrap();
+    let regs = ctx.read_input_registers(0, 22).await.unwrap().unwrap();
+    assert_eq!(regs[5], 4, "refused: aisle occupied");
+    assert_eq!(regs[2], 1 << 3, "aisle 4 reported occupied");
+    assert_eq!(regs[1], 4, "nothing moved");
+
+    // Emergency stop is reported in the status bits; an unknown command is an exception.
+    assert_eq!(put(&sim, "/sim/ranges/1/estop", "true").await, 200);
+    let regs = ctx.read_input_registers(0, 1).await.unwrap().unwrap();
+    assert_ne!(regs[0] & (1 << 1), 0);
+    let err = ctx.write_single_register(0, 99).await.unwrap();
+    assert_eq!(err, Err(ExceptionCode::IllegalDataValue));
+    let err = ctx.read_input_registers(200, 2).await.unwrap();
+    assert_eq!(err, Err(ExceptionCode::IllegalDataAddress));
+    assert_eq!(put(&sim, "/sim/ranges/1/estop", "maybe").await, 422);
+    assert_eq!(put(&sim, "/sim/ranges/9/estop", "true").await, 404);
+}
+
+/// Sends vendor-example packets and collects the answers until a round ends.
+async fn inventory(line: &mut tokio_serial::SerialStream, antenna: u8) -> (Vec<u8>, Vec<Reply>) {
+    let mut set = vec![0xA0, 0x04, 0x01, 0x74, antenna];
+    set.push(stackroom_wire::r2000::checksum(&set));
+    line.write_all(&set).await.unwrap();
+    let mut first = vec![0u8; 6];
+    line.read_exact(&mut first).await.unwrap();
+    line.write_all(&[0xA0, 0x04, 0x01, 0x89, 0x01, 0xD1])
+        .await
+        .unwrap();
+    let mut d = Decoder::default();
+    let mut replies = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), line.read(&mut buf))
+            .await
+            .expect("the reader answers")
+            .unwrap();
+        d.push(&buf[..n]);
+        while let Some(p) = d.next_packet() {
+            let r = Reply::parse(&p).unwrap();
+            let end = matches!(r, Reply::RoundEnd { .. } | Reply::Result { .. });
+            replies.push(r);
+            if end {
+                return (first, replies);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_r2000_reader_answers_vendor_frames_and_a_seed_repeats_its_reads() {
+    let sim = start(7).await;
+    let mut line = open(sim.path("reader-1").unwrap(), 115200);
+    let (ack, replies) = inventory(&mut line, 0).await;
+    assert_eq!(
+        ack,
+        [0xA0, 0x04, 0x01, 0x74, 0x10, 0xD7],
+        "vendor's success answer"
+    );
+    let epcs: Vec<String> = replies
+        .iter()
+        .filter_map(|r| match r {
+            Reply::Tag(t) => Some(t.epc.iter().map(|b| format!("{b:02X}")).collect()),
+            _ => None,
+        })
+        .collect();
+    // Port 1 faces R1-C1-R-S1-L1, which holds tags of shelf 0; neighbours may be heard too.
+    assert!(
+        epcs.iter().any(|e| e.starts_with("E280117000000000")),
+        "{epcs:?}"
+    );
+    assert!(matches!(
+        replies.last(),
+        Some(Reply::RoundEnd { antenna: 0, .. })
+    ));
+
+    // A port with no antenna, as a real module says.
+    let (_, replies) = inventory(&mut line, 6).await;
+    assert_eq!(
+        replies,
+        [Reply::Result {
+            cmd: 0x89,
+            code: 0x22
+        }]
+    );
+
+    // The same seed and the same commands give the same reads.
+    let again = start(7).await;
+    let mut line2 = open(again.path("reader-1").unwrap(), 115200);
+    let first = inventory(&mut line2, 0).await.1;
+    let sim3 = start(7).await;
+    let mut line3 = open(sim3.path("reader-1").unwrap(), 115200);
+    assert_eq!(inventory(&mut line3, 0).await.1, first);
+
+    // Offline: no answer at all.
+    assert_eq!(
+        put(&sim, "/sim/readers/reader-1/online", "false").await,
+        204
+    );
+    line.write_all(&[0xA0, 0x04, 0x01, 0x89, 0x01, 0xD1])
+        .await
+        .unwrap();
+    let mut one = [0u8; 1];
+    let silent = tokio::time::timeout(Duration::from_millis(300), line.read(&mut one)).await;
+    assert!(silent.is_err(), "an offline reader says nothing");
+}
+
+#[tokio::test]
+async fn garbage_on_the_line_is_survived() {
+    let sim = start(3).await;
+    let url = format!("http://{}/sim/devices/shelving-1/line", sim.control);
+    let set = |body: &'static str| {
+        let url = url.clone();
+        async move {
+            reqwest::Client::new()
+                .put(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(set(r#"{"garbage":1.0}"#).await, 204);
+    let line = open(sim.path("shelving-1").unwrap(), 19200);
+    let mut ctx = tokio_modbus::client::rtu::attach_slave(line, Slave(1));
+    // With garbage before every chunk some requests fail; none may hang or kill the device.
+    for _ in 0..5 {
+        let _ =
+            tokio::time::timeout(Duration::from_millis(500), ctx.read_input_registers(0, 8)).await;
+    }
+    assert_eq!(set(r#"{}"#).await, 204);
+    drop(ctx); // a driver reconnects after errors
+    let line = open(sim.path("shelving-1").unwrap(), 19200);
+    let mut ctx = tokio_modbus::client::rtu::attach_slave(line, Slave(1));
+    let regs = tokio::time::timeout(Duration::from_secs(2), ctx.read_input_registers(0, 8))
+        .await
+        .expect("answers again")
+        .unwrap()
+        .unwrap();
+    assert_eq!(regs[6], 6);
+}
+
+#[tokio::test]
+async fn the_control_api_moves_and_removes_boxes_in_the_truth() {
+    let sim = start(1).await;
+    let base = format!("http://{}", sim.control);
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{base}/sim/boxes/B-0-0/move"))
+        .body(r#"{"shelf":"R1-C1-R-S2-L2"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = c
+        .delete(format!("{base}/sim/boxes/B-0-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = c
+        .post(format!("{base}/sim/tags"))
+        .body(r#"{"epc":"DEADBEEF","shelf":"R1-C1-R-S1-L1"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = c
+        .post(format!("{base}/sim/boxes/B-0-2/move"))
+        .body(r#"{"shelf":"R9-C1-R-S1-L1"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let state = sim.state();
+    let place = |epc: &str| {
+        state
+            .tags
+            .iter()
+            .find(|t| t.epc == epc)
+            .map(|t| t.shelf.clone())
+    };
+    assert_eq!(
+        place("E28011700000000000000000"),
+        Some(Some("R1-C1-R-S2-L2".into()))
+    );
+    assert_eq!(place("E28011700000000000000001"), None, "removed");
+    assert_eq!(place("DEADBEEF"), Some(Some("R1-C1-R-S1-L1".into())));
+}
