@@ -276,30 +276,7 @@ impl fmt::Display for Transport {
     }
 }
 
-/// What kind of device a profile describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceKind {
-    Shelving,
-    Reader,
-}
-
-/// The header every device profile starts with. The protocol-specific sections (register
-/// maps, topics, frame layouts) are read by the driver of that protocol.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProfileHeader {
-    pub kind: DeviceKind,
-    pub protocol: String,
-    #[serde(default)]
-    pub vendor: String,
-    #[serde(default)]
-    pub model: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawProfile {
-    device: ProfileHeader,
-}
+pub use stackroom_wire::profile::{Kind as DeviceKind, Profile, Protocol};
 
 /// One device of the room, with its profile.
 #[derive(Debug, Clone)]
@@ -307,7 +284,8 @@ pub struct Device {
     pub id: String,
     pub profile: String,
     pub profile_path: PathBuf,
-    pub header: ProfileHeader,
+    /// The parsed profile: protocol, timing, register map or reader settings.
+    pub spec: Profile,
     /// The range a shelving controller drives.
     pub range: Option<u16>,
     pub transport: Transport,
@@ -577,18 +555,16 @@ impl RoomConfig {
                     ),
                 )
             })?;
-            let header = toml::from_str::<RawProfile>(&text)
-                .map_err(|e| {
-                    c.fail(
-                        key("profile"),
-                        format!(
-                            "device profile {} is not valid: {e}",
-                            profile_path.display()
-                        ),
-                    )
-                })?
-                .device;
-            match (header.kind, d.range) {
+            let spec = Profile::parse(&text).map_err(|e| {
+                c.fail(
+                    key("profile"),
+                    format!(
+                        "device profile {} is not valid: {e}",
+                        profile_path.display()
+                    ),
+                )
+            })?;
+            match (spec.device.kind, d.range) {
                 (DeviceKind::Shelving, None) => {
                     return Err(c.fail(
                         key("range"),
@@ -647,7 +623,7 @@ impl RoomConfig {
                 id: d.id.clone(),
                 profile: d.profile.clone(),
                 profile_path,
-                header,
+                spec,
                 range: d.range,
                 transport: d.transport.clone(),
             });
@@ -664,13 +640,23 @@ impl RoomConfig {
         let is_reader = |id: &str| {
             devices
                 .iter()
-                .any(|d| d.id == id && d.header.kind == DeviceKind::Reader)
+                .any(|d| d.id == id && d.spec.device.kind == DeviceKind::Reader)
         };
         let mut antennas = Vec::new();
         let mut ports: HashMap<(String, u16), String> = HashMap::new();
         let mut add = |key: String, reader: &str, port: u16, shelf: ShelfAddress| {
             if port == 0 {
                 return Err(c.fail(key, "antenna ports are numbered from 1"));
+            }
+            let count = devices
+                .iter()
+                .find(|d| d.id == reader)
+                .and_then(|d| d.spec.antenna_ports());
+            if let Some(count) = count.filter(|&n| port > n) {
+                return Err(c.fail(
+                    key,
+                    format!("reader '{reader}' has antenna ports 1 to {count} (its profile says), not {port}"),
+                ));
             }
             if let Some(first) = ports.insert((reader.to_string(), port), key.clone()) {
                 return Err(c.fail(
@@ -782,7 +768,7 @@ impl RoomConfig {
         }
         out += &format!("  {} device(s)\n", self.devices.len());
         for d in &self.devices {
-            let role = match (d.header.kind, d.range) {
+            let role = match (d.spec.device.kind, d.range) {
                 (DeviceKind::Shelving, Some(r)) => format!("shelving controller of range {r}"),
                 _ => {
                     let n = self.antennas.iter().filter(|a| a.reader == d.id).count();
@@ -791,7 +777,7 @@ impl RoomConfig {
             };
             out += &format!(
                 "    {}: {} ({}, {}), {}\n",
-                d.id, role, d.profile, d.header.protocol, d.transport
+                d.id, role, d.profile, d.spec.device.protocol, d.transport
             );
         }
         let covered: HashSet<_> = self.antennas.iter().map(|a| a.shelf).collect();
@@ -879,7 +865,7 @@ shelf_capacity = { boxes = 5 }
         std::fs::create_dir(&profiles).unwrap();
         std::fs::write(
             profiles.join("rd.toml"),
-            "[device]\nkind = \"reader\"\nprotocol = \"r2000\"\n",
+            "[device]\nkind = \"reader\"\nprotocol = \"r2000\"\n[r2000]\nports = 32\n",
         )
         .unwrap();
         let file = dir.path().join("room.toml");
@@ -910,6 +896,12 @@ shelf_capacity = { boxes = 5 }
         .unwrap_err()
         .to_string();
         assert!(e.contains("already mapped"), "{e}");
+        let e = with(&format!(
+            "{reader}[[antennas]]\nreader = \"r1\"\nport = 33\nshelf = \"R1-C2-L-S1-L1\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("antenna ports 1 to 32"), "{e}");
         let e = with(&reader.replace("\"rd\"", "\"missing\""))
             .unwrap_err()
             .to_string();

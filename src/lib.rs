@@ -7,6 +7,7 @@
 //! - [`location`]: boxes, bindings and their history, search, shelf suggestion, import;
 //! - [`api`]: the HTTP API (axum) with its generated OpenAPI document;
 //! - [`demo`]: the demo room and its seed data;
+//! - [`sim`]: the simulated room (hw-sim) started from a room config;
 //! - [`server`]: starting a controller from a config.
 
 pub mod api;
@@ -17,4 +18,5 @@ pub mod layout;
 pub mod location;
 pub mod server;
 pub mod shelf;
+pub mod sim;
 pub mod store;

@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hw_sim::Simulator;
 use stackroom::config::RoomConfig;
 use stackroom::demo;
 use stackroom::location::LocationError;
 use stackroom::server::Controller;
+use stackroom::sim::{self, SimSettings};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +31,9 @@ enum Command {
         /// Address to serve the API on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Address of the simulator's control API (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        sim_control: SocketAddr,
         /// Data directory (default: the config's storage.data_dir).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -86,7 +91,11 @@ async fn run(command: Command) -> Result<(), String> {
             print!("{}", config.summary());
             Ok(())
         }
-        Command::Demo { listen, data } => {
+        Command::Demo {
+            listen,
+            sim_control,
+            data,
+        } => {
             let config = RoomConfig::load(&demo::config_path()).map_err(|e| e.to_string())?;
             let controller = Controller::start(config, data.as_deref())
                 .await
@@ -97,7 +106,15 @@ async fn run(command: Command) -> Result<(), String> {
             if seeded > 0 {
                 tracing::info!(boxes = seeded, "seeded the demo room");
             }
-            serve(controller, listen).await
+            let placement = sim::placement_from(&controller.locations).await?;
+            let simulator = sim::start(
+                &controller.config,
+                placement,
+                &SimSettings::default(),
+                sim_control,
+            )
+            .await?;
+            serve(controller, listen, Some(&simulator)).await
         }
         Command::Serve {
             config,
@@ -109,7 +126,7 @@ async fn run(command: Command) -> Result<(), String> {
             let controller = Controller::start(config, data.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
-            serve(controller, listen).await
+            serve(controller, listen, None).await
         }
         Command::Import { file, config, data } => {
             let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
@@ -158,12 +175,22 @@ fn explain(e: &LocationError) -> String {
     out
 }
 
-async fn serve(controller: Controller, listen: SocketAddr) -> Result<(), String> {
+async fn serve(
+    controller: Controller,
+    listen: SocketAddr,
+    simulator: Option<&Simulator>,
+) -> Result<(), String> {
     let listener = Controller::listen(listen)
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("api: http://{addr}");
+    if let Some(simulator) = simulator {
+        println!("sim: http://{}", simulator.control);
+        for line in sim::describe(simulator) {
+            tracing::info!("{line}");
+        }
+    }
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, db = %controller.locations.store().path().display(), "serving");
     let shutdown = async {

@@ -13,6 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_stackroom");
 struct Demo {
     child: Child,
     base: String,
+    sim: String,
 }
 
 impl Drop for Demo {
@@ -31,16 +32,21 @@ fn start_demo(data: &Path) -> Demo {
         .stderr(Stdio::null())
         .spawn()
         .expect("start stackroom demo");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("api: ")
-        .unwrap_or_else(|| panic!("first line should be 'api: http://ADDR', got {line:?}"))
-        .to_string();
-    assert!(!base.ends_with(":0"), "the real port is printed: {base}");
-    Demo { child, base }
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut read = |prefix: &str| {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected a line '{prefix}http://ADDR', got {line:?}"))
+            .to_string();
+        assert!(!url.ends_with(":0"), "the real port is printed: {url}");
+        url
+    };
+    let base = read("api: ");
+    let sim = read("sim: ");
+    Demo { child, base, sim }
 }
 
 fn client() -> reqwest::Client {
@@ -69,6 +75,18 @@ async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
 
     let (status, _, health) = get(&base, "/api/v1/health").await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+
+    // The simulated room holds the seeded boxes where the database says they are.
+    let (status, _, truth) = get(&demo.sim, "/sim/state").await;
+    assert_eq!(status, 200);
+    let tags = truth["tags"].as_array().unwrap();
+    assert_eq!(tags.len(), 5400);
+    let first = tags
+        .iter()
+        .find(|t| t["archive_no"] == "0451-H-001-00001")
+        .unwrap();
+    assert_eq!(first["shelf"], "R1-C1-R-S1-L1");
+    assert_eq!(truth["ranges"].as_array().unwrap().len(), 2);
 
     let (status, _, loc) = get(&base, "/api/v1/boxes/0451-H-001-00001/location").await;
     assert_eq!(status, 200, "{loc}");

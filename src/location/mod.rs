@@ -1176,6 +1176,33 @@ impl LocationService {
             .await
     }
 
+    /// Every box that carries a tag: archive number, EPC and the shelf it is bound to.
+    pub async fn tagged_boxes(
+        &self,
+    ) -> Result<Vec<(String, String, Option<String>)>, LocationError> {
+        let this = self.clone();
+        self.store
+            .read(move |conn| {
+                let mut st = conn.prepare(
+                    "SELECT x.archive_no, x.epc, b.shelf_id FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
+                     WHERE x.epc IS NOT NULL ORDER BY x.id",
+                )?;
+                let rows = st
+                    .query_map([], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?))
+                    })?
+                    .map(|row| {
+                        row.map(|(no, epc, shelf)| {
+                            let shelf = shelf.and_then(|id| this.shelves.by_id.get(&id)).map(|s| s.to_string());
+                            (no, epc, shelf)
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
     /// How many boxes are registered.
     pub async fn box_count(&self) -> Result<u64, LocationError> {
         self.store

@@ -37,6 +37,19 @@ pub enum Protocol {
     ImpinjIot,
 }
 
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Modbus => "modbus",
+            Protocol::MqttJson => "mqtt-json",
+            Protocol::FramedSerial => "framed-serial",
+            Protocol::R2000 => "r2000",
+            Protocol::Mercury => "mercury",
+            Protocol::ImpinjIot => "impinj-iot",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Header {
@@ -101,6 +114,16 @@ impl Default for Timing {
             command_timeout_ms: timeout(),
         }
     }
+}
+
+/// How the carriages of a shelving model move.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Motion {
+    /// Top carriage speed, mm/s.
+    pub speed_mm_s: f64,
+    /// Acceleration and deceleration, mm/s².
+    pub accel_mm_s2: f64,
 }
 
 /// The register map of a Modbus shelving controller.
@@ -201,11 +224,17 @@ pub struct Profile {
     pub serial: Option<Serial>,
     #[serde(default)]
     pub timing: Timing,
+    pub motion: Option<Motion>,
     pub modbus: Option<ModbusShelving>,
     pub r2000: Option<R2000>,
 }
 
 impl Profile {
+    /// How many antenna ports a reader has, where the profile says.
+    pub fn antenna_ports(&self) -> Option<u16> {
+        self.r2000.as_ref().map(|r| r.ports as u16)
+    }
+
     pub fn load(path: &Path) -> Result<Profile, WireError> {
         let fail = |message: String| WireError::Profile {
             file: path.display().to_string(),

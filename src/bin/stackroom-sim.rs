@@ -1,0 +1,106 @@
+//! `stackroom-sim`: the simulated room on its own, for people and programs that want to
+//! talk to simulated hardware (or to try a driver) without the controller.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use stackroom::config::RoomConfig;
+use stackroom::location::LocationService;
+use stackroom::sim::{self, SimSettings};
+use stackroom::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "stackroom-sim",
+    version,
+    about = "Simulated shelving and RFID readers of a stackroom room, on their real wire protocols"
+)]
+struct Cli {
+    /// The room config whose devices to simulate.
+    #[arg(long)]
+    config: PathBuf,
+    /// Where the boxes are: a CSV `archive_no,epc,shelf`.
+    #[arg(long, conflicts_with = "db")]
+    placement: Option<PathBuf>,
+    /// Where the boxes are: the controller's database (its bindings).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Address of the control API (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    control: SocketAddr,
+    /// Seed of the radio model and the line faults.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = RoomConfig::load(&cli.config).map_err(|e| e.to_string())?;
+    let placement = match (&cli.placement, &cli.db) {
+        (Some(file), _) => {
+            let input = std::fs::File::open(file)
+                .map_err(|e| format!("{}: cannot open it: {e}", file.display()))?;
+            sim::placement_csv(input).map_err(|e| format!("{}: {e}", file.display()))?
+        }
+        (None, Some(db)) => {
+            if !db.exists() {
+                return Err(format!("{}: no such database", db.display()));
+            }
+            let store = Store::open(db).map_err(|e| e.to_string())?;
+            let locations = LocationService::open(std::sync::Arc::new(config.clone()), store)
+                .await
+                .map_err(|e| e.to_string())?;
+            sim::placement_from(&locations).await?
+        }
+        (None, None) => Vec::new(),
+    };
+    let settings = SimSettings {
+        seed: cli.seed,
+        time_scale: cli.time_scale,
+        ..SimSettings::default()
+    };
+    let boxes = placement.len();
+    let simulator = sim::start(&config, placement, &settings, cli.control).await?;
+    println!("sim: http://{}", simulator.control);
+    for line in sim::describe(&simulator) {
+        println!("{line}");
+    }
+    let _ = std::io::stdout().flush();
+    tracing::info!(
+        boxes,
+        seed = cli.seed,
+        time_scale = cli.time_scale,
+        "simulating"
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! The simulated room: hw-sim started from a room config.
+//!
+//! hw-sim knows nothing of stackroom's types; this module turns the validated room config
+//! (layout, devices with their profiles, antenna map) and a placement of boxes into the
+//! simulator's plain [`SimSpec`]. `stackroom demo` and `stackroom-sim` both start it from
+//! here.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddr;
+
+use hw_sim::rf::RfParams;
+use hw_sim::shelving::RangeSpec;
+use hw_sim::world::ShelfSpec;
+use hw_sim::{Placement, RangeDevice, ReaderDevice, ReaderWire, ShelvingWire, SimSpec, Simulator};
+use stackroom_wire::profile::Protocol;
+
+use crate::config::{Device, DeviceKind, RoomConfig, Transport};
+use crate::location::LocationService;
+use crate::shelf::Face;
+
+/// Settings of a simulated run.
+#[derive(Debug, Clone)]
+pub struct SimSettings {
+    pub seed: u64,
+    /// Simulated seconds per real second.
+    pub time_scale: f64,
+    pub rf: RfParams,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings {
+            seed: 1,
+            time_scale: 1.0,
+            rf: RfParams::default(),
+        }
+    }
+}
+
+fn baud(device: &Device) -> u32 {
+    match &device.transport {
+        Transport::Serial { baud, .. } => *baud,
+        _ => device.spec.serial.as_ref().map_or(9600, |s| s.baud),
+    }
+}
+
+fn unit(device: &Device, default: u8) -> u8 {
+    match &device.transport {
+        Transport::Serial { unit: Some(u), .. } | Transport::ModbusTcp { unit: Some(u), .. } => *u,
+        _ => default,
+    }
+}
+
+/// The simulator's view of the room in `config`, with boxes placed as in `placement`.
+pub fn spec(
+    config: &RoomConfig,
+    placement: Vec<Placement>,
+    settings: &SimSettings,
+) -> Result<SimSpec, String> {
+    let shelves = config
+        .layout
+        .shelves()
+        .map(|s| ShelfSpec {
+            address: s.to_string(),
+            range: s.range,
+            carriage: s.carriage,
+            right_face: s.face == Face::Right,
+            section: s.section,
+            level: s.level,
+        })
+        .collect();
+    let mut ranges = Vec::new();
+    let mut readers = Vec::new();
+    for device in &config.devices {
+        let profile = &device.spec;
+        let unsupported = || {
+            format!(
+                "device '{}': hw-sim does not simulate protocol {} yet",
+                device.id, profile.device.protocol
+            )
+        };
+        match profile.device.kind {
+            DeviceKind::Shelving => {
+                let id = device
+                    .range
+                    .ok_or_else(|| format!("device '{}' has no range", device.id))?;
+                let layout = config
+                    .layout
+                    .range(id)
+                    .ok_or_else(|| format!("device '{}': no range {id}", device.id))?;
+                let motion = profile.motion.clone().ok_or_else(|| {
+                    format!(
+                        "device '{}': profile {} needs a [motion] section (speed_mm_s, accel_mm_s2) to be simulated",
+                        device.id, device.profile
+                    )
+                })?;
+                let wire = match (profile.device.protocol, &profile.modbus) {
+                    (Protocol::Modbus, Some(map)) => ShelvingWire::ModbusRtu {
+                        map: map.clone(),
+                        unit: unit(device, map.unit),
+                        baud: baud(device),
+                    },
+                    _ => return Err(unsupported()),
+                };
+                ranges.push(RangeDevice {
+                    device: device.id.clone(),
+                    range: RangeSpec {
+                        id,
+                        carriage_widths_mm: layout.carriages.iter().map(|c| c.width_mm).collect(),
+                        fixed: layout.carriages.iter().map(|c| c.fixed).collect(),
+                        aisle_width_mm: layout.aisle_width_mm,
+                        speed_mm_s: motion.speed_mm_s,
+                        accel_mm_s2: motion.accel_mm_s2,
+                    },
+                    wire,
+                });
+            }
+            DeviceKind::Reader => {
+                let wire = match (profile.device.protocol, &profile.r2000) {
+                    (Protocol::R2000, Some(settings)) => ReaderWire::R2000 {
+                        settings: settings.clone(),
+                        baud: baud(device),
+                    },
+                    _ => return Err(unsupported()),
+                };
+                readers.push(ReaderDevice {
+                    device: device.id.clone(),
+                    wire,
+                    antennas: config
+                        .antennas
+                        .iter()
+                        .filter(|a| a.reader == device.id)
+                        .map(|a| (a.port, a.shelf.to_string()))
+                        .collect(),
+                });
+            }
+        }
+    }
+    Ok(SimSpec {
+        seed: settings.seed,
+        time_scale: settings.time_scale,
+        rf: settings.rf,
+        shelves,
+        ranges,
+        readers,
+        placement,
+    })
+}
+
+/// The boxes as the controller's database has them: every tagged box on its bound shelf.
+pub async fn placement_from(locations: &LocationService) -> Result<Vec<Placement>, String> {
+    Ok(locations
+        .tagged_boxes()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(archive_no, epc, shelf)| Placement {
+            archive_no,
+            epc,
+            shelf,
+        })
+        .collect())
+}
+
+/// Starts the simulated room with its control API on `control` (port 0: any free port).
+pub async fn start(
+    config: &RoomConfig,
+    placement: Vec<Placement>,
+    settings: &SimSettings,
+    control: SocketAddr,
+) -> Result<Simulator, String> {
+    let spec = spec(config, placement, settings)?;
+    Simulator::start(spec, control)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Lines for people: where each simulated device is.
+pub fn describe(sim: &Simulator) -> Vec<String> {
+    sim.endpoints
+        .iter()
+        .map(|e| {
+            format!(
+                "sim device {}: {} ({})",
+                e.device,
+                e.path.as_deref().unwrap_or("-"),
+                e.kind
+            )
+        })
+        .collect()
+}
+
+/// Reads a placement CSV: `archive_no,epc,shelf` (shelf empty: in the room, on no shelf).
+pub fn placement_csv<R: Read>(input: R) -> Result<Vec<Placement>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("line 1: {e}"))?
+        .clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| format!("line 1: the header needs a '{name}' column"))
+    };
+    let (no, epc, shelf) = (column("archive_no")?, column("epc")?, column("shelf")?);
+    let mut out = Vec::new();
+    let mut seen = HashMap::new();
+    for record in reader.records() {
+        let r = record.map_err(|e| e.to_string())?;
+        let line = r.position().map_or(0, |p| p.line());
+        let get = |i: usize| r.get(i).unwrap_or("").to_string();
+        if get(epc).is_empty() {
+            continue; // a box without a tag is invisible to the radio
+        }
+        if let Some(first) = seen.insert(get(no), line) {
+            return Err(format!(
+                "line {line}: box {} already placed on line {first}",
+                get(no)
+            ));
+        }
+        out.push(Placement {
+            archive_no: get(no),
+            epc: get(epc),
+            shelf: Some(get(shelf)).filter(|s| !s.is_empty()),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_room_becomes_a_simulator_spec() {
+        let config = RoomConfig::load(&crate::demo::config_path()).unwrap();
+        let spec = spec(&config, vec![], &SimSettings::default()).unwrap();
+        assert_eq!(spec.shelves.len(), config.layout.shelf_count());
+        assert_eq!(
+            spec.ranges.len(),
+            config.devices.iter().filter(|d| d.range.is_some()).count()
+        );
+        let antennas: usize = spec.readers.iter().map(|r| r.antennas.len()).sum();
+        assert_eq!(antennas, config.antennas.len());
+    }
+
+    #[test]
+    fn placements_read_from_csv() {
+        let csv = "archive_no,epc,shelf\nA,E280,R1-C1-R-S1-L1\nB,,R1-C1-R-S1-L1\nC,E281,\n";
+        let p = placement_csv(csv.as_bytes()).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].shelf, None);
+        let err = placement_csv("archive_no,epc,shelf\nA,E280,\nA,E281,\n".as_bytes()).unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(placement_csv("archive_no,shelf\n".as_bytes()).is_err());
+    }
+}
