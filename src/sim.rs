@@ -117,8 +117,12 @@ pub fn spec(
                 });
             }
             DeviceKind::Reader => {
-                let wire = match (profile.device.protocol, &profile.r2000) {
-                    (Protocol::R2000, Some(settings)) => ReaderWire::R2000 {
+                let wire = match (profile.device.protocol, &profile.r2000, &profile.mercury) {
+                    (Protocol::R2000, Some(settings), _) => ReaderWire::R2000 {
+                        settings: settings.clone(),
+                        baud: baud(device),
+                    },
+                    (Protocol::Mercury, _, Some(settings)) => ReaderWire::Mercury {
                         settings: settings.clone(),
                         baud: baud(device),
                     },

@@ -28,7 +28,7 @@ async fn stackroom_sim_runs_standalone_and_prints_its_devices() {
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut lines = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         lines.push(line.trim().to_string());
@@ -37,7 +37,7 @@ async fn stackroom_sim_runs_standalone_and_prints_its_devices() {
         .strip_prefix("sim: ")
         .expect("first line names the control API")
         .to_string();
-    for device in ["shelving-1", "shelving-2", "reader-1"] {
+    for device in ["shelving-1", "shelving-2", "reader-1", "reader-2"] {
         assert!(
             lines
                 .iter()

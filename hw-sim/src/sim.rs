@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use stackroom_wire::profile::{ModbusShelving, R2000};
+use stackroom_wire::profile::{Mercury, ModbusShelving, R2000};
 
 use crate::clock::Clock;
+use crate::mercury_reader::MercuryReader;
 use crate::modbus_shelving::{self, ModbusController};
 use crate::r2000_reader::R2000Reader;
 use crate::rf::{Radio, RfParams};
@@ -45,6 +46,7 @@ pub struct RangeDevice {
 #[derive(Debug, Clone)]
 pub enum ReaderWire {
     R2000 { settings: R2000, baud: u32 },
+    Mercury { settings: Mercury, baud: u32 },
 }
 
 /// A simulated reader and the shelves its antennas face.
@@ -206,7 +208,8 @@ impl Simulator {
                 device: r.device.clone(),
                 source,
             })?;
-            match &r.wire {
+            let radio = Radio::new(next_seed(), spec.rf);
+            let kind = match &r.wire {
                 ReaderWire::R2000 { settings, baud } => {
                     let reader = R2000Reader {
                         id: r.device.clone(),
@@ -214,16 +217,30 @@ impl Simulator {
                         ports: settings.ports,
                         antennas,
                         world: world.clone(),
-                        radio: Radio::new(next_seed(), spec.rf),
+                        radio,
                         online,
                         clock,
                     };
                     tasks.push(tokio::spawn(reader.serve(link.device_path.clone(), *baud)));
+                    "reader/r2000"
                 }
-            }
+                ReaderWire::Mercury { settings, baud } => {
+                    let reader = MercuryReader::new(
+                        r.device.clone(),
+                        settings.ports,
+                        antennas,
+                        world.clone(),
+                        radio,
+                        online,
+                        clock,
+                    );
+                    tasks.push(tokio::spawn(reader.serve(link.device_path.clone(), *baud)));
+                    "reader/mercury"
+                }
+            };
             endpoints.push(Endpoint {
                 device: r.device.clone(),
-                kind: "reader/r2000",
+                kind,
                 path: Some(link.path.clone()),
             });
             lines.insert(r.device.clone(), link);

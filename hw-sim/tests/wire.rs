@@ -9,6 +9,9 @@ use hw_sim::rf::RfParams;
 use hw_sim::shelving::RangeSpec;
 use hw_sim::world::ShelfSpec;
 use hw_sim::{Placement, RangeDevice, ReaderDevice, ReaderWire, ShelvingWire, SimSpec, Simulator};
+use stackroom_wire::mercury::{
+    Command, Decoder as MercuryDecoder, Direction, Frame, Response, TagRecord,
+};
 use stackroom_wire::profile::Profile;
 use stackroom_wire::r2000::{Decoder, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,18 +70,24 @@ fn spec(seed: u64) -> SimSpec {
                 baud: 19200,
             },
         }],
-        readers: vec![ReaderDevice {
-            device: "reader-1".into(),
-            wire: ReaderWire::R2000 {
-                settings: profile("r2000-8port").r2000.unwrap(),
-                baud: 115200,
+        readers: vec![
+            ReaderDevice {
+                device: "reader-1".into(),
+                wire: ReaderWire::R2000 {
+                    settings: profile("r2000-8port").r2000.unwrap(),
+                    baud: 115200,
+                },
+                antennas: antennas(&shelves),
             },
-            antennas: shelves
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i as u16 + 1, s.address.clone()))
-                .collect(),
-        }],
+            ReaderDevice {
+                device: "reader-2".into(),
+                wire: ReaderWire::Mercury {
+                    settings: profile("thingmagic-m6e").mercury.unwrap(),
+                    baud: 115200,
+                },
+                antennas: antennas(&shelves),
+            },
+        ],
         placement,
     }
 }
@@ -87,6 +96,14 @@ async fn start(seed: u64) -> Simulator {
     Simulator::start(spec(seed), SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .unwrap()
+}
+
+fn antennas(shelves: &[ShelfSpec]) -> Vec<(u16, String)> {
+    shelves
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as u16 + 1, s.address.clone()))
+        .collect()
 }
 
 fn open(path: &str, baud: u32) -> tokio_serial::SerialStream {
@@ -334,4 +351,94 @@ async fn the_control_api_moves_and_removes_boxes_in_the_truth() {
     );
     assert_eq!(place("E28011700000000000000001"), None, "removed");
     assert_eq!(place("DEADBEEF"), Some(Some("R1-C1-R-S1-L1".into())));
+}
+
+/// Sends a Mercury command and reads responses until `count` have come.
+async fn mercury(
+    line: &mut tokio_serial::SerialStream,
+    opcode: u8,
+    data: &[u8],
+    count: usize,
+) -> Vec<Response> {
+    line.write_all(&Command::new(opcode, data.to_vec()).encode().unwrap())
+        .await
+        .unwrap();
+    let mut d = MercuryDecoder::new(Direction::ReaderToHost);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    while out.len() < count {
+        let n = tokio::time::timeout(Duration::from_secs(5), line.read(&mut buf))
+            .await
+            .expect("the reader answers")
+            .unwrap();
+        d.push(&buf[..n]);
+        while let Some(Frame::Response(r)) = d.next_frame() {
+            out.push(r);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_mercury_reader_reads_into_its_tag_buffer() {
+    let sim = start(11).await;
+    let mut line = open(sim.path("reader-2").unwrap(), 115200);
+    // The published probe, byte for byte.
+    line.write_all(&[0xFF, 0x00, 0x03, 0x1D, 0x0C])
+        .await
+        .unwrap();
+    let mut d = MercuryDecoder::new(Direction::ReaderToHost);
+    let mut buf = [0u8; 64];
+    let version = loop {
+        let n = line.read(&mut buf).await.unwrap();
+        d.push(&buf[..n]);
+        if let Some(Frame::Response(r)) = d.next_frame() {
+            break r;
+        }
+    };
+    assert_eq!((version.opcode, version.status), (0x03, 0));
+    assert_eq!(
+        mercury(&mut line, 0x93, &[0x00, 0x05], 1).await[0].status,
+        0
+    );
+    assert_eq!(
+        mercury(&mut line, 0x91, &[9, 9], 1).await[0].status,
+        0x0105,
+        "port 9 of 4"
+    );
+    assert_eq!(mercury(&mut line, 0x91, &[1, 1], 1).await[0].status, 0);
+    let read = mercury(&mut line, 0x22, &[0x00, 0xFA], 1).await;
+    assert_eq!(read[0].status, 0);
+    assert!(
+        read[0].data[0] >= 3,
+        "at least the shelf's three tags: {:?}",
+        read[0]
+    );
+    let count = read[0].data[0] as usize;
+    let responses = mercury(&mut line, 0x29, &[0x00, 0x07, 0x00], count.div_ceil(8)).await;
+    let mut records = Vec::new();
+    for r in &responses {
+        records.extend(TagRecord::decode_buffer(&r.data).unwrap().1);
+    }
+    assert_eq!(records.len(), count);
+    let own: Vec<&TagRecord> = records
+        .iter()
+        .filter(|r| r.epc[..8] == [0xE2, 0x80, 0x11, 0x70, 0, 0, 0, 0])
+        .collect();
+    assert_eq!(own.len(), 3, "the three tags of the antenna's shelf");
+    assert!(
+        own.iter()
+            .all(|r| r.antenna == 1 && r.read_count > 3 && r.rssi_dbm < 0)
+    );
+    assert_eq!(mercury(&mut line, 0x2A, &[], 1).await[0].status, 0);
+    assert_eq!(
+        mercury(&mut line, 0x29, &[0x00, 0x07, 0x00], 1).await[0].status,
+        0x0400,
+        "buffer cleared"
+    );
+    assert_eq!(
+        mercury(&mut line, 0x77, &[], 1).await[0].status,
+        0x0101,
+        "unknown opcode"
+    );
 }

@@ -21,6 +21,148 @@ pub const OP_SET_ANTENNA_PORT: u8 = 0x91;
 pub const OP_SET_TAG_PROTOCOL: u8 = 0x93;
 pub const OP_SET_REGION: u8 = 0x97;
 
+/// Status: success.
+pub const OK: u16 = 0x0000;
+/// Status: the opcode is not one the reader knows.
+pub const FAULT_INVALID_OPCODE: u16 = 0x0101;
+/// Status: a parameter is out of range.
+pub const FAULT_INVALID_PARAMETER_VALUE: u16 = 0x0105;
+/// Status: an inventory found no tag.
+pub const FAULT_NO_TAGS_FOUND: u16 = 0x0400;
+
+/// Metadata flags of Get Tag Buffer (0x29): which fields precede each tag record, in this
+/// (ascending) order, with their sizes.
+pub const META_READ_COUNT: u16 = 0x0001; // 1 byte
+pub const META_RSSI: u16 = 0x0002; // 1 byte, signed dBm
+pub const META_ANTENNA: u16 = 0x0004; // 1 byte, TX port << 4 | RX port
+pub const META_FREQUENCY: u16 = 0x0008; // 3 bytes, kHz
+pub const META_TIMESTAMP: u16 = 0x0010; // 4 bytes, ms since the read command
+pub const META_PHASE: u16 = 0x0020; // 2 bytes, degrees
+pub const META_PROTOCOL: u16 = 0x0040; // 1 byte
+
+/// One tag of the tag buffer, with the metadata the flags asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TagRecord {
+    pub read_count: u8,
+    pub rssi_dbm: i8,
+    /// Logical antenna port (1-based) the tag was read on.
+    pub antenna: u8,
+    pub frequency_khz: u32,
+    pub timestamp_ms: u32,
+    pub phase_deg: u16,
+    pub pc: u16,
+    pub epc: Vec<u8>,
+}
+
+/// CRC-16 of EPC memory as Gen2 tags send it (polynomial 0x1021, preset 0xFFFF, inverted).
+pub fn gen2_crc(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0xFFFF;
+    for &b in bytes {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    !crc
+}
+
+impl TagRecord {
+    /// Appends the record as Get Tag Buffer sends it under `flags`.
+    pub fn encode(&self, flags: u16, out: &mut Vec<u8>) {
+        if flags & META_READ_COUNT != 0 {
+            out.push(self.read_count);
+        }
+        if flags & META_RSSI != 0 {
+            out.push(self.rssi_dbm as u8);
+        }
+        if flags & META_ANTENNA != 0 {
+            out.push((self.antenna << 4) | (self.antenna & 0x0F));
+        }
+        if flags & META_FREQUENCY != 0 {
+            out.extend_from_slice(&self.frequency_khz.to_be_bytes()[1..]);
+        }
+        if flags & META_TIMESTAMP != 0 {
+            out.extend_from_slice(&self.timestamp_ms.to_be_bytes());
+        }
+        if flags & META_PHASE != 0 {
+            out.extend_from_slice(&self.phase_deg.to_be_bytes());
+        }
+        if flags & META_PROTOCOL != 0 {
+            out.push(0x05); // Gen2
+        }
+        let bits = ((2 + self.epc.len() + 2) * 8) as u16;
+        out.extend_from_slice(&bits.to_be_bytes());
+        let mut memory = self.pc.to_be_bytes().to_vec();
+        memory.extend_from_slice(&self.epc);
+        out.extend_from_slice(&memory);
+        out.extend_from_slice(&gen2_crc(&memory).to_be_bytes());
+    }
+
+    /// Reads the records of a Get Tag Buffer response's data.
+    pub fn decode_buffer(data: &[u8]) -> Result<(u16, Vec<TagRecord>), WireError> {
+        let bad = |why: &str| WireError::Malformed(format!("Mercury tag buffer: {why}"));
+        if data.len() < 4 {
+            return Err(bad("shorter than its header"));
+        }
+        let flags = u16::from_be_bytes([data[0], data[1]]);
+        let count = data[3] as usize;
+        let mut at = 4;
+        let mut take = |n: usize| -> Result<&[u8], WireError> {
+            let s = data
+                .get(at..at + n)
+                .ok_or_else(|| bad("a record is cut short"))?;
+            at += n;
+            Ok(s)
+        };
+        let mut records = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut r = TagRecord::default();
+            if flags & META_READ_COUNT != 0 {
+                r.read_count = take(1)?[0];
+            }
+            if flags & META_RSSI != 0 {
+                r.rssi_dbm = take(1)?[0] as i8;
+            }
+            if flags & META_ANTENNA != 0 {
+                r.antenna = take(1)?[0] & 0x0F;
+            }
+            if flags & META_FREQUENCY != 0 {
+                let f = take(3)?;
+                r.frequency_khz = u32::from_be_bytes([0, f[0], f[1], f[2]]);
+            }
+            if flags & META_TIMESTAMP != 0 {
+                let t = take(4)?;
+                r.timestamp_ms = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
+            }
+            if flags & META_PHASE != 0 {
+                let p = take(2)?;
+                r.phase_deg = u16::from_be_bytes([p[0], p[1]]);
+            }
+            if flags & META_PROTOCOL != 0 {
+                take(1)?;
+            }
+            let bits = take(2)?;
+            let bytes = u16::from_be_bytes([bits[0], bits[1]]) as usize / 8;
+            if bytes < 4 {
+                return Err(bad("EPC length shorter than PC and CRC"));
+            }
+            let memory = take(bytes)?;
+            let (body, crc) = memory.split_at(bytes - 2);
+            if gen2_crc(body).to_be_bytes() != [crc[0], crc[1]] {
+                return Err(bad("tag CRC does not match"));
+            }
+            r.pc = u16::from_be_bytes([body[0], body[1]]);
+            r.epc = body[2..].to_vec();
+            records.push(r);
+        }
+        Ok((flags, records))
+    }
+}
+
 /// The Mercury CRC: polynomial 0x1021, register preset to 0xFFFF, message bits shifted in
 /// at the bottom, most significant bit first.
 pub fn crc(bytes: &[u8]) -> u16 {
@@ -259,6 +401,56 @@ mod tests {
         );
         assert_eq!(d.next_frame(), None);
         assert!(d.corrupt >= 2);
+    }
+
+    #[test]
+    fn gen2_crc_matches_the_check_value() {
+        // CRC-16/GENIBUS check value for "123456789".
+        assert_eq!(gen2_crc(b"123456789"), 0xD64E);
+    }
+
+    #[test]
+    fn tag_buffer_records_round_trip_under_any_flags() {
+        let tag = TagRecord {
+            read_count: 7,
+            rssi_dbm: -48,
+            antenna: 3,
+            frequency_khz: 915_250,
+            timestamp_ms: 1234,
+            phase_deg: 90,
+            pc: 0x3000,
+            epc: vec![0xE2, 0x80, 0x11, 0x70, 0, 0, 0, 0, 0, 0, 0, 1],
+        };
+        for flags in [0x0000, 0x0007, 0x003F, 0x007F] {
+            let mut data = flags_header(flags, 2);
+            tag.encode(flags, &mut data);
+            tag.encode(flags, &mut data);
+            let (got_flags, records) = TagRecord::decode_buffer(&data).unwrap();
+            assert_eq!(got_flags, flags);
+            assert_eq!(records.len(), 2);
+            assert_eq!(records[0].epc, tag.epc);
+            assert_eq!(records[0].pc, 0x3000);
+            if flags & META_RSSI != 0 {
+                assert_eq!(records[1].rssi_dbm, -48);
+                assert_eq!(records[1].antenna, 3);
+            }
+        }
+        let mut data = flags_header(0x0007, 1);
+        tag.encode(0x0007, &mut data);
+        let last = data.len() - 1;
+        data[last] ^= 1;
+        assert!(
+            TagRecord::decode_buffer(&data).is_err(),
+            "a bad tag CRC is caught"
+        );
+        data.truncate(10);
+        assert!(TagRecord::decode_buffer(&data).is_err());
+    }
+
+    fn flags_header(flags: u16, count: u8) -> Vec<u8> {
+        let mut d = flags.to_be_bytes().to_vec();
+        d.extend_from_slice(&[0x00, count]);
+        d
     }
 
     #[test]

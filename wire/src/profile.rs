@@ -216,6 +216,27 @@ pub struct R2000 {
     pub repeat: u8,
 }
 
+/// Settings of a ThingMagic Mercury reader.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mercury {
+    /// Logical antenna ports (with a multiplexer, more than the module's own).
+    pub ports: u8,
+    /// How long one Read Tag Multiple (0x22) searches, ms.
+    #[serde(default = "read_ms")]
+    pub read_timeout_ms: u16,
+    /// Metadata asked of Get Tag Buffer (0x29): read count, RSSI, antenna by default.
+    #[serde(default = "metadata")]
+    pub metadata_flags: u16,
+}
+
+fn read_ms() -> u16 {
+    250
+}
+fn metadata() -> u16 {
+    0x0007
+}
+
 /// A device profile.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,12 +248,17 @@ pub struct Profile {
     pub motion: Option<Motion>,
     pub modbus: Option<ModbusShelving>,
     pub r2000: Option<R2000>,
+    pub mercury: Option<Mercury>,
 }
 
 impl Profile {
     /// How many antenna ports a reader has, where the profile says.
     pub fn antenna_ports(&self) -> Option<u16> {
-        self.r2000.as_ref().map(|r| r.ports as u16)
+        match (&self.r2000, &self.mercury) {
+            (Some(r), _) => Some(r.ports as u16),
+            (_, Some(m)) => Some(m.ports as u16),
+            _ => None,
+        }
     }
 
     pub fn load(path: &Path) -> Result<Profile, WireError> {
@@ -261,6 +287,7 @@ impl Profile {
         match profile.device.protocol {
             Protocol::Modbus => need(profile.modbus.is_some(), "modbus")?,
             Protocol::R2000 => need(profile.r2000.is_some(), "r2000")?,
+            Protocol::Mercury => need(profile.mercury.is_some(), "mercury")?,
             _ => {}
         }
         if let Some(m) = &profile.modbus {
