@@ -5,6 +5,7 @@
 //!   addresses, ranges and carriages, the site's archive-number rule, devices and antennas;
 //! - [`store`]: SQLite with one batching writer and pooled readers;
 //! - [`location`]: boxes, bindings and their history, search, shelf suggestion, import;
+//! - [`mqtt`]: the embedded MQTT broker;
 //! - [`api`]: the HTTP API (axum) with its generated OpenAPI document;
 //! - [`demo`]: the demo room and its seed data;
 //! - [`sim`]: the simulated room (hw-sim) started from a room config;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod layout;
 pub mod location;
+pub mod mqtt;
 pub mod server;
 pub mod shelf;
 pub mod sim;

@@ -10,6 +10,7 @@ use hw_sim::Simulator;
 use stackroom::config::RoomConfig;
 use stackroom::demo;
 use stackroom::location::LocationError;
+use stackroom::mqtt::EmbeddedBroker;
 use stackroom::server::Controller;
 use stackroom::sim::{self, SimSettings};
 
@@ -34,6 +35,9 @@ enum Command {
         /// Address of the simulator's control API (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:0")]
         sim_control: SocketAddr,
+        /// Address of the embedded MQTT broker (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        mqtt_listen: SocketAddr,
         /// Data directory (default: the config's storage.data_dir).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -63,7 +67,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -94,6 +99,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Demo {
             listen,
             sim_control,
+            mqtt_listen,
             data,
         } => {
             let config = RoomConfig::load(&demo::config_path()).map_err(|e| e.to_string())?;
@@ -106,15 +112,15 @@ async fn run(command: Command) -> Result<(), String> {
             if seeded > 0 {
                 tracing::info!(boxes = seeded, "seeded the demo room");
             }
+            let broker = EmbeddedBroker::start(mqtt_listen).map_err(|e| e.to_string())?;
             let placement = sim::placement_from(&controller.locations).await?;
-            let simulator = sim::start(
-                &controller.config,
-                placement,
-                &SimSettings::default(),
-                sim_control,
-            )
-            .await?;
-            serve(controller, listen, Some(&simulator)).await
+            let settings = SimSettings {
+                mqtt: Some(sim::broker(&broker.url())?),
+                ..SimSettings::default()
+            };
+            let simulator =
+                sim::start(&controller.config, placement, &settings, sim_control).await?;
+            serve(controller, listen, Some((&simulator, &broker))).await
         }
         Command::Serve {
             config,
@@ -175,18 +181,26 @@ fn explain(e: &LocationError) -> String {
     out
 }
 
+/// One line on stdout for whoever started us; a closed stdout is not our failure.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 async fn serve(
     controller: Controller,
     listen: SocketAddr,
-    simulator: Option<&Simulator>,
+    simulated: Option<(&Simulator, &EmbeddedBroker)>,
 ) -> Result<(), String> {
     let listener = Controller::listen(listen)
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("api: http://{addr}");
-    if let Some(simulator) = simulator {
-        println!("sim: http://{}", simulator.control);
+    say(&format!("api: http://{addr}"));
+    if let Some((simulator, broker)) = simulated {
+        say(&format!("sim: http://{}", simulator.control));
+        say(&format!("mqtt: {}", broker.url()));
         for line in sim::describe(simulator) {
             tracing::info!("{line}");
         }

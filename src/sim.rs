@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
 
+use hw_sim::mqtt_devices::Broker;
 use hw_sim::rf::RfParams;
 use hw_sim::shelving::RangeSpec;
 use hw_sim::world::ShelfSpec;
@@ -26,6 +27,8 @@ pub struct SimSettings {
     /// Simulated seconds per real second.
     pub time_scale: f64,
     pub rf: RfParams,
+    /// The broker the simulated MQTT devices use.
+    pub mqtt: Option<Broker>,
 }
 
 impl Default for SimSettings {
@@ -34,7 +37,37 @@ impl Default for SimSettings {
             seed: 1,
             time_scale: 1.0,
             rf: RfParams::default(),
+            mqtt: None,
         }
+    }
+}
+
+/// A broker address from `mqtt://host:port` (or `tcp://`, or bare `host:port`).
+pub fn broker(url: &str) -> Result<Broker, String> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .unwrap_or(url);
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{url}' needs a port, e.g. mqtt://127.0.0.1:1883"))?;
+    let port = port
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| format!("'{url}': '{port}' is not a port"))?;
+    Ok(Broker {
+        host: host.to_string(),
+        port,
+    })
+}
+
+fn prefix(device: &Device) -> Result<String, String> {
+    match &device.transport {
+        Transport::Mqtt { prefix } => Ok(prefix.clone()),
+        other => Err(format!(
+            "device '{}' speaks MQTT but is wired as {other}; give it transport = {{ mqtt = {{ prefix = \"...\" }} }}",
+            device.id
+        )),
     }
 }
 
@@ -95,11 +128,15 @@ pub fn spec(
                         device.id, device.profile
                     )
                 })?;
-                let wire = match (profile.device.protocol, &profile.modbus) {
-                    (Protocol::Modbus, Some(map)) => ShelvingWire::ModbusRtu {
+                let wire = match (profile.device.protocol, &profile.modbus, &profile.mqtt_json) {
+                    (Protocol::Modbus, Some(map), _) => ShelvingWire::ModbusRtu {
                         map: map.clone(),
                         unit: unit(device, map.unit),
                         baud: baud(device),
+                    },
+                    (Protocol::MqttJson, _, Some(topics)) => ShelvingWire::MqttJson {
+                        topics: topics.clone(),
+                        prefix: prefix(device)?,
                     },
                     _ => return Err(unsupported()),
                 };
@@ -117,14 +154,18 @@ pub fn spec(
                 });
             }
             DeviceKind::Reader => {
-                let wire = match (profile.device.protocol, &profile.r2000, &profile.mercury) {
-                    (Protocol::R2000, Some(settings), _) => ReaderWire::R2000 {
-                        settings: settings.clone(),
+                let wire = match profile.device.protocol {
+                    Protocol::R2000 => ReaderWire::R2000 {
+                        settings: profile.r2000.clone().ok_or_else(unsupported)?,
                         baud: baud(device),
                     },
-                    (Protocol::Mercury, _, Some(settings)) => ReaderWire::Mercury {
-                        settings: settings.clone(),
+                    Protocol::Mercury => ReaderWire::Mercury {
+                        settings: profile.mercury.clone().ok_or_else(unsupported)?,
                         baud: baud(device),
+                    },
+                    Protocol::ImpinjIot => ReaderWire::ImpinjIot {
+                        settings: profile.impinj_iot.clone().ok_or_else(unsupported)?,
+                        prefix: prefix(device)?,
                     },
                     _ => return Err(unsupported()),
                 };
@@ -149,6 +190,7 @@ pub fn spec(
         ranges,
         readers,
         placement,
+        mqtt: settings.mqtt.clone(),
     })
 }
 
@@ -188,7 +230,7 @@ pub fn describe(sim: &Simulator) -> Vec<String> {
             format!(
                 "sim device {}: {} ({})",
                 e.device,
-                e.path.as_deref().unwrap_or("-"),
+                e.path.as_deref().or(e.topics.as_deref()).unwrap_or("-"),
                 e.kind
             )
         })

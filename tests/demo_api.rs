@@ -14,6 +14,7 @@ struct Demo {
     child: Child,
     base: String,
     sim: String,
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Drop for Demo {
@@ -39,14 +40,21 @@ fn start_demo(data: &Path) -> Demo {
         let url = line
             .trim()
             .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("expected a line '{prefix}http://ADDR', got {line:?}"))
+            .unwrap_or_else(|| panic!("expected a line '{prefix}URL', got {line:?}"))
             .to_string();
         assert!(!url.ends_with(":0"), "the real port is printed: {url}");
         url
     };
     let base = read("api: ");
     let sim = read("sim: ");
-    Demo { child, base, sim }
+    let mqtt = read("mqtt: ");
+    assert!(mqtt.starts_with("mqtt://127.0.0.1:"), "{mqtt}");
+    Demo {
+        child,
+        base,
+        sim,
+        _stdout: stdout,
+    }
 }
 
 fn client() -> reqwest::Client {

@@ -9,6 +9,7 @@
 //! - [`rf`]: the seeded radio model, what an antenna hears in one inventory round;
 //! - [`serial_link`]: virtual serial cables (pseudo-terminal pairs) with line faults;
 //! - [`modbus_shelving`], [`r2000_reader`], [`mercury_reader`]: the devices on their wires;
+//! - [`mqtt_devices`]: a JSON shelving controller and an Impinj-style reader on MQTT;
 //! - [`clock`]: simulated time, scaled;
 //! - [`sim`]: the running simulator and its HTTP control API.
 //!
@@ -20,6 +21,7 @@
 pub mod clock;
 pub mod mercury_reader;
 pub mod modbus_shelving;
+pub mod mqtt_devices;
 pub mod r2000_reader;
 pub mod rf;
 pub mod serial_link;

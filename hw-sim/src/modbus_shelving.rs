@@ -7,6 +7,7 @@
 //! counts the command in `command_counter`, as real controllers do.
 
 use std::future::{Ready, ready};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use stackroom_wire::profile::ModbusShelving;
@@ -23,6 +24,8 @@ pub struct ModbusController {
     unit: u8,
     holding: Arc<Mutex<[u16; 2]>>,
     counter: Arc<Mutex<u16>>,
+    /// Off: the controller answers nothing, as if unplugged.
+    online: Option<Arc<AtomicBool>>,
 }
 
 impl ModbusController {
@@ -33,6 +36,7 @@ impl ModbusController {
             unit,
             holding: Arc::new(Mutex::new([0; 2])),
             counter: Arc::new(Mutex::new(0)),
+            online: None,
         }
     }
 
@@ -188,6 +192,13 @@ impl Service for ModbusController {
     type Future = Ready<Result<Self::Response, Self::Exception>>;
 
     fn call(&self, req: Self::Request) -> Self::Future {
+        if self
+            .online
+            .as_ref()
+            .is_some_and(|on| !on.load(Ordering::Relaxed))
+        {
+            return ready(Ok(None));
+        }
         // Other units on the bus answer for themselves; broadcasts (0) get no answer.
         if req.slave != self.unit && req.slave != 0 {
             return ready(Ok(None));
@@ -203,7 +214,11 @@ impl Service for ModbusController {
 
 /// Serves `controller` on the serial device at `path` until the task is dropped. A line
 /// error ends one server; the next opens the line again.
-pub async fn serve(path: String, baud: u32, controller: ModbusController) {
+pub async fn serve(path: String, baud: u32, controller: ModbusController, online: Arc<AtomicBool>) {
+    let controller = ModbusController {
+        online: Some(online),
+        ..controller
+    };
     loop {
         match tokio_serial::SerialStream::open(&tokio_serial::new(&path, baud)) {
             Ok(stream) => {

@@ -12,11 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use stackroom_wire::profile::{Mercury, ModbusShelving, R2000};
+use stackroom_wire::profile::{ImpinjIot, Mercury, ModbusShelving, MqttShelving, R2000};
 
 use crate::clock::Clock;
 use crate::mercury_reader::MercuryReader;
 use crate::modbus_shelving::{self, ModbusController};
+use crate::mqtt_devices::{self, Broker};
 use crate::r2000_reader::R2000Reader;
 use crate::rf::{Radio, RfParams};
 use crate::serial_link::{LineFaults, SerialLink};
@@ -32,6 +33,11 @@ pub enum ShelvingWire {
         unit: u8,
         baud: u32,
     },
+    /// JSON over MQTT under `prefix`.
+    MqttJson {
+        topics: MqttShelving,
+        prefix: String,
+    },
 }
 
 /// A simulated range and its controller.
@@ -45,8 +51,19 @@ pub struct RangeDevice {
 /// How a simulated reader is reached.
 #[derive(Debug, Clone)]
 pub enum ReaderWire {
-    R2000 { settings: R2000, baud: u32 },
-    Mercury { settings: Mercury, baud: u32 },
+    R2000 {
+        settings: R2000,
+        baud: u32,
+    },
+    Mercury {
+        settings: Mercury,
+        baud: u32,
+    },
+    /// Impinj IoT device interface events over MQTT under `prefix`.
+    ImpinjIot {
+        settings: ImpinjIot,
+        prefix: String,
+    },
 }
 
 /// A simulated reader and the shelves its antennas face.
@@ -76,6 +93,8 @@ pub struct SimSpec {
     pub ranges: Vec<RangeDevice>,
     pub readers: Vec<ReaderDevice>,
     pub placement: Vec<Placement>,
+    /// The broker MQTT devices connect to (needed only if there are any).
+    pub mqtt: Option<Broker>,
 }
 
 /// Where a simulated device can be reached.
@@ -85,6 +104,8 @@ pub struct Endpoint {
     pub kind: &'static str,
     /// The serial device to open (for serial devices).
     pub path: Option<String>,
+    /// The topic prefix (for MQTT devices).
+    pub topics: Option<String>,
 }
 
 /// Why the simulator did not start.
@@ -97,6 +118,8 @@ pub enum SimError {
     },
     #[error("reader {device}: {message}")]
     Reader { device: String, message: String },
+    #[error("device {device} speaks MQTT, but the simulator was given no broker")]
+    NoBroker { device: String },
     #[error("placement of {archive_no}: {message}")]
     Placement { archive_no: String, message: String },
     #[error("cannot serve the control API on {addr}: {source}")]
@@ -109,7 +132,9 @@ pub enum SimError {
 struct Shared {
     world: Arc<Mutex<World>>,
     ranges: HashMap<u16, Arc<Mutex<RangeSim>>>,
-    readers: HashMap<String, Arc<AtomicBool>>,
+    /// Every device's power/link: off, it answers and publishes nothing.
+    online: HashMap<String, Arc<AtomicBool>>,
+    readers: Vec<String>,
     lines: HashMap<String, SerialLink>,
     endpoints: Vec<Endpoint>,
     clock: Clock,
@@ -153,7 +178,7 @@ impl Simulator {
         let mut lines = HashMap::new();
         let mut endpoints = Vec::new();
         let mut ranges = HashMap::new();
-        let mut readers = HashMap::new();
+        let mut readers = Vec::new();
         let mut seeds = spec.seed;
         let mut next_seed = || {
             seeds = seeds
@@ -162,29 +187,55 @@ impl Simulator {
             seeds
         };
 
+        let broker = |device: &str| {
+            spec.mqtt.clone().ok_or_else(|| SimError::NoBroker {
+                device: device.to_string(),
+            })
+        };
+        let mut online_flags = HashMap::new();
         for r in &spec.ranges {
             let sim = Arc::new(Mutex::new(RangeSim::new(r.range.clone())));
             ranges.insert(r.range.id, sim.clone());
-            let link = SerialLink::open(next_seed()).map_err(|source| SimError::Line {
-                device: r.device.clone(),
-                source,
-            })?;
+            let online = Arc::new(AtomicBool::new(true));
+            online_flags.insert(r.device.clone(), online.clone());
             match &r.wire {
                 ShelvingWire::ModbusRtu { map, unit, baud } => {
+                    let link = SerialLink::open(next_seed()).map_err(|source| SimError::Line {
+                        device: r.device.clone(),
+                        source,
+                    })?;
                     let controller = ModbusController::new(sim.clone(), map.clone(), *unit);
                     tasks.push(tokio::spawn(modbus_shelving::serve(
                         link.device_path.clone(),
                         *baud,
                         controller,
+                        online,
                     )));
+                    endpoints.push(Endpoint {
+                        device: r.device.clone(),
+                        kind: "shelving/modbus-rtu",
+                        path: Some(link.path.clone()),
+                        topics: None,
+                    });
+                    lines.insert(r.device.clone(), link);
+                }
+                ShelvingWire::MqttJson { topics, prefix } => {
+                    tasks.push(tokio::spawn(mqtt_devices::serve_shelving(
+                        broker(&r.device)?,
+                        r.device.clone(),
+                        prefix.clone(),
+                        topics.clone(),
+                        sim.clone(),
+                        online,
+                    )));
+                    endpoints.push(Endpoint {
+                        device: r.device.clone(),
+                        kind: "shelving/mqtt-json",
+                        path: None,
+                        topics: Some(format!("{prefix}/#")),
+                    });
                 }
             }
-            endpoints.push(Endpoint {
-                device: r.device.clone(),
-                kind: "shelving/modbus-rtu",
-                path: Some(link.path.clone()),
-            });
-            lines.insert(r.device.clone(), link);
             tasks.push(tokio::spawn(tick(sim, clock)));
         }
 
@@ -203,14 +254,21 @@ impl Simulator {
             }
             drop(w);
             let online = Arc::new(AtomicBool::new(true));
-            readers.insert(r.device.clone(), online.clone());
-            let link = SerialLink::open(next_seed()).map_err(|source| SimError::Line {
-                device: r.device.clone(),
-                source,
-            })?;
+            online_flags.insert(r.device.clone(), online.clone());
+            readers.push(r.device.clone());
             let radio = Radio::new(next_seed(), spec.rf);
-            let kind = match &r.wire {
+            let serial = |lines: &mut HashMap<String, SerialLink>, seed: u64| {
+                let link = SerialLink::open(seed).map_err(|source| SimError::Line {
+                    device: r.device.clone(),
+                    source,
+                })?;
+                let paths = (link.device_path.clone(), link.path.clone());
+                lines.insert(r.device.clone(), link);
+                Ok::<_, SimError>(paths)
+            };
+            let (kind, path, topics) = match &r.wire {
                 ReaderWire::R2000 { settings, baud } => {
+                    let (device_path, path) = serial(&mut lines, next_seed())?;
                     let reader = R2000Reader {
                         id: r.device.clone(),
                         address: settings.address,
@@ -221,10 +279,11 @@ impl Simulator {
                         online,
                         clock,
                     };
-                    tasks.push(tokio::spawn(reader.serve(link.device_path.clone(), *baud)));
-                    "reader/r2000"
+                    tasks.push(tokio::spawn(reader.serve(device_path, *baud)));
+                    ("reader/r2000", Some(path), None)
                 }
                 ReaderWire::Mercury { settings, baud } => {
+                    let (device_path, path) = serial(&mut lines, next_seed())?;
                     let reader = MercuryReader::new(
                         r.device.clone(),
                         settings.ports,
@@ -234,21 +293,40 @@ impl Simulator {
                         online,
                         clock,
                     );
-                    tasks.push(tokio::spawn(reader.serve(link.device_path.clone(), *baud)));
-                    "reader/mercury"
+                    tasks.push(tokio::spawn(reader.serve(device_path, *baud)));
+                    ("reader/mercury", Some(path), None)
+                }
+                ReaderWire::ImpinjIot { settings, prefix } => {
+                    tasks.push(tokio::spawn(mqtt_devices::serve_impinj(
+                        broker(&r.device)?,
+                        r.device.clone(),
+                        prefix.clone(),
+                        settings.clone(),
+                        antennas,
+                        world.clone(),
+                        radio,
+                        online,
+                        clock,
+                    )));
+                    (
+                        "reader/impinj-iot",
+                        None,
+                        Some(format!("{prefix}/{}", settings.event_topic)),
+                    )
                 }
             };
             endpoints.push(Endpoint {
                 device: r.device.clone(),
                 kind,
-                path: Some(link.path.clone()),
+                path,
+                topics,
             });
-            lines.insert(r.device.clone(), link);
         }
 
         let shared = Arc::new(Shared {
             world,
             ranges,
+            online: online_flags,
             readers,
             lines,
             endpoints: endpoints.clone(),
@@ -335,9 +413,12 @@ fn state(shared: &Shared) -> SimState {
     let mut readers: Vec<ReaderState> = shared
         .readers
         .iter()
-        .map(|(id, on)| ReaderState {
+        .map(|id| ReaderState {
             device: id.clone(),
-            online: on.load(Ordering::Relaxed),
+            online: shared
+                .online
+                .get(id)
+                .is_some_and(|on| on.load(Ordering::Relaxed)),
         })
         .collect();
     readers.sort_by(|a, b| a.device.cmp(&b.device));
@@ -357,6 +438,21 @@ fn state(shared: &Shared) -> SimState {
 
 // ---------------------------------------------------------------------------------------
 // The control API.
+
+/// Switches a device on or off: off, it answers and publishes nothing (unplugged).
+async fn set_online(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    text: String,
+) -> Api<StatusCode> {
+    let on: bool = body(&text, "true or false")?;
+    let flag = s
+        .online
+        .get(&id)
+        .ok_or_else(|| not_found(format!("no simulated device '{id}'")))?;
+    flag.store(on, Ordering::Relaxed);
+    Ok(StatusCode::NO_CONTENT)
+}
 
 struct ApiError(StatusCode, String);
 
@@ -497,18 +593,8 @@ fn control_router(shared: Arc<Shared>) -> Router {
                 Ok::<_, ApiError>(StatusCode::CREATED)
             }),
         )
-        .route(
-            "/sim/readers/{reader}/online",
-            put(|State(s): State<Arc<Shared>>, Path(id): Path<String>, text: String| async move {
-                let on: bool = body(&text, "true or false")?;
-                let flag = s
-                    .readers
-                    .get(&id)
-                    .ok_or_else(|| not_found(format!("no simulated reader '{id}'")))?;
-                flag.store(on, Ordering::Relaxed);
-                Ok::<_, ApiError>(StatusCode::NO_CONTENT)
-            }),
-        )
+        .route("/sim/readers/{reader}/online", put(set_online))
+        .route("/sim/devices/{device}/online", put(set_online))
         .route(
             "/sim/devices/{device}/line",
             put(|State(s): State<Arc<Shared>>, Path(id): Path<String>, text: String| async move {

@@ -89,6 +89,7 @@ fn spec(seed: u64) -> SimSpec {
             },
         ],
         placement,
+        mqtt: None,
     }
 }
 

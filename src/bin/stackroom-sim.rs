@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use stackroom::config::RoomConfig;
+use stackroom::config::{Mqtt, RoomConfig};
 use stackroom::location::LocationService;
+use stackroom::mqtt::EmbeddedBroker;
 use stackroom::sim::{self, SimSettings};
 use stackroom::store::Store;
 
@@ -31,6 +32,9 @@ struct Cli {
     /// Address of the control API (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     control: SocketAddr,
+    /// The broker for MQTT devices (default: the config's; an embedded one is started).
+    #[arg(long)]
+    mqtt: Option<String>,
     /// Seed of the radio model and the line faults.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -42,7 +46,8 @@ struct Cli {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -83,14 +88,34 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         (None, None) => Vec::new(),
     };
+    let uses_mqtt = config
+        .devices
+        .iter()
+        .any(|d| matches!(d.transport, stackroom::config::Transport::Mqtt { .. }));
+    let mut embedded = None;
+    let mqtt = match (&cli.mqtt, &config.mqtt) {
+        (Some(url), _) => Some(sim::broker(url)?),
+        (None, _) if !uses_mqtt => None,
+        (None, Mqtt::External { url }) => Some(sim::broker(url)?),
+        (None, Mqtt::Embedded { listen }) => {
+            let broker = EmbeddedBroker::start(*listen).map_err(|e| e.to_string())?;
+            let url = broker.url();
+            embedded = Some(broker);
+            Some(sim::broker(&url)?)
+        }
+    };
     let settings = SimSettings {
         seed: cli.seed,
         time_scale: cli.time_scale,
+        mqtt,
         ..SimSettings::default()
     };
     let boxes = placement.len();
     let simulator = sim::start(&config, placement, &settings, cli.control).await?;
     println!("sim: http://{}", simulator.control);
+    if let Some(broker) = &embedded {
+        println!("mqtt: {}", broker.url());
+    }
     for line in sim::describe(&simulator) {
         println!("{line}");
     }

@@ -7,9 +7,11 @@
 //!
 //! - [`r2000`]: readers on the Impinj R2000 chip, "0xA0" serial protocol;
 //! - [`mercury`]: ThingMagic / JADAK Mercury serial protocol (M6e family);
+//! - [`mqtt_json`]: JSON messages of MQTT shelving controllers and Impinj-style readers;
 //! - [`profile`]: device profiles (`device-profiles/*.toml`).
 
 pub mod mercury;
+pub mod mqtt_json;
 pub mod profile;
 pub mod r2000;
 

@@ -237,6 +237,54 @@ fn metadata() -> u16 {
     0x0007
 }
 
+/// Topics of a shelving controller with JSON over MQTT (under the device's prefix).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttShelving {
+    #[serde(default = "command_topic")]
+    pub command_topic: String,
+    #[serde(default = "result_topic")]
+    pub result_topic: String,
+    #[serde(default = "state_topic")]
+    pub state_topic: String,
+    /// The controller republishes its state at least this often, ms.
+    #[serde(default = "state_interval")]
+    pub state_interval_ms: u64,
+}
+
+fn command_topic() -> String {
+    "command".into()
+}
+fn result_topic() -> String {
+    "result".into()
+}
+fn state_topic() -> String {
+    "state".into()
+}
+fn state_interval() -> u64 {
+    1000
+}
+
+/// An Impinj reader's IoT device interface: tag events over MQTT.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpinjIot {
+    pub ports: u8,
+    /// Events are published on `{prefix}/{event_topic}`.
+    #[serde(default = "event_topic")]
+    pub event_topic: String,
+    /// Time on each antenna before the next, ms.
+    #[serde(default = "dwell")]
+    pub dwell_ms: u64,
+}
+
+fn event_topic() -> String {
+    "events".into()
+}
+fn dwell() -> u64 {
+    100
+}
+
 /// A device profile.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -249,16 +297,22 @@ pub struct Profile {
     pub modbus: Option<ModbusShelving>,
     pub r2000: Option<R2000>,
     pub mercury: Option<Mercury>,
+    pub mqtt_json: Option<MqttShelving>,
+    pub impinj_iot: Option<ImpinjIot>,
 }
 
 impl Profile {
     /// How many antenna ports a reader has, where the profile says.
     pub fn antenna_ports(&self) -> Option<u16> {
-        match (&self.r2000, &self.mercury) {
-            (Some(r), _) => Some(r.ports as u16),
-            (_, Some(m)) => Some(m.ports as u16),
-            _ => None,
-        }
+        [
+            self.r2000.as_ref().map(|r| r.ports),
+            self.mercury.as_ref().map(|m| m.ports),
+            self.impinj_iot.as_ref().map(|i| i.ports),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(u16::from)
     }
 
     pub fn load(path: &Path) -> Result<Profile, WireError> {
@@ -288,6 +342,8 @@ impl Profile {
             Protocol::Modbus => need(profile.modbus.is_some(), "modbus")?,
             Protocol::R2000 => need(profile.r2000.is_some(), "r2000")?,
             Protocol::Mercury => need(profile.mercury.is_some(), "mercury")?,
+            Protocol::MqttJson => need(profile.mqtt_json.is_some(), "mqtt_json")?,
+            Protocol::ImpinjIot => need(profile.impinj_iot.is_some(), "impinj_iot")?,
             _ => {}
         }
         if let Some(m) = &profile.modbus {
