@@ -443,3 +443,53 @@ async fn the_mercury_reader_reads_into_its_tag_buffer() {
         "unknown opcode"
     );
 }
+
+/// Modbus RTU CRC (polynomial 0xA001 reflected, preset 0xFFFF), low byte first.
+fn modbus_crc(bytes: &[u8]) -> [u8; 2] {
+    let mut crc: u16 = 0xFFFF;
+    for &b in bytes {
+        crc ^= b as u16;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc.to_le_bytes()
+}
+
+#[tokio::test]
+async fn raw_modbus_frames_as_the_specification_shows_them() {
+    let sim = start(1).await;
+    let mut line = open(sim.path("shelving-1").unwrap(), 19200);
+    // The specification's classic example, read 10 holding registers from 0 of unit 1:
+    // our map has two, so the answer is exception 02 (illegal data address), 01 83 02 C0 F1.
+    line.write_all(&[0x01, 0x03, 0x00, 0x00, 0x00, 0x0A, 0xC5, 0xCD])
+        .await
+        .unwrap();
+    let mut answer = [0u8; 5];
+    line.read_exact(&mut answer).await.unwrap();
+    assert_eq!(answer, [0x01, 0x83, 0x02, 0xC0, 0xF1]);
+    // Read 10 input registers: 01 04 14 (20 bytes) CRC.
+    line.write_all(&[0x01, 0x04, 0x00, 0x00, 0x00, 0x0A, 0x70, 0x0D])
+        .await
+        .unwrap();
+    let mut answer = [0u8; 25];
+    line.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer[..3], &[0x01, 0x04, 0x14]);
+    assert_eq!(modbus_crc(&answer[..23]), [answer[23], answer[24]]);
+    assert_eq!(
+        u16::from_be_bytes([answer[3 + 12], answer[3 + 13]]),
+        6,
+        "register 6: carriages"
+    );
+    // A request for another unit on the bus gets no answer.
+    let mut other = vec![0x02, 0x04, 0x00, 0x00, 0x00, 0x01];
+    other.extend(modbus_crc(&other));
+    line.write_all(&other).await.unwrap();
+    let mut one = [0u8; 1];
+    let silent = tokio::time::timeout(Duration::from_millis(300), line.read(&mut one)).await;
+    assert!(silent.is_err(), "unit 2 is not us");
+}
