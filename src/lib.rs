@@ -17,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod layout;
 pub mod location;
+pub mod logging;
 pub mod mqtt;
 pub mod server;
 pub mod shelf;

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::clock::Clock;
 use crate::rf::Radio;
-use crate::world::World;
+use crate::world::{World, epc_bytes};
 
 /// Simulated time of one inventory round.
 const ROUND: Duration = Duration::from_millis(25);
@@ -36,12 +36,6 @@ pub struct MercuryReader {
     protocol: u16,
     /// (EPC, antenna) → record.
     buffer: BTreeMap<(String, u8), TagRecord>,
-}
-
-fn hex_to_bytes(epc: &str) -> Vec<u8> {
-    (0..epc.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&epc[2 * i..2 * i + 2], 16).ok())
-        .collect()
 }
 
 impl MercuryReader {
@@ -169,7 +163,7 @@ impl MercuryReader {
                     .buffer
                     .entry((o.epc.clone(), self.antenna))
                     .or_insert_with(|| {
-                        let epc = hex_to_bytes(&o.epc);
+                        let epc = epc_bytes(&o.epc);
                         TagRecord {
                             read_count: 0,
                             rssi_dbm: rssi,

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::rf::Radio;
 use crate::shelving::{Command, Fault, Motion, RangeSim, Refusal};
-use crate::world::World;
+use crate::world::{World, epc_bytes};
 
 /// Where the broker is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,9 +210,7 @@ pub async fn serve_impinj(
             };
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
             for o in heard {
-                let bytes: Vec<u8> = (0..o.epc.len() / 2)
-                    .filter_map(|i| u8::from_str_radix(&o.epc[2 * i..2 * i + 2], 16).ok())
-                    .collect();
+                let bytes = epc_bytes(&o.epc);
                 let event = ImpinjEvent {
                     timestamp: now.clone(),
                     hostname: device.clone(),

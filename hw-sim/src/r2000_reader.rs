@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::clock::Clock;
 use crate::rf::Radio;
-use crate::world::World;
+use crate::world::{World, epc_bytes};
 
 /// One simulated R2000 reader.
 pub struct R2000Reader {
@@ -33,12 +33,6 @@ pub struct R2000Reader {
 /// Simulated time one inventory round takes: a fixed part and a part per tag heard.
 fn round_time(tags: usize) -> Duration {
     Duration::from_millis(25 + 2 * tags as u64)
-}
-
-fn hex_to_bytes(epc: &str) -> Vec<u8> {
-    (0..epc.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&epc[2 * i..2 * i + 2], 16).ok())
-        .collect()
 }
 
 impl R2000Reader {
@@ -90,7 +84,7 @@ impl R2000Reader {
                     let dt = round_time(best.len());
                     elapsed += dt;
                     for (epc, (rssi, khz)) in best {
-                        let epc = hex_to_bytes(&epc);
+                        let epc = epc_bytes(&epc);
                         let tag = TagPacket {
                             antenna: *work_antenna,
                             frequency: ((khz.saturating_sub(902_750)) / 500).min(63) as u8,

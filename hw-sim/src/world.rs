@@ -29,6 +29,13 @@ pub struct Tag {
     pub shelf: Option<String>,
 }
 
+/// The bytes of an EPC in hex (as the world keeps them: checked, upper case).
+pub fn epc_bytes(epc: &str) -> Vec<u8> {
+    (0..epc.len() / 2)
+        .filter_map(|i| u8::from_str_radix(epc.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
 /// Why a change to the world cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WorldError {

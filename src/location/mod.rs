@@ -650,14 +650,7 @@ impl LocationService {
         let archive_no = archive_no.to_string();
         self.store
             .write(move |conn| {
-                let box_id: i64 = conn
-                    .query_row(
-                        "SELECT id FROM boxes WHERE archive_no = ?1",
-                        [&archive_no],
-                        |r| r.get(0),
-                    )
-                    .optional()?
-                    .ok_or_else(|| LocationError::UnknownBox(archive_no.clone()))?;
+                let box_id = box_id(conn, &archive_no)?;
                 let shelf_id: i64 = conn
                     .query_row(
                         "DELETE FROM bindings WHERE box_id = ?1 RETURNING shelf_id",
@@ -961,14 +954,7 @@ impl LocationService {
         let archive_no = archive_no.to_string();
         self.store
             .read(move |conn| {
-                let box_id: i64 = conn
-                    .query_row(
-                        "SELECT id FROM boxes WHERE archive_no = ?1",
-                        [&archive_no],
-                        |r| r.get(0),
-                    )
-                    .optional()?
-                    .ok_or_else(|| LocationError::UnknownBox(archive_no.clone()))?;
+                let box_id = box_id(conn, &archive_no)?;
                 let mut st = conn.prepare_cached(
                     "SELECT kind, from_shelf, to_shelf, source, confidence, actor, reason, at
                      FROM binding_events WHERE box_id = ?1 ORDER BY id",
@@ -1250,6 +1236,14 @@ pub(crate) fn insert_box(
             words::index_text(&b.title, &b.archive_no, b.barcode.as_deref())
         ])?;
     Ok(id)
+}
+
+/// The database id of a box.
+fn box_id(conn: &Connection, archive_no: &str) -> Result<i64, LocationError> {
+    conn.prepare_cached("SELECT id FROM boxes WHERE archive_no = ?1")?
+        .query_row([archive_no], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| LocationError::UnknownBox(archive_no.to_string()))
 }
 
 fn record_event(
