@@ -6,6 +6,7 @@
 //! - [`store`]: SQLite with one batching writer and pooled readers;
 //! - [`location`]: boxes, bindings and their history, search, shelf suggestion, import;
 //! - [`mqtt`]: the embedded MQTT broker;
+//! - [`shelving`]: shelving drivers, motion planning and the range controllers;
 //! - [`api`]: the HTTP API (axum) with its generated OpenAPI document;
 //! - [`demo`]: the demo room and its seed data;
 //! - [`sim`]: the simulated room (hw-sim) started from a room config;
@@ -21,5 +22,6 @@ pub mod logging;
 pub mod mqtt;
 pub mod server;
 pub mod shelf;
+pub mod shelving;
 pub mod sim;
 pub mod store;

@@ -12,6 +12,7 @@ use stackroom::demo;
 use stackroom::location::LocationError;
 use stackroom::mqtt::EmbeddedBroker;
 use stackroom::server::Controller;
+use stackroom::shelving::Wiring;
 use stackroom::sim::{self, SimSettings};
 
 #[derive(Parser)]
@@ -38,6 +39,9 @@ enum Command {
         /// Address of the embedded MQTT broker (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:0")]
         mqtt_listen: SocketAddr,
+        /// Simulated seconds per real second (carriages move this much faster).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
         /// Data directory (default: the config's storage.data_dir).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -94,6 +98,7 @@ async fn run(command: Command) -> Result<(), String> {
             listen,
             sim_control,
             mqtt_listen,
+            time_scale,
             data,
         } => {
             let config = RoomConfig::load(&demo::config_path()).map_err(|e| e.to_string())?;
@@ -110,10 +115,20 @@ async fn run(command: Command) -> Result<(), String> {
             let placement = sim::placement_from(&controller.locations).await?;
             let settings = SimSettings {
                 mqtt: Some(sim::broker(&broker.url())?),
+                time_scale,
                 ..SimSettings::default()
             };
             let simulator =
                 sim::start(&controller.config, placement, &settings, sim_control).await?;
+            let mut controller = controller;
+            controller.start_shelving(&Wiring {
+                serial_paths: simulator
+                    .endpoints
+                    .iter()
+                    .filter_map(|e| Some((e.device.clone(), e.path.clone()?)))
+                    .collect(),
+                mqtt: Some(("127.0.0.1".into(), broker.addr.port())),
+            })?;
             serve(controller, listen, Some((&simulator, &broker))).await
         }
         Command::Serve {
@@ -123,9 +138,20 @@ async fn run(command: Command) -> Result<(), String> {
         } => {
             let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
             let listen = listen.unwrap_or(config.listen);
-            let controller = Controller::start(config, data.as_deref())
+            let uses_mqtt = config
+                .devices
+                .iter()
+                .any(|d| matches!(d.transport, stackroom::config::Transport::Mqtt { .. }));
+            let _broker = match &config.mqtt {
+                stackroom::config::Mqtt::Embedded { listen } if uses_mqtt => {
+                    Some(EmbeddedBroker::start(*listen).map_err(|e| e.to_string())?)
+                }
+                _ => None,
+            };
+            let mut controller = Controller::start(config, data.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
+            controller.start_shelving(&Wiring::default())?;
             serve(controller, listen, None).await
         }
         Command::Import { file, config, data } => {

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState};
 use crate::config::RoomConfig;
 use crate::location::{LocationError, LocationService};
+use crate::shelving::{Shelving, Wiring};
 use crate::store::Store;
 
 /// The database file inside the data directory.
@@ -34,6 +35,7 @@ pub enum StartError {
 pub struct Controller {
     pub config: Arc<RoomConfig>,
     pub locations: LocationService,
+    pub shelving: Shelving,
 }
 
 impl Controller {
@@ -47,12 +49,24 @@ impl Controller {
         let store = Store::open(&dir.join(DB_FILE)).map_err(LocationError::from)?;
         let config = Arc::new(config);
         let locations = LocationService::open(config.clone(), store).await?;
-        Ok(Controller { config, locations })
+        Ok(Controller {
+            config,
+            locations,
+            shelving: Shelving::empty(),
+        })
+    }
+
+    /// Starts the drivers and range controllers of the room's shelving, reaching the
+    /// devices as `wiring` says where it overrides the config.
+    pub fn start_shelving(&mut self, wiring: &Wiring) -> Result<(), String> {
+        self.shelving = Shelving::start(&self.config, wiring)?;
+        Ok(())
     }
 
     pub fn router(&self) -> Router {
         api::router(AppState {
             locations: self.locations.clone(),
+            shelving: self.shelving.clone(),
         })
     }
 

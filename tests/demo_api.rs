@@ -1,84 +1,18 @@
 //! The real `stackroom` binary, run as a user would: the demo, its API, the CLI.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_stackroom");
+mod common;
 
-/// A running `stackroom demo`, killed when dropped.
-struct Demo {
-    child: Child,
-    base: String,
-    sim: String,
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_demo(data: &Path) -> Demo {
-    let mut child = Command::new(BIN)
-        .args(["demo", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start stackroom demo");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut read = |prefix: &str| {
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("expected a line '{prefix}URL', got {line:?}"))
-            .to_string();
-        assert!(!url.ends_with(":0"), "the real port is printed: {url}");
-        url
-    };
-    let base = read("api: ");
-    let sim = read("sim: ");
-    let mqtt = read("mqtt: ");
-    assert!(mqtt.starts_with("mqtt://127.0.0.1:"), "{mqtt}");
-    Demo {
-        child,
-        base,
-        sim,
-        _stdout: stdout,
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-async fn get(base: &str, path: &str) -> (u16, String, Value) {
-    let r = client().get(format!("{base}{path}")).send().await.unwrap();
-    let status = r.status().as_u16();
-    let ctype = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, ctype, r.json().await.unwrap_or(Value::Null))
-}
+use common::{BIN, client, get, start_demo};
 
 #[tokio::test]
 async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
     let data = tempfile::tempdir().unwrap();
-    let demo = start_demo(data.path());
+    let demo = start_demo(data.path(), &[]);
     let base = demo.base.clone();
 
     let (status, _, health) = get(&base, "/api/v1/health").await;
@@ -150,7 +84,7 @@ async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
 
     // Restart on the same data: no second seed, the change is still there.
     drop(demo);
-    let demo = start_demo(data.path());
+    let demo = start_demo(data.path(), &[]);
     let (_, _, loc) = get(&demo.base, "/api/v1/boxes/0451-L-900-00001/location").await;
     assert_eq!(loc["shelf"]["address"], shelf.as_str());
     let (_, _, found) = get(&demo.base, "/api/v1/boxes?q=0451-H-001-0000&limit=50").await;
@@ -160,7 +94,7 @@ async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
 #[tokio::test]
 async fn bad_requests_get_problems_that_name_the_field() {
     let data = tempfile::tempdir().unwrap();
-    let demo = start_demo(data.path());
+    let demo = start_demo(data.path(), &[]);
     let base = &demo.base;
     let c = client();
 
@@ -228,7 +162,7 @@ async fn bad_requests_get_problems_that_name_the_field() {
 #[tokio::test]
 async fn openapi_document_lists_every_route() {
     let data = tempfile::tempdir().unwrap();
-    let demo = start_demo(data.path());
+    let demo = start_demo(data.path(), &[]);
     let (status, _, doc) = get(&demo.base, "/api/v1/openapi.json").await;
     assert_eq!(status, 200);
     let paths = doc["paths"].as_object().unwrap();

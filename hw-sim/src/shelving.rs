@@ -121,6 +121,10 @@ pub struct RangeState {
     pub stop_reason: Option<String>,
     /// Result code of the last command: 0 accepted, else [`Refusal::code`].
     pub last_result: u16,
+    /// Commands received so far, accepted or not.
+    pub commands: u64,
+    /// Motion commands accepted so far.
+    pub motions: u64,
 }
 
 /// The simulated range.
@@ -142,6 +146,8 @@ pub struct RangeSim {
     obstacle: BTreeSet<u16>,
     stop_reason: Option<String>,
     last_result: u16,
+    commands: u64,
+    motions: u64,
 }
 
 /// A carriage closer than this to its target has arrived.
@@ -169,6 +175,8 @@ impl RangeSim {
             obstacle: BTreeSet::new(),
             stop_reason: None,
             last_result: 0,
+            commands: 0,
+            motions: 0,
             spec,
         };
         sim.pos = sim.packed(1.min(n as u16 - 1));
@@ -263,6 +271,15 @@ impl RangeSim {
     pub fn command(&mut self, command: Command) -> Result<(), Refusal> {
         let result = self.try_command(command);
         self.last_result = result.err().map_or(0, Refusal::code);
+        self.commands += 1;
+        if result.is_ok()
+            && matches!(
+                command,
+                Command::OpenAisle(_) | Command::Close | Command::Ventilate
+            )
+        {
+            self.motions += 1;
+        }
         result
     }
 
@@ -469,6 +486,8 @@ impl RangeSim {
             obstacle_aisles: self.obstacle.iter().copied().collect(),
             stop_reason: self.stop_reason.clone(),
             last_result: self.last_result,
+            commands: self.commands,
+            motions: self.motions,
         }
     }
 }

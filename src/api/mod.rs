@@ -5,6 +5,7 @@
 //! and cannot drift apart.
 
 mod problem;
+mod ranges;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use crate::location::{
     BoxKey, BoxView, History, ImportSummary, Location, LocationService, Move, NewBox, Provenance,
     ShelfFill, Suggestion,
 };
+use crate::shelving::Shelving;
 pub use problem::Problem;
 
 /// The largest CSV body `POST /api/v1/import/boxes` takes.
@@ -40,6 +42,7 @@ const ACTOR: &str = "api";
 #[derive(Clone)]
 pub struct AppState {
     pub locations: LocationService,
+    pub shelving: Shelving,
 }
 
 /// A JSON body whose rejection is a problem response.
@@ -67,6 +70,7 @@ type ApiResult<T> = Result<Json<T>, Problem>;
     ),
     tags((name = "boxes", description = "Boxes, where they are, and their history"),
          (name = "shelves", description = "Shelves, their fill, and where a new box should go"),
+         (name = "ranges", description = "Ranges of motorized shelving: state, opening aisles, operations, events"),
          (name = "system", description = "Health and the API description"))
 )]
 struct ApiDoc;
@@ -84,6 +88,17 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(list_shelves))
         .routes(routes!(suggest_shelves))
         .routes(routes!(bulk_moves))
+        .routes(routes!(ranges::list_ranges))
+        .routes(routes!(ranges::get_range))
+        .routes(routes!(ranges::open_aisle))
+        .routes(routes!(ranges::close_range))
+        .routes(routes!(ranges::ventilate_range))
+        .routes(routes!(ranges::lock_range))
+        .routes(routes!(ranges::unlock_range))
+        .routes(routes!(ranges::stop_range))
+        .routes(routes!(ranges::get_operation))
+        .routes(routes!(ranges::retrieve_box))
+        .routes(routes!(ranges::events))
         .routes({
             let (schemas, paths, method) = routes!(import_boxes);
             (

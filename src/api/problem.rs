@@ -22,6 +22,10 @@ pub struct Problem {
     /// The request field at fault, if one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Why a motion was refused, machine-readable: `aisle_occupied`, `estop`, `fault`,
+    /// `locked`, `link_down`, `state_unknown`, `obstacle`, `moving`, `no_such_aisle`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
     /// Item-by-item errors (import rows, bulk moves).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]
@@ -40,6 +44,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            reason: None,
             errors: None,
         }
     }
@@ -128,5 +133,24 @@ impl From<QueryRejection> for Problem {
 impl From<PathRejection> for Problem {
     fn from(r: PathRejection) -> Problem {
         Problem::new(r.status(), "bad-path", r.body_text())
+    }
+}
+
+impl From<crate::shelving::ShelvingError> for Problem {
+    fn from(e: crate::shelving::ShelvingError) -> Problem {
+        use crate::shelving::ShelvingError as E;
+        let detail = e.to_string();
+        match e {
+            E::NoSuchRange(_) => Problem::new(StatusCode::NOT_FOUND, "no-such-range", detail),
+            E::Refused(r) if r.reason == "no_such_aisle" => Problem {
+                reason: Some(r.reason),
+                ..Problem::new(StatusCode::NOT_FOUND, "no-such-aisle", detail)
+            },
+            E::Refused(r) => Problem {
+                reason: Some(r.reason),
+                ..Problem::new(StatusCode::CONFLICT, "refused", detail)
+            },
+            E::Gone(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "controller-gone", detail),
+        }
     }
 }

@@ -1,0 +1,376 @@
+//! Motorized shelving: drivers, motion planning, the range controllers, operations.
+//!
+//! - [`plan`]: geometry, targets and the aisles a motion narrows (sans-IO);
+//! - [`device`]: what a driver offers (state on a watch channel, commands with answers);
+//! - [`modbus`], [`mqtt`]: the drivers, chosen per device by its profile;
+//! - [`controller`]: one task per range, the only thing that sends motion commands.
+//!
+//! [`Shelving`] starts a driver and a controller for every shelving device of the room and
+//! is what the API talks to. Operations (each open, close, ventilate, lock, unlock, stop) get
+//! an id and go `queued → moving → done | refused | failed | stopped`; every change of a
+//! range's state and of an operation is an [`Event`] on a broadcast channel (SSE, MQTT).
+
+pub mod controller;
+pub mod device;
+pub mod modbus;
+pub mod mqtt;
+pub mod plan;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use stackroom_wire::profile::Protocol;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use utoipa::ToSchema;
+
+use crate::config::{RoomConfig, Transport};
+use controller::{CarriageView, Controller, RangeView, Request};
+use plan::{Geometry, Goal};
+
+/// Why a request was not taken: a machine-readable reason and words for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// A device's own reason, as one of ours.
+    pub fn known(reason: &str) -> &'static str {
+        match reason {
+            "estop" => "estop",
+            "locked" => "locked",
+            "fault" => "fault",
+            "aisle_occupied" => "aisle_occupied",
+            "obstacle" => "obstacle",
+            "no_such_aisle" => "no_such_aisle",
+            _ => "refused_by_device",
+        }
+    }
+}
+
+/// One operation on a range.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct OperationView {
+    pub id: String,
+    pub range: u16,
+    /// `open`, `close`, `ventilate`, `lock`, `unlock`, `stop`.
+    pub kind: String,
+    /// `queued`, `moving`, `done`, `refused`, `failed`, `stopped`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Something that happened, for the event stream.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Event {
+    Range(RangeView),
+    Operation(OperationView),
+}
+
+/// Every operation since the start, by id.
+#[derive(Clone, Default)]
+pub struct Operations {
+    all: Arc<Mutex<HashMap<String, OperationView>>>,
+    next: Arc<AtomicU64>,
+}
+
+impl Operations {
+    pub fn create(&self, range: u16, kind: &str) -> String {
+        let id = format!("op-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        let op = OperationView {
+            id: id.clone(),
+            range,
+            kind: kind.into(),
+            state: "queued".into(),
+            reason: None,
+            message: None,
+            started_at: Utc::now(),
+            finished_at: None,
+        };
+        if let Ok(mut all) = self.all.lock() {
+            all.insert(id.clone(), op);
+        }
+        id
+    }
+
+    pub fn get(&self, id: &str) -> Option<OperationView> {
+        self.all.lock().ok()?.get(id).cloned()
+    }
+
+    pub fn set_state(&self, id: &str, state: &str) -> Option<OperationView> {
+        let mut all = self.all.lock().ok()?;
+        let op = all.get_mut(id)?;
+        op.state = state.into();
+        Some(op.clone())
+    }
+
+    pub fn finish(
+        &self,
+        id: &str,
+        state: &str,
+        reason: Option<(&str, String)>,
+    ) -> Option<OperationView> {
+        let mut all = self.all.lock().ok()?;
+        let op = all.get_mut(id)?;
+        op.state = state.into();
+        op.finished_at = Some(Utc::now());
+        if let Some((reason, message)) = reason {
+            op.reason = Some(reason.into());
+            op.message = Some(message);
+        }
+        Some(op.clone())
+    }
+}
+
+/// Why a shelving request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ShelvingError {
+    #[error("the room has no range {0}")]
+    NoSuchRange(u16),
+    #[error("{}", .0.message)]
+    Refused(Refusal),
+    #[error("the controller of range {0} has stopped")]
+    Gone(u16),
+}
+
+struct RangeHandle {
+    requests: mpsc::Sender<Request>,
+    view: watch::Receiver<RangeView>,
+}
+
+/// Where drivers find their devices when the config's wiring is overridden (the demo's
+/// simulated room): serial paths by device, and the MQTT broker.
+#[derive(Debug, Clone, Default)]
+pub struct Wiring {
+    pub serial_paths: HashMap<String, String>,
+    pub mqtt: Option<(String, u16)>,
+}
+
+/// The shelving of the room.
+#[derive(Clone)]
+pub struct Shelving {
+    ranges: Arc<BTreeMap<u16, RangeHandle>>,
+    pub operations: Operations,
+    events: broadcast::Sender<Event>,
+}
+
+impl Shelving {
+    /// No motorized ranges (until [`Shelving::start`] is called with the room's devices).
+    pub fn empty() -> Shelving {
+        Shelving {
+            ranges: Arc::new(BTreeMap::new()),
+            operations: Operations::default(),
+            events: broadcast::channel(16).0,
+        }
+    }
+
+    /// Starts a driver and a controller for each shelving device of the room.
+    pub fn start(config: &RoomConfig, wiring: &Wiring) -> Result<Shelving, String> {
+        let operations = Operations::default();
+        let (events, _) = broadcast::channel(1024);
+        let mut ranges = BTreeMap::new();
+        for device in config.devices.iter().filter(|d| d.range.is_some()) {
+            let range_id = device.range.unwrap_or_default();
+            let layout = config
+                .layout
+                .range(range_id)
+                .ok_or_else(|| format!("device '{}': no range {range_id}", device.id))?;
+            let profile = &device.spec;
+            let (handle, ports) = device::channel();
+            let timing = profile.timing.clone();
+            let carriages = layout.carriage_count();
+            match (profile.device.protocol, &device.transport) {
+                (Protocol::Modbus, transport) => {
+                    let map = profile
+                        .modbus
+                        .clone()
+                        .ok_or("modbus profile without [modbus]")?;
+                    let (wire, unit) = match transport {
+                        Transport::Serial { path, baud, unit } => (
+                            modbus::Wire::Rtu {
+                                path: wiring
+                                    .serial_paths
+                                    .get(&device.id)
+                                    .cloned()
+                                    .unwrap_or_else(|| path.clone()),
+                                baud: *baud,
+                            },
+                            unit.unwrap_or(map.unit),
+                        ),
+                        Transport::ModbusTcp { address, unit } => (
+                            modbus::Wire::Tcp {
+                                address: address.clone(),
+                            },
+                            unit.unwrap_or(map.unit),
+                        ),
+                        Transport::Mqtt { .. } => {
+                            return Err(format!(
+                                "device '{}': a Modbus device needs a serial or modbus_tcp transport",
+                                device.id
+                            ));
+                        }
+                    };
+                    tokio::spawn(modbus::run(
+                        device.id.clone(),
+                        wire,
+                        unit,
+                        map,
+                        timing.clone(),
+                        carriages,
+                        ports,
+                    ));
+                }
+                (Protocol::MqttJson, Transport::Mqtt { prefix }) => {
+                    let topics = profile
+                        .mqtt_json
+                        .clone()
+                        .ok_or("mqtt-json profile without [mqtt_json]")?;
+                    let (host, port) = match (&wiring.mqtt, &config.mqtt) {
+                        (Some((h, p)), _) => (h.clone(), *p),
+                        (None, crate::config::Mqtt::Embedded { listen }) => {
+                            (listen.ip().to_string(), listen.port())
+                        }
+                        (None, crate::config::Mqtt::External { url }) => {
+                            let b = crate::sim::broker(url)?;
+                            (b.host, b.port)
+                        }
+                    };
+                    tokio::spawn(mqtt::run(
+                        device.id.clone(),
+                        host,
+                        port,
+                        prefix.clone(),
+                        topics,
+                        timing.clone(),
+                        ports,
+                    ));
+                }
+                (protocol, _) => {
+                    return Err(format!(
+                        "device '{}': no shelving driver for protocol {protocol} yet",
+                        device.id
+                    ));
+                }
+            }
+            let geometry = Geometry::of(layout);
+            let initial = RangeView {
+                range: range_id,
+                carriages: layout
+                    .carriages
+                    .iter()
+                    .map(|c| CarriageView {
+                        index: c.index,
+                        position_mm: None,
+                        fixed: c.fixed,
+                    })
+                    .collect(),
+                open_aisle: None,
+                motion: "unknown".into(),
+                locked: false,
+                estop: false,
+                faults: vec![],
+                occupied_aisles: vec![],
+                obstacle: false,
+                link: "down".into(),
+                link_error: Some("not connected yet".into()),
+                updated_at: None,
+                operation: None,
+            };
+            let (view_tx, view_rx) = watch::channel(initial);
+            let (req_tx, req_rx) = mpsc::channel(64);
+            let controller = Controller {
+                range: range_id,
+                geometry,
+                driver: handle,
+                stale_after: Duration::from_millis(timing.stale_after_ms),
+                command_timeout: Duration::from_millis(timing.command_timeout_ms),
+                speed_mm_s: profile.motion.as_ref().map_or(100.0, |m| m.speed_mm_s),
+                operations: operations.clone(),
+                events: events.clone(),
+                view: view_tx,
+            };
+            tokio::spawn(controller.run(req_rx));
+            ranges.insert(
+                range_id,
+                RangeHandle {
+                    requests: req_tx,
+                    view: view_rx,
+                },
+            );
+        }
+        Ok(Shelving {
+            ranges: Arc::new(ranges),
+            operations,
+            events,
+        })
+    }
+
+    pub fn ranges(&self) -> Vec<RangeView> {
+        self.ranges
+            .values()
+            .map(|r| r.view.borrow().clone())
+            .collect()
+    }
+
+    pub fn range(&self, id: u16) -> Option<RangeView> {
+        self.ranges.get(&id).map(|r| r.view.borrow().clone())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    async fn ask(
+        &self,
+        range: u16,
+        make: impl FnOnce(oneshot::Sender<Result<String, Refusal>>) -> Request,
+    ) -> Result<String, ShelvingError> {
+        let handle = self
+            .ranges
+            .get(&range)
+            .ok_or(ShelvingError::NoSuchRange(range))?;
+        let (tx, rx) = oneshot::channel();
+        handle
+            .requests
+            .send(make(tx))
+            .await
+            .map_err(|_| ShelvingError::Gone(range))?;
+        rx.await
+            .map_err(|_| ShelvingError::Gone(range))?
+            .map_err(ShelvingError::Refused)
+    }
+
+    pub async fn motion(
+        &self,
+        range: u16,
+        kind: &'static str,
+        goal: Goal,
+    ) -> Result<String, ShelvingError> {
+        self.ask(range, |reply| Request::Motion { kind, goal, reply })
+            .await
+    }
+
+    pub async fn lock(&self, range: u16, lock: bool) -> Result<String, ShelvingError> {
+        self.ask(range, |reply| Request::Lock { lock, reply }).await
+    }
+
+    pub async fn stop(&self, range: u16) -> Result<String, ShelvingError> {
+        self.ask(range, |reply| Request::Stop { reply }).await
+    }
+}

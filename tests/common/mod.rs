@@ -1,0 +1,117 @@
+//! Running the real `stackroom demo` for integration tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_stackroom");
+
+/// A running `stackroom demo`, killed when dropped.
+pub struct Demo {
+    child: Child,
+    pub base: String,
+    pub sim: String,
+    pub mqtt: String,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the demo on free ports with its data in `data`, and reads the lines it prints.
+pub fn start_demo(data: &Path, extra: &[&str]) -> Demo {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(extra)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stackroom demo");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut read = |prefix: &str| {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected a line '{prefix}URL', got {line:?}"))
+            .to_string();
+        assert!(!url.ends_with(":0"), "the real port is printed: {url}");
+        url
+    };
+    let base = read("api: ");
+    let sim = read("sim: ");
+    let mqtt = read("mqtt: ");
+    Demo {
+        child,
+        base,
+        sim,
+        mqtt,
+        _stdout: stdout,
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// GET: status, content type, JSON body (Null when not JSON).
+pub async fn get(base: &str, path: &str) -> (u16, String, Value) {
+    let r = client().get(format!("{base}{path}")).send().await.unwrap();
+    let status = r.status().as_u16();
+    let ctype = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, ctype, r.json().await.unwrap_or(Value::Null))
+}
+
+/// POST without a body: status and JSON body.
+pub async fn post(base: &str, path: &str) -> (u16, Value) {
+    let r = client().post(format!("{base}{path}")).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// PUT a raw body: status.
+pub async fn put(base: &str, path: &str, body: &str) -> u16 {
+    client()
+        .put(format!("{base}{path}"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Polls `path` until `done` holds (at most `seconds`), returning the last body.
+pub async fn wait_for(
+    base: &str,
+    path: &str,
+    seconds: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let (_, _, v) = get(base, path).await;
+        if done(&v) || std::time::Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

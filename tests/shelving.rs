@@ -1,0 +1,271 @@
+//! Opening aisles for real: `stackroom demo` driving the simulated shelving over a real
+//! pseudo-terminal (range 1, Modbus RTU) and a real MQTT broker (range 2, JSON), with the
+//! interlocks tripped through the simulator's control API.
+
+mod common;
+
+use common::{Demo, get, post, put, start_demo, wait_for};
+use serde_json::Value;
+
+/// The demo at ten times real speed.
+fn demo(data: &tempfile::TempDir) -> Demo {
+    start_demo(data.path(), &["--time-scale", "10"])
+}
+
+async fn range_ready(d: &Demo, range: u16) -> Value {
+    let path = format!("/api/v1/ranges/{range}");
+    wait_for(&d.base, &path, 15, |v| {
+        v["link"] == "up" && v["motion"] == "idle"
+    })
+    .await
+}
+
+async fn finished(d: &Demo, op: &str) -> Value {
+    let path = format!("/api/v1/operations/{op}");
+    wait_for(&d.base, &path, 30, |v| {
+        ["done", "refused", "failed", "stopped"].contains(&v["state"].as_str().unwrap_or(""))
+    })
+    .await
+}
+
+/// The simulator's count of motion commands the range's controller accepted.
+async fn motions(d: &Demo, range: u16) -> u64 {
+    let (_, _, state) = get(&d.sim, "/sim/state").await;
+    state["ranges"][range as usize - 1]["motions"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn opening_aisles_over_modbus_and_mqtt_moves_the_carriages_there() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    for (range, aisle) in [(1u16, 6u16), (2, 3)] {
+        let view = range_ready(&d, range).await;
+        assert_eq!(view["open_aisle"], 1, "{view}");
+        let (status, body) = post(
+            &d.base,
+            &format!("/api/v1/ranges/{range}/aisles/{aisle}/open"),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        let op = finished(&d, body["operation"].as_str().unwrap()).await;
+        assert_eq!(op["state"], "done", "{op}");
+        let view = range_ready(&d, range).await;
+        assert_eq!(view["open_aisle"], aisle, "{view}");
+        // The simulated carriages stand where the controller says.
+        let (_, _, truth) = get(&d.sim, "/sim/state").await;
+        let sim_positions = &truth["ranges"][range as usize - 1]["positions_mm"];
+        let ours: Vec<Value> = view["carriages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["position_mm"].clone())
+            .collect();
+        assert_eq!(&Value::Array(ours), sim_positions);
+    }
+    // Retrieve: locate a box and open its aisle (0451-H-001-00001 is on R1-C1-R, aisle 1).
+    let (status, body) = post(&d.base, "/api/v1/boxes/0451-H-001-00001/retrieve").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["location"]["aisle"]["aisle"], 1);
+    let op = finished(&d, body["operation"].as_str().unwrap()).await;
+    assert_eq!(op["state"], "done", "{op}");
+    assert_eq!(range_ready(&d, 1).await["open_aisle"], 1);
+}
+
+#[tokio::test]
+async fn a_person_in_the_aisle_that_would_close_is_never_run_over() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    for range in [1u16, 2] {
+        range_ready(&d, range).await;
+        // Aisle 1 is open and someone is in it: opening aisle 4 would close it.
+        let path = format!("/sim/ranges/{range}/aisles/1/occupied");
+        assert_eq!(put(&d.sim, &path, "true").await, 200);
+        wait_for(&d.base, &format!("/api/v1/ranges/{range}"), 10, |v| {
+            v["occupied_aisles"] == serde_json::json!([1])
+        })
+        .await;
+        let before = motions(&d, range).await;
+        let (status, body) = post(&d.base, &format!("/api/v1/ranges/{range}/aisles/4/open")).await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["reason"], "aisle_occupied");
+        assert!(
+            body["detail"].as_str().unwrap().contains("aisle 1"),
+            "{body}"
+        );
+        assert_eq!(motions(&d, range).await, before, "nothing reached the wire");
+        assert_eq!(put(&d.sim, &path, "false").await, 200);
+    }
+}
+
+#[tokio::test]
+async fn an_emergency_stop_mid_motion_stops_and_holds_until_released() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    range_ready(&d, 1).await;
+    let (status, body) = post(&d.base, "/api/v1/ranges/1/aisles/9/open").await;
+    assert_eq!(status, 202, "{body}");
+    let op_id = body["operation"].as_str().unwrap().to_string();
+    // Well under way: carriage 2 has left its place (1500 mm) for aisle 9's (600 mm).
+    wait_for(&d.sim, "/sim/state", 10, |v| {
+        v["ranges"][0]["positions_mm"][1]
+            .as_f64()
+            .is_some_and(|p| p < 1300.0)
+    })
+    .await;
+    assert_eq!(put(&d.sim, "/sim/ranges/1/estop", "true").await, 200);
+    let op = finished(&d, &op_id).await;
+    assert_eq!(
+        (op["state"].as_str(), op["reason"].as_str()),
+        (Some("stopped"), Some("estop")),
+        "{op}"
+    );
+    let view = wait_for(&d.base, "/api/v1/ranges/1", 10, |v| v["estop"] == true).await;
+    assert_eq!(view["open_aisle"], Value::Null, "stopped between aisles");
+    let before = motions(&d, 1).await;
+    let (status, body) = post(&d.base, "/api/v1/ranges/1/aisles/2/open").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (409, Some("estop")),
+        "{body}"
+    );
+    assert_eq!(motions(&d, 1).await, before);
+    // Released: it moves again.
+    assert_eq!(put(&d.sim, "/sim/ranges/1/estop", "false").await, 200);
+    wait_for(&d.base, "/api/v1/ranges/1", 10, |v| v["estop"] == false).await;
+    let (status, body) = post(&d.base, "/api/v1/ranges/1/aisles/2/open").await;
+    assert_eq!(status, 202, "{body}");
+    let op = finished(&d, body["operation"].as_str().unwrap()).await;
+    assert_eq!(op["state"], "done", "{op}");
+}
+
+#[tokio::test]
+async fn a_lost_link_refuses_motion_and_locate_goes_on() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    for (range, device) in [(1u16, "shelving-1"), (2, "shelving-2")] {
+        range_ready(&d, range).await;
+        assert_eq!(
+            put(&d.sim, &format!("/sim/devices/{device}/online"), "false").await,
+            204
+        );
+        let view = wait_for(&d.base, &format!("/api/v1/ranges/{range}"), 15, |v| {
+            v["link"] == "down"
+        })
+        .await;
+        assert_eq!(view["link"], "down", "{view}");
+        assert_eq!(view["motion"], "unknown");
+        let (status, body) = post(&d.base, &format!("/api/v1/ranges/{range}/aisles/3/open")).await;
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (409, Some("link_down")),
+            "{body}"
+        );
+        let (status, _, loc) = get(&d.base, "/api/v1/boxes/0451-H-001-00001/location").await;
+        assert_eq!(
+            (status, loc["shelf"]["address"].as_str()),
+            (200, Some("R1-C1-R-S1-L1"))
+        );
+        // The device comes back; so does the range.
+        assert_eq!(
+            put(&d.sim, &format!("/sim/devices/{device}/online"), "true").await,
+            204
+        );
+        let view = range_ready(&d, range).await;
+        assert_eq!(view["link"], "up", "{view}");
+    }
+}
+
+#[tokio::test]
+async fn two_requests_at_once_are_served_one_after_the_other() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    range_ready(&d, 1).await;
+    let (a, b) = tokio::join!(
+        post(&d.base, "/api/v1/ranges/1/aisles/5/open"),
+        post(&d.base, "/api/v1/ranges/1/aisles/8/open")
+    );
+    assert_eq!((a.0, b.0), (202, 202), "{a:?} {b:?}");
+    let (op_a, op_b) = (
+        a.1["operation"].as_str().unwrap(),
+        b.1["operation"].as_str().unwrap(),
+    );
+    let (fa, fb) = (finished(&d, op_a).await, finished(&d, op_b).await);
+    assert_eq!(
+        (fa["state"].as_str(), fb["state"].as_str()),
+        (Some("done"), Some("done")),
+        "{fa} {fb}"
+    );
+    let first_done = fa["finished_at"]
+        .as_str()
+        .unwrap()
+        .min(fb["finished_at"].as_str().unwrap());
+    let second_started = fa["started_at"]
+        .as_str()
+        .unwrap()
+        .max(fb["started_at"].as_str().unwrap());
+    assert!(second_started <= first_done, "both were taken at once");
+    let open = range_ready(&d, 1).await["open_aisle"].as_u64().unwrap();
+    assert!(open == 5 || open == 8);
+    assert_eq!(motions(&d, 1).await, 2, "one after the other, both sent");
+}
+
+#[tokio::test]
+async fn garbage_on_the_serial_line_is_recovered_from() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    range_ready(&d, 1).await;
+    let faults = r#"{"garbage":0.5}"#;
+    assert_eq!(
+        put(&d.sim, "/sim/devices/shelving-1/line", faults).await,
+        204
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(put(&d.sim, "/sim/devices/shelving-1/line", "{}").await, 204);
+    range_ready(&d, 1).await;
+    let (status, body) = post(&d.base, "/api/v1/ranges/1/aisles/3/open").await;
+    assert_eq!(status, 202, "{body}");
+    let op = finished(&d, body["operation"].as_str().unwrap()).await;
+    assert_eq!(op["state"], "done", "{op}");
+}
+
+#[tokio::test]
+async fn unknown_ranges_and_aisles_are_404_and_stop_is_always_taken() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    range_ready(&d, 1).await;
+    let (status, body) = post(&d.base, "/api/v1/ranges/7/aisles/1/open").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = post(&d.base, "/api/v1/ranges/1/aisles/10/open").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (404, Some("no_such_aisle")),
+        "{body}"
+    );
+    let (status, body) = post(&d.base, "/api/v1/ranges/1/stop").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = post(&d.base, "/api/v1/ranges/1/lock").await;
+    assert_eq!(status, 200);
+    let view = wait_for(&d.base, "/api/v1/ranges/1", 10, |v| v["locked"] == true).await;
+    assert_eq!(view["locked"], true);
+    let (status, body) = post(&d.base, "/api/v1/ranges/1/ventilate").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (409, Some("locked")),
+        "{body}"
+    );
+    let (status, _) = post(&d.base, "/api/v1/ranges/1/unlock").await;
+    assert_eq!(status, 200);
+    wait_for(&d.base, "/api/v1/ranges/1", 10, |v| v["locked"] == false).await;
+    let (status, body) = post(&d.base, "/api/v1/ranges/1/ventilate").await;
+    assert_eq!(status, 202, "{body}");
+    let op = finished(&d, body["operation"].as_str().unwrap()).await;
+    assert_eq!(op["state"], "done", "{op}");
+    let view = range_ready(&d, 1).await;
+    assert_eq!(
+        view["open_aisle"],
+        Value::Null,
+        "ventilated: every aisle a little open"
+    );
+}
