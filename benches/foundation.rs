@@ -27,7 +27,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_stackroom");
 fn room_config(ranges: usize) -> String {
     let demo = std::fs::read_to_string(demo::config_path()).unwrap();
     let head = demo.split("[[ranges]]").next().unwrap();
-    let head = head.replace("profiles_dir = \"../device-profiles\"", "");
+    let head = head
+        .replace("profiles_dir = \"../device-profiles\"", "")
+        .replace("127.0.0.1:1883", "127.0.0.1:0");
     let mut text = head.to_string();
     for id in 1..=ranges {
         text += &format!(

@@ -129,6 +129,14 @@ async fn run(command: Command) -> Result<(), String> {
                     .collect(),
                 mqtt: Some(("127.0.0.1".into(), broker.addr.port())),
             })?;
+            let config = controller.config.clone();
+            stackroom::mqtt::publish_events(
+                "127.0.0.1".into(),
+                broker.addr.port(),
+                &config.site_id,
+                &config.room_id,
+                &controller.shelving,
+            );
             serve(controller, listen, Some((&simulator, &broker))).await
         }
         Command::Serve {
@@ -138,20 +146,33 @@ async fn run(command: Command) -> Result<(), String> {
         } => {
             let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
             let listen = listen.unwrap_or(config.listen);
-            let uses_mqtt = config
-                .devices
-                .iter()
-                .any(|d| matches!(d.transport, stackroom::config::Transport::Mqtt { .. }));
-            let _broker = match &config.mqtt {
-                stackroom::config::Mqtt::Embedded { listen } if uses_mqtt => {
-                    Some(EmbeddedBroker::start(*listen).map_err(|e| e.to_string())?)
+            // The room's broker: the embedded one (started here) or the site's.
+            let (_embedded, host, port) = match &config.mqtt {
+                stackroom::config::Mqtt::Embedded { listen } => {
+                    let broker = EmbeddedBroker::start(*listen).map_err(|e| e.to_string())?;
+                    let port = broker.addr.port();
+                    (Some(broker), "127.0.0.1".to_string(), port)
                 }
-                _ => None,
+                stackroom::config::Mqtt::External { url } => {
+                    let b = sim::broker(url)?;
+                    (None, b.host, b.port)
+                }
             };
             let mut controller = Controller::start(config, data.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
-            controller.start_shelving(&Wiring::default())?;
+            controller.start_shelving(&Wiring {
+                serial_paths: Default::default(),
+                mqtt: Some((host.clone(), port)),
+            })?;
+            let config = controller.config.clone();
+            stackroom::mqtt::publish_events(
+                host,
+                port,
+                &config.site_id,
+                &config.room_id,
+                &controller.shelving,
+            );
             serve(controller, listen, None).await
         }
         Command::Import { file, config, data } => {

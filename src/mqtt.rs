@@ -84,3 +84,66 @@ impl EmbeddedBroker {
         format!("mqtt://{}", self.addr)
     }
 }
+
+/// Publishes the room's events to MQTT: each range's state (retained) on
+/// `stackroom/{site}/{room}/ranges/{range}/state`, each operation change on
+/// `stackroom/{site}/{room}/operations`. It reconnects by itself; what happens while the
+/// broker is away is not queued (the retained state is republished on the next change).
+pub fn publish_events(
+    host: String,
+    port: u16,
+    site: &str,
+    room: &str,
+    shelving: &crate::shelving::Shelving,
+) -> tokio::task::JoinHandle<()> {
+    use rumqttc::{AsyncClient, MqttOptions, QoS};
+    let base = format!("stackroom/{site}/{room}");
+    let mut options = MqttOptions::new(format!("stackroom-{site}-{room}"), host, port);
+    options.set_keep_alive(Duration::from_secs(10));
+    let (client, mut eventloop) = AsyncClient::new(options, 256);
+    let mut events = shelving.subscribe();
+    let current = shelving.ranges();
+    tokio::spawn(async move {
+        let poller = tokio::spawn(async move {
+            loop {
+                if let Err(e) = eventloop.poll().await {
+                    tracing::debug!(error = %e, "event publisher reconnects");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        });
+        let publish = |event: &crate::shelving::Event| -> Option<(String, bool, Vec<u8>)> {
+            match event {
+                crate::shelving::Event::Range(r) => Some((
+                    format!("{base}/ranges/{}/state", r.range),
+                    true,
+                    serde_json::to_vec(r).ok()?,
+                )),
+                crate::shelving::Event::Operation(o) => Some((
+                    format!("{base}/operations"),
+                    false,
+                    serde_json::to_vec(o).ok()?,
+                )),
+            }
+        };
+        for view in current {
+            if let Some((topic, retain, body)) = publish(&crate::shelving::Event::Range(view)) {
+                let _ = client.publish(topic, QoS::AtLeastOnce, retain, body).await;
+            }
+        }
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some((topic, retain, body)) = publish(&event) {
+                        let _ = client.try_publish(topic, QoS::AtLeastOnce, retain, body);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "event publisher fell behind");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        poller.abort();
+    })
+}

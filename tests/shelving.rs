@@ -269,3 +269,54 @@ async fn unknown_ranges_and_aisles_are_404_and_stop_is_always_taken() {
         "ventilated: every aisle a little open"
     );
 }
+
+#[tokio::test]
+async fn range_states_and_operations_go_out_on_mqtt() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    range_ready(&d, 1).await;
+    let port: u16 = d.mqtt.rsplit(':').next().unwrap().parse().unwrap();
+    let (client, mut events) =
+        AsyncClient::new(MqttOptions::new("test-events", "127.0.0.1", port), 64);
+    client
+        .subscribe("stackroom/gd-power/stack-1/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let mut next = async || loop {
+        if let Event::Incoming(Packet::Publish(p)) = events.poll().await.unwrap() {
+            return (
+                p.topic.clone(),
+                serde_json::from_slice::<Value>(&p.payload).unwrap(),
+            );
+        }
+    };
+    let within = std::time::Duration::from_secs(10);
+    // The retained state of range 1 arrives first thing.
+    let (topic, state) = tokio::time::timeout(within, async {
+        loop {
+            let (t, v) = next().await;
+            if t.ends_with("/ranges/1/state") {
+                return (t, v);
+            }
+        }
+    })
+    .await
+    .expect("retained range state");
+    assert_eq!(topic, "stackroom/gd-power/stack-1/ranges/1/state");
+    assert_eq!(state["link"], "up");
+    let (status, body) = post(&d.base, "/api/v1/ranges/1/aisles/2/open").await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["operation"].as_str().unwrap().to_string();
+    let done = tokio::time::timeout(within * 3, async {
+        loop {
+            let (t, v) = next().await;
+            if t.ends_with("/operations") && v["id"] == id.as_str() && v["state"] == "done" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("the operation's end on MQTT");
+    assert_eq!(done["range"], 1);
+}
