@@ -138,6 +138,10 @@ pub fn spec(
                         topics: topics.clone(),
                         prefix: prefix(device)?,
                     },
+                    (Protocol::FramedSerial, _, _) => ShelvingWire::Framed {
+                        profile: profile.framed.clone().ok_or_else(unsupported)?,
+                        baud: baud(device),
+                    },
                     _ => return Err(unsupported()),
                 };
                 ranges.push(RangeDevice {

@@ -28,7 +28,7 @@ async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
         .find(|t| t["archive_no"] == "0451-H-001-00001")
         .unwrap();
     assert_eq!(first["shelf"], "R1-C1-R-S1-L1");
-    assert_eq!(truth["ranges"].as_array().unwrap().len(), 2);
+    assert_eq!(truth["ranges"].as_array().unwrap().len(), 3);
 
     let (status, _, loc) = get(&base, "/api/v1/boxes/0451-H-001-00001/location").await;
     assert_eq!(status, 200, "{loc}");
@@ -199,7 +199,7 @@ fn check_config_summarises_and_names_the_key_at_fault() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("2 range(s), 864 shelves"), "{text}");
+    assert!(text.contains("3 range(s), 1200 shelves"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.toml");

@@ -1,6 +1,6 @@
-//! Opening aisles for real: `stackroom demo` driving the simulated shelving over a real
-//! pseudo-terminal (range 1, Modbus RTU) and a real MQTT broker (range 2, JSON), with the
-//! interlocks tripped through the simulator's control API.
+//! Opening aisles for real: `stackroom demo` driving the simulated shelving over real
+//! pseudo-terminals (range 1, Modbus RTU; range 3, framed bytes) and a real MQTT broker
+//! (range 2, JSON), with the interlocks tripped through the simulator's control API.
 
 mod common;
 
@@ -40,7 +40,7 @@ async fn motions(d: &Demo, range: u16) -> u64 {
 async fn opening_aisles_over_modbus_and_mqtt_moves_the_carriages_there() {
     let data = tempfile::tempdir().unwrap();
     let d = demo(&data);
-    for (range, aisle) in [(1u16, 6u16), (2, 3)] {
+    for (range, aisle) in [(1u16, 6u16), (2, 3), (3, 7)] {
         let view = range_ready(&d, range).await;
         assert_eq!(view["open_aisle"], 1, "{view}");
         let (status, body) = post(
@@ -77,7 +77,7 @@ async fn opening_aisles_over_modbus_and_mqtt_moves_the_carriages_there() {
 async fn a_person_in_the_aisle_that_would_close_is_never_run_over() {
     let data = tempfile::tempdir().unwrap();
     let d = demo(&data);
-    for range in [1u16, 2] {
+    for range in [1u16, 2, 3] {
         range_ready(&d, range).await;
         // Aisle 1 is open and someone is in it: opening aisle 4 would close it.
         let path = format!("/sim/ranges/{range}/aisles/1/occupied");
@@ -144,7 +144,7 @@ async fn an_emergency_stop_mid_motion_stops_and_holds_until_released() {
 async fn a_lost_link_refuses_motion_and_locate_goes_on() {
     let data = tempfile::tempdir().unwrap();
     let d = demo(&data);
-    for (range, device) in [(1u16, "shelving-1"), (2, "shelving-2")] {
+    for (range, device) in [(1u16, "shelving-1"), (2, "shelving-2"), (3, "shelving-3")] {
         range_ready(&d, range).await;
         assert_eq!(
             put(&d.sim, &format!("/sim/devices/{device}/online"), "false").await,

@@ -37,7 +37,7 @@ async fn stackroom_sim_runs_standalone_and_prints_its_devices() {
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut lines = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..8 {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         lines.push(line.trim().to_string());
@@ -53,7 +53,7 @@ async fn stackroom_sim_runs_standalone_and_prints_its_devices() {
             .iter()
             .any(|l| l.starts_with(&format!("sim device {device}: {at}")))
     };
-    for device in ["shelving-1", "reader-1", "reader-2"] {
+    for device in ["shelving-1", "shelving-3", "reader-1", "reader-2"] {
         assert!(has(device, "/dev/pts/"), "{lines:?}");
     }
     assert!(has("shelving-2", "devices/shelving-2/#"), "{lines:?}");

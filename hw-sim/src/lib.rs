@@ -8,7 +8,8 @@
 //! - [`world`]: the simulated truth, which tag is on which shelf;
 //! - [`rf`]: the seeded radio model, what an antenna hears in one inventory round;
 //! - [`serial_link`]: virtual serial cables (pseudo-terminal pairs) with line faults;
-//! - [`modbus_shelving`], [`r2000_reader`], [`mercury_reader`]: the devices on their wires;
+//! - [`modbus_shelving`], [`framed_shelving`], [`r2000_reader`], [`mercury_reader`]: the
+//!   devices on their serial wires;
 //! - [`mqtt_devices`]: a JSON shelving controller and an Impinj-style reader on MQTT;
 //! - [`clock`]: simulated time, scaled;
 //! - [`sim`]: the running simulator and its HTTP control API.
@@ -19,6 +20,7 @@
 //! controller's drivers and tested there against vendor-published frames.
 
 pub mod clock;
+pub mod framed_shelving;
 pub mod mercury_reader;
 pub mod modbus_shelving;
 pub mod mqtt_devices;

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use stackroom_wire::framed::FramedProfile;
 use stackroom_wire::profile::{ImpinjIot, Mercury, ModbusShelving, MqttShelving, R2000};
 
 use crate::clock::Clock;
@@ -38,6 +39,8 @@ pub enum ShelvingWire {
         topics: MqttShelving,
         prefix: String,
     },
+    /// A vendor's framed bytes on a serial line, as the profile describes them.
+    Framed { profile: FramedProfile, baud: u32 },
 }
 
 /// A simulated range and its controller.
@@ -214,6 +217,26 @@ impl Simulator {
                     endpoints.push(Endpoint {
                         device: r.device.clone(),
                         kind: "shelving/modbus-rtu",
+                        path: Some(link.path.clone()),
+                        topics: None,
+                    });
+                    lines.insert(r.device.clone(), link);
+                }
+                ShelvingWire::Framed { profile, baud } => {
+                    let link = SerialLink::open(next_seed()).map_err(|source| SimError::Line {
+                        device: r.device.clone(),
+                        source,
+                    })?;
+                    tasks.push(tokio::spawn(crate::framed_shelving::serve(
+                        link.device_path.clone(),
+                        *baud,
+                        profile.clone(),
+                        sim.clone(),
+                        online,
+                    )));
+                    endpoints.push(Endpoint {
+                        device: r.device.clone(),
+                        kind: "shelving/framed-serial",
                         path: Some(link.path.clone()),
                         topics: None,
                     });

@@ -2,7 +2,7 @@
 //!
 //! - [`plan`]: geometry, targets and the aisles a motion narrows (sans-IO);
 //! - [`device`]: what a driver offers (state on a watch channel, commands with answers);
-//! - [`modbus`], [`mqtt`]: the drivers, chosen per device by its profile;
+//! - [`modbus`], [`mqtt`], [`framed`]: the drivers, chosen per device by its profile;
 //! - [`controller`]: one task per range, the only thing that sends motion commands.
 //!
 //! [`Shelving`] starts a driver and a controller for every shelving device of the room and
@@ -12,6 +12,7 @@
 
 pub mod controller;
 pub mod device;
+pub mod framed;
 pub mod modbus;
 pub mod mqtt;
 pub mod plan;
@@ -231,6 +232,26 @@ impl Shelving {
                         wire,
                         unit,
                         map,
+                        timing.clone(),
+                        carriages,
+                        ports,
+                    ));
+                }
+                (Protocol::FramedSerial, Transport::Serial { path, baud, .. }) => {
+                    let framed = profile
+                        .framed
+                        .clone()
+                        .ok_or("framed-serial profile without [framed]")?;
+                    let path = wiring
+                        .serial_paths
+                        .get(&device.id)
+                        .cloned()
+                        .unwrap_or_else(|| path.clone());
+                    tokio::spawn(framed::run(
+                        device.id.clone(),
+                        path,
+                        *baud,
+                        framed,
                         timing.clone(),
                         carriages,
                         ports,

@@ -5,11 +5,13 @@
 //! hardware simulator. So that a shared mistake cannot hide, every codec is tested against
 //! frames as the vendors publish them, not only against its own output.
 //!
+//! - [`framed`]: framed-bytes shelving protocols described by their profile;
 //! - [`r2000`]: readers on the Impinj R2000 chip, "0xA0" serial protocol;
 //! - [`mercury`]: ThingMagic / JADAK Mercury serial protocol (M6e family);
 //! - [`mqtt_json`]: JSON messages of MQTT shelving controllers and Impinj-style readers;
 //! - [`profile`]: device profiles (`device-profiles/*.toml`).
 
+pub mod framed;
 pub mod mercury;
 pub mod mqtt_json;
 pub mod profile;

@@ -299,6 +299,7 @@ pub struct Profile {
     pub mercury: Option<Mercury>,
     pub mqtt_json: Option<MqttShelving>,
     pub impinj_iot: Option<ImpinjIot>,
+    pub framed: Option<crate::framed::FramedProfile>,
 }
 
 impl Profile {
@@ -344,7 +345,7 @@ impl Profile {
             Protocol::Mercury => need(profile.mercury.is_some(), "mercury")?,
             Protocol::MqttJson => need(profile.mqtt_json.is_some(), "mqtt_json")?,
             Protocol::ImpinjIot => need(profile.impinj_iot.is_some(), "impinj_iot")?,
-            _ => {}
+            Protocol::FramedSerial => need(profile.framed.is_some(), "framed")?,
         }
         if let Some(m) = &profile.modbus {
             let i = &m.input;
