@@ -148,6 +148,8 @@ pub struct RangeSim {
     last_result: u16,
     commands: u64,
     motions: u64,
+    /// When the last command arrived (for measuring the controller's latency).
+    last_command_at: Option<std::time::Instant>,
 }
 
 /// A carriage closer than this to its target has arrived.
@@ -177,6 +179,7 @@ impl RangeSim {
             last_result: 0,
             commands: 0,
             motions: 0,
+            last_command_at: None,
             spec,
         };
         sim.pos = sim.packed(1.min(n as u16 - 1));
@@ -269,6 +272,7 @@ impl RangeSim {
 
     /// Gives the controller a command. Stop is always accepted.
     pub fn command(&mut self, command: Command) -> Result<(), Refusal> {
+        self.last_command_at = Some(std::time::Instant::now());
         let result = self.try_command(command);
         self.last_result = result.err().map_or(0, Refusal::code);
         self.commands += 1;
@@ -378,6 +382,11 @@ impl RangeSim {
             }
             None => self.fault = None,
         }
+    }
+
+    /// When the last command arrived, accepted or not.
+    pub fn last_command_at(&self) -> Option<std::time::Instant> {
+        self.last_command_at
     }
 
     /// Aisles are numbered 1..carriages-1.

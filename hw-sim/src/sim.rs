@@ -385,6 +385,16 @@ impl Simulator {
         state(&self.shared)
     }
 
+    /// When range `range`'s controller last received a command.
+    pub fn last_command_at(&self, range: u16) -> Option<std::time::Instant> {
+        self.shared
+            .ranges
+            .get(&range)?
+            .lock()
+            .ok()?
+            .last_command_at()
+    }
+
     /// The serial path of a device.
     pub fn path(&self, device: &str) -> Option<&str> {
         self.endpoints
