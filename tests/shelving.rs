@@ -320,3 +320,70 @@ async fn range_states_and_operations_go_out_on_mqtt() {
     .expect("the operation's end on MQTT");
     assert_eq!(done["range"], 1);
 }
+
+#[tokio::test]
+async fn someone_stepping_into_a_closing_aisle_stops_the_motion() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    range_ready(&d, 3).await;
+    // Aisle 1 is open; opening aisle 7 closes it. Someone steps in once it is closing.
+    let (status, body) = post(&d.base, "/api/v1/ranges/3/aisles/7/open").await;
+    assert_eq!(status, 202, "{body}");
+    let op_id = body["operation"].as_str().unwrap().to_string();
+    wait_for(&d.sim, "/sim/state", 10, |v| {
+        v["ranges"][2]["positions_mm"][1]
+            .as_f64()
+            .is_some_and(|p| p < 1400.0)
+    })
+    .await;
+    assert_eq!(
+        put(&d.sim, "/sim/ranges/3/aisles/1/occupied", "true").await,
+        200
+    );
+    let op = finished(&d, &op_id).await;
+    assert_eq!(op["state"], "stopped", "{op}");
+    assert_eq!(op["reason"], "aisle_occupied", "{op}");
+    // Nothing moves any more, and nothing may close the aisle while someone is there.
+    let (_, _, a) = get(&d.sim, "/sim/state").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, _, b) = get(&d.sim, "/sim/state").await;
+    assert_eq!(
+        a["ranges"][2]["positions_mm"],
+        b["ranges"][2]["positions_mm"]
+    );
+    let (status, body) = post(&d.base, "/api/v1/ranges/3/close").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (409, Some("aisle_occupied")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_fault_refuses_motion_until_it_is_cleared() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    range_ready(&d, 1).await;
+    let fault = r#"{"kind":"motor","carriage":4}"#;
+    assert_eq!(put(&d.sim, "/sim/ranges/1/fault", fault).await, 200);
+    let view = wait_for(&d.base, "/api/v1/ranges/1", 10, |v| {
+        !v["faults"].as_array().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(view["faults"][0], "motor fault at carriage 4");
+    let before = motions(&d, 1).await;
+    let (status, body) = post(&d.base, "/api/v1/ranges/1/aisles/4/open").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (409, Some("fault")),
+        "{body}"
+    );
+    assert_eq!(motions(&d, 1).await, before, "nothing reached the wire");
+    assert_eq!(put(&d.sim, "/sim/ranges/1/fault", "null").await, 200);
+    wait_for(&d.base, "/api/v1/ranges/1", 10, |v| {
+        v["faults"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let (status, body) = post(&d.base, "/api/v1/ranges/1/aisles/4/open").await;
+    assert_eq!(status, 202, "{body}");
+}

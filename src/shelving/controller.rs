@@ -509,3 +509,165 @@ impl Controller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::tests::range;
+    use crate::shelving::device::{self, DeviceFault};
+
+    /// A controller whose driver end the test holds: it sets the link by hand.
+    fn controller() -> (Controller, device::DriverPorts) {
+        let (handle, ports) = device::channel();
+        let layout = range(1, 6, 1, 1);
+        let (view, _) = watch::channel(RangeView {
+            range: 1,
+            carriages: vec![],
+            open_aisle: None,
+            motion: "unknown".into(),
+            locked: false,
+            estop: false,
+            faults: vec![],
+            occupied_aisles: vec![],
+            obstacle: false,
+            link: "down".into(),
+            link_error: None,
+            updated_at: None,
+            operation: None,
+        });
+        let c = Controller {
+            range: 1,
+            geometry: Geometry::of(&layout),
+            driver: handle,
+            stale_after: Duration::from_millis(1500),
+            command_timeout: Duration::from_millis(500),
+            speed_mm_s: 100.0,
+            operations: Operations::default(),
+            events: broadcast::channel(16).0,
+            view,
+        };
+        (c, ports)
+    }
+
+    /// At rest with aisle 1 open.
+    fn at_rest(c: &Controller) -> DeviceState {
+        DeviceState {
+            positions_mm: c.geometry.target(Goal::OpenAisle(1)),
+            moving: false,
+            stopped_short: false,
+            locked: false,
+            estop: false,
+            fault: None,
+            occupied_aisles: vec![],
+            obstacle_aisles: vec![],
+            at: Instant::now(),
+        }
+    }
+
+    fn reason(c: &Controller, goal: Goal) -> &'static str {
+        c.check(goal).map(|_| "ok").unwrap_or_else(|r| r.reason)
+    }
+
+    #[test]
+    fn every_interlock_refuses_with_its_reason() {
+        let (c, ports) = controller();
+        let open3 = Goal::OpenAisle(3);
+        assert_eq!(reason(&c, open3), "link_down", "nothing heard yet");
+        let set = |s: DeviceState| {
+            ports.link.send_replace(Link::Up(s));
+        };
+        set(at_rest(&c));
+        assert_eq!(reason(&c, open3), "ok");
+        assert_eq!(reason(&c, Goal::OpenAisle(6)), "no_such_aisle");
+        assert_eq!(reason(&c, Goal::OpenAisle(0)), "no_such_aisle");
+
+        let stale = DeviceState {
+            at: Instant::now() - Duration::from_secs(5),
+            ..at_rest(&c)
+        };
+        set(stale);
+        assert_eq!(reason(&c, open3), "state_unknown");
+        set(DeviceState {
+            positions_mm: vec![0.0; 3],
+            ..at_rest(&c)
+        });
+        assert_eq!(
+            reason(&c, open3),
+            "state_unknown",
+            "carriage count disagrees"
+        );
+        set(DeviceState {
+            estop: true,
+            ..at_rest(&c)
+        });
+        assert_eq!(reason(&c, open3), "estop");
+        set(DeviceState {
+            fault: Some(DeviceFault {
+                code: 1,
+                carriage: 2,
+            }),
+            ..at_rest(&c)
+        });
+        assert_eq!(reason(&c, open3), "fault");
+        set(DeviceState {
+            locked: true,
+            ..at_rest(&c)
+        });
+        assert_eq!(reason(&c, open3), "locked");
+        set(DeviceState {
+            moving: true,
+            ..at_rest(&c)
+        });
+        assert_eq!(reason(&c, open3), "moving");
+        // Aisle 1 is open; opening 3 closes it: someone there forbids it, someone in 4 not.
+        set(DeviceState {
+            occupied_aisles: vec![1],
+            ..at_rest(&c)
+        });
+        assert_eq!(reason(&c, open3), "aisle_occupied");
+        set(DeviceState {
+            occupied_aisles: vec![4],
+            ..at_rest(&c)
+        });
+        assert_eq!(reason(&c, open3), "ok");
+        set(DeviceState {
+            obstacle_aisles: vec![0],
+            ..at_rest(&c)
+        });
+        assert_eq!(reason(&c, open3), "obstacle");
+        assert_eq!(
+            reason(&c, Goal::OpenAisle(1)),
+            "ok",
+            "a motion that narrows nothing"
+        );
+        ports.link.send_replace(Link::Down("cable".into()));
+        assert_eq!(reason(&c, open3), "link_down");
+    }
+
+    #[tokio::test]
+    async fn a_refused_motion_never_reaches_the_driver() {
+        let (c, mut ports) = controller();
+        ports.link.send_replace(Link::Up(DeviceState {
+            occupied_aisles: vec![1],
+            ..at_rest(&c)
+        }));
+        let (tx, rx) = mpsc::channel(4);
+        let events = c.events.clone();
+        let task = tokio::spawn(c.run(rx));
+        let (reply, answer) = oneshot::channel();
+        tx.send(Request::Motion {
+            kind: "open",
+            goal: Goal::OpenAisle(3),
+            reply,
+        })
+        .await
+        .unwrap();
+        let refusal = answer.await.unwrap().unwrap_err();
+        assert_eq!(refusal.reason, "aisle_occupied");
+        assert!(refusal.message.contains("aisle 1"), "{}", refusal.message);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(ports.commands.try_recv().is_err(), "no command was sent");
+        drop(events);
+        task.abort();
+    }
+}
