@@ -232,3 +232,25 @@ pub async fn serve(path: String, baud: u32, controller: ModbusController, online
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Serves `controller` as a Modbus TCP gateway on `listener` until the task is dropped.
+pub async fn serve_tcp(listener: tokio::net::TcpListener, controller: ModbusController) {
+    let server = tokio_modbus::server::tcp::Server::new(listener);
+    let on_connected = |stream, addr| {
+        let controller = controller.clone();
+        async move {
+            tokio_modbus::server::tcp::accept_tcp_connection(stream, addr, |_| {
+                Ok(Some(controller.clone()))
+            })
+        }
+    };
+    if let Err(e) = server
+        .serve(
+            &on_connected,
+            |e| tracing::debug!(error = %e, "modbus tcp connection ended"),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "modbus tcp server stopped");
+    }
+}
