@@ -1,0 +1,109 @@
+//! Interop with an external broker: the demo room's MQTT shelving (range 2) in hw-sim and
+//! the controller's MQTT driver, both through Mosquitto instead of the embedded broker.
+//!
+//! Mosquitto comes from Debian's `mosquitto` package; `.ci/run` installs it and sets
+//! `STACKROOM_REQUIRE_MOSQUITTO=1`, so in CI this test cannot pass without it. Elsewhere,
+//! without Mosquitto, it says so and passes.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use stackroom::config::{Mqtt, RoomConfig};
+use stackroom::demo;
+use stackroom::shelving::plan::Goal;
+use stackroom::shelving::{Shelving, Wiring};
+use stackroom::sim::{self, SimSettings};
+
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn mosquitto(dir: &std::path::Path) -> Option<(Broker, u16)> {
+    let path = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .ok()?;
+    let child = Command::new(path)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let broker = Broker(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((broker, port));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[tokio::test]
+async fn mqtt_shelving_works_through_mosquitto() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_broker, port)) = mosquitto(dir.path()) else {
+        assert!(
+            std::env::var_os("STACKROOM_REQUIRE_MOSQUITTO").is_none(),
+            "Mosquitto is required here but did not start"
+        );
+        eprintln!("skipped: Mosquitto is not installed (apt-get install mosquitto)");
+        return;
+    };
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let mut config = RoomConfig::load(&demo::config_path()).unwrap();
+    config.mqtt = Mqtt::External { url: url.clone() };
+    config.devices.retain(|d| d.id == "shelving-2");
+    let settings = SimSettings {
+        time_scale: 20.0,
+        mqtt: Some(sim::broker(&url).unwrap()),
+        ..SimSettings::default()
+    };
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let _simulator = sim::start(&config, vec![], &settings, any).await.unwrap();
+    // No wiring override: the driver takes the broker from the config.
+    let shelving = Shelving::start(&config, &Wiring::default()).unwrap();
+    let ready = || {
+        shelving
+            .range(2)
+            .is_some_and(|v| v.link == "up" && v.motion == "idle")
+    };
+    for _ in 0..300 {
+        if ready() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ready(), "{:?}", shelving.range(2));
+    let op = shelving
+        .motion(2, "open", Goal::OpenAisle(4))
+        .await
+        .unwrap();
+    let mut state = String::new();
+    for _ in 0..500 {
+        state = shelving.operations.get(&op).unwrap().state;
+        if state == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, "done");
+    assert_eq!(shelving.range(2).unwrap().open_aisle, Some(4));
+}
