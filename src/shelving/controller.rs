@@ -7,6 +7,7 @@
 //! at once where the device may still be moving. Stop is always accepted and jumps the queue.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -85,6 +86,8 @@ pub struct Controller {
     pub operations: Operations,
     pub events: broadcast::Sender<Event>,
     pub view: watch::Sender<RangeView>,
+    /// When the last range event went out (ms since the epoch).
+    pub last_event_ms: AtomicI64,
 }
 
 fn wall() -> DateTime<Utc> {
@@ -231,9 +234,17 @@ impl Controller {
                 .map(|s| wall() - chrono::Duration::from_std(s.at.elapsed()).unwrap_or_default()),
             operation: running.map(|r| r.id.clone()),
         };
-        let changed = *self.view.borrow() != view;
-        if changed {
-            self.view.send_replace(view.clone());
+        // Every poll refreshes `updated_at`; an event goes out when something else changed,
+        // and as a heartbeat every `stale_after`, so listeners can tell the state is live.
+        let previous = self.view.send_replace(view.clone());
+        let same = RangeView {
+            updated_at: view.updated_at,
+            ..previous
+        } == view;
+        let now_ms = wall().timestamp_millis();
+        let last = self.last_event_ms.load(Ordering::Relaxed);
+        if !same || now_ms - last >= self.stale_after.as_millis() as i64 {
+            self.last_event_ms.store(now_ms, Ordering::Relaxed);
             let _ = self.events.send(Event::Range(view));
         }
     }
@@ -545,6 +556,7 @@ mod tests {
             operations: Operations::default(),
             events: broadcast::channel(16).0,
             view,
+            last_event_ms: AtomicI64::new(0),
         };
         (c, ports)
     }

@@ -325,6 +325,7 @@ impl Shelving {
                 operations: operations.clone(),
                 events: events.clone(),
                 view: view_tx,
+                last_event_ms: Default::default(),
             };
             tokio::spawn(controller.run(req_rx));
             ranges.insert(
