@@ -6,6 +6,7 @@
 //! - [`store`]: SQLite with one batching writer and pooled readers;
 //! - [`location`]: boxes, bindings and their history, search, shelf suggestion, import;
 //! - [`mqtt`]: the embedded MQTT broker;
+//! - [`rfid`]: tag reads and the location decision;
 //! - [`shelving`]: shelving drivers, motion planning and the range controllers;
 //! - [`api`]: the HTTP API (axum) with its generated OpenAPI document;
 //! - [`demo`]: the demo room and its seed data;
@@ -20,6 +21,7 @@ pub mod layout;
 pub mod location;
 pub mod logging;
 pub mod mqtt;
+pub mod rfid;
 pub mod server;
 pub mod shelf;
 pub mod shelving;
