@@ -7,3 +7,4 @@
 //! The reader drivers, inventory sweeps and their schedule build on it.
 
 pub mod pipeline;
+pub mod reader;

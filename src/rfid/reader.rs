@@ -1,0 +1,546 @@
+//! Reader drivers: one task per reader turns "read port P for D" into tag reads, whatever
+//! the reader speaks (R2000 or Mercury on a serial line, Impinj IoT events on MQTT).
+//!
+//! A corrupt or partial frame is counted and skipped; the decoders resynchronise. A reader
+//! that does not answer makes the request fail with a clear error, and the driver opens its
+//! line again for the next request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use stackroom_wire::mercury::{self, Command, Direction, Frame, TagRecord};
+use stackroom_wire::mqtt_json::ImpinjEvent;
+use stackroom_wire::profile::{ImpinjIot, Mercury, R2000};
+use stackroom_wire::r2000::{self, Packet as R2000Packet, Reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_serial::SerialStream;
+
+use super::pipeline::TagRead;
+
+/// Why a read did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReaderError {
+    #[error("reader {reader}: cannot open {path}: {message}")]
+    Open {
+        reader: String,
+        path: String,
+        message: String,
+    },
+    #[error("reader {0} did not answer")]
+    Silent(String),
+    #[error("reader {reader}: {message}")]
+    Refused { reader: String, message: String },
+    #[error("reader {0}'s driver has stopped")]
+    Gone(String),
+}
+
+/// Counters of a reader.
+#[derive(Debug, Default)]
+pub struct ReaderCounters {
+    pub reads: AtomicU64,
+    pub corrupt_frames: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+type Reply_ = oneshot::Sender<Result<Vec<TagRead>, ReaderError>>;
+
+/// How the controller asks a reader to read.
+#[derive(Clone)]
+pub struct ReaderHandle {
+    pub id: String,
+    pub counters: Arc<ReaderCounters>,
+    requests: mpsc::Sender<(u16, Duration, Reply_)>,
+}
+
+impl ReaderHandle {
+    /// Reads antenna `port` for `dwell`.
+    pub async fn inventory(&self, port: u16, dwell: Duration) -> Result<Vec<TagRead>, ReaderError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send((port, dwell, tx))
+            .await
+            .map_err(|_| ReaderError::Gone(self.id.clone()))?;
+        let result = rx.await.map_err(|_| ReaderError::Gone(self.id.clone()))?;
+        match &result {
+            Ok(reads) => self
+                .counters
+                .reads
+                .fetch_add(reads.len() as u64, Ordering::Relaxed),
+            Err(_) => self.counters.failures.fetch_add(1, Ordering::Relaxed),
+        };
+        result
+    }
+}
+
+/// How a reader is reached.
+#[derive(Debug, Clone)]
+pub enum ReaderWire {
+    R2000 {
+        path: String,
+        baud: u32,
+        settings: R2000,
+    },
+    Mercury {
+        path: String,
+        baud: u32,
+        settings: Mercury,
+    },
+    Impinj {
+        host: String,
+        port: u16,
+        prefix: String,
+        settings: ImpinjIot,
+    },
+}
+
+/// Starts the driver of reader `id`.
+pub fn start(id: String, wire: ReaderWire) -> ReaderHandle {
+    let (tx, rx) = mpsc::channel(8);
+    let counters = Arc::new(ReaderCounters::default());
+    let handle = ReaderHandle {
+        id: id.clone(),
+        counters: counters.clone(),
+        requests: tx,
+    };
+    match wire {
+        ReaderWire::R2000 {
+            path,
+            baud,
+            settings,
+        } => {
+            tokio::spawn(serial_loop(
+                id,
+                path,
+                baud,
+                counters,
+                rx,
+                move |line, port, dwell, reader, counters| {
+                    Box::pin(r2000_inventory(
+                        line,
+                        settings.clone(),
+                        port,
+                        dwell,
+                        reader,
+                        counters,
+                    ))
+                },
+            ));
+        }
+        ReaderWire::Mercury {
+            path,
+            baud,
+            settings,
+        } => {
+            tokio::spawn(serial_loop(
+                id,
+                path,
+                baud,
+                counters,
+                rx,
+                move |line, port, dwell, reader, counters| {
+                    Box::pin(mercury_inventory(
+                        line,
+                        settings.clone(),
+                        port,
+                        dwell,
+                        reader,
+                        counters,
+                    ))
+                },
+            ));
+        }
+        ReaderWire::Impinj {
+            host,
+            port,
+            prefix,
+            settings,
+        } => {
+            tokio::spawn(impinj_loop(id, host, port, prefix, settings, rx));
+        }
+    }
+    handle
+}
+
+fn now_ms(origin: Instant) -> u64 {
+    origin.elapsed().as_millis() as u64
+}
+
+type Inventory<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<TagRead>, ReaderError>> + Send + 'a>,
+>;
+
+async fn serial_loop<F>(
+    id: String,
+    path: String,
+    baud: u32,
+    counters: Arc<ReaderCounters>,
+    mut requests: mpsc::Receiver<(u16, Duration, Reply_)>,
+    inventory: F,
+) where
+    F: for<'a> Fn(
+            &'a mut SerialStream,
+            u16,
+            Duration,
+            &'a str,
+            &'a ReaderCounters,
+        ) -> Inventory<'a>
+        + Send
+        + 'static,
+{
+    let mut line: Option<SerialStream> = None;
+    while let Some((port, dwell, reply)) = requests.recv().await {
+        if line.is_none() {
+            match SerialStream::open(&tokio_serial::new(&path, baud)) {
+                Ok(l) => line = Some(l),
+                Err(e) => {
+                    let _ = reply.send(Err(ReaderError::Open {
+                        reader: id.clone(),
+                        path: path.clone(),
+                        message: e.to_string(),
+                    }));
+                    continue;
+                }
+            }
+        }
+        let Some(l) = line.as_mut() else { continue };
+        let result = inventory(l, port, dwell, &id, &counters).await;
+        if matches!(result, Err(ReaderError::Silent(_))) {
+            // Open the line afresh next time: the reader may have been replugged.
+            line = None;
+        }
+        let _ = reply.send(result);
+    }
+}
+
+/// Reads packets until `until` (a deadline) or `done` says the answer is complete.
+async fn r2000_exchange(
+    line: &mut SerialStream,
+    request: R2000Packet,
+    deadline: tokio::time::Instant,
+    counters: &ReaderCounters,
+    mut done: impl FnMut(Reply) -> bool,
+) -> Result<(), ()> {
+    line.write_all(&request.encode()).await.map_err(|_| ())?;
+    let mut decoder = r2000::Decoder::default();
+    let mut buf = [0u8; 512];
+    loop {
+        while let Some(p) = decoder.next_packet() {
+            if p.cmd != request.cmd {
+                continue;
+            }
+            match Reply::parse(&p) {
+                Ok(reply) => {
+                    if done(reply) {
+                        counters
+                            .corrupt_frames
+                            .fetch_add(decoder.corrupt, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                }
+                Err(_) => {
+                    counters.corrupt_frames.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        match tokio::time::timeout_at(deadline, line.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => decoder.push(&buf[..n]),
+            _ => {
+                counters
+                    .corrupt_frames
+                    .fetch_add(decoder.corrupt, Ordering::Relaxed);
+                return Err(());
+            }
+        }
+    }
+}
+
+async fn r2000_inventory(
+    line: &mut SerialStream,
+    settings: R2000,
+    port: u16,
+    dwell: Duration,
+    reader: &str,
+    counters: &ReaderCounters,
+) -> Result<Vec<TagRead>, ReaderError> {
+    let origin = Instant::now();
+    let silent = || ReaderError::Silent(reader.to_string());
+    let antenna = u8::try_from(port.saturating_sub(1)).unwrap_or(u8::MAX);
+    let set = R2000Packet::new(settings.address, r2000::CMD_SET_WORK_ANTENNA, vec![antenna]);
+    let mut code = None;
+    r2000_exchange(
+        line,
+        set,
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        counters,
+        |r| {
+            if let Reply::Result { code: c, .. } = r {
+                code = Some(c);
+                true
+            } else {
+                false
+            }
+        },
+    )
+    .await
+    .map_err(|_| silent())?;
+    if code != Some(r2000::SUCCESS) {
+        return Err(ReaderError::Refused {
+            reader: reader.to_string(),
+            message: format!(
+                "set work antenna {port}: error code 0x{:02X}",
+                code.unwrap_or(0)
+            ),
+        });
+    }
+    let mut reads = Vec::new();
+    let stop = origin + dwell;
+    loop {
+        let inventory = R2000Packet::new(
+            settings.address,
+            r2000::CMD_REAL_TIME_INVENTORY,
+            vec![settings.repeat.max(1)],
+        );
+        let mut failure = None;
+        r2000_exchange(
+            line,
+            inventory,
+            tokio::time::Instant::now() + Duration::from_secs(2),
+            counters,
+            |r| match r {
+                Reply::Tag(t) => {
+                    reads.push(TagRead {
+                        reader: reader.to_string(),
+                        port: t.antenna as u16 + 1,
+                        epc: t.epc.iter().map(|b| format!("{b:02X}")).collect(),
+                        rssi_dbm: t.rssi_dbm as f64,
+                        at_ms: now_ms(origin),
+                        frequency_khz: Some(902_750 + 500 * t.frequency as u32),
+                        phase_deg: None,
+                    });
+                    false
+                }
+                Reply::RoundEnd { .. } => true,
+                Reply::Result { code, .. } => {
+                    failure = Some(code);
+                    true
+                }
+                Reply::Other(_) => false,
+            },
+        )
+        .await
+        .map_err(|_| silent())?;
+        if let Some(code) = failure {
+            let message = if code == r2000::ANTENNA_MISSING {
+                format!("no antenna on port {port}")
+            } else {
+                format!("inventory on port {port}: error code 0x{code:02X}")
+            };
+            return Err(ReaderError::Refused {
+                reader: reader.to_string(),
+                message,
+            });
+        }
+        if Instant::now() >= stop {
+            return Ok(reads);
+        }
+    }
+}
+
+async fn mercury_ask(
+    line: &mut SerialStream,
+    command: Command,
+    answers: usize,
+    timeout: Duration,
+    counters: &ReaderCounters,
+) -> Result<Vec<mercury::Response>, ()> {
+    line.write_all(&command.encode().map_err(|_| ())?)
+        .await
+        .map_err(|_| ())?;
+    let mut decoder = mercury::Decoder::new(Direction::ReaderToHost);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        while let Some(Frame::Response(r)) = decoder.next_frame() {
+            if r.opcode == command.opcode {
+                // A failure status ends the answer whatever was expected.
+                let last = r.status != mercury::OK;
+                out.push(r);
+                if out.len() >= answers || last {
+                    counters
+                        .corrupt_frames
+                        .fetch_add(decoder.corrupt, Ordering::Relaxed);
+                    return Ok(out);
+                }
+            }
+        }
+        match tokio::time::timeout_at(deadline, line.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => decoder.push(&buf[..n]),
+            _ => {
+                counters
+                    .corrupt_frames
+                    .fetch_add(decoder.corrupt, Ordering::Relaxed);
+                return Err(());
+            }
+        }
+    }
+}
+
+async fn mercury_inventory(
+    line: &mut SerialStream,
+    settings: Mercury,
+    port: u16,
+    dwell: Duration,
+    reader: &str,
+    counters: &ReaderCounters,
+) -> Result<Vec<TagRead>, ReaderError> {
+    let origin = Instant::now();
+    let silent = || ReaderError::Silent(reader.to_string());
+    let refused = |what: &str, status: u16| ReaderError::Refused {
+        reader: reader.to_string(),
+        message: format!("{what}: status 0x{status:04X}"),
+    };
+    let quick = Duration::from_secs(1);
+    let p = u8::try_from(port).unwrap_or(u8::MAX);
+    let r = mercury_ask(
+        line,
+        Command::new(mercury::OP_SET_ANTENNA_PORT, vec![p, p]),
+        1,
+        quick,
+        counters,
+    )
+    .await
+    .map_err(|_| silent())?;
+    if r[0].status != mercury::OK {
+        return Err(refused(&format!("set antenna port {port}"), r[0].status));
+    }
+    mercury_ask(
+        line,
+        Command::new(mercury::OP_CLEAR_TAG_BUFFER, vec![]),
+        1,
+        quick,
+        counters,
+    )
+    .await
+    .map_err(|_| silent())?;
+    let timeout_ms = dwell.as_millis().clamp(10, u16::MAX as u128) as u16;
+    let r = mercury_ask(
+        line,
+        Command::new(
+            mercury::OP_READ_TAG_MULTIPLE,
+            timeout_ms.to_be_bytes().to_vec(),
+        ),
+        1,
+        dwell + quick,
+        counters,
+    )
+    .await
+    .map_err(|_| silent())?;
+    let count = match r[0].status {
+        mercury::OK => r[0].data.first().copied().unwrap_or(0) as usize,
+        mercury::FAULT_NO_TAGS_FOUND => return Ok(vec![]),
+        status => return Err(refused("read tag multiple", status)),
+    };
+    let flags = settings.metadata_flags.to_be_bytes();
+    let answers = mercury_ask(
+        line,
+        Command::new(mercury::OP_GET_TAG_BUFFER, vec![flags[0], flags[1], 0x00]),
+        count.div_ceil(8).max(1),
+        quick,
+        counters,
+    )
+    .await
+    .map_err(|_| silent())?;
+    let mut reads = Vec::new();
+    for a in answers.iter().filter(|a| a.status == mercury::OK) {
+        match TagRecord::decode_buffer(&a.data) {
+            Ok((_, records)) => {
+                for t in records {
+                    // Each record stands for read_count reads of the tag on the antenna.
+                    for _ in 0..t.read_count.max(1) {
+                        reads.push(TagRead {
+                            reader: reader.to_string(),
+                            port: if t.antenna == 0 {
+                                port
+                            } else {
+                                t.antenna as u16
+                            },
+                            epc: t.epc.iter().map(|b| format!("{b:02X}")).collect(),
+                            rssi_dbm: t.rssi_dbm as f64,
+                            at_ms: now_ms(origin),
+                            frequency_khz: (t.frequency_khz != 0).then_some(t.frequency_khz),
+                            phase_deg: None,
+                        });
+                    }
+                }
+            }
+            Err(_) => {
+                counters.corrupt_frames.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(reads)
+}
+
+async fn impinj_loop(
+    id: String,
+    host: String,
+    port: u16,
+    prefix: String,
+    settings: ImpinjIot,
+    mut requests: mpsc::Receiver<(u16, Duration, Reply_)>,
+) {
+    let topic = format!("{prefix}/{}", settings.event_topic);
+    let mut options = MqttOptions::new(format!("stackroom-{id}"), host, port);
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_max_packet_size(256 * 1024, 256 * 1024);
+    let (client, mut events) = AsyncClient::new(options, 64);
+    let (tx, mut incoming) = mpsc::channel::<TagRead>(4096);
+    let origin = Instant::now();
+    let reader = id.clone();
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    let _ = client.try_subscribe(topic.clone(), QoS::AtMostOnce);
+                }
+                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                    let Ok(event) = serde_json::from_slice::<ImpinjEvent>(&p.payload) else {
+                        continue;
+                    };
+                    let Some(tag) = event.tag_inventory_event else {
+                        continue;
+                    };
+                    let Some(epc) = tag.epc_hex() else { continue };
+                    let read = TagRead {
+                        reader: reader.clone(),
+                        port: tag.antenna_port,
+                        epc,
+                        rssi_dbm: tag.peak_rssi_cdbm.map_or(-70.0, |c| c as f64 / 100.0),
+                        at_ms: now_ms(origin),
+                        frequency_khz: tag.frequency,
+                        phase_deg: tag.phase_angle.map(|p| p as f32),
+                    };
+                    let _ = tx.try_send(read);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+            }
+        }
+    });
+    while let Some((port, dwell, reply)) = requests.recv().await {
+        // Only what arrives during the dwell counts.
+        while incoming.try_recv().is_ok() {}
+        let stop = tokio::time::Instant::now() + dwell;
+        let mut reads = Vec::new();
+        while let Ok(Some(read)) = tokio::time::timeout_at(stop, incoming.recv()).await {
+            if read.port == port {
+                reads.push(read);
+            }
+        }
+        let _ = reply.send(Ok(reads));
+    }
+}

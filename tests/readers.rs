@@ -1,0 +1,165 @@
+//! The controller's reader drivers against the simulated readers of the demo room: R2000
+//! and Mercury on pseudo-terminals, the Impinj-style reader through the embedded broker.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hw_sim::Simulator;
+use stackroom::config::RoomConfig;
+use stackroom::demo;
+use stackroom::mqtt::EmbeddedBroker;
+use stackroom::rfid::pipeline::{Pipeline, Settings};
+use stackroom::rfid::reader::{self, ReaderError, ReaderHandle, ReaderWire};
+use stackroom::sim::{self, SimSettings};
+
+struct Room {
+    config: RoomConfig,
+    sim: Simulator,
+    broker: EmbeddedBroker,
+}
+
+async fn room() -> Room {
+    let config = RoomConfig::load(&demo::config_path()).unwrap();
+    let broker = EmbeddedBroker::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let shelves: Vec<_> = config.layout.shelves().collect();
+    let placement =
+        sim::placement_csv(demo::seed_csv(&shelves, demo::SEED_BOXES).as_bytes()).unwrap();
+    let settings = SimSettings {
+        seed: 9,
+        time_scale: 10.0,
+        mqtt: Some(sim::broker(&broker.url()).unwrap()),
+        ..SimSettings::default()
+    };
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let sim = sim::start(&config, placement, &settings, any)
+        .await
+        .unwrap();
+    Room {
+        config,
+        sim,
+        broker,
+    }
+}
+
+fn driver(room: &Room, id: &str) -> ReaderHandle {
+    let device = room.config.devices.iter().find(|d| d.id == id).unwrap();
+    let p = &device.spec;
+    let path = || room.sim.path(id).unwrap().to_string();
+    let wire = if let Some(settings) = &p.r2000 {
+        ReaderWire::R2000 {
+            path: path(),
+            baud: 115200,
+            settings: settings.clone(),
+        }
+    } else if let Some(settings) = &p.mercury {
+        ReaderWire::Mercury {
+            path: path(),
+            baud: 115200,
+            settings: settings.clone(),
+        }
+    } else {
+        ReaderWire::Impinj {
+            host: "127.0.0.1".into(),
+            port: room.broker.addr.port(),
+            prefix: format!("devices/{id}"),
+            settings: p.impinj_iot.clone().unwrap(),
+        }
+    };
+    reader::start(id.to_string(), wire)
+}
+
+#[tokio::test]
+async fn every_reader_kind_reads_its_shelves_and_the_pipeline_places_the_tags() {
+    let room = room().await;
+    let truth = room.sim.state();
+    for id in ["reader-1", "reader-2", "reader-3"] {
+        let handle = driver(&room, id);
+        let antennas: Vec<_> = room
+            .config
+            .antennas
+            .iter()
+            .filter(|a| a.reader == id)
+            .collect();
+        let mut pipeline = Pipeline::new(
+            antennas.iter().map(|a| (a.reader.clone(), a.port, a.shelf)),
+            Settings::default(),
+        );
+        for a in &antennas {
+            let reads = handle
+                .inventory(a.port, Duration::from_millis(400))
+                .await
+                .unwrap();
+            assert!(!reads.is_empty(), "{id} port {}", a.port);
+            assert!(reads.iter().all(|r| r.port == a.port && r.reader == id));
+            for r in &reads {
+                pipeline.push(r);
+            }
+        }
+        // Every tag on a covered shelf was heard and placed right.
+        let covered: HashSet<String> = antennas.iter().map(|a| a.shelf.to_string()).collect();
+        let mut placed = 0;
+        for tag in truth
+            .tags
+            .iter()
+            .filter(|t| t.shelf.as_ref().is_some_and(|s| covered.contains(s)))
+        {
+            let decision = pipeline
+                .decide(&tag.epc, None)
+                .unwrap_or_else(|| panic!("{id}: {} unheard", tag.epc));
+            assert_eq!(
+                Some(decision.shelf.to_string()),
+                tag.shelf,
+                "{id}: {}",
+                tag.epc
+            );
+            placed += 1;
+        }
+        assert!(placed > 0, "{id} covers shelves with boxes");
+        assert!(
+            handle
+                .counters
+                .reads
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_silent_or_refusing_reader_is_an_error_not_an_empty_read() {
+    let room = room().await;
+    let r2000 = driver(&room, "reader-1");
+    let err = r2000
+        .inventory(9, Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReaderError::Refused { .. }), "{err}");
+    let control = format!("http://{}/sim/readers/reader-1/online", room.sim.control);
+    let c = reqwest::Client::new();
+    assert_eq!(
+        c.put(&control).body("false").send().await.unwrap().status(),
+        204
+    );
+    let err = r2000
+        .inventory(1, Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert_eq!(err, ReaderError::Silent("reader-1".into()));
+    assert_eq!(
+        c.put(&control).body("true").send().await.unwrap().status(),
+        204
+    );
+    let reads = r2000
+        .inventory(1, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(!reads.is_empty(), "back after being replugged");
+
+    let mercury = driver(&room, "reader-2");
+    let err = mercury
+        .inventory(5, Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("0x0105"), "{err}");
+}
