@@ -12,28 +12,18 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use hw_sim::rf::{Radio, RfParams};
-use hw_sim::world::{ShelfSpec, World};
+use hw_sim::world::World;
 use stackroom::config::RoomConfig;
 use stackroom::demo;
 use stackroom::rfid::pipeline::{Pipeline, Settings, TagRead, baseline};
-use stackroom::shelf::{Face, ShelfAddress};
+use stackroom::shelf::ShelfAddress;
 
 const ROUNDS: u64 = 5;
 
 fn main() {
     let config = RoomConfig::load(&demo::config_path()).unwrap();
     let shelves: Vec<ShelfAddress> = config.layout.shelves().collect();
-    let specs: Vec<ShelfSpec> = shelves
-        .iter()
-        .map(|s| ShelfSpec {
-            address: s.to_string(),
-            range: s.range,
-            carriage: s.carriage,
-            right_face: s.face == Face::Right,
-            section: s.section,
-            level: s.level,
-        })
-        .collect();
+    let specs = stackroom::sim::shelf_specs(&config.layout);
     let mut world = World::new(specs);
     let csv = demo::seed_csv(&shelves, demo::SEED_BOXES);
     let placement = stackroom::sim::placement_csv(csv.as_bytes()).unwrap();

@@ -85,14 +85,9 @@ fn unit(device: &Device, default: u8) -> u8 {
     }
 }
 
-/// The simulator's view of the room in `config`, with boxes placed as in `placement`.
-pub fn spec(
-    config: &RoomConfig,
-    placement: Vec<Placement>,
-    settings: &SimSettings,
-) -> Result<SimSpec, String> {
-    let shelves = config
-        .layout
+/// The room's shelves as the simulator knows them.
+pub fn shelf_specs(layout: &crate::layout::Layout) -> Vec<ShelfSpec> {
+    layout
         .shelves()
         .map(|s| ShelfSpec {
             address: s.to_string(),
@@ -102,7 +97,16 @@ pub fn spec(
             section: s.section,
             level: s.level,
         })
-        .collect();
+        .collect()
+}
+
+/// The simulator's view of the room in `config`, with boxes placed as in `placement`.
+pub fn spec(
+    config: &RoomConfig,
+    placement: Vec<Placement>,
+    settings: &SimSettings,
+) -> Result<SimSpec, String> {
+    let shelves = shelf_specs(&config.layout);
     let mut ranges = Vec::new();
     let mut readers = Vec::new();
     for device in &config.devices {

@@ -143,3 +143,18 @@ impl DriverHandle {
 pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
 }
+
+/// The reason for a refusal code, as the reference register map and the framed profiles
+/// number them (the simulator's controllers report the same codes).
+pub fn refusal(code: u16) -> String {
+    match code {
+        1 => "estop",
+        2 => "locked",
+        3 => "fault",
+        4 => "aisle_occupied",
+        5 => "obstacle",
+        6 => "no_such_aisle",
+        _ => "refused",
+    }
+    .to_string()
+}

@@ -10,6 +10,7 @@ use tokio_serial::SerialStream;
 
 use super::device::{
     DeviceCommand, DeviceFault, DeviceState, DriverError, DriverPorts, Link, Outcome, backoff,
+    refusal,
 };
 
 struct Line {
@@ -52,19 +53,6 @@ impl Line {
             self.decoder.push(&buf[..n]);
         }
     }
-}
-
-fn refusal(code: u8) -> String {
-    match code {
-        1 => "estop",
-        2 => "locked",
-        3 => "fault",
-        4 => "aisle_occupied",
-        5 => "obstacle",
-        6 => "no_such_aisle",
-        _ => "refused",
-    }
-    .to_string()
 }
 
 /// Runs the driver until the controller drops its handle.
@@ -148,7 +136,7 @@ pub async fn run(
                     let request = Frame { address: profile.address, function: profile.functions.command, data: vec![code, hi, lo] };
                     let answer = line.ask(&profile, request, timeout).await.and_then(|f| match f.data.as_slice() {
                         [0] => Ok(Outcome::Accepted),
-                        [r] => Ok(Outcome::Refused(refusal(*r))),
+                        [r] => Ok(Outcome::Refused(refusal(*r as u16))),
                         other => Err(DriverError::Protocol(format!("command answer {other:02X?}"))),
                     });
                     let failed = answer.as_ref().err().cloned();

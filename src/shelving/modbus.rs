@@ -9,6 +9,7 @@ use tokio_modbus::prelude::*;
 
 use super::device::{
     DeviceCommand, DeviceFault, DeviceState, DriverError, DriverPorts, Link, Outcome, backoff,
+    refusal,
 };
 
 /// Where the controller is.
@@ -16,19 +17,6 @@ use super::device::{
 pub enum Wire {
     Rtu { path: String, baud: u32 },
     Tcp { address: String },
-}
-
-fn refusal(code: u16) -> String {
-    match code {
-        1 => "estop",
-        2 => "locked",
-        3 => "fault",
-        4 => "aisle_occupied",
-        5 => "obstacle",
-        6 => "no_such_aisle",
-        _ => "refused",
-    }
-    .to_string()
 }
 
 struct Driver {
