@@ -4,7 +4,12 @@
 //!   decision (sans-IO), with the "last read wins" and "strongest read" baselines it is
 //!   measured against (`cargo bench --bench rfid`).
 //!
-//! The reader drivers, inventory sweeps and their schedule build on it.
+//! - [`reader`]: the reader drivers (R2000, Mercury, Impinj-style MQTT): "read port P for
+//!   D" → tag reads;
+//! - [`reconcile`]: a stocktake's findings (present, misplaced, missing, not read, unknown).
+//!
+//! Inventory sweeps and their schedule build on these.
 
 pub mod pipeline;
 pub mod reader;
+pub mod reconcile;
