@@ -236,7 +236,7 @@ async fn r2000_exchange(
                     if done(reply) {
                         counters
                             .corrupt_frames
-                            .fetch_add(decoder.corrupt, Ordering::Relaxed);
+                            .fetch_add(decoder.corrupt(), Ordering::Relaxed);
                         return Ok(());
                     }
                 }
@@ -250,7 +250,7 @@ async fn r2000_exchange(
             _ => {
                 counters
                     .corrupt_frames
-                    .fetch_add(decoder.corrupt, Ordering::Relaxed);
+                    .fetch_add(decoder.corrupt(), Ordering::Relaxed);
                 return Err(());
             }
         }
@@ -372,7 +372,7 @@ async fn mercury_ask(
                 if out.len() >= answers || last {
                     counters
                         .corrupt_frames
-                        .fetch_add(decoder.corrupt, Ordering::Relaxed);
+                        .fetch_add(decoder.corrupt(), Ordering::Relaxed);
                     return Ok(out);
                 }
             }
@@ -382,7 +382,7 @@ async fn mercury_ask(
             _ => {
                 counters
                     .corrupt_frames
-                    .fetch_add(decoder.corrupt, Ordering::Relaxed);
+                    .fetch_add(decoder.corrupt(), Ordering::Relaxed);
                 return Err(());
             }
         }

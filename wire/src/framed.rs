@@ -12,6 +12,7 @@
 use serde::Deserialize;
 
 use crate::WireError;
+use crate::stream::{Check, FrameBuffer};
 
 /// How the checksum is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -224,81 +225,60 @@ impl FramedProfile {
 }
 
 /// Splits a byte stream into frames of a [`FramedProfile`], resynchronising on the start
-/// code after garbage or a bad checksum (counted in `corrupt`).
+/// code after garbage or a bad checksum (counted in [`Decoder::corrupt`]).
 #[derive(Debug)]
 pub struct Decoder {
     profile: FramedProfile,
-    buf: Vec<u8>,
-    pub corrupt: u64,
+    buf: FrameBuffer,
 }
 
 impl Decoder {
     pub fn new(profile: FramedProfile) -> Decoder {
         Decoder {
             profile,
-            buf: Vec::new(),
-            corrupt: 0,
+            buf: FrameBuffer::default(),
         }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        self.buf.push(bytes);
     }
 
     /// Drops a partial frame (after the line was silent longer than a frame takes).
     pub fn flush_partial(&mut self) {
-        if !self.buf.is_empty() {
-            self.corrupt += 1;
-            self.buf.clear();
-        }
+        self.buf.flush_partial();
+    }
+
+    /// Frames or stray bytes skipped because they were corrupt.
+    pub fn corrupt(&self) -> u64 {
+        self.buf.corrupt
     }
 
     pub fn next_frame(&mut self) -> Option<Frame> {
-        let start = self.profile.start.clone();
-        let (sum_len, end_len) = (self.profile.checksum.len(), self.profile.end.len());
-        loop {
-            let at = if start.is_empty() {
-                (!self.buf.is_empty()).then_some(0)
+        let p = &self.profile;
+        let head = p.start.len();
+        let (sum_len, end_len) = (p.checksum.len(), p.end.len());
+        let bytes = self.buf.next(&p.start, |b| {
+            let Some(&len) = b.get(head + 2) else {
+                return Check::Incomplete;
+            };
+            let total = head + 3 + len as usize + sum_len + end_len;
+            if b.len() < total {
+                return Check::Incomplete;
+            }
+            let body = &b[head..head + 3 + len as usize];
+            let sum = &b[head + 3 + len as usize..total - end_len];
+            if p.checksum.compute(body) == sum && b[total - end_len..total] == p.end[..] {
+                Check::Frame(total)
             } else {
-                self.buf
-                    .windows(start.len())
-                    .position(|w| w == start.as_slice())
-            };
-            let Some(at) = at else {
-                // Keep a possible beginning of a start code.
-                let keep = start.len().saturating_sub(1).min(self.buf.len());
-                if self.buf.len() > keep {
-                    self.corrupt += 1;
-                    self.buf.drain(..self.buf.len() - keep);
-                }
-                return None;
-            };
-            if at > 0 {
-                self.corrupt += 1;
-                self.buf.drain(..at);
+                Check::Bad
             }
-            let head = start.len();
-            let len = *self.buf.get(head + 2)? as usize;
-            let total = head + 3 + len + sum_len + end_len;
-            if self.buf.len() < total {
-                return None;
-            }
-            let body = &self.buf[head..head + 3 + len];
-            let sum = &self.buf[head + 3 + len..head + 3 + len + sum_len];
-            let end = &self.buf[total - end_len..total];
-            if self.profile.checksum.compute(body) != sum || end != self.profile.end.as_slice() {
-                self.corrupt += 1;
-                self.buf.drain(..head.max(1));
-                continue;
-            }
-            let frame = Frame {
-                address: body[0],
-                function: body[1],
-                data: body[3..].to_vec(),
-            };
-            self.buf.drain(..total);
-            return Some(frame);
-        }
+        })?;
+        Some(Frame {
+            address: bytes[head],
+            function: bytes[head + 1],
+            data: bytes[head + 3..bytes.len() - sum_len - end_len].to_vec(),
+        })
     }
 }
 
@@ -370,7 +350,7 @@ mod tests {
             }
         }
         assert_eq!(frames, vec![status_request, command]);
-        assert!(d.corrupt >= 2);
+        assert!(d.corrupt() >= 2);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`r2000`]: readers on the Impinj R2000 chip, "0xA0" serial protocol;
 //! - [`mercury`]: ThingMagic / JADAK Mercury serial protocol (M6e family);
 //! - [`mqtt_json`]: JSON messages of MQTT shelving controllers and Impinj-style readers;
+//! - [`stream`]: the receive buffer every framed codec resynchronises with;
 //! - [`profile`]: device profiles (`device-profiles/*.toml`).
 
 pub mod framed;
@@ -16,6 +17,7 @@ pub mod mercury;
 pub mod mqtt_json;
 pub mod profile;
 pub mod r2000;
+pub mod stream;
 
 /// Why bytes or a profile cannot be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

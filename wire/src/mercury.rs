@@ -9,6 +9,7 @@
 //! where the common CRC-16/CCITT-FALSE would give `2D 6C`.
 
 use crate::WireError;
+use crate::stream::{Check, FrameBuffer};
 
 pub const HEADER: u8 = 0xFF;
 pub const OP_GET_VERSION: u8 = 0x03;
@@ -246,30 +247,30 @@ pub enum Frame {
 #[derive(Debug)]
 pub struct Decoder {
     direction: Direction,
-    buf: Vec<u8>,
-    pub corrupt: u64,
+    buf: FrameBuffer,
 }
 
 impl Decoder {
     pub fn new(direction: Direction) -> Decoder {
         Decoder {
             direction,
-            buf: Vec::new(),
-            corrupt: 0,
+            buf: FrameBuffer::default(),
         }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        self.buf.push(bytes);
     }
 
     /// Drops a partial frame, e.g. after the line has been silent longer than a frame
     /// takes: a corrupt length byte would otherwise hold up the frames behind it.
     pub fn flush_partial(&mut self) {
-        if !self.buf.is_empty() {
-            self.corrupt += 1;
-            self.buf.clear();
-        }
+        self.buf.flush_partial();
+    }
+
+    /// Frames or stray bytes skipped because they were corrupt.
+    pub fn corrupt(&self) -> u64 {
+        self.buf.corrupt
     }
 
     pub fn next_frame(&mut self) -> Option<Frame> {
@@ -277,48 +278,34 @@ impl Decoder {
             Direction::HostToReader => 0,
             Direction::ReaderToHost => 2,
         };
-        loop {
-            match self.buf.iter().position(|&b| b == HEADER) {
-                None => {
-                    if !self.buf.is_empty() {
-                        self.corrupt += 1;
-                        self.buf.clear();
-                    }
-                    return None;
-                }
-                Some(0) => {}
-                Some(skip) => {
-                    self.corrupt += 1;
-                    self.buf.drain(..skip);
-                }
-            }
-            let len = *self.buf.get(1)? as usize;
-            let total = 1 + 1 + 1 + status_len + len + 2;
-            if self.buf.len() < total {
-                return None;
-            }
-            let body = &self.buf[1..total - 2];
-            let sent = u16::from_be_bytes([self.buf[total - 2], self.buf[total - 1]]);
-            if crc(body) != sent {
-                self.corrupt += 1;
-                self.buf.drain(..1);
-                continue;
-            }
-            let opcode = body[1];
-            let frame = match self.direction {
-                Direction::HostToReader => Frame::Command(Command {
-                    opcode,
-                    data: body[2..].to_vec(),
-                }),
-                Direction::ReaderToHost => Frame::Response(Response {
-                    opcode,
-                    status: u16::from_be_bytes([body[2], body[3]]),
-                    data: body[4..].to_vec(),
-                }),
+        let bytes = self.buf.next(&[HEADER], |b| {
+            let Some(&len) = b.get(1) else {
+                return Check::Incomplete;
             };
-            self.buf.drain(..total);
-            return Some(frame);
-        }
+            let total = 3 + status_len + len as usize + 2;
+            if b.len() < total {
+                return Check::Incomplete;
+            }
+            let sent = u16::from_be_bytes([b[total - 2], b[total - 1]]);
+            if crc(&b[1..total - 2]) == sent {
+                Check::Frame(total)
+            } else {
+                Check::Bad
+            }
+        })?;
+        let body = &bytes[1..bytes.len() - 2];
+        let opcode = body[1];
+        Some(match self.direction {
+            Direction::HostToReader => Frame::Command(Command {
+                opcode,
+                data: body[2..].to_vec(),
+            }),
+            Direction::ReaderToHost => Frame::Response(Response {
+                opcode,
+                status: u16::from_be_bytes([body[2], body[3]]),
+                data: body[4..].to_vec(),
+            }),
+        })
     }
 }
 
@@ -378,7 +365,7 @@ mod tests {
                 }),
             ]
         );
-        assert_eq!(d.corrupt, 0);
+        assert_eq!(d.corrupt(), 0);
         // And our encoding of them is the published bytes.
         let Frame::Response(r) = &frames[1] else {
             panic!()
@@ -400,7 +387,7 @@ mod tests {
             Some(Frame::Command(Command::new(OP_GET_VERSION, vec![])))
         );
         assert_eq!(d.next_frame(), None);
-        assert!(d.corrupt >= 2);
+        assert!(d.corrupt() >= 2);
     }
 
     #[test]
@@ -464,6 +451,6 @@ mod tests {
             d.next_frame(),
             Some(Frame::Command(Command::new(OP_GET_VERSION, vec![])))
         );
-        assert_eq!(d.corrupt, 1);
+        assert_eq!(d.corrupt(), 1);
     }
 }

@@ -12,6 +12,7 @@
 //!   byte's top bit for antennas 4–7. RSSI in dBm is the remaining seven bits minus 129.
 
 use crate::WireError;
+use crate::stream::{Check, FrameBuffer};
 
 pub const HEAD: u8 = 0xA0;
 pub const CMD_SET_WORK_ANTENNA: u8 = 0x74;
@@ -22,9 +23,6 @@ pub const SUCCESS: u8 = 0x10;
 pub const FAIL: u8 = 0x11;
 pub const ANTENNA_MISSING: u8 = 0x22;
 pub const NO_TAG: u8 = 0x36;
-
-/// The longest packet: Len is one byte.
-const MAX_PACKET: usize = 2 + 255;
 
 /// The check byte: the two's complement of the sum of all other bytes.
 pub fn checksum(bytes: &[u8]) -> u8 {
@@ -62,66 +60,46 @@ impl Packet {
 /// impossible lengths are skipped (and counted), and decoding resumes at the next head.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    buf: Vec<u8>,
-    /// Packets or stray bytes skipped because they were corrupt.
-    pub corrupt: u64,
+    buf: FrameBuffer,
 }
 
 impl Decoder {
     pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        self.buf.push(bytes);
     }
 
-    /// Drops a partial packet, e.g. after the line has been silent longer than a packet
-    /// takes: a corrupt length byte would otherwise hold up the packets behind it.
+    /// Drops a partial packet (after the line was silent longer than a packet takes).
     pub fn flush_partial(&mut self) {
-        if !self.buf.is_empty() {
-            self.corrupt += 1;
-            self.buf.clear();
-        }
+        self.buf.flush_partial();
+    }
+
+    /// Packets or stray bytes skipped because they were corrupt.
+    pub fn corrupt(&self) -> u64 {
+        self.buf.corrupt
     }
 
     /// The next whole packet, if the buffer holds one.
     pub fn next_packet(&mut self) -> Option<Packet> {
-        loop {
-            match self.buf.iter().position(|&b| b == HEAD) {
-                None => {
-                    if !self.buf.is_empty() {
-                        self.corrupt += 1;
-                        self.buf.clear();
-                    }
-                    return None;
-                }
-                Some(0) => {}
-                Some(skip) => {
-                    self.corrupt += 1;
-                    self.buf.drain(..skip);
-                }
-            }
-            let len = *self.buf.get(1)? as usize;
-            if len < 3 {
-                self.corrupt += 1;
-                self.buf.drain(..1);
-                continue;
-            }
-            let total = len + 2;
-            if self.buf.len() < total {
-                return None;
-            }
-            debug_assert!(total <= MAX_PACKET);
-            if checksum(&self.buf[..total - 1]) != self.buf[total - 1] {
-                self.corrupt += 1;
-                self.buf.drain(..1);
-                continue;
-            }
-            let packet = Packet {
-                address: self.buf[2],
-                cmd: self.buf[3],
-                data: self.buf[4..total - 1].to_vec(),
+        let bytes = self.buf.next(&[HEAD], |b| {
+            let Some(&len) = b.get(1) else {
+                return Check::Incomplete;
             };
-            self.buf.drain(..total);
-            return Some(packet);
-        }
+            let total = len as usize + 2;
+            if len < 3 {
+                Check::Bad
+            } else if b.len() < total {
+                Check::Incomplete
+            } else if checksum(&b[..total - 1]) != b[total - 1] {
+                Check::Bad
+            } else {
+                Check::Frame(total)
+            }
+        })?;
+        Some(Packet {
+            address: bytes[2],
+            cmd: bytes[3],
+            data: bytes[4..bytes.len() - 1].to_vec(),
+        })
     }
 }
 
@@ -302,7 +280,7 @@ mod tests {
                 total_reads: 5
             }
         );
-        assert_eq!(d.corrupt, 0);
+        assert_eq!(d.corrupt(), 0);
     }
 
     #[test]
@@ -353,7 +331,7 @@ mod tests {
         assert_eq!(packets.len(), 2, "{packets:?}");
         assert_eq!(packets[0].encode(), hex(TAG_A));
         assert_eq!(packets[1].encode(), hex(ROUND_END));
-        assert!(d.corrupt >= 2);
+        assert!(d.corrupt() >= 2);
     }
 
     #[test]
