@@ -1,7 +1,8 @@
 //! A simulated ThingMagic Mercury reader (M6e family) on a serial line.
 //!
 //! It answers Get Version (0x03), Boot Firmware (0x04), Get/Set Tag Protocol (0x63/0x93),
-//! Set Region (0x97), Set Antenna Port (0x91), Read Tag Multiple (0x22, timeout form), Get
+//! Set Region (0x97), Set Read TX Power (0x92, moves every RSSI with it), Set Protocol
+//! Parameter (0x9B, Gen2 session), Set Antenna Port (0x91), Read Tag Multiple (0x22, timeout form), Get
 //! Tag Buffer (0x29, with metadata flags) and Clear Tag Buffer (0x2A). Reads accumulate in
 //! the tag buffer, one record per tag and antenna with its read count and best RSSI, until
 //! the host clears it, as on the real module. Unknown opcodes get FAULT_INVALID_OPCODE.
@@ -90,6 +91,19 @@ impl MercuryReader {
                 one(ok(vec![]))
             }
             (mercury::OP_SET_REGION, [_]) => one(ok(vec![])),
+            (mercury::OP_SET_READ_TX_POWER, [hi, lo]) => {
+                let centi = u16::from_be_bytes([*hi, *lo]);
+                if centi > 3150 {
+                    one(fault(mercury::FAULT_INVALID_PARAMETER_VALUE))
+                } else {
+                    self.radio.set_power_dbm(centi as f64 / 100.0);
+                    one(ok(vec![]))
+                }
+            }
+            (
+                mercury::OP_SET_PROTOCOL_PARAM,
+                [mercury::PROTOCOL_GEN2, mercury::GEN2_SESSION, 0..=3],
+            ) => one(ok(vec![])),
             (mercury::OP_SET_ANTENNA_PORT, [tx] | [tx, _]) => {
                 if *tx == 0 || *tx > self.ports {
                     one(fault(mercury::FAULT_INVALID_PARAMETER_VALUE))
@@ -135,6 +149,8 @@ impl MercuryReader {
                 | mercury::OP_GET_TAG_PROTOCOL
                 | mercury::OP_SET_TAG_PROTOCOL
                 | mercury::OP_SET_REGION
+                | mercury::OP_SET_READ_TX_POWER
+                | mercury::OP_SET_PROTOCOL_PARAM
                 | mercury::OP_SET_ANTENNA_PORT
                 | mercury::OP_READ_TAG_MULTIPLE
                 | mercury::OP_GET_TAG_BUFFER

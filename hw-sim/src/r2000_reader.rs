@@ -1,8 +1,9 @@
 //! A simulated R2000 reader module on a serial line ("0xA0" protocol).
 //!
-//! It answers cmd_set_work_antenna (0x74), cmd_get_work_antenna (0x75) and
-//! cmd_real_time_inventory (0x89): for each round it reports every tag the radio heard on
-//! the work antenna once, then the round's end with the read count. A port with no antenna
+//! It answers cmd_set_work_antenna (0x74), cmd_get_work_antenna (0x75),
+//! cmd_set_output_power (0x76, moves every RSSI with it), cmd_real_time_inventory (0x89)
+//! and cmd_customized_session_target_inventory (0x8B): for each round it reports every tag
+//! the radio heard on the work antenna once, then the round's end with the read count. A port with no antenna
 //! answers antenna_missing_error (0x22), as real modules do. Offline, it answers nothing.
 
 use std::collections::{BTreeMap, HashMap};
@@ -59,7 +60,12 @@ impl R2000Reader {
                     Duration::ZERO,
                 )]
             }
-            (r2000::CMD_REAL_TIME_INVENTORY, [repeat]) => {
+            (r2000::CMD_SET_OUTPUT_POWER, [dbm]) if *dbm <= 33 => {
+                self.radio.set_power_dbm(*dbm as f64);
+                vec![reply(p.cmd, r2000::SUCCESS)]
+            }
+            (r2000::CMD_REAL_TIME_INVENTORY, [repeat])
+            | (r2000::CMD_SESSION_INVENTORY, [0..=3, 0 | 1, repeat]) => {
                 let port = *work_antenna as u16 + 1;
                 let Some(&shelf) = self.antennas.get(&port) else {
                     return vec![reply(p.cmd, r2000::ANTENNA_MISSING)];
@@ -67,6 +73,9 @@ impl R2000Reader {
                 let mut out = Vec::new();
                 let mut total = 0u32;
                 let mut elapsed = Duration::ZERO;
+                // The packets of a round are spread over its time: each waits one step after
+                // the one before, the round end the last step.
+                let mut step = Duration::ZERO;
                 let world = self.world.clone();
                 let Ok(world) = world.lock() else {
                     return vec![reply(p.cmd, r2000::FAIL)];
@@ -83,6 +92,7 @@ impl R2000Reader {
                     }
                     let dt = round_time(best.len());
                     elapsed += dt;
+                    step = dt / (best.len() as u32 + 1);
                     for (epc, (rssi, khz)) in best {
                         let epc = epc_bytes(&epc);
                         let tag = TagPacket {
@@ -92,7 +102,7 @@ impl R2000Reader {
                             epc,
                             rssi_dbm: rssi,
                         };
-                        out.push((Reply::Tag(tag).to_packet(self.address), dt / 2));
+                        out.push((Reply::Tag(tag).to_packet_of(p.cmd, self.address), step));
                     }
                 }
                 let secs = elapsed.as_secs_f64().max(0.001);
@@ -102,8 +112,8 @@ impl R2000Reader {
                         read_rate: (total as f64 / secs).min(65535.0) as u16,
                         total_reads: total,
                     }
-                    .to_packet(self.address),
-                    elapsed / 2,
+                    .to_packet_of(p.cmd, self.address),
+                    step,
                 ));
                 out
             }

@@ -58,6 +58,8 @@ pub struct TagObservation {
 pub struct Radio {
     rng: ChaCha8Rng,
     pub params: RfParams,
+    /// The reader's transmit power relative to 30 dBm, dB: every RSSI moves with it.
+    gain_db: f64,
 }
 
 impl Radio {
@@ -65,7 +67,13 @@ impl Radio {
         Radio {
             rng: ChaCha8Rng::seed_from_u64(seed),
             params,
+            gain_db: 0.0,
         }
+    }
+
+    /// Sets the reader's transmit power (the parameters describe 30 dBm).
+    pub fn set_power_dbm(&mut self, dbm: f64) {
+        self.gain_db = dbm - 30.0;
     }
 
     /// A normal draw (Box–Muller).
@@ -77,7 +85,7 @@ impl Radio {
 
     fn observe(&mut self, epc: &str, port: u16, mean: f64) -> TagObservation {
         let rssi = self
-            .gauss(mean, self.params.rssi_spread_db)
+            .gauss(mean + self.gain_db, self.params.rssi_spread_db)
             .clamp(-90.0, -20.0);
         TagObservation {
             epc: epc.to_string(),

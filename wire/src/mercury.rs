@@ -19,8 +19,14 @@ pub const OP_GET_TAG_BUFFER: u8 = 0x29;
 pub const OP_CLEAR_TAG_BUFFER: u8 = 0x2A;
 pub const OP_GET_TAG_PROTOCOL: u8 = 0x63;
 pub const OP_SET_ANTENNA_PORT: u8 = 0x91;
+/// Set Read TX Power: `[centi-dBm (2)]`.
+pub const OP_SET_READ_TX_POWER: u8 = 0x92;
 pub const OP_SET_TAG_PROTOCOL: u8 = 0x93;
 pub const OP_SET_REGION: u8 = 0x97;
+/// Set Protocol Parameter: `[protocol, parameter, value…]`; Gen2 (0x05) session is 0x00.
+pub const OP_SET_PROTOCOL_PARAM: u8 = 0x9B;
+pub const PROTOCOL_GEN2: u8 = 0x05;
+pub const GEN2_SESSION: u8 = 0x00;
 
 /// Status: success.
 pub const OK: u16 = 0x0000;

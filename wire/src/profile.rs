@@ -214,6 +214,11 @@ pub struct R2000 {
     /// Inventory rounds per cmd_real_time_inventory.
     #[serde(default = "unit")]
     pub repeat: u8,
+    /// Output power set on connecting (cmd_set_output_power), dBm, 0 to 33.
+    pub power_dbm: Option<u8>,
+    /// Gen2 session (0 to 3) of a customized session inventory (0x8B, target A) instead of
+    /// the real-time inventory (0x89).
+    pub session: Option<u8>,
 }
 
 /// Settings of a ThingMagic Mercury reader.
@@ -228,6 +233,10 @@ pub struct Mercury {
     /// Metadata asked of Get Tag Buffer (0x29): read count, RSSI, antenna by default.
     #[serde(default = "metadata")]
     pub metadata_flags: u16,
+    /// Read TX power set on connecting (Set Read TX Power, 0x92), dBm.
+    pub power_dbm: Option<f32>,
+    /// Gen2 session (0 to 3) set on connecting (Set Protocol Parameter, 0x9B).
+    pub session: Option<u8>,
 }
 
 fn read_ms() -> u16 {
@@ -370,6 +379,23 @@ impl Profile {
             }
             if m.holding.command == m.holding.argument {
                 return Err("[modbus.holding] command and argument share an address".into());
+            }
+        }
+        let session_ok = |s: Option<u8>| s.is_none_or(|s| s <= 3);
+        if let Some(r) = &profile.r2000 {
+            if r.power_dbm.is_some_and(|p| p > 33) {
+                return Err("[r2000] power_dbm is 0 to 33".into());
+            }
+            if !session_ok(r.session) {
+                return Err("[r2000] session is a Gen2 session, 0 to 3".into());
+            }
+        }
+        if let Some(m) = &profile.mercury {
+            if m.power_dbm.is_some_and(|p| !(0.0..=31.5).contains(&p)) {
+                return Err("[mercury] power_dbm is 0 to 31.5".into());
+            }
+            if !session_ok(m.session) {
+                return Err("[mercury] session is a Gen2 session, 0 to 3".into());
             }
         }
         Ok(profile)

@@ -10,6 +10,9 @@
 //!   the round, or `[ErrorCode]` on failure. `FreqAnt` carries the frequency point in its high
 //!   six bits and the antenna (0–3) in its low two; readers with eight ports set the RSSI
 //!   byte's top bit for antennas 4–7. RSSI in dBm is the remaining seven bits minus 129.
+//! - `0x8B` cmd_customized_session_target_inventory `[Session, Target, Repeat]`: an
+//!   inventory in Gen2 session S0–S3 and target A/B, answered like `0x89`;
+//! - `0x76` cmd_set_output_power `[dBm]` (one value for every port) → `[ErrorCode]`.
 
 use crate::WireError;
 use crate::stream::{Check, FrameBuffer};
@@ -17,7 +20,14 @@ use crate::stream::{Check, FrameBuffer};
 pub const HEAD: u8 = 0xA0;
 pub const CMD_SET_WORK_ANTENNA: u8 = 0x74;
 pub const CMD_GET_WORK_ANTENNA: u8 = 0x75;
+pub const CMD_SET_OUTPUT_POWER: u8 = 0x76;
 pub const CMD_REAL_TIME_INVENTORY: u8 = 0x89;
+pub const CMD_SESSION_INVENTORY: u8 = 0x8B;
+
+/// Whether `cmd` is one of the inventories whose replies are tag packets and a round end.
+pub fn is_inventory(cmd: u8) -> bool {
+    cmd == CMD_REAL_TIME_INVENTORY || cmd == CMD_SESSION_INVENTORY
+}
 
 pub const SUCCESS: u8 = 0x10;
 pub const FAIL: u8 = 0x11;
@@ -145,16 +155,16 @@ impl Reply {
     pub fn parse(p: &Packet) -> Result<Reply, WireError> {
         let bad = |why: &str| WireError::Malformed(format!("R2000 cmd 0x{:02X}: {why}", p.cmd));
         Ok(match (p.cmd, p.data.len()) {
-            (CMD_REAL_TIME_INVENTORY, 1) => Reply::Result {
+            (cmd, 1) if is_inventory(cmd) => Reply::Result {
                 cmd: p.cmd,
                 code: p.data[0],
             },
-            (CMD_REAL_TIME_INVENTORY, 7) => Reply::RoundEnd {
+            (cmd, 7) if is_inventory(cmd) => Reply::RoundEnd {
                 antenna: p.data[0],
                 read_rate: u16::from_be_bytes([p.data[1], p.data[2]]),
                 total_reads: u32::from_be_bytes([p.data[3], p.data[4], p.data[5], p.data[6]]),
             },
-            (CMD_REAL_TIME_INVENTORY, n) if n >= 4 => {
+            (cmd, n) if is_inventory(cmd) && n >= 4 => {
                 let freq_ant = p.data[0];
                 let pc = u16::from_be_bytes([p.data[1], p.data[2]]);
                 let rssi = p.data[n - 1];
@@ -175,8 +185,8 @@ impl Reply {
                     rssi_dbm: (rssi & 0x7F) as i16 - 129,
                 })
             }
-            (CMD_REAL_TIME_INVENTORY, _) => return Err(bad("too short")),
-            (CMD_SET_WORK_ANTENNA, 1) => Reply::Result {
+            (cmd, _) if is_inventory(cmd) => return Err(bad("too short")),
+            (CMD_SET_WORK_ANTENNA | CMD_SET_OUTPUT_POWER, 1) => Reply::Result {
                 cmd: p.cmd,
                 code: p.data[0],
             },
@@ -184,8 +194,13 @@ impl Reply {
         })
     }
 
-    /// The packet a reader sends for this reply.
+    /// The packet a reader sends for this reply (tags and round ends of a 0x89 inventory).
     pub fn to_packet(&self, address: u8) -> Packet {
+        self.to_packet_of(CMD_REAL_TIME_INVENTORY, address)
+    }
+
+    /// The packet a reader sends for this reply to inventory command `inventory`.
+    pub fn to_packet_of(&self, inventory: u8, address: u8) -> Packet {
         match self {
             Reply::Result { cmd, code } => Packet::new(address, *cmd, vec![*code]),
             Reply::Tag(t) => {
@@ -193,7 +208,7 @@ impl Reply {
                 data.extend_from_slice(&t.pc.to_be_bytes());
                 data.extend_from_slice(&t.epc);
                 data.push(rssi_byte(t.antenna, t.rssi_dbm));
-                Packet::new(address, CMD_REAL_TIME_INVENTORY, data)
+                Packet::new(address, inventory, data)
             }
             Reply::RoundEnd {
                 antenna,
@@ -203,7 +218,7 @@ impl Reply {
                 let mut data = vec![*antenna];
                 data.extend_from_slice(&read_rate.to_be_bytes());
                 data.extend_from_slice(&total_reads.to_be_bytes());
-                Packet::new(address, CMD_REAL_TIME_INVENTORY, data)
+                Packet::new(address, inventory, data)
             }
             Reply::Other(p) => p.clone(),
         }
