@@ -50,6 +50,7 @@ fn main() {
                     at_ms: round * 1000 + i as u64 / 10,
                     frequency_khz: Some(o.frequency_khz),
                     phase_deg: Some(o.phase_deg as f32),
+                    count: 1,
                 });
             }
         }

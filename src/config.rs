@@ -61,6 +61,48 @@ struct RawConfig {
     antennas: Vec<RawAntenna>,
     #[serde(default)]
     antenna_blocks: Vec<RawAntennaBlock>,
+    #[serde(default)]
+    sweeps: RawSweeps,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweeps {
+    #[serde(default = "default_dwell")]
+    dwell_ms: u64,
+    #[serde(default = "default_sync_confidence")]
+    sync_confidence: f64,
+    #[serde(default)]
+    schedule: Vec<RawSchedule>,
+}
+
+impl Default for RawSweeps {
+    fn default() -> Self {
+        RawSweeps {
+            dwell_ms: default_dwell(),
+            sync_confidence: default_sync_confidence(),
+            schedule: Vec::new(),
+        }
+    }
+}
+
+fn default_dwell() -> u64 {
+    100
+}
+fn default_sync_confidence() -> f64 {
+    0.8
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    name: String,
+    cron: String,
+    scope: Scope,
+    #[serde(default)]
+    apply: Apply,
+    #[serde(default)]
+    overlap: Overlap,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,6 +320,29 @@ impl fmt::Display for Transport {
 
 pub use stackroom_wire::profile::{Kind as DeviceKind, Profile, Protocol};
 
+pub use crate::rfid::sweep::{Apply, Overlap, Scope};
+
+/// Inventory sweeps: how long each antenna is read, when `apply = "sync"` trusts a
+/// finding, and the schedule.
+#[derive(Debug, Clone)]
+pub struct SweepSettings {
+    pub dwell: std::time::Duration,
+    /// A misplaced box is re-bound by a syncing sweep only if the shelf it was found on has
+    /// at least this share (0 to 1) of the power received from its tag.
+    pub sync_confidence: f64,
+    pub schedule: Vec<Schedule>,
+}
+
+/// A scheduled sweep.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub name: String,
+    pub cron: croner::Cron,
+    pub scope: Scope,
+    pub apply: Apply,
+    pub overlap: Overlap,
+}
+
 /// One device of the room, with its profile.
 #[derive(Debug, Clone)]
 pub struct Device {
@@ -323,6 +388,7 @@ pub struct RoomConfig {
     pub layout: Layout,
     pub devices: Vec<Device>,
     pub antennas: Vec<Antenna>,
+    pub sweeps: SweepSettings,
 }
 
 struct Checker<'a> {
@@ -416,6 +482,7 @@ impl RoomConfig {
         );
         let devices = Self::devices(&c, &raw.devices, &profiles_dir, &layout)?;
         let antennas = Self::antennas(&c, &raw, &devices, &layout)?;
+        let sweeps = Self::sweeps(&c, &raw.sweeps, &layout)?;
         Ok(RoomConfig {
             file: file.to_path_buf(),
             site_id: raw.site.id,
@@ -431,6 +498,45 @@ impl RoomConfig {
             layout,
             devices,
             antennas,
+            sweeps,
+        })
+    }
+
+    fn sweeps(c: &Checker, raw: &RawSweeps, layout: &Layout) -> Result<SweepSettings, ConfigError> {
+        if !(10..=60_000).contains(&raw.dwell_ms) {
+            return Err(c.fail("sweeps.dwell_ms", "must be 10 to 60000 (ms per antenna)"));
+        }
+        if !(0.0..=1.0).contains(&raw.sync_confidence) {
+            return Err(c.fail("sweeps.sync_confidence", "is a share, 0 to 1"));
+        }
+        let mut schedule = Vec::new();
+        let mut names = HashSet::new();
+        for (i, s) in raw.schedule.iter().enumerate() {
+            let key = |k: &str| format!("sweeps.schedule[{i}].{k}");
+            if s.name.is_empty() || !names.insert(s.name.as_str()) {
+                return Err(c.fail(key("name"), "needs a name of its own"));
+            }
+            let cron = s.cron.parse::<croner::Cron>().map_err(|e| {
+                c.fail(
+                    key("cron"),
+                    format!("'{}' is not a cron expression: {e} (e.g. \"0 2 * * *\": 02:00 every night)", s.cron),
+                )
+            })?;
+            s.scope
+                .shelves(layout)
+                .map_err(|e| c.fail(key("scope"), e))?;
+            schedule.push(Schedule {
+                name: s.name.clone(),
+                cron,
+                scope: s.scope.clone(),
+                apply: s.apply,
+                overlap: s.overlap,
+            });
+        }
+        Ok(SweepSettings {
+            dwell: std::time::Duration::from_millis(raw.dwell_ms),
+            sync_confidence: raw.sync_confidence,
+            schedule,
         })
     }
 

@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod archive_no;
+pub mod cli_sweep;
 pub mod config;
 pub mod demo;
 pub mod layout;

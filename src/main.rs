@@ -58,6 +58,24 @@ enum Command {
     },
     /// Check a room config and summarise it.
     CheckConfig { file: PathBuf },
+    /// Run an inventory sweep on a running controller, with a progress bar (Ctrl-C cancels).
+    Sweep {
+        /// What to read: room, range=R, or shelves=ADDRESS,ADDRESS,...
+        #[arg(long)]
+        scope: String,
+        /// report (default) or sync (re-bind misplaced boxes found with enough confidence).
+        #[arg(long, default_value = "report")]
+        apply: String,
+        /// Time on each antenna, ms (default: the controller's sweeps.dwell_ms).
+        #[arg(long)]
+        dwell_ms: Option<u64>,
+        /// The controller's API.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// Also write the report as CSV to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Import boxes from a CSV file: all rows or none.
     Import {
         file: PathBuf,
@@ -121,14 +139,16 @@ async fn run(command: Command) -> Result<(), String> {
             let simulator =
                 sim::start(&controller.config, placement, &settings, sim_control).await?;
             let mut controller = controller;
-            controller.start_shelving(&Wiring {
-                serial_paths: simulator
-                    .endpoints
-                    .iter()
-                    .filter_map(|e| Some((e.device.clone(), e.path.clone()?)))
-                    .collect(),
-                mqtt: Some(("127.0.0.1".into(), broker.addr.port())),
-            })?;
+            controller
+                .start_devices(&Wiring {
+                    serial_paths: simulator
+                        .endpoints
+                        .iter()
+                        .filter_map(|e| Some((e.device.clone(), e.path.clone()?)))
+                        .collect(),
+                    mqtt: Some(("127.0.0.1".into(), broker.addr.port())),
+                })
+                .await?;
             let config = controller.config.clone();
             stackroom::mqtt::publish_events(
                 "127.0.0.1".into(),
@@ -161,10 +181,12 @@ async fn run(command: Command) -> Result<(), String> {
             let mut controller = Controller::start(config, data.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
-            controller.start_shelving(&Wiring {
-                serial_paths: Default::default(),
-                mqtt: Some((host.clone(), port)),
-            })?;
+            controller
+                .start_devices(&Wiring {
+                    serial_paths: Default::default(),
+                    mqtt: Some((host.clone(), port)),
+                })
+                .await?;
             let config = controller.config.clone();
             stackroom::mqtt::publish_events(
                 host,
@@ -174,6 +196,22 @@ async fn run(command: Command) -> Result<(), String> {
                 &controller.shelving,
             );
             serve(controller, listen, None).await
+        }
+        Command::Sweep {
+            scope,
+            apply,
+            dwell_ms,
+            api,
+            report,
+        } => {
+            stackroom::cli_sweep::run(stackroom::cli_sweep::Args {
+                api,
+                scope: stackroom::cli_sweep::parse_scope(&scope)?,
+                apply,
+                dwell_ms,
+                report,
+            })
+            .await
         }
         Command::Import { file, config, data } => {
             let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;

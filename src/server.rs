@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState};
 use crate::config::RoomConfig;
 use crate::location::{LocationError, LocationService};
+use crate::rfid::Rfid;
 use crate::shelving::{Shelving, Wiring};
 use crate::store::Store;
 
@@ -36,6 +37,7 @@ pub struct Controller {
     pub config: Arc<RoomConfig>,
     pub locations: LocationService,
     pub shelving: Shelving,
+    pub rfid: Option<Rfid>,
 }
 
 impl Controller {
@@ -53,13 +55,16 @@ impl Controller {
             config,
             locations,
             shelving: Shelving::empty(),
+            rfid: None,
         })
     }
 
-    /// Starts the drivers and range controllers of the room's shelving, reaching the
-    /// devices as `wiring` says where it overrides the config.
-    pub fn start_shelving(&mut self, wiring: &Wiring) -> Result<(), String> {
+    /// Starts the room's devices, reached as `wiring` says where it overrides the config:
+    /// the shelving's drivers and range controllers, the readers, the live pipeline, the
+    /// sweeps and their schedule.
+    pub async fn start_devices(&mut self, wiring: &Wiring) -> Result<(), String> {
         self.shelving = Shelving::start(&self.config, wiring)?;
+        self.rfid = Some(Rfid::start(&self.config, &self.locations, wiring).await?);
         Ok(())
     }
 
@@ -67,6 +72,7 @@ impl Controller {
         api::router(AppState {
             locations: self.locations.clone(),
             shelving: self.shelving.clone(),
+            rfid: self.rfid.clone(),
         })
     }
 

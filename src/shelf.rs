@@ -104,6 +104,21 @@ pub enum Language {
 }
 
 impl ShelfAddress {
+    /// Whether `other` is close enough for its antenna to hear this shelf's tags now and
+    /// then: the shelf above, below or beside on the same face, or back to back with it on
+    /// the carriage's other face.
+    pub fn adjacent(&self, other: &ShelfAddress) -> bool {
+        if self.range != other.range || self.carriage != other.carriage {
+            return false;
+        }
+        let steps = self.section.abs_diff(other.section) + self.level.abs_diff(other.level);
+        if self.face == other.face {
+            steps == 1
+        } else {
+            steps == 0
+        }
+    }
+
     /// The aisle this shelf is reached through, if its face looks into one (the outer face of
     /// a range's end carriage looks at the wall). `carriages` is the number in the range.
     pub fn aisle(&self, carriages: u16) -> Option<AisleRef> {

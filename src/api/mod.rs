@@ -6,6 +6,7 @@
 
 mod problem;
 mod ranges;
+mod rfid;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use crate::location::{
 };
 use crate::shelving::Shelving;
 pub use problem::Problem;
+pub use rfid::CLI_AGENT;
 
 /// The largest CSV body `POST /api/v1/import/boxes` takes.
 pub const IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -43,6 +45,8 @@ const ACTOR: &str = "api";
 pub struct AppState {
     pub locations: LocationService,
     pub shelving: Shelving,
+    /// Readers, sweeps and live locations (none when started without devices).
+    pub rfid: Option<crate::rfid::Rfid>,
 }
 
 /// A JSON body whose rejection is a problem response.
@@ -71,6 +75,7 @@ type ApiResult<T> = Result<Json<T>, Problem>;
     tags((name = "boxes", description = "Boxes, where they are, and their history"),
          (name = "shelves", description = "Shelves, their fill, and where a new box should go"),
          (name = "ranges", description = "Ranges of motorized shelving: state, opening aisles, operations, events"),
+         (name = "sweeps", description = "RFID: inventory sweeps and their reports, readers, live tag locations"),
          (name = "system", description = "Health and the API description"))
 )]
 struct ApiDoc;
@@ -99,6 +104,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(ranges::get_operation))
         .routes(routes!(ranges::retrieve_box))
         .routes(routes!(ranges::events))
+        .routes(routes!(rfid::start_sweep, rfid::list_sweeps))
+        .routes(routes!(rfid::get_sweep, rfid::cancel_sweep))
+        .routes(routes!(rfid::sweep_report))
+        .routes(routes!(rfid::list_readers))
+        .routes(routes!(rfid::list_tags))
+        .routes(routes!(rfid::get_tag))
         .routes({
             let (schemas, paths, method) = routes!(import_boxes);
             (

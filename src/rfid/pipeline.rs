@@ -31,6 +31,9 @@ pub struct TagRead {
     pub at_ms: u64,
     pub frequency_khz: Option<u32>,
     pub phase_deg: Option<f32>,
+    /// How many reads this one stands for: a reader that merges the repeated reads of a
+    /// tag (Mercury's tag buffer) reports them once with their count; 1 otherwise.
+    pub count: u32,
 }
 
 /// What was heard of a tag on one shelf.
@@ -175,8 +178,9 @@ impl Pipeline {
             evidence.max_rssi_dbm = evidence.max_rssi_dbm.max(read.rssi_dbm);
             return false;
         }
-        evidence.reads += 1;
-        evidence.power_mw += milliwatts(read.rssi_dbm);
+        let count = read.count.max(1);
+        evidence.reads += count;
+        evidence.power_mw += f64::from(count) * milliwatts(read.rssi_dbm);
         evidence.max_rssi_dbm = evidence.max_rssi_dbm.max(read.rssi_dbm);
         true
     }
@@ -279,6 +283,7 @@ mod tests {
             at_ms,
             frequency_khz: None,
             phase_deg: None,
+            count: 1,
         }
     }
 

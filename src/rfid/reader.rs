@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_serial::SerialStream;
 
+use super::live::Live;
 use super::pipeline::TagRead;
 
 /// Why a read did not happen.
@@ -46,17 +47,34 @@ pub struct ReaderCounters {
 }
 
 type Reply_ = oneshot::Sender<Result<Vec<TagRead>, ReaderError>>;
+type Request = (u16, Duration, Reply_);
+
+/// How a reader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// It reads the port it is told to, for as long as it is told (serial readers).
+    Commanded,
+    /// It cycles through its ports on its own, one `cycle` for all of them, and publishes
+    /// what it hears (an Impinj reader with an inventory preset): to read its ports, listen
+    /// for a whole cycle.
+    Autonomous { cycle: Duration },
+}
+
+/// Port 0 asks an autonomous reader for every port it hears.
+pub const ALL_PORTS: u16 = 0;
 
 /// How the controller asks a reader to read.
 #[derive(Clone)]
 pub struct ReaderHandle {
     pub id: String,
+    pub mode: Mode,
     pub counters: Arc<ReaderCounters>,
-    requests: mpsc::Sender<(u16, Duration, Reply_)>,
+    requests: mpsc::Sender<Request>,
 }
 
 impl ReaderHandle {
-    /// Reads antenna `port` for `dwell`.
+    /// Reads antenna `port` for `dwell` ([`ALL_PORTS`] with an autonomous reader: every
+    /// port heard during `dwell`).
     pub async fn inventory(&self, port: u16, dwell: Duration) -> Result<Vec<TagRead>, ReaderError> {
         let (tx, rx) = oneshot::channel();
         self.requests
@@ -65,12 +83,18 @@ impl ReaderHandle {
             .map_err(|_| ReaderError::Gone(self.id.clone()))?;
         let result = rx.await.map_err(|_| ReaderError::Gone(self.id.clone()))?;
         match &result {
-            Ok(reads) => self
-                .counters
-                .reads
-                .fetch_add(reads.len() as u64, Ordering::Relaxed),
-            Err(_) => self.counters.failures.fetch_add(1, Ordering::Relaxed),
-        };
+            // An autonomous reader's reads are counted as they arrive.
+            Ok(reads) if self.mode == Mode::Commanded => {
+                self.counters.reads.fetch_add(
+                    reads.iter().map(|r| u64::from(r.count)).sum(),
+                    Ordering::Relaxed,
+                );
+            }
+            Ok(_) => {}
+            Err(_) => {
+                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         result
     }
 }
@@ -96,12 +120,22 @@ pub enum ReaderWire {
     },
 }
 
-/// Starts the driver of reader `id`.
-pub fn start(id: String, wire: ReaderWire) -> ReaderHandle {
+/// Starts the driver of reader `id`; an autonomous reader's reads also go to `tap` as
+/// they arrive.
+pub fn start(id: String, wire: ReaderWire, tap: Option<Live>) -> ReaderHandle {
     let (tx, rx) = mpsc::channel(8);
     let counters = Arc::new(ReaderCounters::default());
+    let mode = match &wire {
+        ReaderWire::Impinj { settings, .. } => Mode::Autonomous {
+            cycle: Duration::from_millis(
+                settings.dwell_ms.max(10) * u64::from(settings.ports.max(1)),
+            ),
+        },
+        _ => Mode::Commanded,
+    };
     let handle = ReaderHandle {
         id: id.clone(),
+        mode,
         counters: counters.clone(),
         requests: tx,
     };
@@ -117,10 +151,11 @@ pub fn start(id: String, wire: ReaderWire) -> ReaderHandle {
                 baud,
                 counters,
                 rx,
-                move |line, port, dwell, reader, counters| {
+                move |line, fresh, port, dwell, reader, counters| {
                     Box::pin(r2000_inventory(
                         line,
                         settings.clone(),
+                        fresh,
                         port,
                         dwell,
                         reader,
@@ -140,10 +175,11 @@ pub fn start(id: String, wire: ReaderWire) -> ReaderHandle {
                 baud,
                 counters,
                 rx,
-                move |line, port, dwell, reader, counters| {
+                move |line, fresh, port, dwell, reader, counters| {
                     Box::pin(mercury_inventory(
                         line,
                         settings.clone(),
+                        fresh,
                         port,
                         dwell,
                         reader,
@@ -158,7 +194,9 @@ pub fn start(id: String, wire: ReaderWire) -> ReaderHandle {
             prefix,
             settings,
         } => {
-            tokio::spawn(impinj_loop(id, host, port, prefix, settings, rx));
+            tokio::spawn(impinj_loop(
+                id, host, port, prefix, settings, counters, tap, rx,
+            ));
         }
     }
     handle
@@ -177,11 +215,12 @@ async fn serial_loop<F>(
     path: String,
     baud: u32,
     counters: Arc<ReaderCounters>,
-    mut requests: mpsc::Receiver<(u16, Duration, Reply_)>,
+    mut requests: mpsc::Receiver<Request>,
     inventory: F,
 ) where
     F: for<'a> Fn(
             &'a mut SerialStream,
+            bool,
             u16,
             Duration,
             &'a str,
@@ -191,10 +230,22 @@ async fn serial_loop<F>(
         + 'static,
 {
     let mut line: Option<SerialStream> = None;
+    // Whether the reader still has to be configured (power, session) on this line.
+    let mut fresh = true;
     while let Some((port, dwell, reply)) = requests.recv().await {
+        if port == ALL_PORTS {
+            let _ = reply.send(Err(ReaderError::Refused {
+                reader: id.clone(),
+                message: "a commanded reader reads one port at a time".into(),
+            }));
+            continue;
+        }
         if line.is_none() {
             match SerialStream::open(&tokio_serial::new(&path, baud)) {
-                Ok(l) => line = Some(l),
+                Ok(l) => {
+                    line = Some(l);
+                    fresh = true;
+                }
                 Err(e) => {
                     let _ = reply.send(Err(ReaderError::Open {
                         reader: id.clone(),
@@ -206,10 +257,12 @@ async fn serial_loop<F>(
             }
         }
         let Some(l) = line.as_mut() else { continue };
-        let result = inventory(l, port, dwell, &id, &counters).await;
-        if matches!(result, Err(ReaderError::Silent(_))) {
+        let result = inventory(l, fresh, port, dwell, &id, &counters).await;
+        match result {
             // Open the line afresh next time: the reader may have been replugged.
-            line = None;
+            Err(ReaderError::Silent(_)) => line = None,
+            Ok(_) => fresh = false,
+            Err(_) => {}
         }
         let _ = reply.send(result);
     }
@@ -257,22 +310,16 @@ async fn r2000_exchange(
     }
 }
 
-async fn r2000_inventory(
+/// Sends a command answered by a result code; Err(None) if the reader did not answer.
+async fn r2000_command(
     line: &mut SerialStream,
-    settings: R2000,
-    port: u16,
-    dwell: Duration,
-    reader: &str,
+    request: R2000Packet,
     counters: &ReaderCounters,
-) -> Result<Vec<TagRead>, ReaderError> {
-    let origin = Instant::now();
-    let silent = || ReaderError::Silent(reader.to_string());
-    let antenna = u8::try_from(port.saturating_sub(1)).unwrap_or(u8::MAX);
-    let set = R2000Packet::new(settings.address, r2000::CMD_SET_WORK_ANTENNA, vec![antenna]);
+) -> Result<(), Option<u8>> {
     let mut code = None;
     r2000_exchange(
         line,
-        set,
+        request,
         tokio::time::Instant::now() + Duration::from_secs(1),
         counters,
         |r| {
@@ -285,24 +332,68 @@ async fn r2000_inventory(
         },
     )
     .await
-    .map_err(|_| silent())?;
-    if code != Some(r2000::SUCCESS) {
-        return Err(ReaderError::Refused {
-            reader: reader.to_string(),
-            message: format!(
-                "set work antenna {port}: error code 0x{:02X}",
-                code.unwrap_or(0)
-            ),
-        });
+    .map_err(|_| None)?;
+    match code {
+        Some(r2000::SUCCESS) => Ok(()),
+        other => Err(Some(other.unwrap_or(0))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn r2000_inventory(
+    line: &mut SerialStream,
+    settings: R2000,
+    fresh: bool,
+    port: u16,
+    dwell: Duration,
+    reader: &str,
+    counters: &ReaderCounters,
+) -> Result<Vec<TagRead>, ReaderError> {
+    let origin = Instant::now();
+    let silent = || ReaderError::Silent(reader.to_string());
+    let refused = |message: String| ReaderError::Refused {
+        reader: reader.to_string(),
+        message,
+    };
+    if fresh && let Some(dbm) = settings.power_dbm {
+        let power = R2000Packet::new(settings.address, r2000::CMD_SET_OUTPUT_POWER, vec![dbm]);
+        match r2000_command(line, power, counters).await {
+            Ok(()) => {}
+            Err(None) => return Err(silent()),
+            Err(Some(code)) => {
+                return Err(refused(format!(
+                    "set output power {dbm} dBm: error code 0x{code:02X}"
+                )));
+            }
+        }
+    }
+    let antenna = u8::try_from(port.saturating_sub(1)).unwrap_or(u8::MAX);
+    let set = R2000Packet::new(settings.address, r2000::CMD_SET_WORK_ANTENNA, vec![antenna]);
+    match r2000_command(line, set, counters).await {
+        Ok(()) => {}
+        Err(None) => return Err(silent()),
+        Err(Some(code)) => {
+            return Err(refused(format!(
+                "set work antenna {port}: error code 0x{code:02X}"
+            )));
+        }
     }
     let mut reads = Vec::new();
     let stop = origin + dwell;
     loop {
-        let inventory = R2000Packet::new(
-            settings.address,
-            r2000::CMD_REAL_TIME_INVENTORY,
-            vec![settings.repeat.max(1)],
-        );
+        let repeat = settings.repeat.max(1);
+        let inventory = match settings.session {
+            Some(session) => R2000Packet::new(
+                settings.address,
+                r2000::CMD_SESSION_INVENTORY,
+                vec![session, 0, repeat],
+            ),
+            None => R2000Packet::new(
+                settings.address,
+                r2000::CMD_REAL_TIME_INVENTORY,
+                vec![repeat],
+            ),
+        };
         let mut failure = None;
         r2000_exchange(
             line,
@@ -313,12 +404,15 @@ async fn r2000_inventory(
                 Reply::Tag(t) => {
                     reads.push(TagRead {
                         reader: reader.to_string(),
-                        port: t.antenna as u16 + 1,
+                        // The packet's antenna field has three bits; behind a multiplexer
+                        // the work antenna is the port.
+                        port,
                         epc: t.epc.iter().map(|b| format!("{b:02X}")).collect(),
                         rssi_dbm: t.rssi_dbm as f64,
                         at_ms: now_ms(origin),
                         frequency_khz: Some(902_750 + 500 * t.frequency as u32),
                         phase_deg: None,
+                        count: 1,
                     });
                     false
                 }
@@ -389,9 +483,11 @@ async fn mercury_ask(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn mercury_inventory(
     line: &mut SerialStream,
     settings: Mercury,
+    fresh: bool,
     port: u16,
     dwell: Duration,
     reader: &str,
@@ -404,6 +500,31 @@ async fn mercury_inventory(
         message: format!("{what}: status 0x{status:04X}"),
     };
     let quick = Duration::from_secs(1);
+    let mut setup = Vec::new();
+    if fresh && let Some(dbm) = settings.power_dbm {
+        let centi = (dbm * 100.0).round() as u16;
+        setup.push((
+            format!("set read TX power {dbm} dBm"),
+            Command::new(mercury::OP_SET_READ_TX_POWER, centi.to_be_bytes().to_vec()),
+        ));
+    }
+    if fresh && let Some(session) = settings.session {
+        setup.push((
+            format!("set Gen2 session S{session}"),
+            Command::new(
+                mercury::OP_SET_PROTOCOL_PARAM,
+                vec![mercury::PROTOCOL_GEN2, mercury::GEN2_SESSION, session],
+            ),
+        ));
+    }
+    for (what, command) in setup {
+        let r = mercury_ask(line, command, 1, quick, counters)
+            .await
+            .map_err(|_| silent())?;
+        if r[0].status != mercury::OK {
+            return Err(refused(&what, r[0].status));
+        }
+    }
     let p = u8::try_from(port).unwrap_or(u8::MAX);
     let r = mercury_ask(
         line,
@@ -459,22 +580,19 @@ async fn mercury_inventory(
         match TagRecord::decode_buffer(&a.data) {
             Ok((_, records)) => {
                 for t in records {
-                    // Each record stands for read_count reads of the tag on the antenna.
-                    for _ in 0..t.read_count.max(1) {
-                        reads.push(TagRead {
-                            reader: reader.to_string(),
-                            port: if t.antenna == 0 {
-                                port
-                            } else {
-                                t.antenna as u16
-                            },
-                            epc: t.epc.iter().map(|b| format!("{b:02X}")).collect(),
-                            rssi_dbm: t.rssi_dbm as f64,
-                            at_ms: now_ms(origin),
-                            frequency_khz: (t.frequency_khz != 0).then_some(t.frequency_khz),
-                            phase_deg: None,
-                        });
-                    }
+                    // One record stands for read_count reads of the tag, its best RSSI.
+                    reads.push(TagRead {
+                        reader: reader.to_string(),
+                        // The record's antenna byte names the module's own port;
+                        // behind a multiplexer the logical port is the one set.
+                        port,
+                        epc: t.epc.iter().map(|b| format!("{b:02X}")).collect(),
+                        rssi_dbm: t.rssi_dbm as f64,
+                        at_ms: now_ms(origin),
+                        frequency_khz: (t.frequency_khz != 0).then_some(t.frequency_khz),
+                        phase_deg: None,
+                        count: u32::from(t.read_count).max(1),
+                    });
                 }
             }
             Err(_) => {
@@ -485,20 +603,24 @@ async fn mercury_inventory(
     Ok(reads)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn impinj_loop(
     id: String,
     host: String,
     port: u16,
     prefix: String,
     settings: ImpinjIot,
-    mut requests: mpsc::Receiver<(u16, Duration, Reply_)>,
+    counters: Arc<ReaderCounters>,
+    tap: Option<Live>,
+    mut requests: mpsc::Receiver<Request>,
 ) {
     let topic = format!("{prefix}/{}", settings.event_topic);
     let mut options = MqttOptions::new(format!("stackroom-{id}"), host, port);
     options.set_keep_alive(Duration::from_secs(5));
     options.set_max_packet_size(256 * 1024, 256 * 1024);
     let (client, mut events) = AsyncClient::new(options, 64);
-    let (tx, mut incoming) = mpsc::channel::<TagRead>(4096);
+    // Every event the reader publishes is a sign of life; tag events also carry a read.
+    let (tx, mut incoming) = mpsc::channel::<Option<TagRead>>(4096);
     let origin = Instant::now();
     let reader = id.clone();
     tokio::spawn(async move {
@@ -509,12 +631,17 @@ async fn impinj_loop(
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                     let Ok(event) = serde_json::from_slice::<ImpinjEvent>(&p.payload) else {
+                        counters.corrupt_frames.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
                     let Some(tag) = event.tag_inventory_event else {
+                        let _ = tx.try_send(None);
                         continue;
                     };
-                    let Some(epc) = tag.epc_hex() else { continue };
+                    let Some(epc) = tag.epc_hex() else {
+                        counters.corrupt_frames.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
                     let read = TagRead {
                         reader: reader.clone(),
                         port: tag.antenna_port,
@@ -523,8 +650,13 @@ async fn impinj_loop(
                         at_ms: now_ms(origin),
                         frequency_khz: tag.frequency,
                         phase_deg: tag.phase_angle.map(|p| p as f32),
+                        count: 1,
                     };
-                    let _ = tx.try_send(read);
+                    counters.reads.fetch_add(1, Ordering::Relaxed);
+                    if let Some(live) = &tap {
+                        live.offer(vec![read.clone()]);
+                    }
+                    let _ = tx.try_send(Some(read));
                 }
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
@@ -532,15 +664,22 @@ async fn impinj_loop(
         }
     });
     while let Some((port, dwell, reply)) = requests.recv().await {
-        // Only what arrives during the dwell counts.
+        // Only what arrives during the dwell counts; a reader that published nothing at all
+        // in it is not heard from, which is not the same as hearing no tags.
         while incoming.try_recv().is_ok() {}
         let stop = tokio::time::Instant::now() + dwell;
         let mut reads = Vec::new();
-        while let Ok(Some(read)) = tokio::time::timeout_at(stop, incoming.recv()).await {
-            if read.port == port {
+        let mut alive = false;
+        while let Ok(Some(event)) = tokio::time::timeout_at(stop, incoming.recv()).await {
+            alive = true;
+            if let Some(read) = event.filter(|r| port == ALL_PORTS || r.port == port) {
                 reads.push(read);
             }
         }
-        let _ = reply.send(Ok(reads));
+        let _ = reply.send(if alive {
+            Ok(reads)
+        } else {
+            Err(ReaderError::Silent(id.clone()))
+        });
     }
 }

@@ -4,8 +4,12 @@
 //! - **present**: heard, and decided on its bound shelf;
 //! - **misplaced**: heard, and decided on another shelf (which one, with the evidence);
 //! - **missing**: bound to a shelf that was read, and not heard anywhere;
-//! - **not read**: bound to a shelf whose antenna was not read (a reader was offline): no
-//!   verdict, never "missing";
+//! - **not read**: bound to a shelf in the scope whose antenna was not read (a reader was
+//!   offline): no verdict, never "missing". If the tag was heard on a shelf adjacent to its
+//!   own, that is most likely a cross-read through the shelf board, so it is shown
+//!   (`heard_on`) but is no verdict either; heard on a shelf that is not adjacent, the box
+//!   has moved: misplaced. A box bound outside the scope and heard only next to its shelf
+//!   (across the scope's edge) gets no finding at all;
 //! - **unknown**: a tag heard that belongs to no box.
 
 use std::collections::{HashMap, HashSet};
@@ -50,6 +54,9 @@ pub enum Finding {
         archive_no: String,
         epc: String,
         bound: ShelfAddress,
+        /// Where it was heard all the same (a neighbour's antenna), and how surely.
+        heard_on: Option<ShelfAddress>,
+        confidence: Option<f64>,
     },
     Unknown {
         epc: String,
@@ -59,7 +66,7 @@ pub enum Finding {
 }
 
 /// Counts of a stocktake.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     pub present: usize,
     pub misplaced: usize,
@@ -71,21 +78,33 @@ pub struct Summary {
 /// Compares decisions with bindings.
 ///
 /// `bound`: the boxes bound to shelves in the scope; `read_shelves`: the shelves whose
-/// antennas were read; `decisions`: where each heard tag is; `known`: epc → archive number of
-/// every registered box (heard boxes bound elsewhere, or to no shelf, are misplaced, not
-/// unknown).
+/// antennas were read; `decisions`: where each heard tag is; `known`: epc → archive number
+/// and shelf of every registered box (heard boxes bound outside the scope, or to no shelf,
+/// are not unknown).
 pub fn reconcile(
     bound: &[Bound],
     read_shelves: &HashSet<ShelfAddress>,
     decisions: &[Decision],
-    known: &HashMap<String, String>,
+    known: &HashMap<String, (String, Option<ShelfAddress>)>,
 ) -> (Vec<Finding>, Summary) {
     let mut findings = Vec::new();
     let mut summary = Summary::default();
     let heard: HashMap<&str, &Decision> = decisions.iter().map(|d| (d.epc.as_str(), d)).collect();
     let in_scope: HashSet<&str> = bound.iter().map(|b| b.epc.as_str()).collect();
     for b in bound {
-        match heard.get(b.epc.as_str()) {
+        let heard = heard.get(b.epc.as_str());
+        let own_unread = !read_shelves.contains(&b.shelf);
+        match heard {
+            Some(d) if own_unread && d.shelf.adjacent(&b.shelf) => {
+                summary.not_read += 1;
+                findings.push(Finding::NotRead {
+                    archive_no: b.archive_no.clone(),
+                    epc: b.epc.clone(),
+                    bound: b.shelf,
+                    heard_on: Some(d.shelf),
+                    confidence: Some(d.confidence),
+                });
+            }
             Some(d) if d.shelf == b.shelf => {
                 summary.present += 1;
                 findings.push(Finding::Present {
@@ -120,6 +139,8 @@ pub fn reconcile(
                     archive_no: b.archive_no.clone(),
                     epc: b.epc.clone(),
                     bound: b.shelf,
+                    heard_on: None,
+                    confidence: None,
                 });
             }
         }
@@ -129,13 +150,16 @@ pub fn reconcile(
         .filter(|d| !in_scope.contains(d.epc.as_str()))
     {
         match known.get(&d.epc) {
+            // Bound outside the scope, heard next to its shelf: a cross-read through the
+            // scope's edge, most likely; the box is not this sweep's business.
+            Some((_, Some(shelf))) if !read_shelves.contains(shelf) && d.shelf.adjacent(shelf) => {}
             // A registered box heard here but bound elsewhere (or nowhere).
-            Some(archive_no) => {
+            Some((archive_no, shelf)) => {
                 summary.misplaced += 1;
                 findings.push(Finding::Misplaced {
                     archive_no: archive_no.clone(),
                     epc: d.epc.clone(),
-                    bound: None,
+                    bound: *shelf,
                     found: d.shelf,
                     confidence: d.confidence,
                     evidence: d.evidence.clone(),
@@ -201,7 +225,8 @@ mod tests {
             decision("E9", 1),
             decision("E7", 2),
         ];
-        let known: HashMap<String, String> = [("E7".to_string(), "Z".to_string())].into();
+        let known: HashMap<String, (String, Option<ShelfAddress>)> =
+            [("E7".to_string(), ("Z".to_string(), None))].into();
         let (findings, summary) = reconcile(&bound, &read, &decisions, &known);
         assert_eq!(
             summary,
@@ -230,5 +255,64 @@ mod tests {
         assert!(findings.iter().any(
             |f| matches!(f, Finding::Misplaced { archive_no, bound: None, .. } if archive_no == "Z")
         ));
+    }
+
+    #[test]
+    fn a_tag_heard_only_next_to_its_unread_shelf_gets_no_verdict() {
+        // Shelf 3 was not read; its box E4 was heard on shelf 2 (adjacent), E5 on shelf 1
+        // (two levels away: it has moved). E6 is bound outside the scope, to shelf 6, and
+        // heard on shelf 5 (adjacent); E8, bound to shelf 6 too, on shelf 1.
+        let bound = [boxed("D", "E4", 3), boxed("E", "E5", 3)];
+        let read: HashSet<ShelfAddress> = [shelf(1), shelf(2), shelf(5)].into();
+        let decisions = [
+            decision("E4", 2),
+            decision("E5", 1),
+            decision("E6", 5),
+            decision("E8", 1),
+        ];
+        let known: HashMap<String, (String, Option<ShelfAddress>)> = [
+            ("E6".to_string(), ("F".to_string(), Some(shelf(6)))),
+            ("E8".to_string(), ("G".to_string(), Some(shelf(6)))),
+        ]
+        .into();
+        let (findings, summary) = reconcile(&bound, &read, &decisions, &known);
+        assert_eq!(
+            (summary.not_read, summary.misplaced),
+            (1, 2),
+            "{findings:?}"
+        );
+        assert_eq!(
+            findings.len(),
+            3,
+            "F, outside the scope and heard next to it: nothing"
+        );
+        assert!(matches!(&findings[0],
+            Finding::NotRead { archive_no, heard_on: Some(h), .. } if archive_no == "D" && *h == shelf(2)));
+        assert!(matches!(&findings[1],
+            Finding::Misplaced { archive_no, found, .. } if archive_no == "E" && *found == shelf(1)));
+        assert!(findings.iter().any(|f| matches!(f,
+            Finding::Misplaced { archive_no, bound: Some(b), .. } if archive_no == "G" && *b == shelf(6))));
+    }
+
+    #[test]
+    fn adjacency_is_the_same_face_one_step_away_or_back_to_back() {
+        let a: ShelfAddress = "R1-C2-L-S2-L3".parse().unwrap();
+        for near in [
+            "R1-C2-L-S2-L2",
+            "R1-C2-L-S2-L4",
+            "R1-C2-L-S1-L3",
+            "R1-C2-R-S2-L3",
+        ] {
+            assert!(a.adjacent(&near.parse().unwrap()), "{near}");
+        }
+        for far in [
+            "R1-C2-L-S2-L3",
+            "R1-C2-L-S1-L2",
+            "R1-C3-L-S2-L3",
+            "R2-C2-L-S2-L3",
+            "R1-C2-R-S2-L2",
+        ] {
+            assert!(!a.adjacent(&far.parse().unwrap()), "{far}");
+        }
     }
 }

@@ -163,6 +163,22 @@ pub struct Wiring {
     pub mqtt: Option<(String, u16)>,
 }
 
+impl Wiring {
+    /// The MQTT broker's host and port: the override, else the config's.
+    pub fn broker(&self, config: &RoomConfig) -> Result<(String, u16), String> {
+        Ok(match (&self.mqtt, &config.mqtt) {
+            (Some((h, p)), _) => (h.clone(), *p),
+            (None, crate::config::Mqtt::Embedded { listen }) => {
+                (listen.ip().to_string(), listen.port())
+            }
+            (None, crate::config::Mqtt::External { url }) => {
+                let b = crate::sim::broker(url)?;
+                (b.host, b.port)
+            }
+        })
+    }
+}
+
 /// The shelving of the room.
 #[derive(Clone)]
 pub struct Shelving {
@@ -262,16 +278,7 @@ impl Shelving {
                         .mqtt_json
                         .clone()
                         .ok_or("mqtt-json profile without [mqtt_json]")?;
-                    let (host, port) = match (&wiring.mqtt, &config.mqtt) {
-                        (Some((h, p)), _) => (h.clone(), *p),
-                        (None, crate::config::Mqtt::Embedded { listen }) => {
-                            (listen.ip().to_string(), listen.port())
-                        }
-                        (None, crate::config::Mqtt::External { url }) => {
-                            let b = crate::sim::broker(url)?;
-                            (b.host, b.port)
-                        }
-                    };
+                    let (host, port) = wiring.broker(config)?;
                     tokio::spawn(mqtt::run(
                         device.id.clone(),
                         host,

@@ -42,8 +42,12 @@ pub enum StoreError {
     Task(String),
 }
 
-static MIGRATIONS: LazyLock<Migrations<'static>> =
-    LazyLock::new(|| Migrations::new(vec![M::up(include_str!("migrations/0001_locations.sql"))]));
+static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_locations.sql")),
+        M::up(include_str!("migrations/0002_sweeps.sql")),
+    ])
+});
 
 /// Most jobs run in one transaction.
 const MAX_BATCH: usize = 256;

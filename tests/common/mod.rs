@@ -115,3 +115,30 @@ pub async fn wait_for(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// POST a JSON body: status, headers' Location, JSON body.
+pub async fn post_json(base: &str, path: &str, body: &Value) -> (u16, Option<String>, Value) {
+    let r = client()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, location, r.json().await.unwrap_or(Value::Null))
+}
+
+/// DELETE: status and JSON body.
+pub async fn delete(base: &str, path: &str) -> (u16, Value) {
+    let r = client()
+        .delete(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}

@@ -1,0 +1,1224 @@
+//! Inventory sweeps: read every antenna in a scope, decide where each tag is, compare with
+//! the bindings, keep the result.
+//!
+//! A sweep runs the readers of its scope in parallel, each through its antenna ports in
+//! turn (a commanded reader reads a port for the dwell time; an autonomous reader is
+//! listened to for whole cycles of its own). Every read goes through one [`Pipeline`]; when
+//! the readers are done, each tag's shelf is decided from all its evidence and
+//! [`reconcile`]d with the bindings. A shelf whose antenna could not be read (reader
+//! silent, port refused, no antenna) is listed with the reason, and its boxes get no
+//! verdict: a shelf nobody read never makes a box "missing".
+//!
+//! `apply: sync` then re-binds misplaced boxes whose evidence is strong enough
+//! (`sweeps.sync_confidence`), with the sweep as the source, and marks present boxes as
+//! seen; missing boxes are reported, never unbound. The sweep, its findings and its
+//! unread shelves are written in one transaction, with the re-bindings.
+//!
+//! One sweep runs at a time (the readers are shared): a second is refused with the id of
+//! the one running; the scheduler waits or skips as configured and records a skip.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinSet;
+use utoipa::ToSchema;
+
+use super::live::Live;
+use super::pipeline::{Pipeline, Settings, TagRead};
+use super::reader::{ALL_PORTS, Mode, ReaderError, ReaderHandle};
+use super::reconcile::{Bound, Finding, Summary, reconcile};
+use crate::config::RoomConfig;
+use crate::layout::Layout;
+use crate::location::{LocationError, LocationService, Provenance, Source, now_ms};
+use crate::shelf::ShelfAddress;
+use crate::store::StoreError;
+
+/// What a sweep reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Scope {
+    /// Every shelf of a range.
+    Range(u16),
+    /// Every shelf of the room (`true`).
+    Room(bool),
+    /// These shelves, by address.
+    Shelves(Vec<String>),
+}
+
+impl Scope {
+    /// The shelves of the scope, checked against the layout.
+    pub fn shelves(&self, layout: &Layout) -> Result<Vec<ShelfAddress>, String> {
+        match self {
+            Scope::Range(r) => layout
+                .range(*r)
+                .map(|range| range.shelves().collect())
+                .ok_or_else(|| format!("the room has no range {r}")),
+            Scope::Room(true) => Ok(layout.shelves().collect()),
+            Scope::Room(false) => {
+                Err("{\"room\": false} is no scope: ask for {\"room\": true}, {\"range\": R} or {\"shelves\": [...]}".into())
+            }
+            Scope::Shelves(list) if list.is_empty() => Err("lists no shelves".into()),
+            Scope::Shelves(list) => {
+                let mut seen = HashSet::new();
+                let mut out = Vec::new();
+                for text in list {
+                    let shelf: ShelfAddress = text
+                        .parse()
+                        .map_err(|e: crate::shelf::AddressError| format!("'{text}': {e}"))?;
+                    layout.check(&shelf).map_err(|e| format!("'{text}': {e}"))?;
+                    if seen.insert(shelf) {
+                        out.push(shelf);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// What a sweep does with what it finds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Apply {
+    /// Report only; the bindings stay as they are.
+    #[default]
+    Report,
+    /// Also re-bind misplaced boxes found with enough confidence.
+    Sync,
+}
+
+impl Apply {
+    fn as_str(self) -> &'static str {
+        match self {
+            Apply::Report => "report",
+            Apply::Sync => "sync",
+        }
+    }
+}
+
+/// What a scheduled sweep does when another sweep is running at its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Record the run as skipped.
+    #[default]
+    Skip,
+    /// Start as soon as the running sweep ends.
+    Wait,
+}
+
+/// A sweep to run.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SweepRequest {
+    pub scope: Scope,
+    #[serde(default)]
+    pub apply: Apply,
+    /// Time on each antenna, ms (default `sweeps.dwell_ms`).
+    pub dwell_ms: Option<u64>,
+}
+
+/// Where a sweep is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepState {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+    /// A scheduled run that did not start (another sweep was running).
+    Skipped,
+    /// The controller stopped while it ran.
+    Interrupted,
+}
+
+impl SweepState {
+    fn as_str(self) -> &'static str {
+        match self {
+            SweepState::Running => "running",
+            SweepState::Done => "done",
+            SweepState::Failed => "failed",
+            SweepState::Cancelled => "cancelled",
+            SweepState::Skipped => "skipped",
+            SweepState::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(text: &str) -> SweepState {
+        match text {
+            "running" => SweepState::Running,
+            "done" => SweepState::Done,
+            "cancelled" => SweepState::Cancelled,
+            "skipped" => SweepState::Skipped,
+            "interrupted" => SweepState::Interrupted,
+            _ => SweepState::Failed,
+        }
+    }
+}
+
+/// How far one reader is.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReaderProgress {
+    pub reader: String,
+    pub antennas: usize,
+    pub done: usize,
+    /// Why the reader stopped short, if it did.
+    pub error: Option<String>,
+}
+
+/// How far a sweep is.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct Progress {
+    /// Antennas in the scope.
+    pub antennas: usize,
+    /// Antennas dealt with (read or given up).
+    pub done: usize,
+    /// Antennas read.
+    pub read: usize,
+    /// Tag reads so far.
+    pub reads: u64,
+    /// `done / antennas`, 0 to 1.
+    pub fraction: f64,
+    /// Per reader, while the sweep runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub readers: Vec<ReaderProgress>,
+}
+
+/// A sweep as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SweepView {
+    pub id: i64,
+    pub state: SweepState,
+    /// `api`, `cli` or `schedule:<name>`.
+    pub trigger: String,
+    pub scope: Scope,
+    pub apply: Apply,
+    pub dwell_ms: u64,
+    pub progress: Progress,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Counts of the findings (zero until the sweep is done).
+    pub summary: Summary,
+    /// Bindings moved by `apply: sync`.
+    pub applied: usize,
+    /// Why it failed, was cancelled or skipped.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// The evidence of one shelf for a tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EvidenceRow {
+    pub shelf: String,
+    pub reads: u32,
+    pub max_rssi_dbm: f64,
+    pub power_mw: f64,
+}
+
+/// One finding of a sweep's report.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FindingRow {
+    /// `present`, `misplaced`, `missing`, `not_read` or `unknown`.
+    pub status: String,
+    pub archive_no: Option<String>,
+    pub epc: String,
+    /// The shelf the binding says.
+    pub bound: Option<String>,
+    /// The shelf the reads say (for `not_read`: where it was heard all the same).
+    pub found: Option<String>,
+    /// The found shelf's share of the power received from the tag.
+    pub confidence: Option<f64>,
+    pub evidence: Vec<EvidenceRow>,
+    /// Whether `apply: sync` re-bound the box.
+    pub applied: bool,
+}
+
+/// A shelf the sweep could not read.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Unread {
+    pub shelf: String,
+    pub reason: String,
+}
+
+/// A sweep's full report.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Report {
+    pub sweep: SweepView,
+    pub findings: Vec<FindingRow>,
+    pub unread: Vec<Unread>,
+}
+
+/// Why a sweep request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("scope: {0}")]
+    Scope(String),
+    #[error("dwell_ms: {0}")]
+    Dwell(String),
+    #[error(
+        "sweep {0} is running; one sweep runs at a time (cancel it with DELETE /api/v1/sweeps/{0})"
+    )]
+    Busy(i64),
+    #[error("no sweep {0}")]
+    NotFound(i64),
+    #[error("sweep {id} is {state}, not running")]
+    NotRunning { id: i64, state: &'static str },
+    #[error(transparent)]
+    Location(#[from] LocationError),
+}
+
+impl From<StoreError> for SweepError {
+    fn from(e: StoreError) -> Self {
+        SweepError::Location(e.into())
+    }
+}
+
+impl From<rusqlite::Error> for SweepError {
+    fn from(e: rusqlite::Error) -> Self {
+        SweepError::Location(e.into())
+    }
+}
+
+struct Current {
+    id: i64,
+    view: Arc<std::sync::Mutex<SweepView>>,
+    cancel: watch::Sender<bool>,
+}
+
+struct Inner {
+    config: Arc<RoomConfig>,
+    locations: LocationService,
+    readers: BTreeMap<String, ReaderHandle>,
+    live: Option<Live>,
+    current: Mutex<Option<Current>>,
+    /// The id of the running sweep, for those who wait for it to end.
+    running: watch::Sender<Option<i64>>,
+}
+
+/// The sweeps of the room; cheap to clone.
+#[derive(Clone)]
+pub struct Sweeps {
+    inner: Arc<Inner>,
+}
+
+/// Dwell times a request may ask for, ms.
+const DWELL_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
+
+/// Who answers a reader's shelves: the reader is asked port by port, or listened to.
+struct Plan {
+    /// Reader → (port, shelf), by port.
+    by_reader: BTreeMap<String, Vec<(u16, ShelfAddress)>>,
+    /// Shelves of the scope no running reader can read, and why.
+    unreadable: Vec<(ShelfAddress, String)>,
+    shelves: Vec<ShelfAddress>,
+}
+
+impl Sweeps {
+    /// The sweeps service over these readers. Sweeps a previous run of the controller left
+    /// "running" are marked interrupted.
+    pub async fn new(
+        config: Arc<RoomConfig>,
+        locations: LocationService,
+        readers: BTreeMap<String, ReaderHandle>,
+        live: Option<Live>,
+    ) -> Result<Sweeps, SweepError> {
+        let now = now_ms();
+        locations
+            .store()
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE sweeps SET state = 'interrupted', finished_at = ?1,
+                        note = 'the controller stopped while the sweep ran'
+                     WHERE state = 'running'",
+                    [now],
+                )?;
+                Ok::<_, SweepError>(())
+            })
+            .await?;
+        Ok(Sweeps {
+            inner: Arc::new(Inner {
+                config,
+                locations,
+                readers,
+                live,
+                current: Mutex::new(None),
+                running: watch::channel(None).0,
+            }),
+        })
+    }
+
+    /// Readers the sweeps drive.
+    pub fn readers(&self) -> &BTreeMap<String, ReaderHandle> {
+        &self.inner.readers
+    }
+
+    fn plan(&self, scope: &Scope) -> Result<Plan, SweepError> {
+        let config = &self.inner.config;
+        let shelves = scope.shelves(&config.layout).map_err(SweepError::Scope)?;
+        let wanted: HashSet<ShelfAddress> = shelves.iter().copied().collect();
+        let mut by_reader: BTreeMap<String, Vec<(u16, ShelfAddress)>> = BTreeMap::new();
+        let mut covered = HashSet::new();
+        let mut unreadable = Vec::new();
+        for a in config.antennas.iter().filter(|a| wanted.contains(&a.shelf)) {
+            if self.inner.readers.contains_key(&a.reader) {
+                by_reader
+                    .entry(a.reader.clone())
+                    .or_default()
+                    .push((a.port, a.shelf));
+                covered.insert(a.shelf);
+            } else {
+                unreadable.push((a.shelf, format!("reader {} is not running", a.reader)));
+                covered.insert(a.shelf);
+            }
+        }
+        for s in &shelves {
+            if !covered.contains(s) {
+                unreadable.push((*s, "no antenna reads this shelf".into()));
+            }
+        }
+        for ports in by_reader.values_mut() {
+            ports.sort_unstable();
+        }
+        Ok(Plan {
+            by_reader,
+            unreadable,
+            shelves,
+        })
+    }
+
+    /// Starts a sweep; `trigger` says who asked (`api`, `cli`, `schedule:<name>`).
+    pub async fn start(
+        &self,
+        request: SweepRequest,
+        trigger: &str,
+    ) -> Result<SweepView, SweepError> {
+        self.start_noted(request, trigger, "").await
+    }
+
+    /// Starts a sweep with a note (a scheduled run that had to wait says so).
+    pub async fn start_noted(
+        &self,
+        request: SweepRequest,
+        trigger: &str,
+        note: &str,
+    ) -> Result<SweepView, SweepError> {
+        let dwell_ms = request
+            .dwell_ms
+            .unwrap_or(self.inner.config.sweeps.dwell.as_millis() as u64);
+        if !DWELL_MS.contains(&dwell_ms) {
+            return Err(SweepError::Dwell(format!(
+                "{dwell_ms} is not within {} to {} ms",
+                DWELL_MS.start(),
+                DWELL_MS.end()
+            )));
+        }
+        let plan = self.plan(&request.scope)?;
+        let mut current = self.inner.current.lock().await;
+        if let Some(c) = current.as_ref() {
+            return Err(SweepError::Busy(c.id));
+        }
+        let antennas = plan.by_reader.values().map(Vec::len).sum::<usize>() + plan.unreadable.len();
+        let started = now_ms();
+        let scope_json = serde_json::to_string(&request.scope).unwrap_or_default();
+        let (trigger_, apply, note_) = (trigger.to_string(), request.apply, note.to_string());
+        let id = self
+            .inner
+            .locations
+            .store()
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO sweeps (trigger, scope, apply, state, started_at, dwell_ms, antennas, note)
+                     VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)",
+                    params![trigger_, scope_json, apply.as_str(), started, dwell_ms as i64, antennas as i64, note_],
+                )?;
+                Ok::<_, SweepError>(conn.last_insert_rowid())
+            })
+            .await?;
+        let view = SweepView {
+            id,
+            state: SweepState::Running,
+            trigger: trigger.to_string(),
+            scope: request.scope.clone(),
+            apply: request.apply,
+            dwell_ms,
+            progress: Progress {
+                antennas,
+                done: plan.unreadable.len(),
+                readers: plan
+                    .by_reader
+                    .iter()
+                    .map(|(reader, ports)| ReaderProgress {
+                        reader: reader.clone(),
+                        antennas: ports.len(),
+                        done: 0,
+                        error: None,
+                    })
+                    .collect(),
+                ..Progress::default()
+            },
+            started_at: time(started),
+            finished_at: None,
+            summary: Summary::default(),
+            applied: 0,
+            note: note.to_string(),
+        };
+        let shared = Arc::new(std::sync::Mutex::new(view.clone()));
+        let (cancel, cancelled) = watch::channel(false);
+        *current = Some(Current {
+            id,
+            view: shared.clone(),
+            cancel,
+        });
+        drop(current);
+        self.inner.running.send_replace(Some(id));
+        tracing::info!(sweep = id, trigger, scope = ?request.scope, antennas, "sweep started");
+        let this = self.clone();
+        tokio::spawn(async move {
+            let dwell = Duration::from_millis(dwell_ms);
+            let outcome = this.run(id, plan, dwell, apply, &shared, cancelled).await;
+            let (state, note) = match outcome {
+                Ok(state) => (state, String::new()),
+                Err(e) => {
+                    tracing::error!(sweep = id, error = %e, "sweep failed");
+                    (SweepState::Failed, e.to_string())
+                }
+            };
+            if state != SweepState::Done {
+                let (note, progress) = {
+                    let v = lock(&shared);
+                    let note = if note.is_empty() {
+                        v.note.clone()
+                    } else {
+                        note
+                    };
+                    (note, v.progress.clone())
+                };
+                let finished = now_ms();
+                let note_ = note.clone();
+                let written = this
+                    .inner
+                    .locations
+                    .store()
+                    .write(move |conn| {
+                        conn.execute(
+                            "UPDATE sweeps SET state = ?2, finished_at = ?3, note = ?4,
+                                antennas_read = ?5, reads = ?6 WHERE id = ?1",
+                            params![
+                                id,
+                                state.as_str(),
+                                finished,
+                                note_,
+                                progress.read as i64,
+                                progress.reads as i64
+                            ],
+                        )?;
+                        Ok::<_, SweepError>(())
+                    })
+                    .await;
+                if let Err(e) = written {
+                    tracing::error!(sweep = id, error = %e, "could not record the end of the sweep");
+                }
+                let mut v = lock(&shared);
+                v.state = state;
+                v.note = note;
+                v.finished_at = Some(time(finished));
+            }
+            tracing::info!(sweep = id, state = state.as_str(), "sweep ended");
+            *this.inner.current.lock().await = None;
+            this.inner.running.send_replace(None);
+        });
+        Ok(view)
+    }
+
+    /// Reads, decides, reconciles and records; the state it ended in.
+    async fn run(
+        &self,
+        id: i64,
+        plan: Plan,
+        dwell: Duration,
+        apply: Apply,
+        view: &Arc<std::sync::Mutex<SweepView>>,
+        cancelled: watch::Receiver<bool>,
+    ) -> Result<SweepState, SweepError> {
+        let antenna_map = self
+            .inner
+            .config
+            .antennas
+            .iter()
+            .map(|a| (a.reader.clone(), a.port, a.shelf));
+        let mut pipeline = Pipeline::new(antenna_map, Settings::default());
+        // (whether the live pipeline has still to see them, reads)
+        let (tx, mut rx) = mpsc::channel::<(bool, Vec<TagRead>)>(64);
+        let mut readers = JoinSet::new();
+        for (reader, ports) in &plan.by_reader {
+            let Some(handle) = self.inner.readers.get(reader).cloned() else {
+                continue;
+            };
+            readers.spawn(read_ports(
+                handle,
+                ports.clone(),
+                dwell,
+                tx.clone(),
+                view.clone(),
+                cancelled.clone(),
+            ));
+        }
+        drop(tx);
+        while let Some((for_live, batch)) = rx.recv().await {
+            for read in &batch {
+                pipeline.push(read);
+            }
+            lock(view).progress.reads += batch.iter().map(|r| u64::from(r.count)).sum::<u64>();
+            if let Some(live) = self.inner.live.as_ref().filter(|_| for_live) {
+                live.offer(batch);
+            }
+        }
+        let mut read = HashSet::new();
+        let mut unread: Vec<(ShelfAddress, String)> = plan.unreadable;
+        while let Some(done) = readers.join_next().await {
+            let (ok, failed) = done.map_err(|e| {
+                SweepError::Location(LocationError::Store(StoreError::Task(e.to_string())))
+            })?;
+            read.extend(ok);
+            unread.extend(failed);
+        }
+        if *cancelled.borrow() {
+            lock(view).note = "cancelled: no verdicts were reached".into();
+            return Ok(SweepState::Cancelled);
+        }
+
+        let decisions: Vec<_> = pipeline
+            .tags()
+            .filter_map(|epc| pipeline.decide(epc, None))
+            .collect();
+        let scope: HashSet<ShelfAddress> = plan.shelves.iter().copied().collect();
+        let mut bound = Vec::new();
+        let mut known = HashMap::new();
+        for (archive_no, epc, shelf) in self.inner.locations.tagged_boxes().await? {
+            let shelf: Option<ShelfAddress> = shelf.and_then(|s| s.parse().ok());
+            if let Some(s) = shelf.filter(|s| scope.contains(s)) {
+                bound.push(Bound {
+                    archive_no: archive_no.clone(),
+                    epc: epc.clone(),
+                    shelf: s,
+                });
+            }
+            known.insert(epc, (archive_no, shelf));
+        }
+        let (findings, summary) = reconcile(&bound, &read, &decisions, &known);
+        unread.sort_by_key(|(shelf, _)| *shelf);
+
+        let threshold = self.inner.config.sweeps.sync_confidence;
+        let locations = self.inner.locations.clone();
+        let finished = now_ms();
+        let antennas_read = read.len();
+        let reads = lock(view).progress.reads;
+        let applied = self
+            .inner
+            .locations
+            .store()
+            .write(move |conn| {
+                record(
+                    conn,
+                    &locations,
+                    id,
+                    apply,
+                    threshold,
+                    &findings,
+                    &unread,
+                    summary,
+                    antennas_read,
+                    reads,
+                    finished,
+                )
+            })
+            .await?;
+        let mut v = lock(view);
+        v.state = SweepState::Done;
+        v.summary = summary;
+        v.applied = applied;
+        v.finished_at = Some(time(finished));
+        v.progress.read = antennas_read;
+        Ok(SweepState::Done)
+    }
+
+    /// A sweep: the running one as it goes, or a finished one from the database.
+    pub async fn get(&self, id: i64) -> Result<SweepView, SweepError> {
+        if let Some(c) = self
+            .inner
+            .current
+            .lock()
+            .await
+            .as_ref()
+            .filter(|c| c.id == id)
+        {
+            return Ok(lock(&c.view).clone());
+        }
+        self.inner
+            .locations
+            .store()
+            .read(move |conn| load(conn, id)?.ok_or(SweepError::NotFound(id)))
+            .await
+    }
+
+    /// The most recent sweeps, newest first.
+    pub async fn list(&self, limit: usize) -> Result<Vec<SweepView>, SweepError> {
+        let running = self.running_view().await;
+        let mut items: Vec<SweepView> = self
+            .inner
+            .locations
+            .store()
+            .read(move |conn| {
+                let ids: Vec<i64> = conn
+                    .prepare("SELECT id FROM sweeps ORDER BY id DESC LIMIT ?1")?
+                    .query_map([limit as i64], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let mut out = Vec::new();
+                for id in ids {
+                    out.extend(load(conn, id)?);
+                }
+                Ok::<_, SweepError>(out)
+            })
+            .await?;
+        if let Some(r) = running {
+            for item in items.iter_mut().filter(|i| i.id == r.id) {
+                *item = r.clone();
+            }
+        }
+        Ok(items)
+    }
+
+    async fn running_view(&self) -> Option<SweepView> {
+        self.inner
+            .current
+            .lock()
+            .await
+            .as_ref()
+            .map(|c| lock(&c.view).clone())
+    }
+
+    /// The findings of a sweep and the shelves it could not read.
+    pub async fn report(&self, id: i64) -> Result<Report, SweepError> {
+        let sweep = self.get(id).await?;
+        let (findings, unread) = self
+            .inner
+            .locations
+            .store()
+            .read(move |conn| {
+                let findings = conn
+                    .prepare(
+                        "SELECT status, archive_no, epc, bound, found, confidence, evidence, applied
+                         FROM sweep_findings WHERE sweep_id = ?1 ORDER BY seq",
+                    )?
+                    .query_map([id], |r| {
+                        let evidence: Option<String> = r.get(6)?;
+                        Ok(FindingRow {
+                            status: r.get(0)?,
+                            archive_no: r.get(1)?,
+                            epc: r.get(2)?,
+                            bound: r.get(3)?,
+                            found: r.get(4)?,
+                            confidence: r.get(5)?,
+                            evidence: evidence
+                                .and_then(|e| serde_json::from_str(&e).ok())
+                                .unwrap_or_default(),
+                            applied: r.get::<_, i64>(7)? != 0,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let unread = conn
+                    .prepare(
+                        "SELECT shelf, reason FROM sweep_unread WHERE sweep_id = ?1 ORDER BY shelf",
+                    )?
+                    .query_map([id], |r| {
+                        Ok(Unread {
+                            shelf: r.get(0)?,
+                            reason: r.get(1)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, SweepError>((findings, unread))
+            })
+            .await?;
+        Ok(Report {
+            sweep,
+            findings,
+            unread,
+        })
+    }
+
+    /// Cancels the running sweep `id`; what it had read is dropped, no verdict is kept.
+    pub async fn cancel(&self, id: i64) -> Result<SweepView, SweepError> {
+        let running = {
+            let current = self.inner.current.lock().await;
+            match current.as_ref().filter(|c| c.id == id) {
+                Some(c) => {
+                    c.cancel.send_replace(true);
+                    lock(&c.view).note = "cancelled".into();
+                    true
+                }
+                None => false,
+            }
+        };
+        if !running {
+            let view = self.get(id).await?;
+            return Err(SweepError::NotRunning {
+                id,
+                state: view.state.as_str(),
+            });
+        }
+        self.wait(id).await
+    }
+
+    /// Waits for sweep `id` to end.
+    pub async fn wait(&self, id: i64) -> Result<SweepView, SweepError> {
+        let mut running = self.inner.running.subscribe();
+        while *running.borrow_and_update() == Some(id) {
+            if running.changed().await.is_err() {
+                break;
+            }
+        }
+        self.get(id).await
+    }
+
+    /// Waits until no sweep runs.
+    pub async fn idle(&self) {
+        let mut running = self.inner.running.subscribe();
+        while running.borrow_and_update().is_some() {
+            if running.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Records a scheduled run that did not start, and why.
+    pub async fn record_skipped(
+        &self,
+        trigger: &str,
+        scope: &Scope,
+        apply: Apply,
+        note: String,
+    ) -> Result<i64, SweepError> {
+        let now = now_ms();
+        let scope = serde_json::to_string(scope).unwrap_or_default();
+        let trigger = trigger.to_string();
+        let dwell = self.inner.config.sweeps.dwell.as_millis() as i64;
+        self.inner
+            .locations
+            .store()
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO sweeps (trigger, scope, apply, state, started_at, finished_at, dwell_ms, note)
+                     VALUES (?1, ?2, ?3, 'skipped', ?4, ?4, ?5, ?6)",
+                    params![trigger, scope, apply.as_str(), now, dwell, note],
+                )?;
+                Ok::<_, SweepError>(conn.last_insert_rowid())
+            })
+            .await
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Reads one reader's ports; the shelves read and those not read, with the reason.
+async fn read_ports(
+    handle: ReaderHandle,
+    ports: Vec<(u16, ShelfAddress)>,
+    dwell: Duration,
+    reads: mpsc::Sender<(bool, Vec<TagRead>)>,
+    view: Arc<std::sync::Mutex<SweepView>>,
+    mut cancelled: watch::Receiver<bool>,
+) -> (Vec<ShelfAddress>, Vec<(ShelfAddress, String)>) {
+    let mut read = Vec::new();
+    let mut unread = Vec::new();
+    let progress = |done: usize, ok: usize, error: Option<String>| {
+        let mut v = lock(&view);
+        let p = &mut v.progress;
+        p.done += done;
+        p.read += ok;
+        p.fraction = if p.antennas == 0 {
+            1.0
+        } else {
+            p.done as f64 / p.antennas as f64
+        };
+        if let Some(r) = p.readers.iter_mut().find(|r| r.reader == handle.id) {
+            r.done += done;
+            if error.is_some() {
+                r.error = error;
+            }
+        }
+    };
+    match handle.mode {
+        Mode::Autonomous { cycle } => {
+            // Two cycles: every port comes round whole at least once, whatever the phase.
+            let window = cycle * 2;
+            let answer = tokio::select! {
+                r = handle.inventory(ALL_PORTS, window) => Some(r),
+                _ = cancelled.wait_for(|c| *c) => None,
+            };
+            match answer {
+                Some(Ok(batch)) => {
+                    let wanted: HashSet<u16> = ports.iter().map(|(p, _)| *p).collect();
+                    let batch: Vec<TagRead> = batch
+                        .into_iter()
+                        .filter(|r| wanted.contains(&r.port))
+                        .collect();
+                    // The live pipeline has had these as they arrived.
+                    let _ = reads.send((false, batch)).await;
+                    read.extend(ports.iter().map(|(_, s)| *s));
+                    progress(ports.len(), ports.len(), None);
+                }
+                Some(Err(e)) => {
+                    unread.extend(ports.iter().map(|(_, s)| (*s, e.to_string())));
+                    progress(ports.len(), 0, Some(e.to_string()));
+                }
+                None => unread.extend(ports.iter().map(|(_, s)| (*s, "sweep cancelled".into()))),
+            }
+        }
+        Mode::Commanded => {
+            let mut rest = ports.iter();
+            while let Some(&(port, shelf)) = rest.next() {
+                if *cancelled.borrow() {
+                    unread.push((shelf, "sweep cancelled".into()));
+                    continue;
+                }
+                // A reader that does not answer is asked once more before it is given up.
+                let mut outcome = handle.inventory(port, dwell).await;
+                if matches!(
+                    outcome,
+                    Err(ReaderError::Silent(_) | ReaderError::Open { .. })
+                ) {
+                    outcome = handle.inventory(port, dwell).await;
+                }
+                match outcome {
+                    Ok(batch) => {
+                        let _ = reads.send((true, batch)).await;
+                        read.push(shelf);
+                        progress(1, 1, None);
+                    }
+                    Err(e @ ReaderError::Refused { .. }) => {
+                        unread.push((shelf, e.to_string()));
+                        progress(1, 0, None);
+                    }
+                    Err(e) => {
+                        // Gone: nothing more is read from this reader in this sweep.
+                        let reason = e.to_string();
+                        tracing::warn!(reader = %handle.id, error = %reason, "reader lost during a sweep");
+                        unread.push((shelf, reason.clone()));
+                        let left: Vec<_> =
+                            rest.by_ref().map(|(_, s)| (*s, reason.clone())).collect();
+                        progress(1 + left.len(), 0, Some(reason));
+                        unread.extend(left);
+                    }
+                }
+            }
+        }
+    }
+    (read, unread)
+}
+
+/// Writes the end of a sweep (and its re-bindings); the number of boxes re-bound.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    conn: &Connection,
+    locations: &LocationService,
+    id: i64,
+    apply: Apply,
+    threshold: f64,
+    findings: &[Finding],
+    unread: &[(ShelfAddress, String)],
+    summary: Summary,
+    antennas_read: usize,
+    reads: u64,
+    now: i64,
+) -> Result<usize, SweepError> {
+    let mut applied = 0usize;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO sweep_findings (sweep_id, seq, status, archive_no, epc, bound, found, confidence, evidence, applied)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (seq, f) in findings.iter().enumerate() {
+        let mut row = finding_row(f);
+        if apply == Apply::Sync {
+            match f {
+                Finding::Misplaced {
+                    archive_no,
+                    found,
+                    confidence,
+                    ..
+                } if *confidence >= threshold => {
+                    let provenance = Provenance {
+                        actor: format!("sweep {id}"),
+                        reason: format!(
+                            "inventory sweep {id} found it on {found} ({:.0}% of its signal)",
+                            confidence * 100.0
+                        ),
+                        source: Source::Sweep,
+                        confidence: *confidence,
+                    };
+                    // Each re-binding in its own savepoint: one that fails (the box was
+                    // deleted meanwhile) is reported unapplied, and the rest still go in.
+                    conn.execute_batch("SAVEPOINT rebind")?;
+                    match locations.bind_in(conn, archive_no, found, &provenance, now, false) {
+                        Ok(_) => {
+                            conn.execute_batch("RELEASE rebind")?;
+                            row.applied = true;
+                            applied += 1;
+                        }
+                        Err(e) => {
+                            conn.execute_batch("ROLLBACK TO rebind; RELEASE rebind")?;
+                            tracing::warn!(sweep = id, box = %archive_no, error = %e, "could not re-bind");
+                        }
+                    }
+                }
+                Finding::Present { archive_no, .. } => {
+                    conn.prepare_cached(
+                        "UPDATE bindings SET last_seen = ?2
+                         WHERE box_id = (SELECT id FROM boxes WHERE archive_no = ?1)",
+                    )?
+                    .execute(params![archive_no, now])?;
+                }
+                _ => {}
+            }
+        }
+        let evidence = serde_json::to_string(&row.evidence).unwrap_or_default();
+        insert.execute(params![
+            id,
+            seq as i64,
+            row.status,
+            row.archive_no,
+            row.epc,
+            row.bound,
+            row.found,
+            row.confidence,
+            evidence,
+            row.applied as i64
+        ])?;
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO sweep_unread (sweep_id, shelf, reason) VALUES (?1, ?2, ?3)",
+    )?;
+    for (shelf, reason) in unread {
+        insert.execute(params![id, shelf.to_string(), reason])?;
+    }
+    conn.execute(
+        "UPDATE sweeps SET state = 'done', finished_at = ?2, antennas_read = ?3, reads = ?4,
+            present = ?5, misplaced = ?6, missing = ?7, not_read = ?8, unknown = ?9, applied = ?10
+         WHERE id = ?1",
+        params![
+            id,
+            now,
+            antennas_read as i64,
+            reads as i64,
+            summary.present as i64,
+            summary.misplaced as i64,
+            summary.missing as i64,
+            summary.not_read as i64,
+            summary.unknown as i64,
+            applied as i64
+        ],
+    )?;
+    Ok(applied)
+}
+
+fn finding_row(f: &Finding) -> FindingRow {
+    let evidence = |e: &[(ShelfAddress, super::pipeline::Evidence)]| {
+        e.iter()
+            .map(|(s, e)| EvidenceRow {
+                shelf: s.to_string(),
+                reads: e.reads,
+                max_rssi_dbm: e.max_rssi_dbm,
+                power_mw: e.power_mw,
+            })
+            .collect()
+    };
+    let row = |status: &str, archive_no: Option<&String>, epc: &str| FindingRow {
+        status: status.into(),
+        archive_no: archive_no.cloned(),
+        epc: epc.into(),
+        bound: None,
+        found: None,
+        confidence: None,
+        evidence: Vec::new(),
+        applied: false,
+    };
+    match f {
+        Finding::Present {
+            archive_no,
+            epc,
+            shelf,
+            confidence,
+        } => FindingRow {
+            bound: Some(shelf.to_string()),
+            found: Some(shelf.to_string()),
+            confidence: Some(*confidence),
+            ..row("present", Some(archive_no), epc)
+        },
+        Finding::Misplaced {
+            archive_no,
+            epc,
+            bound,
+            found,
+            confidence,
+            evidence: e,
+        } => FindingRow {
+            bound: bound.map(|b| b.to_string()),
+            found: Some(found.to_string()),
+            confidence: Some(*confidence),
+            evidence: evidence(e),
+            ..row("misplaced", Some(archive_no), epc)
+        },
+        Finding::Missing {
+            archive_no,
+            epc,
+            bound,
+        } => FindingRow {
+            bound: Some(bound.to_string()),
+            ..row("missing", Some(archive_no), epc)
+        },
+        Finding::NotRead {
+            archive_no,
+            epc,
+            bound,
+            heard_on,
+            confidence,
+        } => FindingRow {
+            bound: Some(bound.to_string()),
+            found: heard_on.map(|h| h.to_string()),
+            confidence: *confidence,
+            ..row("not_read", Some(archive_no), epc)
+        },
+        Finding::Unknown {
+            epc,
+            found,
+            confidence,
+        } => FindingRow {
+            found: Some(found.to_string()),
+            confidence: Some(*confidence),
+            ..row("unknown", None, epc)
+        },
+    }
+}
+
+/// A finished (or interrupted) sweep from its row.
+fn load(conn: &Connection, id: i64) -> Result<Option<SweepView>, SweepError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT trigger, scope, apply, state, started_at, finished_at, dwell_ms, antennas, antennas_read,
+                reads, present, misplaced, missing, not_read, unknown, applied, note
+             FROM sweeps WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            let scope: String = r.get(1)?;
+            let apply: String = r.get(2)?;
+            let state: String = r.get(3)?;
+            let antennas = r.get::<_, i64>(7)? as usize;
+            let read = r.get::<_, i64>(8)? as usize;
+            let finished: Option<i64> = r.get(5)?;
+            let state = SweepState::parse(&state);
+            let done = if finished.is_some() { antennas } else { read };
+            Ok(SweepView {
+                id,
+                state,
+                trigger: r.get(0)?,
+                scope: serde_json::from_str(&scope).unwrap_or(Scope::Room(true)),
+                apply: if apply == "sync" {
+                    Apply::Sync
+                } else {
+                    Apply::Report
+                },
+                dwell_ms: r.get::<_, i64>(6)? as u64,
+                progress: Progress {
+                    antennas,
+                    done,
+                    read,
+                    reads: r.get::<_, i64>(9)? as u64,
+                    fraction: if antennas == 0 {
+                        1.0
+                    } else {
+                        done as f64 / antennas as f64
+                    },
+                    readers: Vec::new(),
+                },
+                started_at: time(r.get(4)?),
+                finished_at: finished.map(time),
+                summary: Summary {
+                    present: r.get::<_, i64>(10)? as usize,
+                    misplaced: r.get::<_, i64>(11)? as usize,
+                    missing: r.get::<_, i64>(12)? as usize,
+                    not_read: r.get::<_, i64>(13)? as usize,
+                    unknown: r.get::<_, i64>(14)? as usize,
+                },
+                applied: r.get::<_, i64>(15)? as usize,
+                note: r.get(16)?,
+            })
+        })
+        .optional()?)
+}
+
+/// A report as CSV: one line per finding, then one per shelf not read.
+pub fn report_csv(report: &Report) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "status",
+        "archive_no",
+        "epc",
+        "bound",
+        "found",
+        "confidence",
+        "applied",
+        "evidence",
+        "note",
+    ])?;
+    for f in &report.findings {
+        let evidence: Vec<String> = f
+            .evidence
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} reads max {:.0} dBm",
+                    e.shelf, e.reads, e.max_rssi_dbm
+                )
+            })
+            .collect();
+        w.write_record([
+            f.status.as_str(),
+            f.archive_no.as_deref().unwrap_or(""),
+            &f.epc,
+            f.bound.as_deref().unwrap_or(""),
+            f.found.as_deref().unwrap_or(""),
+            &f.confidence.map(|c| format!("{c:.3}")).unwrap_or_default(),
+            if f.applied { "yes" } else { "" },
+            &evidence.join("; "),
+            "",
+        ])?;
+    }
+    for u in &report.unread {
+        w.write_record([
+            "shelf_not_read",
+            "",
+            "",
+            &u.shelf,
+            "",
+            "",
+            "",
+            "",
+            &u.reason,
+        ])?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
