@@ -893,6 +893,23 @@ impl RoomConfig {
             covered.len(),
             self.layout.shelf_count()
         );
+        out += &format!(
+            "  sweeps: {} ms per antenna, sync above {:.0}% confidence, {} scheduled\n",
+            self.sweeps.dwell.as_millis(),
+            self.sweeps.sync_confidence * 100.0,
+            self.sweeps.schedule.len()
+        );
+        for s in &self.sweeps.schedule {
+            out += &format!(
+                "    {}: \"{}\" ({}), scope {}, apply {:?}, overlap {:?}\n",
+                s.name,
+                s.cron.pattern,
+                s.cron.describe(),
+                serde_json::to_string(&s.scope).unwrap_or_default(),
+                s.apply,
+                s.overlap
+            );
+        }
         out += &format!("  archive numbers: {}\n", self.archive_rule.pattern());
         out
     }
@@ -962,6 +979,40 @@ shelf_capacity = { boxes = 5 }
         );
         let e = err(&MINIMAL.replace("sections = 2\n", ""));
         assert!(e.contains("sections"), "{e}");
+    }
+
+    #[test]
+    fn sweeps_and_their_schedule_are_checked() {
+        let sweep = |body: &str| format!("{MINIMAL}\n[sweeps]\n{body}");
+        let ok = RoomConfig::parse(
+            Path::new("room.toml"),
+            &sweep("dwell_ms = 250\n[[sweeps.schedule]]\nname = \"n\"\ncron = \"30 2 * * 1-5\"\nscope = { range = 1 }\napply = \"sync\"\noverlap = \"wait\"\n"),
+        )
+        .unwrap();
+        assert_eq!(ok.sweeps.dwell.as_millis(), 250);
+        assert_eq!(ok.sweeps.schedule[0].apply, Apply::Sync);
+        assert_eq!(ok.sweeps.schedule[0].overlap, Overlap::Wait);
+        let schedule = |cron: &str, scope: &str| {
+            sweep(&format!(
+                "[[sweeps.schedule]]\nname = \"n\"\ncron = \"{cron}\"\nscope = {scope}\n"
+            ))
+        };
+        let e = err(&schedule("every night", "{ range = 1 }"));
+        assert!(
+            e.contains("sweeps.schedule[0].cron") && e.contains("not a cron expression"),
+            "{e}"
+        );
+        let e = err(&schedule("0 2 * * *", "{ range = 7 }"));
+        assert!(
+            e.contains("sweeps.schedule[0].scope") && e.contains("no range 7"),
+            "{e}"
+        );
+        let e = err(&schedule("0 2 * * *", "{ shelves = [\"R1-C9-L-S1-L1\"] }"));
+        assert!(e.contains("sweeps.schedule[0].scope"), "{e}");
+        let e = err(&sweep("dwell_ms = 1\n"));
+        assert!(e.contains("sweeps.dwell_ms"), "{e}");
+        let e = err(&sweep("sync_confidence = 2\n"));
+        assert!(e.contains("sweeps.sync_confidence"), "{e}");
     }
 
     #[test]

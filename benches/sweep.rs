@@ -1,0 +1,146 @@
+//! Sweep benchmark: `cargo bench --bench sweep`.
+//!
+//! The demo room as `stackroom demo` runs it (5,400 seeded boxes, hw-sim at real speed,
+//! seven readers: R2000 and Mercury behind multiplexers on pseudo-terminals, an Impinj-style
+//! reader on the embedded MQTT broker), swept through the real service at the configured
+//! dwell (100 ms):
+//! - duration against the physical limit: readers run in parallel, so a sweep cannot be
+//!   shorter than the busiest reader's ports × dwell (an autonomous reader: two of its
+//!   cycles); beside it the sum of all dwell times (one reader after another);
+//! - placement against the simulator's truth: boxes found present on their own shelf.
+//!
+//! Twice: with the R2000 profiles as shipped (three rounds per inventory command) and
+//! with one round per command, to show what the extra rounds cost and buy.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use stackroom::config::RoomConfig;
+use stackroom::demo;
+use stackroom::mqtt::EmbeddedBroker;
+use stackroom::rfid::reader::Mode;
+use stackroom::rfid::sweep::{Apply, Scope, SweepRequest, SweepState};
+use stackroom::server::Controller;
+use stackroom::shelving::Wiring;
+use stackroom::sim::{self, SimSettings};
+
+#[tokio::main]
+async fn main() {
+    println!(
+        "| R2000 rounds per command | scope | antennas | duration | physical limit (busiest reader) | ratio | sum of dwell times | placed right |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for repeat in [None, Some(1)] {
+        run(repeat).await;
+    }
+}
+
+async fn run(r2000_repeat: Option<u8>) {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = RoomConfig::load(&demo::config_path()).unwrap();
+    let mut rounds = 0;
+    for d in &mut config.devices {
+        if let Some(r) = d.spec.r2000.as_mut() {
+            r.repeat = r2000_repeat.unwrap_or(r.repeat);
+            rounds = r.repeat;
+        }
+    }
+    let dwell = config.sweeps.dwell;
+    let mut controller = Controller::start(config, Some(data.path())).await.unwrap();
+    demo::seed(&controller.locations).await.unwrap();
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let broker = EmbeddedBroker::start(any).unwrap();
+    let placement = sim::placement_from(&controller.locations).await.unwrap();
+    let settings = SimSettings {
+        mqtt: Some(sim::broker(&broker.url()).unwrap()),
+        ..SimSettings::default()
+    };
+    let simulator = sim::start(&controller.config, placement, &settings, any)
+        .await
+        .unwrap();
+    controller
+        .start_devices(&Wiring {
+            serial_paths: simulator
+                .endpoints
+                .iter()
+                .filter_map(|e| Some((e.device.clone(), e.path.clone()?)))
+                .collect(),
+            mqtt: Some(("127.0.0.1".into(), broker.addr.port())),
+        })
+        .await
+        .unwrap();
+    let rfid = controller.rfid.clone().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let truth: HashMap<String, String> = simulator
+        .state()
+        .tags
+        .into_iter()
+        .filter_map(|t| Some((t.epc, t.shelf?)))
+        .collect();
+
+    for (name, scope) in [
+        ("range 1 (R2000 + M6e)", Scope::Range(1)),
+        ("range 2 (Impinj + R2000 + M6e)", Scope::Range(2)),
+        ("room", Scope::Room(true)),
+    ] {
+        let shelves: std::collections::HashSet<_> = scope
+            .shelves(&controller.config.layout)
+            .unwrap()
+            .into_iter()
+            .collect();
+        let mut per_reader: HashMap<&str, u32> = HashMap::new();
+        for a in controller
+            .config
+            .antennas
+            .iter()
+            .filter(|a| shelves.contains(&a.shelf))
+        {
+            *per_reader.entry(a.reader.as_str()).or_default() += 1;
+        }
+        let limit = per_reader
+            .iter()
+            .map(|(reader, ports)| match rfid.readers()[*reader].mode {
+                Mode::Commanded => dwell * *ports,
+                Mode::Autonomous { cycle } => cycle * 2,
+            })
+            .max()
+            .unwrap_or_default();
+        let antennas: u32 = per_reader.values().sum();
+        let start = Instant::now();
+        let view = rfid
+            .sweeps
+            .start(
+                SweepRequest {
+                    scope,
+                    apply: Apply::Report,
+                    dwell_ms: None,
+                },
+                "bench",
+            )
+            .await
+            .unwrap();
+        let view = rfid.sweeps.wait(view.id).await.unwrap();
+        let took = start.elapsed();
+        assert_eq!(view.state, SweepState::Done, "{view:?}");
+        let report = rfid.sweeps.report(view.id).await.unwrap();
+        let boxes = report
+            .findings
+            .iter()
+            .filter(|f| f.archive_no.is_some())
+            .count();
+        let right = report
+            .findings
+            .iter()
+            .filter(|f| f.status == "present" && f.found.as_ref() == truth.get(&f.epc))
+            .count();
+        println!(
+            "| {rounds} | {name} | {antennas} | {:.1} s | {:.1} s | {:.2}× | {:.1} s | {right} of {boxes} ({:.2} %) |",
+            took.as_secs_f64(),
+            limit.as_secs_f64(),
+            took.as_secs_f64() / limit.as_secs_f64(),
+            (dwell * antennas).as_secs_f64(),
+            right as f64 / boxes.max(1) as f64 * 100.0
+        );
+    }
+}
