@@ -179,3 +179,39 @@ async fn a_silent_or_refusing_reader_is_an_error_not_an_empty_read() {
         .unwrap_err();
     assert!(err.to_string().contains("0x0105"), "{err}");
 }
+
+#[tokio::test]
+async fn a_line_that_will_not_open_is_retried_with_back_off() {
+    let settings = stackroom_wire::profile::Profile::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles/r2000-mux.toml"),
+    )
+    .unwrap()
+    .r2000
+    .unwrap();
+    let reader = reader::start(
+        "reader-x".into(),
+        ReaderWire::R2000 {
+            path: "/dev/stackroom-no-such-tty".into(),
+            baud: 115200,
+            settings,
+        },
+        None,
+    );
+    let first = reader
+        .inventory(1, Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(matches!(&first, ReaderError::Open { .. }), "{first}");
+    let second = reader
+        .inventory(1, Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(second.to_string().contains("next try in"), "{second}");
+    assert_eq!(
+        reader
+            .counters
+            .failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}

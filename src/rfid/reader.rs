@@ -49,6 +49,10 @@ pub struct ReaderCounters {
 type Reply_ = oneshot::Sender<Result<Vec<TagRead>, ReaderError>>;
 type Request = (u16, Duration, Reply_);
 
+/// Least and most time between attempts to open a serial line that failed to open.
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
 /// How a reader reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -232,6 +236,10 @@ async fn serial_loop<F>(
     let mut line: Option<SerialStream> = None;
     // Whether the reader still has to be configured (power, session) on this line.
     let mut fresh = true;
+    // After a failed open the device is not tried again before `retry_at`; the wait
+    // doubles with each failure (up to MAX_BACKOFF), so a missing adapter is not hammered.
+    let mut backoff = MIN_BACKOFF;
+    let mut retry_at: Option<(Instant, String)> = None;
     while let Some((port, dwell, reply)) = requests.recv().await {
         if port == ALL_PORTS {
             let _ = reply.send(Err(ReaderError::Refused {
@@ -241,12 +249,28 @@ async fn serial_loop<F>(
             continue;
         }
         if line.is_none() {
+            if let Some((at, why)) = retry_at.as_ref().filter(|(at, _)| Instant::now() < *at) {
+                let _ = reply.send(Err(ReaderError::Open {
+                    reader: id.clone(),
+                    path: path.clone(),
+                    message: format!(
+                        "{why} (next try in {} ms)",
+                        at.saturating_duration_since(Instant::now()).as_millis()
+                    ),
+                }));
+                continue;
+            }
             match SerialStream::open(&tokio_serial::new(&path, baud)) {
                 Ok(l) => {
                     line = Some(l);
                     fresh = true;
+                    backoff = MIN_BACKOFF;
+                    retry_at = None;
                 }
                 Err(e) => {
+                    tracing::warn!(reader = %id, %path, error = %e, "cannot open the reader's line");
+                    retry_at = Some((Instant::now() + backoff, e.to_string()));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     let _ = reply.send(Err(ReaderError::Open {
                         reader: id.clone(),
                         path: path.clone(),
