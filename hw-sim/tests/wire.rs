@@ -482,3 +482,64 @@ async fn raw_modbus_frames_as_the_specification_shows_them() {
     let silent = tokio::time::timeout(Duration::from_millis(300), line.read(&mut one)).await;
     assert!(silent.is_err(), "unit 2 is not us");
 }
+
+#[tokio::test]
+async fn output_power_moves_the_rssi_and_a_session_inventory_answers_in_kind() {
+    let sim = start(11).await;
+    let mut line = open(sim.path("reader-1").unwrap(), 115200);
+    let mean_rssi = |replies: &[Reply]| {
+        let rssi: Vec<f64> = replies
+            .iter()
+            .filter_map(|r| match r {
+                Reply::Tag(t) => Some(t.rssi_dbm as f64),
+                _ => None,
+            })
+            .collect();
+        assert!(!rssi.is_empty());
+        rssi.iter().sum::<f64>() / rssi.len() as f64
+    };
+    let mut full = Vec::new();
+    for _ in 0..5 {
+        full.extend(inventory(&mut line, 0).await.1);
+    }
+    let mut power = vec![0xA0, 0x04, 0x01, 0x76, 20];
+    power.push(stackroom_wire::r2000::checksum(&power));
+    line.write_all(&power).await.unwrap();
+    let mut ack = [0u8; 6];
+    line.read_exact(&mut ack).await.unwrap();
+    assert_eq!(&ack[3..5], [0x76, 0x10], "power set");
+    let mut low = Vec::new();
+    for _ in 0..5 {
+        low.extend(inventory(&mut line, 0).await.1);
+    }
+    let drop = mean_rssi(&full) - mean_rssi(&low);
+    assert!(
+        (7.0..13.0).contains(&drop),
+        "10 dB less power: {drop:.1} dB weaker"
+    );
+
+    // Session S1, target A, one round: tag packets and the round end carry 0x8B.
+    let mut session = vec![0xA0, 0x06, 0x01, 0x8B, 0x01, 0x00, 0x01];
+    session.push(stackroom_wire::r2000::checksum(&session));
+    line.write_all(&session).await.unwrap();
+    let mut d = Decoder::default();
+    let mut buf = [0u8; 256];
+    let mut cmds = Vec::new();
+    'read: loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), line.read(&mut buf))
+            .await
+            .expect("the reader answers")
+            .unwrap();
+        d.push(&buf[..n]);
+        while let Some(p) = d.next_packet() {
+            cmds.push(p.cmd);
+            if matches!(Reply::parse(&p).unwrap(), Reply::RoundEnd { .. }) {
+                break 'read;
+            }
+        }
+    }
+    assert!(
+        cmds.len() > 1 && cmds.iter().all(|c| *c == 0x8B),
+        "{cmds:?}"
+    );
+}

@@ -350,6 +350,29 @@ mod tests {
     }
 
     #[test]
+    fn a_session_inventory_is_answered_like_a_real_time_one() {
+        let mut d = Decoder::default();
+        d.push(&hex(TAG_A));
+        let real_time = d.next_packet().unwrap();
+        let session = Packet::new(1, CMD_SESSION_INVENTORY, real_time.data.clone());
+        let (a, b) = (
+            Reply::parse(&real_time).unwrap(),
+            Reply::parse(&session).unwrap(),
+        );
+        assert!(matches!(&a, Reply::Tag(_)));
+        assert_eq!(a, b);
+        assert_eq!(b.to_packet_of(CMD_SESSION_INVENTORY, 1), session);
+        let power = Packet::new(1, CMD_SET_OUTPUT_POWER, vec![SUCCESS]);
+        assert_eq!(
+            Reply::parse(&power).unwrap(),
+            Reply::Result {
+                cmd: CMD_SET_OUTPUT_POWER,
+                code: SUCCESS
+            }
+        );
+    }
+
+    #[test]
     fn a_tag_packet_whose_pc_disagrees_is_refused() {
         let mut p = Packet::new(1, CMD_REAL_TIME_INVENTORY, hex("8C 30 00 30 08 33 B2 37"));
         assert!(Reply::parse(&p).is_err());
