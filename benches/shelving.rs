@@ -124,7 +124,7 @@ async fn main() {
             let minimum = travel / v + v / a;
             let t = Instant::now();
             let op = shelving
-                .motion(1, "open", Goal::OpenAisle(k))
+                .motion(1, "open", Goal::OpenAisle(k), "bench")
                 .await
                 .unwrap();
             // The command reaches the simulated controller…

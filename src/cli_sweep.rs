@@ -34,6 +34,7 @@ pub fn parse_scope(text: &str) -> Result<Value, String> {
 /// What `stackroom sweep` was asked.
 pub struct Args {
     pub api: String,
+    pub token: String,
     pub scope: Value,
     pub apply: String,
     pub dwell_ms: Option<u64>,
@@ -50,8 +51,14 @@ fn problem(v: &Value) -> String {
 /// Runs the sweep; the exit message on failure.
 pub async fn run(args: Args) -> Result<(), String> {
     let api = args.api.trim_end_matches('/').to_string();
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", args.token.trim())
+        .parse()
+        .map_err(|_| "--token: not a token (srt_ and 64 hex digits)".to_string())?;
+    headers.insert(reqwest::header::AUTHORIZATION, bearer);
     let client = reqwest::Client::builder()
         .user_agent(format!("{CLI_AGENT}/{}", env!("CARGO_PKG_VERSION")))
+        .default_headers(headers)
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;

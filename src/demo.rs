@@ -153,6 +153,24 @@ pub async fn seed(locations: &LocationService) -> Result<u64, LocationError> {
     Ok(summary.boxes)
 }
 
+/// The demo's admin token: the previous one (named `demo`) is revoked and a new one made,
+/// so each start of the demo prints a token that works and only that one.
+pub async fn admin_token(
+    access: &crate::access::Access,
+) -> Result<String, crate::access::AccessError> {
+    match access.revoke(DEMO_TOKEN, "demo").await {
+        Ok(()) | Err(crate::access::AccessError::NoSuchToken(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let (secret, _) = access
+        .create(DEMO_TOKEN, crate::access::Role::Admin, "demo")
+        .await?;
+    Ok(secret)
+}
+
+/// The name of the demo's admin token.
+pub const DEMO_TOKEN: &str = "demo";
+
 #[cfg(test)]
 mod tests {
     use super::*;

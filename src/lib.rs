@@ -13,8 +13,10 @@
 //! - [`sim`]: the simulated room (hw-sim) started from a room config;
 //! - [`server`]: starting a controller from a config.
 
+pub mod access;
 pub mod api;
 pub mod archive_no;
+pub mod audit;
 pub mod cli_sweep;
 pub mod config;
 pub mod demo;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hw_sim::Simulator;
+use stackroom::access::Role;
 use stackroom::config::RoomConfig;
 use stackroom::demo;
 use stackroom::location::LocationError;
@@ -75,6 +76,31 @@ enum Command {
         /// Also write the report as CSV to this file.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// An API token of an operator or above (archivist for --apply sync).
+        #[arg(long, env = "STACKROOM_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+    /// Make, list and revoke API tokens (in the room's database; a running controller sees
+    /// them at once).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        #[command(flatten)]
+        room: Room,
+    },
+    /// Export the audit trail as CSV.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+        #[command(flatten)]
+        room: Room,
+    },
+    /// Copy the room's database to FILE with SQLite's online backup, while the controller
+    /// runs.
+    Backup {
+        file: PathBuf,
+        #[command(flatten)]
+        room: Room,
     },
     /// Import boxes from a CSV file: all rows or none.
     Import {
@@ -83,6 +109,56 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         data: Option<PathBuf>,
+    },
+}
+
+/// Which room's database: its config (default: the demo room) and data directory.
+#[derive(clap::Args)]
+struct Room {
+    /// The room config (default: config/demo-room.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (default: the config's storage.data_dir).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+}
+
+impl Room {
+    async fn open(&self) -> Result<Controller, String> {
+        let file = self.config.clone().unwrap_or_else(demo::config_path);
+        let config = RoomConfig::load(&file).map_err(|e| e.to_string())?;
+        Controller::start(config, self.data.as_deref())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Make a token and print its secret (shown this once).
+    Create {
+        /// viewer, operator, archivist or admin.
+        #[arg(long)]
+        role: Role,
+        /// A name of its own: recorded as the actor of what the token does.
+        #[arg(long)]
+        name: String,
+    },
+    /// Every token, live and revoked.
+    List,
+    /// Revoke the live token of that name.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Write the audit trail as CSV (to stdout, or --out FILE).
+    Export {
+        /// From this day (YYYY-MM-DD, UTC) or moment (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -126,6 +202,9 @@ async fn run(command: Command) -> Result<(), String> {
             let seeded = demo::seed(&controller.locations)
                 .await
                 .map_err(|e| explain(&e))?;
+            let token = demo::admin_token(&controller.access)
+                .await
+                .map_err(|e| e.to_string())?;
             if seeded > 0 {
                 tracing::info!(boxes = seeded, "seeded the demo room");
             }
@@ -157,7 +236,7 @@ async fn run(command: Command) -> Result<(), String> {
                 &config.room_id,
                 &controller.shelving,
             );
-            serve(controller, listen, Some((&simulator, &broker))).await
+            serve(controller, listen, Some((&simulator, &broker, token))).await
         }
         Command::Serve {
             config,
@@ -203,15 +282,106 @@ async fn run(command: Command) -> Result<(), String> {
             dwell_ms,
             api,
             report,
+            token,
         } => {
             stackroom::cli_sweep::run(stackroom::cli_sweep::Args {
                 api,
+                token,
                 scope: stackroom::cli_sweep::parse_scope(&scope)?,
                 apply,
                 dwell_ms,
                 report,
             })
             .await
+        }
+        Command::Token { action, room } => {
+            let controller = room.open().await?;
+            match action {
+                TokenAction::Create { role, name } => {
+                    let (secret, view) = controller
+                        .access
+                        .create(&name, role, "cli")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    eprintln!(
+                        "token '{}' ({}): keep it, it is not shown again",
+                        view.name, view.role
+                    );
+                    say(&secret);
+                }
+                TokenAction::List => {
+                    for t in controller.access.list().await.map_err(|e| e.to_string())? {
+                        let state = match t.revoked_at {
+                            Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+                            None => "live".into(),
+                        };
+                        say(&format!(
+                            "{}\t{}\t{}\tcreated {}",
+                            t.name,
+                            t.role,
+                            state,
+                            t.created_at.format("%Y-%m-%d %H:%M")
+                        ));
+                    }
+                }
+                TokenAction::Revoke { name } => {
+                    controller
+                        .access
+                        .revoke(&name, "cli")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    eprintln!("token '{name}' revoked");
+                }
+            }
+            Ok(())
+        }
+        Command::Audit {
+            action: AuditAction::Export { since, out },
+            room,
+        } => {
+            let controller = room.open().await?;
+            let since = since
+                .map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .map(|t| t.to_utc())
+                        .or_else(|_| {
+                            chrono::NaiveDate::parse_from_str(&t, "%Y-%m-%d")
+                                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+                        })
+                        .map_err(|_| {
+                            format!("--since '{t}': a day (2026-03-01) or an RFC 3339 time")
+                        })
+                })
+                .transpose()?;
+            let filter = stackroom::audit::Filter {
+                since,
+                ..Default::default()
+            };
+            let n = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    controller
+                        .audit
+                        .export_csv(&filter, std::io::BufWriter::new(file))?
+                }
+                None => controller
+                    .audit
+                    .export_csv(&filter, std::io::stdout().lock())?,
+            };
+            eprintln!("{n} audit entries");
+            Ok(())
+        }
+        Command::Backup { file, room } => {
+            let controller = room.open().await?;
+            let pages = controller
+                .locations
+                .store()
+                .backup(&file)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("backed up {} pages to {}", pages, file.display());
+            Ok(())
         }
         Command::Import { file, config, data } => {
             let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
@@ -270,16 +440,17 @@ fn say(line: &str) {
 async fn serve(
     controller: Controller,
     listen: SocketAddr,
-    simulated: Option<(&Simulator, &EmbeddedBroker)>,
+    simulated: Option<(&Simulator, &EmbeddedBroker, String)>,
 ) -> Result<(), String> {
     let listener = Controller::listen(listen)
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     say(&format!("api: http://{addr}"));
-    if let Some((simulator, broker)) = simulated {
+    if let Some((simulator, broker, token)) = simulated {
         say(&format!("sim: http://{}", simulator.control));
         say(&format!("mqtt: {}", broker.url()));
+        say(&format!("token: {token}"));
         for line in sim::describe(simulator) {
             tracing::info!("{line}");
         }

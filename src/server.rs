@@ -7,7 +7,9 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState};
+use crate::access::Access;
+use crate::api::{self, AppState, Failures};
+use crate::audit::Audit;
 use crate::config::RoomConfig;
 use crate::location::{LocationError, LocationService};
 use crate::rfid::Rfid;
@@ -38,6 +40,9 @@ pub struct Controller {
     pub locations: LocationService,
     pub shelving: Shelving,
     pub rfid: Option<Rfid>,
+    pub access: Access,
+    pub audit: Audit,
+    failures: Arc<Failures>,
 }
 
 impl Controller {
@@ -50,12 +55,16 @@ impl Controller {
         let dir: PathBuf = data_dir.map_or_else(|| config.data_dir.clone(), Path::to_path_buf);
         let store = Store::open(&dir.join(DB_FILE)).map_err(LocationError::from)?;
         let config = Arc::new(config);
-        let locations = LocationService::open(config.clone(), store).await?;
+        let locations = LocationService::open(config.clone(), store.clone()).await?;
+        let audit = Audit::new(store.clone());
         Ok(Controller {
             config,
             locations,
             shelving: Shelving::empty(),
             rfid: None,
+            access: Access::new(store, audit.clone()),
+            audit,
+            failures: Arc::default(),
         })
     }
 
@@ -64,6 +73,7 @@ impl Controller {
     /// sweeps and their schedule.
     pub async fn start_devices(&mut self, wiring: &Wiring) -> Result<(), String> {
         self.shelving = Shelving::start(&self.config, wiring)?;
+        self.audit.watch(&self.shelving);
         self.rfid = Some(Rfid::start(&self.config, &self.locations, wiring).await?);
         Ok(())
     }
@@ -73,6 +83,9 @@ impl Controller {
             locations: self.locations.clone(),
             shelving: self.shelving.clone(),
             rfid: self.rfid.clone(),
+            access: self.access.clone(),
+            audit: self.audit.clone(),
+            failures: self.failures.clone(),
         })
     }
 
@@ -89,7 +102,10 @@ impl Controller {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
     }

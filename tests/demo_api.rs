@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{BIN, client, get, start_demo};
+use common::{BIN, api_client, get, start_demo};
 
 #[tokio::test]
 async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
@@ -42,7 +42,7 @@ async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
     // Unknown box and known box without a shelf: both 404, with different messages.
     let (status, ctype, unknown) = get(&base, "/api/v1/boxes/0451-H-999-00001/location").await;
     assert_eq!((status, ctype.as_str()), (404, "application/problem+json"));
-    let r = client()
+    let r = api_client(&base)
         .post(format!("{base}/api/v1/boxes"))
         .json(&json!({"archive_no": "0451-L-900-00001", "title": "新户 new customer"}))
         .send()
@@ -71,7 +71,7 @@ async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
         .as_str()
         .unwrap()
         .to_string();
-    let r = client()
+    let r = api_client(&base)
         .put(format!("{base}/api/v1/boxes/0451-L-900-00001/binding"))
         .json(&json!({"shelf": shelf, "reason": "new box"}))
         .send()
@@ -96,7 +96,7 @@ async fn bad_requests_get_problems_that_name_the_field() {
     let data = tempfile::tempdir().unwrap();
     let demo = start_demo(data.path(), &[]);
     let base = &demo.base;
-    let c = client();
+    let c = api_client(base);
 
     let csv = "archive_no,title,shelf\n\
                0451-H-500-00001,fine,R1-C2-L-S1-L1\n\

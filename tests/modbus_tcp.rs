@@ -78,7 +78,7 @@ transport = {{ modbus_tcp = {{ address = "{address}", unit = 1 }} }}
     }
     assert!(ready(), "{:?}", shelving.range(1));
     let op = shelving
-        .motion(1, "open", Goal::OpenAisle(3))
+        .motion(1, "open", Goal::OpenAisle(3), "test")
         .await
         .unwrap();
     let mut state = String::new();

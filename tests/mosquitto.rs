@@ -93,7 +93,7 @@ async fn mqtt_shelving_works_through_mosquitto() {
     }
     assert!(ready(), "{:?}", shelving.range(2));
     let op = shelving
-        .motion(2, "open", Goal::OpenAisle(4))
+        .motion(2, "open", Goal::OpenAisle(4), "test")
         .await
         .unwrap();
     let mut state = String::new();

@@ -87,7 +87,7 @@ async fn a_range_sweep_finds_the_moved_the_removed_and_the_stray_and_places_the_
     let before = truth(&d).await;
     let (moved_epc, moved) = on_shelf(&before, "R1-C2-L-S1-L1");
     let (gone_epc, gone) = on_shelf(&before, "R1-C3-R-S2-L4");
-    let c = common::client();
+    let c = common::api_client(&d.base);
     let r = c
         .post(format!("{}/sim/boxes/{moved}/move", d.sim))
         .body(r#"{"shelf":"R1-C4-R-S3-L5"}"#)
@@ -279,7 +279,7 @@ async fn sync_rebinds_a_moved_box_with_the_sweep_as_source_and_never_unbinds_a_m
     let before = truth(&d).await;
     let (_, moved) = on_shelf(&before, "R2-C3-L-S1-L1");
     let (_, gone) = on_shelf(&before, "R2-C3-L-S4-L4");
-    let c = common::client();
+    let c = common::api_client(&d.base);
     let r = c
         .post(format!("{}/sim/boxes/{moved}/move", d.sim))
         .body(r#"{"shelf":"R2-C3-L-S3-L6"}"#)
@@ -347,6 +347,7 @@ async fn the_sweep_command_runs_one_with_progress_and_writes_the_report() {
         .count();
     assert!(boxes > 0);
     let out = tokio::process::Command::new(common::BIN)
+        .env("STACKROOM_TOKEN", &d.token)
         .args([
             "sweep",
             "--api",
@@ -377,14 +378,18 @@ async fn the_sweep_command_runs_one_with_progress_and_writes_the_report() {
     assert_eq!(view["trigger"], "cli");
 
     let out = tokio::process::Command::new(common::BIN)
-        .args(["sweep", "--api", &d.base, "--scope", "aisle=3"])
+        .args([
+            "sweep", "--api", &d.base, "--scope", "aisle=3", "--token", &d.token,
+        ])
         .output()
         .await
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--scope 'aisle=3'"));
     let out = tokio::process::Command::new(common::BIN)
-        .args(["sweep", "--api", &d.base, "--scope", "range=9"])
+        .args([
+            "sweep", "--api", &d.base, "--scope", "range=9", "--token", &d.token,
+        ])
         .output()
         .await
         .unwrap();

@@ -4,6 +4,8 @@
 //! `OpenApiRouter`, so the router and `GET /api/v1/openapi.json` come from the same code
 //! and cannot drift apart.
 
+mod access;
+mod admin;
 mod problem;
 mod ranges;
 mod rfid;
@@ -28,17 +30,14 @@ use crate::location::{
     ShelfFill, Suggestion,
 };
 use crate::shelving::Shelving;
-pub use problem::Problem;
+pub use access::{Failures, Who};
+pub use problem::{Problem, ProblemInfo};
 pub use rfid::CLI_AGENT;
 
 /// The largest CSV body `POST /api/v1/import/boxes` takes.
 pub const IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// The largest JSON body of any other route.
 pub const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
-
-/// Who changes things through the API. Until the access-control work gives every request
-/// a token name, changes are recorded as made by "api".
-const ACTOR: &str = "api";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -47,6 +46,9 @@ pub struct AppState {
     pub shelving: Shelving,
     /// Readers, sweeps and live locations (none when started without devices).
     pub rfid: Option<crate::rfid::Rfid>,
+    pub access: crate::access::Access,
+    pub audit: crate::audit::Audit,
+    pub failures: Arc<Failures>,
 }
 
 /// A JSON body whose rejection is a problem response.
@@ -76,7 +78,7 @@ type ApiResult<T> = Result<Json<T>, Problem>;
          (name = "shelves", description = "Shelves, their fill, and where a new box should go"),
          (name = "ranges", description = "Ranges of motorized shelving: state, opening aisles, operations, events"),
          (name = "sweeps", description = "RFID: inventory sweeps and their reports, readers, live tag locations"),
-         (name = "system", description = "Health and the API description"))
+         (name = "system", description = "Health, the API description, tokens and the audit trail"))
 )]
 struct ApiDoc;
 
@@ -110,6 +112,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(rfid::list_readers))
         .routes(routes!(rfid::list_tags))
         .routes(routes!(rfid::get_tag))
+        .routes(routes!(admin::list_tokens, admin::create_token))
+        .routes(routes!(admin::revoke_token))
+        .routes(routes!(admin::audit_trail))
         .routes({
             let (schemas, paths, method) = routes!(import_boxes);
             (
@@ -136,6 +141,10 @@ pub fn router(state: AppState) -> Router {
                 "this route does not take that method; see /api/v1/openapi.json",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .with_state(state)
 }
@@ -194,9 +203,10 @@ async fn search_boxes(
     responses((status = 201, body = BoxView), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn register_box(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiJson(new): ApiJson<NewBox>,
 ) -> Result<impl IntoResponse, Problem> {
-    let view = s.locations.register(new, ACTOR).await?;
+    let view = s.locations.register(new, &who.name).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -241,10 +251,11 @@ struct BindingRequest {
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn put_binding(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiPath(archive_no): ApiPath<String>,
     ApiJson(req): ApiJson<BindingRequest>,
 ) -> ApiResult<Location> {
-    let provenance = Provenance::manual(ACTOR, &req.reason);
+    let provenance = Provenance::manual(&who.name, &req.reason);
     Ok(Json(
         s.locations
             .bind(&archive_no, &req.shelf, provenance)
@@ -265,10 +276,11 @@ struct ReasonQuery {
     responses((status = 204), (status = 404, body = Problem)))]
 async fn delete_binding(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiPath(archive_no): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReasonQuery>,
 ) -> Result<StatusCode, Problem> {
-    let provenance = Provenance::manual(ACTOR, q.reason.as_deref().unwrap_or(""));
+    let provenance = Provenance::manual(&who.name, q.reason.as_deref().unwrap_or(""));
     s.locations.unbind(&archive_no, provenance).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -281,13 +293,20 @@ struct HistoryQuery {
     at: Option<String>,
 }
 
-fn parse_moment(text: &str) -> Result<DateTime<Utc>, Problem> {
+/// A moment: RFC 3339, or a day meaning its end (`end_of_day`) or its start, UTC.
+fn parse_moment(text: &str, end_of_day: bool) -> Result<DateTime<Utc>, Problem> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()
-        .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 999))
+        .and_then(|d| {
+            if end_of_day {
+                d.and_hms_milli_opt(23, 59, 59, 999)
+            } else {
+                d.and_hms_milli_opt(0, 0, 0, 0)
+            }
+        })
         .map(|t| t.and_utc())
         .ok_or_else(|| {
             Problem::invalid(
@@ -306,7 +325,7 @@ async fn box_history(
     ApiPath(archive_no): ApiPath<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<History> {
-    let at = q.at.as_deref().map(parse_moment).transpose()?;
+    let at = q.at.as_deref().map(|t| parse_moment(t, true)).transpose()?;
     Ok(Json(s.locations.history(&archive_no, at).await?))
 }
 
@@ -420,9 +439,10 @@ struct MovesDone {
     responses((status = 200, body = MovesDone), (status = 422, body = Problem)))]
 async fn bulk_moves(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiJson(req): ApiJson<MovesRequest>,
 ) -> ApiResult<MovesDone> {
-    let provenance = Provenance::manual(ACTOR, &req.reason);
+    let provenance = Provenance::manual(&who.name, &req.reason);
     let moved = s.locations.move_many(req.moves, provenance).await?;
     Ok(Json(MovesDone { moved }))
 }
@@ -435,6 +455,7 @@ async fn bulk_moves(
         (status = 422, description = "the rows at fault, each with its line", body = Problem)))]
 async fn import_boxes(
     State(s): State<AppState>,
+    Who(who): Who,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, Problem> {
     let body = body.map_err(|r| {
@@ -450,7 +471,7 @@ async fn import_boxes(
     })?;
     let summary = s
         .locations
-        .import_csv(std::io::Cursor::new(body), ACTOR, "import over the API")
+        .import_csv(std::io::Cursor::new(body), &who.name, "import over the API")
         .await?;
     Ok((StatusCode::CREATED, Json(summary)))
 }

@@ -63,16 +63,28 @@ impl Problem {
     }
 }
 
+/// What kind of problem a response carries, for the audit trail (a response extension).
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemInfo {
+    pub kind: &'static str,
+    pub reason: Option<&'static str>,
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        response.extensions_mut().insert(ProblemInfo {
+            kind: self.kind,
+            reason: self.reason,
+        });
+        response
     }
 }
 
@@ -133,6 +145,21 @@ impl From<QueryRejection> for Problem {
 impl From<PathRejection> for Problem {
     fn from(r: PathRejection) -> Problem {
         Problem::new(r.status(), "bad-path", r.body_text())
+    }
+}
+
+impl From<crate::access::AccessError> for Problem {
+    fn from(e: crate::access::AccessError) -> Problem {
+        use crate::access::AccessError as E;
+        let detail = e.to_string();
+        match e {
+            E::NameTaken(_) => {
+                Problem::new(StatusCode::CONFLICT, "duplicate", detail).field("name")
+            }
+            E::NoSuchToken(_) => Problem::not_found(detail),
+            E::BadName(_) => Problem::invalid("name", detail),
+            E::Store(_) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail),
+        }
     }
 }
 

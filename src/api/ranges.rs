@@ -12,7 +12,8 @@ use serde::Serialize;
 use tokio_stream::wrappers::BroadcastStream;
 use utoipa::ToSchema;
 
-use super::{ApiPath, ApiResult, AppState, Problem};
+use super::{ApiPath, ApiResult, AppState, Problem, Who};
+use crate::access::Identity;
 use crate::location::{BoxKey, Location};
 use crate::shelving::controller::RangeView;
 use crate::shelving::plan::Goal;
@@ -67,6 +68,7 @@ pub(super) struct Started {
 
 async fn motion(
     s: &AppState,
+    who: &Identity,
     range: u16,
     kind: &'static str,
     goal: Goal,
@@ -78,7 +80,7 @@ async fn motion(
             no_range(s, range),
         ));
     }
-    let operation = s.shelving.motion(range, kind, goal).await?;
+    let operation = s.shelving.motion(range, kind, goal, &who.name).await?;
     Ok((StatusCode::ACCEPTED, Json(Started { operation })))
 }
 
@@ -89,9 +91,10 @@ async fn motion(
         (status = 409, description = "refused: `reason` says why", body = Problem)))]
 pub(super) async fn open_aisle(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiPath((range, aisle)): ApiPath<(u16, u16)>,
 ) -> Result<impl IntoResponse, Problem> {
-    motion(&s, range, "open", Goal::OpenAisle(aisle)).await
+    motion(&s, &who, range, "open", Goal::OpenAisle(aisle)).await
 }
 
 /// Close the range (pack the carriages).
@@ -100,9 +103,10 @@ pub(super) async fn open_aisle(
     responses((status = 202, body = Started), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub(super) async fn close_range(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiPath(range): ApiPath<u16>,
 ) -> Result<impl IntoResponse, Problem> {
-    motion(&s, range, "close", Goal::Close).await
+    motion(&s, &who, range, "close", Goal::Close).await
 }
 
 /// Ventilate: spread the carriages evenly for air (通风).
@@ -111,13 +115,19 @@ pub(super) async fn close_range(
     responses((status = 202, body = Started), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub(super) async fn ventilate_range(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiPath(range): ApiPath<u16>,
 ) -> Result<impl IntoResponse, Problem> {
-    motion(&s, range, "ventilate", Goal::Ventilate).await
+    motion(&s, &who, range, "ventilate", Goal::Ventilate).await
 }
 
-async fn lock(s: &AppState, range: u16, on: bool) -> Result<(StatusCode, Json<Started>), Problem> {
-    let operation = s.shelving.lock(range, on).await?;
+async fn lock(
+    s: &AppState,
+    who: &Identity,
+    range: u16,
+    on: bool,
+) -> Result<(StatusCode, Json<Started>), Problem> {
+    let operation = s.shelving.lock(range, on, &who.name).await?;
     Ok((StatusCode::OK, Json(Started { operation })))
 }
 
@@ -127,9 +137,10 @@ async fn lock(s: &AppState, range: u16, on: bool) -> Result<(StatusCode, Json<St
     responses((status = 200, body = Started), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub(super) async fn lock_range(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiPath(range): ApiPath<u16>,
 ) -> Result<impl IntoResponse, Problem> {
-    lock(&s, range, true).await
+    lock(&s, &who, range, true).await
 }
 
 /// Unlock the range.
@@ -138,9 +149,10 @@ pub(super) async fn lock_range(
     responses((status = 200, body = Started), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub(super) async fn unlock_range(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiPath(range): ApiPath<u16>,
 ) -> Result<impl IntoResponse, Problem> {
-    lock(&s, range, false).await
+    lock(&s, &who, range, false).await
 }
 
 /// Stop at once; always accepted. Queued motions of the range are dropped.
@@ -149,9 +161,10 @@ pub(super) async fn unlock_range(
     responses((status = 200, body = Started), (status = 404, body = Problem)))]
 pub(super) async fn stop_range(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiPath(range): ApiPath<u16>,
 ) -> Result<impl IntoResponse, Problem> {
-    let operation = s.shelving.stop(range).await?;
+    let operation = s.shelving.stop(range, &who.name).await?;
     Ok((StatusCode::OK, Json(Started { operation })))
 }
 
@@ -183,13 +196,14 @@ pub(super) struct Retrieval {
         (status = 409, description = "the aisle cannot be opened now: `reason` says why", body = Problem)))]
 pub(super) async fn retrieve_box(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiPath(archive_no): ApiPath<String>,
 ) -> Result<impl IntoResponse, Problem> {
     let location = s.locations.locate(BoxKey::ArchiveNo(archive_no)).await?;
     let (range, aisle) = (location.aisle.range, location.aisle.aisle);
     let operation = s
         .shelving
-        .motion(range, "open", Goal::OpenAisle(aisle))
+        .motion(range, "open", Goal::OpenAisle(aisle), &who.name)
         .await
         .map_err(|e| {
             let mut p = Problem::from(e);

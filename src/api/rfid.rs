@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem};
+use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who};
+use crate::access::Role;
 use crate::rfid::Rfid;
 use crate::rfid::live::{LiveTag, ReaderStats};
 use crate::rfid::reader::Mode;
@@ -54,9 +55,20 @@ impl From<SweepError> for Problem {
     responses((status = 202, body = SweepView), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub(super) async fn start_sweep(
     State(s): State<AppState>,
+    Who(who): Who,
     headers: HeaderMap,
     ApiJson(request): ApiJson<SweepRequest>,
 ) -> Result<Response, Problem> {
+    if request.apply == sweep::Apply::Sync && who.role < Role::Archivist {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token '{}' is a {}; a sweep that re-binds boxes (apply: sync) needs archivist or above",
+                who.name, who.role
+            ),
+        ));
+    }
     let from_cli = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

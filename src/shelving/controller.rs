@@ -55,13 +55,16 @@ pub enum Request {
     Motion {
         kind: &'static str,
         goal: Goal,
+        actor: String,
         reply: oneshot::Sender<Result<String, Refusal>>,
     },
     Lock {
         lock: bool,
+        actor: String,
         reply: oneshot::Sender<Result<String, Refusal>>,
     },
     Stop {
+        actor: String,
         reply: oneshot::Sender<Result<String, Refusal>>,
     },
 }
@@ -442,8 +445,8 @@ impl Controller {
                 request = requests.recv() => {
                     let Some(request) = request else { return };
                     match request {
-                        Request::Stop { reply } => {
-                            let id = self.operations.create(self.range, "stop");
+                        Request::Stop { actor, reply } => {
+                            let id = self.operations.create(self.range, "stop", &actor);
                             self.stop_device().await;
                             if let Some(run) = running.take() {
                                 self.finish(&run.id, "stopped", Some(("stop", "stopped on request".into())));
@@ -454,9 +457,9 @@ impl Controller {
                             self.finish(&id, "done", None);
                             let _ = reply.send(Ok(id));
                         }
-                        Request::Lock { lock, reply } => {
+                        Request::Lock { lock, actor, reply } => {
                             let kind = if lock { "lock" } else { "unlock" };
-                            let id = self.operations.create(self.range, kind);
+                            let id = self.operations.create(self.range, kind, &actor);
                             let command = if lock { DeviceCommand::Lock } else { DeviceCommand::Unlock };
                             let answer = match self.driver.send(command, self.command_timeout).await {
                                 Ok(Outcome::Accepted) => {
@@ -479,9 +482,9 @@ impl Controller {
                             };
                             let _ = reply.send(answer);
                         }
-                        Request::Motion { kind, goal, reply } => {
+                        Request::Motion { kind, goal, actor, reply } => {
                             if running.is_some() || !queue.is_empty() {
-                                let id = self.operations.create(self.range, kind);
+                                let id = self.operations.create(self.range, kind, &actor);
                                 queue.push_back((id.clone(), goal));
                                 let _ = reply.send(Ok(id));
                             } else {
@@ -490,7 +493,7 @@ impl Controller {
                                     let _ = reply.send(Err(refusal));
                                     continue;
                                 }
-                                let id = self.operations.create(self.range, kind);
+                                let id = self.operations.create(self.range, kind, &actor);
                                 let _ = reply.send(Ok(id.clone()));
                                 running = self.start(id, goal).await;
                             }
@@ -670,6 +673,7 @@ mod tests {
         tx.send(Request::Motion {
             kind: "open",
             goal: Goal::OpenAisle(3),
+            actor: "test".into(),
             reply,
         })
         .await

@@ -68,6 +68,8 @@ pub struct OperationView {
     pub range: u16,
     /// `open`, `close`, `ventilate`, `lock`, `unlock`, `stop`.
     pub kind: String,
+    /// Who asked for it (the API token's name, `scheduler`, …).
+    pub actor: String,
     /// `queued`, `moving`, `done`, `refused`, `failed`, `stopped`.
     pub state: String,
     pub reason: Option<String>,
@@ -92,12 +94,13 @@ pub struct Operations {
 }
 
 impl Operations {
-    pub fn create(&self, range: u16, kind: &str) -> String {
+    pub fn create(&self, range: u16, kind: &str, actor: &str) -> String {
         let id = format!("op-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
         let op = OperationView {
             id: id.clone(),
             range,
             kind: kind.into(),
+            actor: actor.into(),
             state: "queued".into(),
             reason: None,
             message: None,
@@ -385,21 +388,33 @@ impl Shelving {
             .map_err(ShelvingError::Refused)
     }
 
+    /// Asks range `range` to move (`kind`: open, close, ventilate) on behalf of `actor`.
     pub async fn motion(
         &self,
         range: u16,
         kind: &'static str,
         goal: Goal,
+        actor: &str,
     ) -> Result<String, ShelvingError> {
-        self.ask(range, |reply| Request::Motion { kind, goal, reply })
+        let actor = actor.to_string();
+        self.ask(range, |reply| Request::Motion {
+            kind,
+            goal,
+            actor,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn lock(&self, range: u16, lock: bool, actor: &str) -> Result<String, ShelvingError> {
+        let actor = actor.to_string();
+        self.ask(range, |reply| Request::Lock { lock, actor, reply })
             .await
     }
 
-    pub async fn lock(&self, range: u16, lock: bool) -> Result<String, ShelvingError> {
-        self.ask(range, |reply| Request::Lock { lock, reply }).await
-    }
-
-    pub async fn stop(&self, range: u16) -> Result<String, ShelvingError> {
-        self.ask(range, |reply| Request::Stop { reply }).await
+    pub async fn stop(&self, range: u16, actor: &str) -> Result<String, ShelvingError> {
+        let actor = actor.to_string();
+        self.ask(range, |reply| Request::Stop { actor, reply })
+            .await
     }
 }

@@ -46,6 +46,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
     Migrations::new(vec![
         M::up(include_str!("migrations/0001_locations.sql")),
         M::up(include_str!("migrations/0002_sweeps.sql")),
+        M::up(include_str!("migrations/0003_access.sql")),
     ])
 });
 
@@ -146,6 +147,23 @@ impl Store {
             .map_err(|_| E::from(StoreError::WriterGone))?;
         rx.await
             .unwrap_or_else(|_| Err(E::from(StoreError::Abandoned)))
+    }
+
+    /// Copies the database to `dest` with SQLite's online backup, a few hundred pages at a
+    /// time, while writers go on; the number of pages copied.
+    pub async fn backup(&self, dest: &Path) -> Result<usize, StoreError> {
+        let dest = dest.to_path_buf();
+        self.read(move |conn| {
+            let mut out = Connection::open(&dest).map_err(|e| StoreError::Open {
+                path: dest.clone(),
+                message: e.to_string(),
+            })?;
+            let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
+            backup.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
+            let pages = backup.progress().pagecount as usize;
+            Ok(pages)
+        })
+        .await
     }
 
     /// Runs `f` on a read connection on a blocking thread.

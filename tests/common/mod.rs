@@ -16,6 +16,8 @@ pub struct Demo {
     pub base: String,
     pub sim: String,
     pub mqtt: String,
+    /// The admin token the demo printed.
+    pub token: String,
     _stdout: BufReader<ChildStdout>,
 }
 
@@ -52,13 +54,42 @@ pub fn start_demo(data: &Path, extra: &[&str]) -> Demo {
     let base = read("api: ");
     let sim = read("sim: ");
     let mqtt = read("mqtt: ");
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let token = line
+        .trim()
+        .strip_prefix("token: ")
+        .unwrap_or_else(|| panic!("expected 'token: srt_…', got {line:?}"))
+        .to_string();
+    TOKENS.lock().unwrap().insert(base.clone(), token.clone());
     Demo {
         child,
         base,
         sim,
         mqtt,
+        token,
         _stdout: stdout,
     }
+}
+
+/// The token of each running demo, by its API base URL.
+static TOKENS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// A client that sends the admin token of the demo at `base` (none for other servers).
+pub fn api_client(base: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = TOKENS.lock().unwrap().get(base) {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 pub fn client() -> reqwest::Client {
@@ -70,7 +101,11 @@ pub fn client() -> reqwest::Client {
 
 /// GET: status, content type, JSON body (Null when not JSON).
 pub async fn get(base: &str, path: &str) -> (u16, String, Value) {
-    let r = client().get(format!("{base}{path}")).send().await.unwrap();
+    let r = api_client(base)
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let ctype = r
         .headers()
@@ -82,14 +117,18 @@ pub async fn get(base: &str, path: &str) -> (u16, String, Value) {
 
 /// POST without a body: status and JSON body.
 pub async fn post(base: &str, path: &str) -> (u16, Value) {
-    let r = client().post(format!("{base}{path}")).send().await.unwrap();
+    let r = api_client(base)
+        .post(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// PUT a raw body: status.
 pub async fn put(base: &str, path: &str, body: &str) -> u16 {
-    client()
+    api_client(base)
         .put(format!("{base}{path}"))
         .body(body.to_string())
         .send()
@@ -118,7 +157,7 @@ pub async fn wait_for(
 
 /// POST a JSON body: status, headers' Location, JSON body.
 pub async fn post_json(base: &str, path: &str, body: &Value) -> (u16, Option<String>, Value) {
-    let r = client()
+    let r = api_client(base)
         .post(format!("{base}{path}"))
         .json(body)
         .send()
@@ -134,7 +173,7 @@ pub async fn post_json(base: &str, path: &str, body: &Value) -> (u16, Option<Str
 
 /// DELETE: status and JSON body.
 pub async fn delete(base: &str, path: &str) -> (u16, Value) {
-    let r = client()
+    let r = api_client(base)
         .delete(format!("{base}{path}"))
         .send()
         .await

@@ -1,0 +1,292 @@
+//! Who may do what: API tokens and their roles.
+//!
+//! A token is 32 random bytes, shown once as `srt_` and 64 hex digits; only its SHA-256
+//! is stored (the secret has 256 bits of entropy, so a fast hash is enough: nobody can try
+//! their way back to it). Roles are ordered, each with the rights of the one before:
+//! `viewer` (locate, search, read states and reports), `operator` (+ open, close and
+//! ventilate aisles, stop, retrieve, start and cancel sweeps), `archivist` (+ register,
+//! bind, import, sweeps that re-bind), `admin` (+ tokens, lock and unlock, the audit trail).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use rand::RngExt;
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::audit::{Audit, NewEntry};
+use crate::location::now_ms;
+use crate::store::{Store, StoreError};
+
+/// What a token may do; each role has the rights of those before it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Archivist,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Archivist => "archivist",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            "archivist" => Ok(Role::Archivist),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "'{other}' is not a role: viewer, operator, archivist or admin"
+            )),
+        }
+    }
+}
+
+/// Who a request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's name; recorded as the actor of what it does.
+    pub name: String,
+    pub role: Role,
+}
+
+/// A token as listed (never its secret).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TokenView {
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Why a token operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("a live token is already named '{0}'; revoke it first or choose another name")]
+    NameTaken(String),
+    #[error("no live token is named '{0}'")]
+    NoSuchToken(String),
+    #[error("a token name is 1 to 64 letters, digits, '-', '_' or '.'; '{0}' is not")]
+    BadName(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for AccessError {
+    fn from(e: rusqlite::Error) -> Self {
+        AccessError::Store(StoreError::Sqlite(e))
+    }
+}
+
+/// The SHA-256 of a secret, hex.
+fn hash(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The tokens of a room; cheap to clone.
+#[derive(Clone)]
+pub struct Access {
+    store: Store,
+    audit: Audit,
+}
+
+impl Access {
+    pub fn new(store: Store, audit: Audit) -> Access {
+        Access { store, audit }
+    }
+
+    /// Makes a token; the secret is returned this once and never again.
+    pub async fn create(
+        &self,
+        name: &str,
+        role: Role,
+        by: &str,
+    ) -> Result<(String, TokenView), AccessError> {
+        let ok_name = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ok_name {
+            return Err(AccessError::BadName(name.to_string()));
+        }
+        let bytes: [u8; 32] = rand::rng().random();
+        let secret: String = std::iter::once("srt_".to_string())
+            .chain(bytes.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let (hashed, name_, now) = (hash(&secret), name.to_string(), now_ms());
+        let view = self
+            .store
+            .write(move |conn| {
+                let taken: bool = conn
+                    .prepare_cached("SELECT 1 FROM tokens WHERE name = ?1 AND revoked_at IS NULL")?
+                    .exists([&name_])?;
+                if taken {
+                    return Err(AccessError::NameTaken(name_));
+                }
+                conn.prepare_cached(
+                    "INSERT INTO tokens (name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![name_, role.as_str(), hashed, now])?;
+                Ok(TokenView {
+                    name: name_,
+                    role,
+                    created_at: time(now),
+                    revoked_at: None,
+                })
+            })
+            .await?;
+        self.audit
+            .record(
+                NewEntry::new(by, "token", format!("create token {name}"), "done")
+                    .detail(format!("role {role}")),
+            )
+            .await;
+        Ok((secret, view))
+    }
+
+    /// Every token, live and revoked, oldest first.
+    pub async fn list(&self) -> Result<Vec<TokenView>, AccessError> {
+        self.store
+            .read(|conn| {
+                let rows = conn
+                    .prepare("SELECT name, role, created_at, revoked_at FROM tokens ORDER BY id")?
+                    .query_map([], |r| {
+                        let role: String = r.get(1)?;
+                        Ok(TokenView {
+                            name: r.get(0)?,
+                            role: role.parse().unwrap_or(Role::Viewer),
+                            created_at: time(r.get(2)?),
+                            revoked_at: r.get::<_, Option<i64>>(3)?.map(time),
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    /// Revokes the live token named `name`: it opens nothing from now on.
+    pub async fn revoke(&self, name: &str, by: &str) -> Result<(), AccessError> {
+        let (name_, now) = (name.to_string(), now_ms());
+        self.store
+            .write(move |conn| {
+                let n = conn.execute(
+                    "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                    params![name_, now],
+                )?;
+                if n == 0 {
+                    return Err(AccessError::NoSuchToken(name_));
+                }
+                Ok(())
+            })
+            .await?;
+        self.audit
+            .record(NewEntry::new(
+                by,
+                "token",
+                format!("revoke token {name}"),
+                "done",
+            ))
+            .await;
+        Ok(())
+    }
+
+    /// Whose live token `secret` is.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Identity>, AccessError> {
+        let hashed = hash(secret);
+        self.store
+            .read(move |conn| {
+                let row = conn
+                    .prepare_cached(
+                        "SELECT name, role FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
+                    )?
+                    .query_row([hashed], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .optional()?;
+                Ok(row
+                    .and_then(|(name, role)| role.parse().ok().map(|role| Identity { name, role })))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_token_opens_until_it_is_revoked_and_only_its_hash_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let access = Access::new(store.clone(), Audit::new(store.clone()));
+        let (secret, view) = access
+            .create("desk-1", Role::Operator, "test")
+            .await
+            .unwrap();
+        assert!(secret.starts_with("srt_") && secret.len() == 68, "{secret}");
+        assert_eq!(view.role, Role::Operator);
+        let who = access.authenticate(&secret).await.unwrap().unwrap();
+        assert_eq!((who.name.as_str(), who.role), ("desk-1", Role::Operator));
+        assert!(access.authenticate("srt_guess").await.unwrap().is_none());
+        assert!(matches!(
+            access.create("desk-1", Role::Admin, "test").await,
+            Err(AccessError::NameTaken(_))
+        ));
+        assert!(matches!(
+            access.create("no spaces", Role::Admin, "test").await,
+            Err(AccessError::BadName(_))
+        ));
+        let stored: String = store
+            .read(|c| {
+                c.query_row("SELECT hash FROM tokens", [], |r| r.get(0))
+                    .map_err(StoreError::from)
+            })
+            .await
+            .unwrap();
+        assert!(!stored.contains(&secret[4..]), "the secret is not stored");
+        access.revoke("desk-1", "test").await.unwrap();
+        assert!(access.authenticate(&secret).await.unwrap().is_none());
+        assert!(matches!(
+            access.revoke("desk-1", "test").await,
+            Err(AccessError::NoSuchToken(_))
+        ));
+        // The name is free again; the revoked token is still listed.
+        access.create("desk-1", Role::Viewer, "test").await.unwrap();
+        let list = access.list().await.unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list[0].revoked_at.is_some() && list[1].revoked_at.is_none());
+        assert!(Role::Viewer < Role::Operator && Role::Archivist < Role::Admin);
+    }
+}

@@ -1,0 +1,258 @@
+//! The API's door: every route but `health` needs a bearer token whose role is high
+//! enough; every change asked (and every refusal at the door) goes into the audit trail.
+//!
+//! `Authorization: Bearer srt_…`; a GET may also carry `?access_token=srt_…` (a browser's
+//! EventSource cannot set headers). 401 without a valid token, 403 with too low a role,
+//! both as problem+json. A client that keeps failing is slowed down: after five failures
+//! each answer waits twice as long as the one before, up to five seconds, until it gets
+//! one right or ten minutes pass.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, Problem, ProblemInfo};
+use crate::access::{Identity, Role};
+use crate::audit::NewEntry;
+
+/// The identity of the request's token, for handlers.
+pub struct Who(pub Identity);
+
+impl<S: Send + Sync> FromRequestParts<S> for Who {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Who, Problem> {
+        parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .map(Who)
+            .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "no token"))
+    }
+}
+
+/// The role a route needs; `None`: open to all (`health`). `path` is the route's template.
+pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
+    use Role::*;
+    // A route that does not exist needs a token before it is told so.
+    let Some(path) = path else {
+        return Some(Viewer);
+    };
+    Some(match (method.as_str(), path) {
+        (_, "/api/v1/health") => return None,
+        (_, "/api/v1/audit" | "/api/v1/tokens" | "/api/v1/tokens/{name}") => Admin,
+        ("GET" | "HEAD", _) => Viewer,
+        (
+            "POST",
+            "/api/v1/ranges/{range}/aisles/{aisle}/open"
+            | "/api/v1/ranges/{range}/close"
+            | "/api/v1/ranges/{range}/ventilate"
+            | "/api/v1/ranges/{range}/stop"
+            | "/api/v1/boxes/{archive_no}/retrieve"
+            | "/api/v1/sweeps",
+        )
+        | ("DELETE", "/api/v1/sweeps/{id}") => Operator,
+        ("POST", "/api/v1/boxes" | "/api/v1/bindings/moves" | "/api/v1/import/boxes")
+        | ("PUT" | "DELETE", "/api/v1/boxes/{archive_no}/binding") => Archivist,
+        _ => Admin,
+    })
+}
+
+/// Failed attempts per client.
+#[derive(Default)]
+pub struct Failures {
+    by_client: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+/// Failures a client may have before it is slowed down.
+const FREE_FAILURES: u32 = 5;
+const MAX_DELAY: Duration = Duration::from_secs(5);
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+/// Clients remembered at most (the oldest are forgotten first).
+const MAX_CLIENTS: usize = 10_000;
+
+impl Failures {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
+        self.by_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long to hold a client's answer.
+    pub fn delay(&self, client: IpAddr) -> Duration {
+        match self.lock().get(&client) {
+            Some((n, at)) if *n > FREE_FAILURES && at.elapsed() < FORGET_AFTER => {
+                let doublings = (*n - FREE_FAILURES - 1).min(16);
+                (Duration::from_millis(100) * 2u32.pow(doublings)).min(MAX_DELAY)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    pub fn fail(&self, client: IpAddr) {
+        let mut all = self.lock();
+        if all.len() >= MAX_CLIENTS && !all.contains_key(&client) {
+            all.retain(|_, (_, at)| at.elapsed() < FORGET_AFTER);
+            if all.len() >= MAX_CLIENTS
+                && let Some(oldest) = all.iter().min_by_key(|(_, (_, at))| *at).map(|(ip, _)| *ip)
+            {
+                all.remove(&oldest);
+            }
+        }
+        let entry = all.entry(client).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= FORGET_AFTER {
+            entry.0 = 0;
+        }
+        entry.0 += 1;
+        entry.1 = Instant::now();
+    }
+
+    pub fn clear(&self, client: IpAddr) {
+        self.lock().remove(&client);
+    }
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string());
+    }
+    if req.method() == Method::GET {
+        return req.uri().query().and_then(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == "access_token")
+                .map(|(_, v)| v.to_string())
+        });
+    }
+    None
+}
+
+fn changes(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The middleware: who is it, may they, and what came of it.
+pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let Some(need) = required(&method, template.as_deref()) else {
+        return next.run(req).await;
+    };
+    let action = format!("{method} {}", req.uri().path());
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = client {
+        let wait = s.failures.delay(ip);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    let identity = match bearer(&req) {
+        Some(secret) => match s.access.authenticate(&secret).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check a token");
+                return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+                    .into_response();
+            }
+        },
+        None => None,
+    };
+    let Some(identity) = identity else {
+        if let Some(ip) = client {
+            s.failures.fail(ip);
+        }
+        let detail = if req.headers().contains_key(header::AUTHORIZATION) {
+            "the token is not valid: unknown or revoked"
+        } else {
+            "this route needs a token: Authorization: Bearer srt_… (stackroom token create)"
+        };
+        if changes(&method) {
+            s.audit
+                .record(NewEntry::new("anonymous", "denied", &action, "401"))
+                .await;
+        }
+        return (
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail),
+        )
+            .into_response();
+    };
+    if let Some(ip) = client {
+        s.failures.clear(ip);
+    }
+    if identity.role < need {
+        s.audit
+            .record(
+                NewEntry::new(&identity.name, "denied", &action, "403")
+                    .detail(format!("role {} needs {need}", identity.role)),
+            )
+            .await;
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token '{}' is a {}; this needs {need} or above",
+                identity.name, identity.role
+            ),
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(identity.clone());
+    let response = next.run(req).await;
+    if changes(&method) {
+        let status = response.status().as_u16().to_string();
+        let outcome = match response.extensions().get::<ProblemInfo>() {
+            Some(p) => match p.reason {
+                Some(reason) => format!("{status} {}: {reason}", p.kind),
+                None => format!("{status} {}", p.kind),
+            },
+            None => status,
+        };
+        s.audit
+            .record(NewEntry::new(&identity.name, "request", &action, outcome))
+            .await;
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_that_keeps_failing_waits_longer_and_longer() {
+        let f = Failures::default();
+        let ip: IpAddr = [192, 0, 2, 1].into();
+        for _ in 0..FREE_FAILURES {
+            f.fail(ip);
+        }
+        assert_eq!(f.delay(ip), Duration::ZERO);
+        f.fail(ip);
+        assert_eq!(f.delay(ip), Duration::from_millis(100));
+        f.fail(ip);
+        assert_eq!(f.delay(ip), Duration::from_millis(200));
+        for _ in 0..20 {
+            f.fail(ip);
+        }
+        assert_eq!(f.delay(ip), MAX_DELAY);
+        f.clear(ip);
+        assert_eq!(f.delay(ip), Duration::ZERO);
+    }
+}

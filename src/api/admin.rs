@@ -1,0 +1,122 @@
+//! Admin routes: tokens and the audit trail.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who, parse_moment};
+use crate::access::{Role, TokenView};
+use crate::audit::{Entry, Filter};
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct TokenList {
+    items: Vec<TokenView>,
+}
+
+/// Every token, live and revoked (never a secret).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "system",
+    responses((status = 200, body = TokenList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(super) async fn list_tokens(State(s): State<AppState>) -> ApiResult<TokenList> {
+    Ok(Json(TokenList {
+        items: s.access.list().await?,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewToken {
+    /// Letters, digits, `-`, `_`, `.`; recorded as the actor of what the token does.
+    name: String,
+    role: Role,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct CreatedToken {
+    #[serde(flatten)]
+    token: TokenView,
+    /// The secret, shown this once: `Authorization: Bearer <token>`.
+    secret: String,
+}
+
+/// Make a token; its secret is in this answer and nowhere else.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "system", request_body = NewToken,
+    responses((status = 201, body = CreatedToken), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn create_token(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiJson(new): ApiJson<NewToken>,
+) -> Result<impl IntoResponse, Problem> {
+    let (secret, token) = s.access.create(&new.name, new.role, &who.name).await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { token, secret })))
+}
+
+/// Revoke the live token of that name; it opens nothing from now on.
+#[utoipa::path(delete, path = "/api/v1/tokens/{name}", tag = "system",
+    params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub(super) async fn revoke_token(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, Problem> {
+    s.access.revoke(&name, &who.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditQuery {
+    /// From this moment (RFC 3339, or a day meaning its start, UTC).
+    since: Option<String>,
+    /// Only this actor (a token's name, `cli`, `anonymous`, …).
+    actor: Option<String>,
+    /// Only `request`, `denied`, `motion` or `token`.
+    kind: Option<String>,
+    /// At most this many (1 to 10000, default 1000), oldest first.
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct AuditList {
+    items: Vec<Entry>,
+}
+
+/// The audit trail: changes asked through the API, refusals at the door, motions, tokens.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "system", params(AuditQuery),
+    responses((status = 200, body = AuditList), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn audit_trail(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<AuditList> {
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(Problem::invalid("limit", "is 1 to 10000"));
+    }
+    if let Some(kind) = q.kind.as_deref()
+        && !["request", "denied", "motion", "token"].contains(&kind)
+    {
+        return Err(Problem::invalid(
+            "kind",
+            format!("'{kind}' is not a kind: request, denied, motion or token"),
+        ));
+    }
+    let since: Option<DateTime<Utc>> = match q.since.as_deref() {
+        Some(text) => Some(parse_moment(text, false).map_err(|p| p.field("since"))?),
+        None => None,
+    };
+    let items = s
+        .audit
+        .query(Filter {
+            since,
+            actor: q.actor,
+            kind: q.kind,
+            limit,
+        })
+        .await
+        .map_err(|e| Problem::from(crate::location::LocationError::from(e)))?;
+    Ok(Json(AuditList { items }))
+}

@@ -1,0 +1,417 @@
+//! Access control and the audit trail, through the real demo: every route needs a token
+//! of the right role, refusals are problems, changes and motions are recorded.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{BIN, Demo, api_client, get, start_demo, wait_for};
+use serde_json::{Value, json};
+
+fn demo(data: &tempfile::TempDir) -> Demo {
+    start_demo(data.path(), &["--time-scale", "10"])
+}
+
+/// Makes a token of `role` through the API; its secret.
+async fn token(d: &Demo, name: &str, role: &str) -> String {
+    let r = api_client(&d.base)
+        .post(format!("{}/api/v1/tokens", d.base))
+        .json(&json!({"name": name, "role": role}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["role"], role);
+    body["secret"].as_str().unwrap().to_string()
+}
+
+/// Status of `method path` with `token` (none: no Authorization header).
+async fn status(d: &Demo, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = format!("{}{path}", d.base);
+    let mut req = match method {
+        "get" => c.get(url),
+        "post" => c.post(url),
+        "put" => c.put(url),
+        "delete" => c.delete(url),
+        other => panic!("{other}"),
+    };
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if method != "get" && method != "delete" {
+        req = req.header("content-type", "application/json").body("{}");
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    if path.ends_with("/events") && status == 200 {
+        // The event stream never ends: its status is the answer.
+        return (status, Value::Null);
+    }
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Every route of the OpenAPI document, with its parameters filled in.
+async fn routes(d: &Demo) -> Vec<(String, String)> {
+    let (_, _, doc) = get(&d.base, "/api/v1/openapi.json").await;
+    let mut out = Vec::new();
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        let path = path
+            .replace("{range}", "1")
+            .replace("{aisle}", "2")
+            .replace("{archive_no}", "0451-H-001-00001")
+            .replace("{id}", "999")
+            .replace("{epc}", "E28011700000000000000001")
+            .replace("{name}", "nobody")
+            .replace("{operation}", "op-999");
+        for method in methods.as_object().unwrap().keys() {
+            out.push((method.clone(), path.clone()));
+        }
+    }
+    assert!(out.len() > 30, "{out:?}");
+    out
+}
+
+/// The role each route needs, as the README documents it.
+fn needs(method: &str, path: &str) -> &'static str {
+    match (method, path) {
+        (_, "/api/v1/health") => "none",
+        (_, p) if p.starts_with("/api/v1/tokens") || p.starts_with("/api/v1/audit") => "admin",
+        ("get", _) => "viewer",
+        ("post", p)
+            if p.ends_with("/open") || p.ends_with("/close") || p.ends_with("/ventilate") =>
+        {
+            "operator"
+        }
+        ("post", p) if p.ends_with("/stop") || p.ends_with("/retrieve") => "operator",
+        ("post", "/api/v1/sweeps") | ("delete", "/api/v1/sweeps/999") => "operator",
+        ("post", "/api/v1/boxes" | "/api/v1/bindings/moves" | "/api/v1/import/boxes") => {
+            "archivist"
+        }
+        ("put" | "delete", p) if p.ends_with("/binding") => "archivist",
+        _ => "admin",
+    }
+}
+
+const ROLES: [&str; 4] = ["viewer", "operator", "archivist", "admin"];
+
+#[tokio::test]
+async fn every_route_needs_a_token_of_the_right_role() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    let mut tokens = Vec::new();
+    for role in ROLES {
+        tokens.push((role, token(&d, &format!("t-{role}"), role).await));
+    }
+    for (method, path) in routes(&d).await {
+        let need = needs(&method, &path);
+        let (code, body) = status(&d, &method, &path, None).await;
+        if need == "none" {
+            assert_eq!(code, 200, "{method} {path}");
+            continue;
+        }
+        assert_eq!(code, 401, "{method} {path} without a token: {body}");
+        assert_eq!(body["type"], "urn:stackroom:unauthorized");
+        let (code, _) = status(&d, &method, &path, Some("srt_0000")).await;
+        assert_eq!(code, 401, "{method} {path} with a made-up token");
+        let rank = ROLES.iter().position(|r| *r == need).unwrap();
+        for (i, (role, secret)) in tokens.iter().enumerate() {
+            let (code, body) = status(&d, &method, &path, Some(secret)).await;
+            if i < rank {
+                assert_eq!(code, 403, "{method} {path} as {role}: {body}");
+                assert_eq!(body["type"], "urn:stackroom:forbidden");
+                assert!(body["detail"].as_str().unwrap().contains(need), "{body}");
+            } else {
+                assert!(
+                    ![401, 403].contains(&code),
+                    "{method} {path} as {role}: {code} {body}"
+                );
+            }
+        }
+    }
+    // A re-binding sweep needs an archivist.
+    let operator = &tokens[1].1;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/sweeps", d.base))
+        .bearer_auth(operator)
+        .json(&json!({"scope": {"shelves": ["R1-C1-R-S1-L1"]}, "apply": "sync"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The simulator's control API is not behind the controller's listener.
+    let (code, _) = status(&d, "get", "/sim/state", Some(&d.token)).await;
+    assert_eq!(code, 404);
+    // A browser's EventSource passes the token in the query.
+    let (code, _, _) = get(
+        &d.base,
+        &format!("/api/v1/ranges?access_token={}", tokens[0].1),
+    )
+    .await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_guessing_is_slowed_down_and_revoked_tokens_open_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    let viewer = token(&d, "desk", "viewer").await;
+    for _ in 0..6 {
+        assert_eq!(
+            status(&d, "get", "/api/v1/ranges", Some("srt_guess"))
+                .await
+                .0,
+            401
+        );
+    }
+    let start = Instant::now();
+    assert_eq!(
+        status(&d, "get", "/api/v1/ranges", Some("srt_guess"))
+            .await
+            .0,
+        401
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        start.elapsed()
+    );
+    // A right token clears the slate.
+    assert_eq!(
+        status(&d, "get", "/api/v1/ranges", Some(&viewer)).await.0,
+        200
+    );
+    let r = api_client(&d.base)
+        .delete(format!("{}/api/v1/tokens/desk", d.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        status(&d, "get", "/api/v1/ranges", Some(&viewer)).await.0,
+        401
+    );
+    let (_, _, list) = get(&d.base, "/api/v1/tokens").await;
+    let desk = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "desk")
+        .unwrap();
+    assert!(!desk["revoked_at"].is_null(), "{desk}");
+    assert!(
+        !list.to_string().contains(&viewer[4..]),
+        "no secret is ever listed"
+    );
+}
+
+#[tokio::test]
+async fn changes_motions_and_refusals_are_in_the_audit_trail() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    let operator = token(&d, "floor-1", "operator").await;
+    // A token made on the command line works at once.
+    let out = std::process::Command::new(BIN)
+        .args([
+            "token",
+            "create",
+            "--role",
+            "archivist",
+            "--name",
+            "clerk",
+            "--data",
+        ])
+        .arg(data.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clerk = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(clerk.starts_with("srt_"), "{clerk}");
+
+    wait_for(&d.base, "/api/v1/ranges/1", 15, |v| v["link"] == "up").await;
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{}/api/v1/ranges/1/aisles/3/open", d.base))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let op: Value = r.json().await.unwrap();
+    let op = op["operation"].as_str().unwrap().to_string();
+    let done = wait_for(&d.base, &format!("/api/v1/operations/{op}"), 30, |v| {
+        v["state"] == "done"
+    })
+    .await;
+    assert_eq!(done["actor"], "floor-1", "{done}");
+    // A refusal: a person in aisle 5, closing is refused.
+    let sim = reqwest::Client::new();
+    sim.put(format!("{}/sim/ranges/1/aisles/3/occupied", d.sim))
+        .body("true")
+        .send()
+        .await
+        .unwrap();
+    wait_for(&d.base, "/api/v1/ranges/1", 15, |v| {
+        v["occupied_aisles"] == json!([3])
+    })
+    .await;
+    let r = c
+        .post(format!("{}/api/v1/ranges/1/close", d.base))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let r = c
+        .put(format!("{}/api/v1/boxes/0451-H-001-00001/binding", d.base))
+        .bearer_auth(&clerk)
+        .json(&json!({"shelf": "R3-C2-L-S1-L1", "reason": "audit test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .put(format!("{}/api/v1/boxes/0451-H-001-00002/binding", d.base))
+        .bearer_auth(&operator)
+        .json(&json!({"shelf": "R3-C2-L-S1-L1", "reason": "not allowed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let trail = wait_for(&d.base, "/api/v1/audit?kind=motion", 15, |v| {
+        v["items"].as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
+    let motion = &trail["items"][0];
+    assert_eq!(motion["actor"], "floor-1");
+    assert_eq!(motion["outcome"], "done");
+    assert!(
+        motion["action"]
+            .as_str()
+            .unwrap()
+            .starts_with("open range 1"),
+        "{motion}"
+    );
+    let (_, _, all) = get(&d.base, "/api/v1/audit").await;
+    let items = all["items"].as_array().unwrap();
+    let has = |actor: &str, kind: &str, action: &str, outcome: &str| {
+        items.iter().any(|e| {
+            e["actor"] == actor
+                && e["kind"] == kind
+                && e["action"].as_str().unwrap().contains(action)
+                && e["outcome"].as_str().unwrap().starts_with(outcome)
+        })
+    };
+    assert!(
+        has(
+            "floor-1",
+            "request",
+            "POST /api/v1/ranges/1/aisles/3/open",
+            "202"
+        ),
+        "{all}"
+    );
+    assert!(
+        has(
+            "floor-1",
+            "request",
+            "POST /api/v1/ranges/1/close",
+            "409 refused: aisle_occupied"
+        ),
+        "{all}"
+    );
+    assert!(
+        has(
+            "clerk",
+            "request",
+            "PUT /api/v1/boxes/0451-H-001-00001/binding",
+            "200"
+        ),
+        "{all}"
+    );
+    assert!(
+        has(
+            "floor-1",
+            "denied",
+            "PUT /api/v1/boxes/0451-H-001-00002/binding",
+            "403"
+        ),
+        "{all}"
+    );
+    assert!(
+        has("demo", "token", "create token floor-1", "done"),
+        "{all}"
+    );
+    assert!(has("cli", "token", "create token clerk", "done"), "{all}");
+    let (_, _, mine) = get(&d.base, "/api/v1/audit?actor=clerk").await;
+    assert!(
+        mine["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"] == "clerk")
+    );
+    let (code, _, bad) = get(&d.base, "/api/v1/audit?kind=everything").await;
+    assert_eq!((code, bad["field"].as_str()), (422, Some("kind")));
+
+    // The history of the box names the clerk.
+    let (_, _, history) = get(&d.base, "/api/v1/boxes/0451-H-001-00001/history").await;
+    assert_eq!(
+        history["events"].as_array().unwrap().last().unwrap()["actor"],
+        "clerk"
+    );
+
+    // Exported as CSV from the command line, while the controller runs.
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "export", "--data"])
+        .arg(data.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        csv.starts_with("id,at,actor,kind,action,outcome,detail\n"),
+        "{csv}"
+    );
+    assert!(csv.contains(",floor-1,motion,open range 1"), "{csv}");
+
+    // And the database backed up while it runs.
+    let copy = data.path().join("copy.db");
+    let out = std::process::Command::new(BIN)
+        .args(["backup"])
+        .arg(&copy)
+        .arg("--data")
+        .arg(data.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = rusqlite::Connection::open(&copy).unwrap();
+    let boxes: i64 = db
+        .query_row("SELECT COUNT(*) FROM boxes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(boxes, 5400);
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
