@@ -270,6 +270,25 @@ async fn a_reader_going_offline_mid_sweep_leaves_its_shelves_unread_never_missin
         .find(|r| r["id"] == "reader-1")
         .unwrap();
     assert!(r1["failures"].as_u64().unwrap() >= 1, "{r1}");
+
+    // Plugged back in, the reader is used again without anybody restarting anything;
+    // locate kept working all along.
+    let (status, _, _) = get(&d.base, "/api/v1/boxes/0451-H-001-00001/location").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        put(&d.sim, "/sim/readers/reader-1/online", "true").await,
+        204
+    );
+    let some: Vec<&str> = unread.iter().take(3).copied().collect();
+    let id = start(&d, json!({"shelves": some}), "report").await;
+    let view = finished(&d, id).await;
+    assert_eq!(view["progress"]["read"], 3, "{view}");
+    assert!(
+        crate::report(&d, id).await["unread"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
