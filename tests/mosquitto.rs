@@ -24,15 +24,19 @@ impl Drop for Broker {
     }
 }
 
-fn mosquitto(dir: &std::path::Path) -> Option<(Broker, u16)> {
+/// Starts Mosquitto on `port` (a free one if none).
+fn mosquitto(dir: &std::path::Path, port: Option<u16>) -> Option<(Broker, u16)> {
     let path = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
+    let port = match port {
+        Some(p) => p,
+        None => std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port(),
+    };
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
@@ -59,7 +63,7 @@ fn mosquitto(dir: &std::path::Path) -> Option<(Broker, u16)> {
 #[tokio::test]
 async fn mqtt_shelving_works_through_mosquitto() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((_broker, port)) = mosquitto(dir.path()) else {
+    let Some((broker, port)) = mosquitto(dir.path(), None) else {
         assert!(
             std::env::var_os("STACKROOM_REQUIRE_MOSQUITTO").is_none(),
             "Mosquitto is required here but did not start"
@@ -106,4 +110,49 @@ async fn mqtt_shelving_works_through_mosquitto() {
     }
     assert_eq!(state, "done");
     assert_eq!(shelving.range(2).unwrap().open_aisle, Some(4));
+
+    // The broker goes away: the range's state turns unknown and nothing may move.
+    drop(broker);
+    let mut view = shelving.range(2).unwrap();
+    for _ in 0..500 {
+        view = shelving.range(2).unwrap();
+        if view.link == "down" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(view.link, "down", "{view:?}");
+    let refused = shelving
+        .motion(2, "open", Goal::OpenAisle(2), "test")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, stackroom::shelving::ShelvingError::Refused(r)
+            if ["link_down", "state_unknown"].contains(&r.reason)),
+        "{refused}"
+    );
+    // It comes back on the same port: the driver reconnects by itself.
+    let (_broker, _) = mosquitto(dir.path(), Some(port)).expect("Mosquitto restarts");
+    for _ in 0..1000 {
+        if ready() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        ready(),
+        "after the broker's restart: {:?}",
+        shelving.range(2)
+    );
+    let op = shelving
+        .motion(2, "open", Goal::OpenAisle(2), "test")
+        .await
+        .unwrap();
+    for _ in 0..500 {
+        if shelving.operations.get(&op).unwrap().state == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(shelving.range(2).unwrap().open_aisle, Some(2));
 }
