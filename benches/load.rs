@@ -18,10 +18,8 @@ use std::time::{Duration, Instant};
 use stackroom::access::Role;
 use stackroom::config::RoomConfig;
 use stackroom::demo;
-use stackroom::mqtt::EmbeddedBroker;
 use stackroom::rfid::sweep::{Apply, Scope, SweepRequest};
 use stackroom::server::Controller;
-use stackroom::shelving::Wiring;
 use stackroom::sim::{self, SimSettings};
 
 const WORDS: [&str; 6] = ["合同", "contract", "电费", "customer", "用电", "file"];
@@ -65,24 +63,7 @@ async fn main() {
     eprintln!("{total} boxes ready in {:.0} s", t.elapsed().as_secs_f64());
 
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let broker = EmbeddedBroker::start(any).unwrap();
-    let placement = sim::placement_from(&controller.locations).await.unwrap();
-    let settings = SimSettings {
-        mqtt: Some(sim::broker(&broker.url()).unwrap()),
-        ..SimSettings::default()
-    };
-    let simulator = sim::start(&controller.config, placement, &settings, any)
-        .await
-        .unwrap();
-    controller
-        .start_devices(&Wiring {
-            serial_paths: simulator
-                .endpoints
-                .iter()
-                .filter_map(|e| Some((e.device.clone(), e.path.clone()?)))
-                .collect(),
-            mqtt: Some(("127.0.0.1".into(), broker.addr.port())),
-        })
+    let (_simulator, _broker) = sim::simulate(&mut controller, SimSettings::default(), any, any)
         .await
         .unwrap();
     let (token, _) = controller

@@ -18,11 +18,9 @@ use std::time::{Duration, Instant};
 
 use stackroom::config::RoomConfig;
 use stackroom::demo;
-use stackroom::mqtt::EmbeddedBroker;
 use stackroom::rfid::reader::Mode;
 use stackroom::rfid::sweep::{Apply, Scope, SweepRequest, SweepState};
 use stackroom::server::Controller;
-use stackroom::shelving::Wiring;
 use stackroom::sim::{self, SimSettings};
 
 #[tokio::main]
@@ -50,24 +48,7 @@ async fn run(r2000_repeat: Option<u8>) {
     let mut controller = Controller::start(config, Some(data.path())).await.unwrap();
     demo::seed(&controller.locations).await.unwrap();
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let broker = EmbeddedBroker::start(any).unwrap();
-    let placement = sim::placement_from(&controller.locations).await.unwrap();
-    let settings = SimSettings {
-        mqtt: Some(sim::broker(&broker.url()).unwrap()),
-        ..SimSettings::default()
-    };
-    let simulator = sim::start(&controller.config, placement, &settings, any)
-        .await
-        .unwrap();
-    controller
-        .start_devices(&Wiring {
-            serial_paths: simulator
-                .endpoints
-                .iter()
-                .filter_map(|e| Some((e.device.clone(), e.path.clone()?)))
-                .collect(),
-            mqtt: Some(("127.0.0.1".into(), broker.addr.port())),
-        })
+    let (simulator, _broker) = sim::simulate(&mut controller, SimSettings::default(), any, any)
         .await
         .unwrap();
     let rfid = controller.rfid.clone().unwrap();

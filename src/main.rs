@@ -208,26 +208,13 @@ async fn run(command: Command) -> Result<(), String> {
             if seeded > 0 {
                 tracing::info!(boxes = seeded, "seeded the demo room");
             }
-            let broker = EmbeddedBroker::start(mqtt_listen).map_err(|e| e.to_string())?;
-            let placement = sim::placement_from(&controller.locations).await?;
+            let mut controller = controller;
             let settings = SimSettings {
-                mqtt: Some(sim::broker(&broker.url())?),
                 time_scale,
                 ..SimSettings::default()
             };
-            let simulator =
-                sim::start(&controller.config, placement, &settings, sim_control).await?;
-            let mut controller = controller;
-            controller
-                .start_devices(&Wiring {
-                    serial_paths: simulator
-                        .endpoints
-                        .iter()
-                        .filter_map(|e| Some((e.device.clone(), e.path.clone()?)))
-                        .collect(),
-                    mqtt: Some(("127.0.0.1".into(), broker.addr.port())),
-                })
-                .await?;
+            let (simulator, broker) =
+                sim::simulate(&mut controller, settings, mqtt_listen, sim_control).await?;
             let config = controller.config.clone();
             stackroom::mqtt::publish_events(
                 "127.0.0.1".into(),

@@ -285,6 +285,35 @@ pub fn placement_csv<R: Read>(input: R) -> Result<Vec<Placement>, String> {
     Ok(out)
 }
 
+/// The simulated room around a controller, as the demo runs it: the embedded broker on
+/// `mqtt_listen`, hw-sim (its control API on `control`) with the boxes where the
+/// controller's database says they are, and the controller's devices started against it.
+pub async fn simulate(
+    controller: &mut crate::server::Controller,
+    settings: SimSettings,
+    mqtt_listen: SocketAddr,
+    control: SocketAddr,
+) -> Result<(Simulator, crate::mqtt::EmbeddedBroker), String> {
+    let broker = crate::mqtt::EmbeddedBroker::start(mqtt_listen).map_err(|e| e.to_string())?;
+    let placement = placement_from(&controller.locations).await?;
+    let settings = SimSettings {
+        mqtt: Some(self::broker(&broker.url())?),
+        ..settings
+    };
+    let simulator = start(&controller.config, placement, &settings, control).await?;
+    controller
+        .start_devices(&crate::shelving::Wiring {
+            serial_paths: simulator
+                .endpoints
+                .iter()
+                .filter_map(|e| Some((e.device.clone(), e.path.clone()?)))
+                .collect(),
+            mqtt: Some(("127.0.0.1".into(), broker.addr.port())),
+        })
+        .await?;
+    Ok((simulator, broker))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
