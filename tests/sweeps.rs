@@ -80,17 +80,12 @@ fn on_shelf(truth: &[(String, Option<String>, Option<String>)], shelf: &str) -> 
         .unwrap_or_else(|| panic!("no box on {shelf}"))
 }
 
-#[tokio::test]
-async fn a_range_sweep_finds_the_moved_the_removed_and_the_stray_and_places_the_rest() {
-    let data = tempfile::tempdir().unwrap();
-    let d = demo(&data);
-    let before = truth(&d).await;
-    let (moved_epc, moved) = on_shelf(&before, "R1-C2-L-S1-L1");
-    let (gone_epc, gone) = on_shelf(&before, "R1-C3-R-S2-L4");
-    let c = common::api_client(&d.base);
+/// In the simulated room only: box `moved` is put on `shelf`, box `gone` leaves the room.
+async fn move_and_remove(d: &Demo, moved: &str, shelf: &str, gone: &str) {
+    let c = common::client();
     let r = c
         .post(format!("{}/sim/boxes/{moved}/move", d.sim))
-        .body(r#"{"shelf":"R1-C4-R-S3-L5"}"#)
+        .body(format!(r#"{{"shelf":"{shelf}"}}"#))
         .send()
         .await
         .unwrap();
@@ -101,6 +96,17 @@ async fn a_range_sweep_finds_the_moved_the_removed_and_the_stray_and_places_the_
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+}
+
+#[tokio::test]
+async fn a_range_sweep_finds_the_moved_the_removed_and_the_stray_and_places_the_rest() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    let before = truth(&d).await;
+    let (moved_epc, moved) = on_shelf(&before, "R1-C2-L-S1-L1");
+    let (gone_epc, gone) = on_shelf(&before, "R1-C3-R-S2-L4");
+    move_and_remove(&d, &moved, "R1-C4-R-S3-L5", &gone).await;
+    let c = common::api_client(&d.base);
     let stray = "E2009999000000000000ABCD";
     let r = c
         .post(format!("{}/sim/tags", d.sim))
@@ -298,20 +304,7 @@ async fn sync_rebinds_a_moved_box_with_the_sweep_as_source_and_never_unbinds_a_m
     let before = truth(&d).await;
     let (_, moved) = on_shelf(&before, "R2-C3-L-S1-L1");
     let (_, gone) = on_shelf(&before, "R2-C3-L-S4-L4");
-    let c = common::api_client(&d.base);
-    let r = c
-        .post(format!("{}/sim/boxes/{moved}/move", d.sim))
-        .body(r#"{"shelf":"R2-C3-L-S3-L6"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let r = c
-        .delete(format!("{}/sim/boxes/{gone}", d.sim))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    move_and_remove(&d, &moved, "R2-C3-L-S3-L6", &gone).await;
     let id = start(
         &d,
         json!({"shelves": ["R2-C3-L-S1-L1", "R2-C3-L-S3-L6", "R2-C3-L-S4-L4"]}),
