@@ -24,6 +24,7 @@ pub mod layout;
 pub mod location;
 pub mod logging;
 pub mod mqtt;
+pub mod page;
 pub mod rfid;
 pub mod server;
 pub mod shelf;

@@ -438,6 +438,8 @@ async fn serve(
         say(&format!("sim: http://{}", simulator.control));
         say(&format!("mqtt: {}", broker.url()));
         say(&format!("token: {token}"));
+        // The token rides in the fragment, which the browser keeps to itself.
+        say(&format!("page: http://{addr}/#token={token}"));
         for line in sim::describe(simulator) {
             tracing::info!("{line}");
         }

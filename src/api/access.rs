@@ -65,6 +65,9 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
     })
 }
 
+/// The role a sweep with `apply: sync` needs (it re-binds boxes), checked by its handler.
+pub(super) const SYNC_ROLE: Role = Role::Archivist;
+
 /// Failed attempts per client.
 #[derive(Default)]
 pub struct Failures {

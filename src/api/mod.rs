@@ -9,6 +9,7 @@ mod admin;
 mod problem;
 mod ranges;
 mod rfid;
+mod room;
 
 use std::sync::Arc;
 
@@ -86,6 +87,8 @@ struct ApiDoc;
 pub fn router(state: AppState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
+        .routes(routes!(room::room))
+        .routes(routes!(room::me))
         .routes(routes!(search_boxes, register_box))
         .routes(routes!(get_box))
         .routes(routes!(box_location))
@@ -146,6 +149,8 @@ pub fn router(state: AppState) -> Router {
             access::guard,
         ))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        // The staff page is outside the API's door: it holds no data and signs in itself.
+        .merge(crate::page::router())
         .with_state(state)
 }
 

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who};
-use crate::access::Role;
 use crate::rfid::Rfid;
 use crate::rfid::live::{LiveTag, ReaderStats};
 use crate::rfid::reader::Mode;
@@ -59,7 +58,7 @@ pub(super) async fn start_sweep(
     headers: HeaderMap,
     ApiJson(request): ApiJson<SweepRequest>,
 ) -> Result<Response, Problem> {
-    if request.apply == sweep::Apply::Sync && who.role < Role::Archivist {
+    if request.apply == sweep::Apply::Sync && who.role < super::access::SYNC_ROLE {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",

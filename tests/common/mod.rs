@@ -18,6 +18,8 @@ pub struct Demo {
     pub mqtt: String,
     /// The admin token the demo printed.
     pub token: String,
+    /// The staff page's address with the token in its fragment.
+    pub page: String,
     _stdout: BufReader<ChildStdout>,
 }
 
@@ -54,13 +56,9 @@ pub fn start_demo(data: &Path, extra: &[&str]) -> Demo {
     let base = read("api: ");
     let sim = read("sim: ");
     let mqtt = read("mqtt: ");
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let token = line
-        .trim()
-        .strip_prefix("token: ")
-        .unwrap_or_else(|| panic!("expected 'token: srt_…', got {line:?}"))
-        .to_string();
+    let token = read("token: ");
+    assert!(token.starts_with("srt_"), "a token: {token}");
+    let page = read("page: ");
     TOKENS.lock().unwrap().insert(base.clone(), token.clone());
     Demo {
         child,
@@ -68,6 +66,7 @@ pub fn start_demo(data: &Path, extra: &[&str]) -> Demo {
         sim,
         mqtt,
         token,
+        page,
         _stdout: stdout,
     }
 }

@@ -1,0 +1,133 @@
+//! What a client needs to draw the room and its own buttons: the layout, and who the
+//! token is with the actions its role allows.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::Method;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::access::{SYNC_ROLE, required};
+use super::{ApiResult, AppState, Who};
+use crate::access::Role;
+use crate::layout::Capacity;
+use crate::shelf::Language;
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct CarriageLayout {
+    index: u16,
+    width_mm: u32,
+    fixed: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct RangeLayoutView {
+    id: u16,
+    name: String,
+    carriages: Vec<CarriageLayout>,
+    aisle_width_mm: u32,
+    sections: u16,
+    levels: u16,
+    capacity: Capacity,
+    /// Whether a shelving controller drives it (its state is at `/api/v1/ranges/{id}`).
+    motorized: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct RoomView {
+    site_id: String,
+    site_name: String,
+    room_id: String,
+    room_name: String,
+    /// The room's language: `en` or `zh`.
+    #[schema(value_type = String)]
+    language: Language,
+    ranges: Vec<RangeLayoutView>,
+}
+
+/// The room's layout: ranges, their carriages, sections and levels.
+#[utoipa::path(get, path = "/api/v1/room", tag = "system",
+    responses((status = 200, body = RoomView)))]
+pub(super) async fn room(State(s): State<AppState>) -> ApiResult<RoomView> {
+    let config = s.locations.config();
+    let motorized: Vec<u16> = s.shelving.ranges().iter().map(|r| r.range).collect();
+    let ranges = config
+        .layout
+        .ranges
+        .iter()
+        .map(|r| RangeLayoutView {
+            id: r.id,
+            name: r.name.clone(),
+            carriages: r
+                .carriages
+                .iter()
+                .map(|c| CarriageLayout {
+                    index: c.index,
+                    width_mm: c.width_mm,
+                    fixed: c.fixed,
+                })
+                .collect(),
+            aisle_width_mm: r.aisle_width_mm,
+            sections: r.sections,
+            levels: r.levels,
+            capacity: r.capacity,
+            motorized: motorized.contains(&r.id),
+        })
+        .collect();
+    Ok(Json(RoomView {
+        site_id: config.site_id.clone(),
+        site_name: config.site_name.clone(),
+        room_id: config.room_id.clone(),
+        room_name: config.room_name.clone(),
+        language: config.language,
+        ranges,
+    }))
+}
+
+/// The actions a client may offer, each with the route that does it.
+const ACTIONS: &[(&str, &str, &str)] = &[
+    ("retrieve", "POST", "/api/v1/boxes/{archive_no}/retrieve"),
+    ("open", "POST", "/api/v1/ranges/{range}/aisles/{aisle}/open"),
+    ("close", "POST", "/api/v1/ranges/{range}/close"),
+    ("ventilate", "POST", "/api/v1/ranges/{range}/ventilate"),
+    ("stop", "POST", "/api/v1/ranges/{range}/stop"),
+    ("lock", "POST", "/api/v1/ranges/{range}/lock"),
+    ("unlock", "POST", "/api/v1/ranges/{range}/unlock"),
+    ("sweep", "POST", "/api/v1/sweeps"),
+    ("cancel_sweep", "DELETE", "/api/v1/sweeps/{id}"),
+    ("bind", "PUT", "/api/v1/boxes/{archive_no}/binding"),
+    ("tokens", "GET", "/api/v1/tokens"),
+    ("audit", "GET", "/api/v1/audit"),
+];
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Me {
+    name: String,
+    role: Role,
+    /// What this role may do: `retrieve`, `open`, `close`, `ventilate`, `stop`, `lock`,
+    /// `unlock`, `sweep`, `sweep_sync`, `cancel_sweep`, `bind`, `tokens`, `audit`.
+    may: Vec<&'static str>,
+}
+
+/// Who the token is, and what its role may do (for a client to offer only those buttons).
+#[utoipa::path(get, path = "/api/v1/me", tag = "system",
+    responses((status = 200, body = Me)))]
+pub(super) async fn me(Who(who): Who) -> ApiResult<Me> {
+    let mut may: Vec<&'static str> = ACTIONS
+        .iter()
+        .filter(|(_, method, path)| {
+            let method = Method::from_bytes(method.as_bytes()).expect("a method");
+            required(&method, Some(path)).is_none_or(|role| who.role >= role)
+        })
+        .map(|(action, _, _)| *action)
+        .collect();
+    // A sweep that re-binds boxes is an archivist's (checked in the handler).
+    if may.contains(&"sweep") && who.role >= SYNC_ROLE {
+        may.push("sweep_sync");
+    }
+    Ok(Json(Me {
+        name: who.name,
+        role: who.role,
+        may,
+    }))
+}

@@ -1,0 +1,719 @@
+// The staff page: find a box, open its aisle, watch the ranges, take stock.
+//
+// Plain modules, no framework. Everything the page shows comes from the API with the
+// signed-in token; live range states and operations come from the event stream. Text from
+// the server (titles, names) is only ever set as text, never as HTML.
+
+import { drawRoom, parseShelf } from "/assets/map.js";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "stackroom.token";
+const LANG_KEY = "stackroom.lang";
+const FINAL = ["done", "refused", "failed", "stopped"];
+const REASONS = [
+  "aisle_occupied", "obstacle", "estop", "fault", "locked", "link_down",
+  "state_unknown", "moving", "no_such_aisle",
+];
+
+const state = {
+  token: null,
+  me: null,
+  room: null,
+  i18n: null,
+  lang: "en",
+  ranges: new Map(), // range id -> its latest state
+  ops: new Map(), // operation id -> its latest view
+  focus: null, // the box shown
+  watching: null, // {op, range, aisle}: the opening the page asked for
+  events: null,
+  sweep: null,
+  sweepTimer: null,
+  drawQueued: false,
+};
+
+// ---------------------------------------------------------------- labels
+
+function t(key, params = {}) {
+  const dict = state.i18n[state.lang] || {};
+  let text = dict[key] ?? state.i18n.en[key] ?? key;
+  for (const [k, v] of Object.entries(params)) text = text.replaceAll(`{${k}}`, String(v));
+  return text;
+}
+
+function setLanguage(lang) {
+  state.lang = state.i18n[lang] ? lang : "en";
+  document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+  $("lang").value = state.lang;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+    node.placeholder = t(node.dataset.i18nPlaceholder);
+  }
+  if (state.room) {
+    renderRoomName();
+    buildRangeCards();
+    buildSweepScopes();
+    if (state.focus) showBox(state.focus);
+    if (state.sweep) showSweep(state.sweep);
+    draw();
+  }
+  if (state.me) renderWho();
+}
+
+function rangeName(id) {
+  const r = state.room && state.room.ranges.find((x) => x.id === id);
+  return r ? r.name : String(id);
+}
+
+/// A shelf in words, in the page's language.
+function shelfWords(shelf) {
+  if (!shelf) return "";
+  return t("shelf_words", {
+    range: rangeName(shelf.range),
+    carriage: String(shelf.carriage).padStart(2, "0"),
+    face: t(`face_${shelf.face}`),
+    section: shelf.section,
+    level: shelf.level,
+  });
+}
+
+function addressWords(address) {
+  const shelf = parseShelf(address);
+  return shelf ? shelfWords(shelf) : address || "";
+}
+
+function when(iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB");
+}
+
+/// Why a motion was refused or ended, in plain words.
+function why(reason, range, fallback) {
+  const r = state.ranges.get(range);
+  const params = { range: rangeName(range) };
+  if (reason === "aisle_occupied") {
+    const aisles = r ? r.occupied_aisles : [];
+    if (aisles.length > 0) return t("why_aisle_occupied", { ...params, aisles: aisles.join(", ") });
+    return t("why_aisle_occupied_any", params);
+  }
+  if (reason === "fault") {
+    return t("why_fault", { ...params, faults: r && r.faults.length ? r.faults.join(", ") : "?" });
+  }
+  if (REASONS.includes(reason)) return t(`why_${reason}`, params);
+  return fallback || t("why_other");
+}
+
+// ---------------------------------------------------------------- the API
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+async function api(method, path, body, { signal, raw } = {}) {
+  const headers = { Authorization: `Bearer ${state.token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError(0, { detail: t("err_network") });
+  }
+  if (!response.ok) {
+    let problem = {};
+    try {
+      problem = await response.json();
+    } catch {
+      problem = {};
+    }
+    if (response.status === 401) signOut(t("err_token"));
+    throw new ApiError(response.status, problem);
+  }
+  if (raw) return response;
+  return response.status === 204 ? null : response.json();
+}
+
+// ---------------------------------------------------------------- signing in
+
+function showSignIn(message) {
+  $("app").hidden = true;
+  $("who").hidden = true;
+  $("sign-in").hidden = false;
+  $("sign-in-error").textContent = message || "";
+  $("token").focus();
+}
+
+async function signIn(token) {
+  state.token = token;
+  try {
+    state.me = await api("GET", "/api/v1/me");
+    state.room = await api("GET", "/api/v1/room");
+  } catch (e) {
+    state.token = null;
+    state.me = null;
+    showSignIn(e.status === 401 ? t("err_token") : e.message);
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("sign-in").hidden = true;
+  $("app").hidden = false;
+  if (!localStorage.getItem(LANG_KEY)) state.lang = state.room.language;
+  setLanguage(state.lang);
+  applyRole();
+  connectEvents();
+  showTab("find");
+  $("search").focus();
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (state.events) state.events.close();
+  clearTimeout(state.sweepTimer);
+  Object.assign(state, { token: null, me: null, events: null, focus: null, watching: null, sweep: null });
+  state.ranges.clear();
+  showSignIn(message);
+}
+
+function renderWho() {
+  $("who").hidden = false;
+  $("who-name").textContent = state.me.name;
+  $("who-role").textContent = t(`role_${state.me.role}`);
+}
+
+function renderRoomName() {
+  $("room-name").textContent = state.room.room_name;
+  document.title = `stackroom · ${state.room.room_name}`;
+}
+
+function may(action) {
+  return state.me && state.me.may.includes(action);
+}
+
+/// Offers only what the role may do.
+function applyRole() {
+  for (const node of document.querySelectorAll("[data-may]")) {
+    const allowed = may(node.dataset.may);
+    node.hidden = !allowed;
+    if (node.tagName === "OPTION") node.disabled = !allowed;
+  }
+  // Lock or unlock, whichever the range needs.
+  for (const view of state.ranges.values()) updateRangeCard(view);
+  renderWho();
+}
+
+// ---------------------------------------------------------------- live events
+
+function connectEvents() {
+  if (state.events) state.events.close();
+  const source = new EventSource(`/api/v1/events?access_token=${encodeURIComponent(state.token)}`);
+  state.events = source;
+  source.addEventListener("range", (e) => onRange(JSON.parse(e.data).data));
+  source.addEventListener("operation", (e) => onOperation(JSON.parse(e.data).data));
+  source.onopen = () => {
+    $("link").hidden = true;
+  };
+  source.onerror = () => {
+    $("link").hidden = false;
+    if (source.readyState === EventSource.CLOSED && state.events === source) {
+      // The server closed it for good (a revoked token, a restart): ask why, then retry.
+      api("GET", "/api/v1/me")
+        .then(() => setTimeout(() => state.events === source && connectEvents(), 2000))
+        .catch(() => {});
+    }
+  };
+}
+
+function onRange(view) {
+  state.ranges.set(view.range, view);
+  renderAlarms();
+  updateRangeCard(view);
+  draw();
+}
+
+const RANK = { queued: 0, moving: 1 };
+function rank(op) {
+  return RANK[op.state] ?? 2;
+}
+
+function onOperation(op) {
+  const known = state.ops.get(op.id);
+  if (known && rank(known) > rank(op)) return; // an older answer arriving late
+  state.ops.set(op.id, op);
+  if (state.ops.size > 500) state.ops.delete(state.ops.keys().next().value);
+  if (state.watching && state.watching.op === op.id) showMotion(op);
+  updateRangeOperation(op);
+}
+
+function draw() {
+  if (state.drawQueued || !state.room) return;
+  state.drawQueued = true;
+  requestAnimationFrame(() => {
+    state.drawQueued = false;
+    const focus = state.focus && state.focus.location
+      ? { ...state.focus.location.shelf, aisle: state.focus.location.aisle.aisle }
+      : null;
+    drawRoom($("map"), state.room, state.ranges, focus, t);
+  });
+}
+
+/// Emergency stops, faults and lost controllers, loudly, above everything.
+function renderAlarms() {
+  const lines = [];
+  for (const r of [...state.ranges.values()].sort((a, b) => a.range - b.range)) {
+    const params = { range: rangeName(r.range) };
+    if (r.estop) lines.push(t("alarm_estop", params));
+    if (r.faults.length) lines.push(t("alarm_fault", { ...params, faults: r.faults.join(", ") }));
+    if (r.link !== "up") lines.push(t("alarm_link", params));
+  }
+  $("alarms").replaceChildren(...lines.map((text) => node("p", { class: "alarm" }, text)));
+}
+
+// ---------------------------------------------------------------- small DOM helper
+
+function node(tag, attrs = {}, ...children) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) n.addEventListener(k.slice(2), v);
+    else if (k === "class") n.className = v;
+    else n.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children) if (c !== null && c !== undefined) n.append(c);
+  return n;
+}
+
+// ---------------------------------------------------------------- tabs
+
+function showTab(name) {
+  for (const b of document.querySelectorAll("[data-tab]")) {
+    b.setAttribute("aria-selected", String(b.dataset.tab === name));
+  }
+  for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== `tab-${name}`;
+  if (name === "stocktake") loadSweeps();
+  if (name === "find") draw();
+}
+
+// ---------------------------------------------------------------- finding a box
+
+let searchTimer = null;
+let searchAbort = null;
+let searchSeq = 0;
+let results = [];
+
+async function runSearch(text) {
+  const q = text.trim();
+  if (searchAbort) searchAbort.abort();
+  const seq = ++searchSeq;
+  if (!q) {
+    results = [];
+    $("results").replaceChildren();
+    $("search-note").textContent = "";
+    return;
+  }
+  searchAbort = new AbortController();
+  try {
+    const found = await api("GET", `/api/v1/boxes?q=${encodeURIComponent(q)}&limit=12`, undefined, {
+      signal: searchAbort.signal,
+    });
+    if (seq !== searchSeq) return;
+    results = found.items;
+    $("search-note").textContent = results.length ? "" : t("search_none", { q });
+    $("results").replaceChildren(
+      ...results.map((box) =>
+        node(
+          "li",
+          {},
+          node(
+            "button",
+            { type: "button", class: "result", "data-archive-no": box.archive_no, onclick: () => showBox(box) },
+            node("strong", {}, box.archive_no),
+            node("span", { class: "title" }, box.title),
+            node("span", { class: "where" }, box.location ? shelfWords(box.location.shelf) : t("not_on_shelf")),
+          ),
+        ),
+      ),
+    );
+  } catch (e) {
+    if (e.name === "AbortError" || seq !== searchSeq) return;
+    results = [];
+    $("results").replaceChildren();
+    $("search-note").textContent = e.message;
+  }
+}
+
+function showBox(box) {
+  if (!state.focus || state.focus.archive_no !== box.archive_no) {
+    state.watching = null;
+    $("motion").textContent = "";
+    $("motion").className = "motion";
+  }
+  state.focus = box;
+  $("box").hidden = false;
+  $("box").dataset.archiveNo = box.archive_no;
+  $("box-no").textContent = box.archive_no;
+  $("box-title").textContent = box.title;
+  const loc = box.location;
+  const button = $("open-aisle");
+  if (loc) {
+    $("box-where").textContent = shelfWords(loc.shelf);
+    $("box-meta").textContent = t("box_meta", {
+      aisle: loc.aisle.aisle,
+      range: rangeName(loc.aisle.range),
+      source: t(`source_${loc.source}`),
+      since: when(loc.since),
+    });
+    const motorized = state.room.ranges.some((r) => r.id === loc.aisle.range && r.motorized);
+    button.disabled = !motorized;
+    button.title = motorized ? "" : t("manual_range");
+  } else {
+    $("box-where").textContent = t("not_on_shelf");
+    $("box-meta").textContent = "";
+    button.disabled = true;
+  }
+  button.textContent = loc ? t("open_aisle_n", { aisle: loc.aisle.aisle }) : t("open_aisle");
+  draw();
+}
+
+async function openAisle() {
+  const box = state.focus;
+  if (!box || !box.location) return;
+  const { range, aisle } = box.location.aisle;
+  const button = $("open-aisle");
+  button.disabled = true;
+  setMotion("pending", t("motion_asking", { aisle, range: rangeName(range) }));
+  try {
+    const started = await api("POST", `/api/v1/boxes/${encodeURIComponent(box.archive_no)}/retrieve`);
+    state.watching = { op: started.operation, range, aisle };
+    showMotion(state.ops.get(started.operation) || { id: started.operation, state: "queued", range });
+    // Events may have been missed while the stream reconnected: ask once.
+    api("GET", `/api/v1/operations/${encodeURIComponent(started.operation)}`)
+      .then(onOperation)
+      .catch(() => {});
+  } catch (e) {
+    const reason = e.problem && e.problem.reason;
+    setMotion("refused", t("motion_refused", { why: why(reason, range, e.message) }), reason);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function setMotion(kind, text, reason) {
+  const p = $("motion");
+  p.className = `motion ${kind}`;
+  p.dataset.state = kind;
+  if (reason) p.dataset.reason = reason;
+  else delete p.dataset.reason;
+  p.textContent = text;
+}
+
+function showMotion(op) {
+  const { range, aisle } = state.watching;
+  const params = { aisle, range: rangeName(range) };
+  switch (op.state) {
+    case "queued":
+      return setMotion("pending", t("motion_queued", params));
+    case "moving":
+      return setMotion("moving", t("motion_moving", params));
+    case "done":
+      return setMotion("open", t("motion_done", params));
+    default:
+      return setMotion(
+        op.state,
+        t(`motion_${op.state}`, { ...params, why: why(op.reason, range, op.message) }),
+        op.reason,
+      );
+  }
+}
+
+// ---------------------------------------------------------------- ranges
+
+const cards = new Map(); // range id -> its card's parts
+
+function buildRangeCards() {
+  cards.clear();
+  const list = state.room.ranges.map((r) => {
+    if (!r.motorized) {
+      return node("article", { class: "card manual", "data-range": r.id },
+        node("h3", {}, t("range_name", { name: r.name })), node("p", {}, t("manual_range")));
+    }
+    const status = node("ul", { class: "status" });
+    const feedback = node("p", { class: "feedback", role: "status", "aria-live": "polite" });
+    const aisles = node("select", { "aria-label": t("aisle") },
+      ...Array.from({ length: r.carriages.length - 1 }, (_, i) =>
+        node("option", { value: i + 1 }, t("map_aisle", { aisle: i + 1 }))));
+    const act = (kind) => () => rangeAction(r.id, kind, +aisles.value);
+    const lock = node("button", { type: "button", "data-may": "lock", onclick: act("lock") }, t("lock"));
+    const unlock = node("button", { type: "button", "data-may": "unlock", onclick: act("unlock") }, t("unlock"));
+    const card = node("article", { class: "card", "data-range": r.id },
+      node("h3", {}, t("range_name", { name: r.name })),
+      status,
+      node("div", { class: "actions" },
+        node("span", { class: "open-group", "data-may": "open" }, aisles,
+          node("button", { type: "button", "data-action": "open", onclick: act("open") }, t("open"))),
+        node("button", { type: "button", "data-may": "close", "data-action": "close", onclick: act("close") }, t("close")),
+        node("button", { type: "button", "data-may": "ventilate", "data-action": "ventilate", onclick: act("ventilate") }, t("ventilate")),
+        lock,
+        unlock,
+        node("button", { type: "button", class: "danger", "data-may": "stop", "data-action": "stop", onclick: act("stop") }, t("stop"))),
+      feedback);
+    cards.set(r.id, { card, status, feedback, lock, unlock });
+    return card;
+  });
+  $("range-cards").replaceChildren(...list);
+  applyRole();
+}
+
+function updateRangeCard(view) {
+  const parts = cards.get(view.range);
+  if (!parts) return;
+  const items = [];
+  const item = (text, cls) => items.push(node("li", { class: cls || "" }, text));
+  if (view.estop) item(t("state_estop"), "loud");
+  for (const f of view.faults) item(t("state_fault", { fault: f }), "loud");
+  if (view.link !== "up") item(t("state_link_down", { why: view.link_error || "" }), "loud");
+  item(t(`range_motion_${view.motion}`), view.motion === "moving" ? "busy" : "");
+  item(view.open_aisle ? t("state_open", { aisle: view.open_aisle }) : t("state_closed"));
+  if (view.locked) item(t("state_locked"), "warn");
+  if (view.occupied_aisles.length) item(t("state_people", { aisles: view.occupied_aisles.join(", ") }), "warn");
+  if (view.obstacle) item(t("state_obstacle"), "warn");
+  parts.status.replaceChildren(...items);
+  parts.card.classList.toggle("alarm", view.estop || view.faults.length > 0 || view.link !== "up");
+  parts.lock.hidden = !may("lock") || view.locked;
+  parts.unlock.hidden = !may("unlock") || !view.locked;
+}
+
+function updateRangeOperation(op) {
+  const parts = cards.get(op.range);
+  if (!parts) return;
+  let text = t("op_line", { kind: t(`op_${op.kind}`), state: t(`op_state_${op.state}`), actor: op.actor });
+  if (FINAL.includes(op.state) && op.state !== "done") text += ` — ${why(op.reason, op.range, op.message)}`;
+  parts.feedback.textContent = text;
+  parts.feedback.className = `feedback ${op.state}`;
+}
+
+async function rangeAction(range, kind, aisle) {
+  const path = kind === "open" ? `/api/v1/ranges/${range}/aisles/${aisle}/open` : `/api/v1/ranges/${range}/${kind}`;
+  const parts = cards.get(range);
+  try {
+    await api("POST", path);
+  } catch (e) {
+    const reason = e.problem && e.problem.reason;
+    parts.feedback.textContent = t("action_refused", { why: why(reason, range, e.message) });
+    parts.feedback.className = "feedback refused";
+  }
+}
+
+// ---------------------------------------------------------------- stocktakes
+
+function buildSweepScopes() {
+  const select = $("sweep-scope");
+  const value = select.value;
+  select.replaceChildren(
+    node("option", { value: "room" }, t("scope_room")),
+    ...state.room.ranges.map((r) => node("option", { value: `range:${r.id}` }, t("range_name", { name: r.name }))),
+  );
+  if (value) select.value = value;
+}
+
+function scopeWords(scope) {
+  if (scope.room) return t("scope_room");
+  if (scope.range !== undefined) return t("range_name", { name: rangeName(scope.range) });
+  if (scope.shelves) return t("scope_shelves", { n: scope.shelves.length });
+  return "";
+}
+
+function summaryWords(s) {
+  return t("summary", s);
+}
+
+async function loadSweeps() {
+  try {
+    const list = await api("GET", "/api/v1/sweeps?limit=10");
+    $("sweep-list").replaceChildren(
+      ...list.items.map((s) =>
+        node("tr", { onclick: () => openSweep(s.id), class: "clickable" },
+          node("td", {}, `#${s.id}`),
+          node("td", {}, t(`sweep_state_${s.state}`)),
+          node("td", {}, s.trigger),
+          node("td", {}, when(s.started_at)),
+          node("td", {}, s.state === "done" ? summaryWords(s.summary) : s.note || ""))),
+    );
+    const running = list.items.find((s) => s.state === "running");
+    if (running && (!state.sweep || state.sweep.id !== running.id)) openSweep(running.id);
+  } catch (e) {
+    $("sweep-error").textContent = e.message;
+  }
+}
+
+async function startSweep(event) {
+  event.preventDefault();
+  $("sweep-error").textContent = "";
+  const scopeValue = $("sweep-scope").value;
+  const scope = scopeValue === "room" ? { room: true } : { range: +scopeValue.split(":")[1] };
+  try {
+    const view = await api("POST", "/api/v1/sweeps", { scope, apply: $("sweep-apply").value });
+    showSweep(view);
+    pollSweep();
+  } catch (e) {
+    $("sweep-error").textContent = e.message;
+  }
+}
+
+async function openSweep(id) {
+  try {
+    const view = await api("GET", `/api/v1/sweeps/${id}`);
+    showSweep(view);
+    if (view.state === "running") pollSweep();
+  } catch (e) {
+    $("sweep-error").textContent = e.message;
+  }
+}
+
+function pollSweep() {
+  clearTimeout(state.sweepTimer);
+  state.sweepTimer = setTimeout(async () => {
+    if (!state.sweep) return;
+    try {
+      const view = await api("GET", `/api/v1/sweeps/${state.sweep.id}`);
+      showSweep(view);
+      if (view.state === "running") pollSweep();
+      else loadSweeps();
+    } catch (e) {
+      $("sweep-status").textContent = e.message;
+      if (e.status !== 401) pollSweep();
+    }
+  }, 1000);
+}
+
+function showSweep(view) {
+  const changed = !state.sweep || state.sweep.id !== view.id || state.sweep.state !== view.state;
+  state.sweep = view;
+  $("sweep").hidden = false;
+  $("sweep").dataset.state = view.state;
+  $("sweep-title").textContent = t("sweep_title", { id: view.id, scope: scopeWords(view.scope) });
+  const p = view.progress;
+  $("sweep-progress").value = view.state === "done" ? 1 : p.fraction;
+  let status = t("sweep_progress", { state: t(`sweep_state_${view.state}`), done: p.done, antennas: p.antennas, reads: p.reads });
+  if (view.note) status += ` — ${view.note}`;
+  const failing = (p.readers || []).filter((r) => r.error);
+  for (const r of failing) status += ` — ${r.reader}: ${r.error}`;
+  $("sweep-status").textContent = status;
+  $("sweep-cancel").hidden = !may("cancel_sweep") || view.state !== "running";
+  if (changed) {
+    $("sweep-report").replaceChildren();
+    if (view.state === "done") loadReport(view.id);
+  }
+}
+
+async function cancelSweep() {
+  if (!state.sweep) return;
+  try {
+    await api("DELETE", `/api/v1/sweeps/${state.sweep.id}`);
+  } catch (e) {
+    $("sweep-status").textContent = e.message;
+  }
+}
+
+const REPORT_ROWS = 200;
+
+function reportTable(title, cls, head, rows) {
+  if (!rows.length) return null;
+  const shown = rows.slice(0, REPORT_ROWS);
+  return node("section", { class: `report ${cls}` },
+    node("h3", {}, `${title} (${rows.length})`),
+    node("table", {},
+      node("thead", {}, node("tr", {}, ...head.map((h) => node("th", {}, h)))),
+      node("tbody", {}, ...shown.map((cells) => node("tr", {}, ...cells.map((c) => node("td", {}, c)))))),
+    rows.length > shown.length ? node("p", { class: "note" }, t("report_more", { n: rows.length - shown.length })) : null);
+}
+
+async function loadReport(id) {
+  let report;
+  try {
+    report = await api("GET", `/api/v1/sweeps/${id}/report`);
+  } catch (e) {
+    $("sweep-report").textContent = e.message;
+    return;
+  }
+  if (!state.sweep || state.sweep.id !== id) return;
+  const by = (status) => report.findings.filter((f) => f.status === status);
+  const pct = (c) => (c == null ? "" : `${Math.round(c * 100)} %`);
+  const s = report.sweep.summary;
+  $("sweep-report").replaceChildren(
+    node("p", { class: "summary" }, summaryWords(s),
+      report.sweep.applied ? ` — ${t("report_applied", { n: report.sweep.applied })}` : ""),
+    node("button", { type: "button", onclick: () => downloadCsv(id) }, t("report_csv")),
+    reportTable(t("report_misplaced"), "misplaced", [t("col_box"), t("col_bound"), t("col_found"), t("col_confidence")],
+      by("misplaced").map((f) => [f.archive_no, addressWords(f.bound), addressWords(f.found), pct(f.confidence)])),
+    reportTable(t("report_missing"), "missing", [t("col_box"), t("col_bound")],
+      by("missing").map((f) => [f.archive_no, addressWords(f.bound)])),
+    reportTable(t("report_unknown"), "unknown", [t("col_epc"), t("col_found")],
+      by("unknown").map((f) => [f.epc, addressWords(f.found)])),
+    reportTable(t("report_not_read"), "not-read", [t("col_shelf"), t("col_reason")],
+      report.unread.map((u) => [addressWords(u.shelf), u.reason])),
+  );
+}
+
+async function downloadCsv(id) {
+  try {
+    const response = await api("GET", `/api/v1/sweeps/${id}/report?format=csv`, undefined, { raw: true });
+    const url = URL.createObjectURL(await response.blob());
+    const a = node("a", { href: url, download: `stackroom-sweep-${id}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  } catch (e) {
+    $("sweep-status").textContent = e.message;
+  }
+}
+
+// ---------------------------------------------------------------- start
+
+async function boot() {
+  state.i18n = await (await fetch("/assets/i18n.json")).json();
+  const chosen = localStorage.getItem(LANG_KEY);
+  setLanguage(chosen || (navigator.language.startsWith("zh") ? "zh" : "en"));
+
+  $("lang").addEventListener("change", (e) => {
+    localStorage.setItem(LANG_KEY, e.target.value);
+    setLanguage(e.target.value);
+  });
+  $("sign-in-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = $("token").value.trim();
+    $("token").value = "";
+    if (token) signIn(token);
+  });
+  $("sign-out").addEventListener("click", () => signOut(""));
+  for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
+  $("search").addEventListener("input", (e) => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => runSearch(e.target.value), 150);
+  });
+  $("search").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && results.length > 0) showBox(results[0]);
+  });
+  $("open-aisle").addEventListener("click", openAisle);
+  $("sweep-form").addEventListener("submit", startSweep);
+  $("sweep-cancel").addEventListener("click", cancelSweep);
+
+  // The demo's link carries the token in the fragment, which no server sees; keep it
+  // out of the address bar and the history.
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const linked = fragment.get("token");
+  if (linked) history.replaceState(null, "", location.pathname + location.search);
+  const token = linked || sessionStorage.getItem(TOKEN_KEY);
+  if (token) await signIn(token);
+  else showSignIn("");
+}
+
+boot();

@@ -1,0 +1,154 @@
+// The room map: an SVG drawn from the room's layout and the ranges' live states.
+//
+// Seen from above, each range is a column; its rail runs down the page, carriage 1 at the
+// top. A carriage is a bar as long as its sections; its left face looks up into the aisle
+// before it, its right face down into the aisle after it. Aisle k lies between carriages
+// k and k+1. Positions come from the range's state; while the state is unknown the
+// carriages are drawn packed, dashed, and the range says so.
+
+const SVG = "http://www.w3.org/2000/svg";
+/// Millimetres drawn per section (the bar's length is only a picture of it).
+const SECTION_MM = 900;
+const GAP_MM = 1300;
+const HEAD_MM = 900;
+
+function el(name, attrs = {}, text) {
+  const node = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v !== undefined && v !== null && v !== false) node.setAttribute(k, String(v));
+  }
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/// Parses a shelf address such as R2-C5-L-S3-L4.
+export function parseShelf(address) {
+  const m = /^R(\d+)-C(\d+)-([LR])-S(\d+)-L(\d+)$/.exec(address || "");
+  if (!m) return null;
+  return {
+    address,
+    range: +m[1],
+    carriage: +m[2],
+    face: m[3] === "L" ? "left" : "right",
+    section: +m[4],
+    level: +m[5],
+  };
+}
+
+/// Where each carriage is (its top edge, mm) and whether that is known.
+function positions(layout, state) {
+  const known =
+    state &&
+    state.link === "up" &&
+    state.carriages.length === layout.carriages.length &&
+    state.carriages.every((c) => typeof c.position_mm === "number");
+  if (known) return { known: true, at: state.carriages.map((c) => c.position_mm) };
+  let y = 0;
+  return {
+    known: false,
+    at: layout.carriages.map((c) => {
+      const top = y;
+      y += c.width_mm;
+      return top;
+    }),
+  };
+}
+
+/// Draws the room into `container`. `focus`: the shelf to highlight ({range, carriage,
+/// face, section}) and the aisle that reaches it; `t`: the label function.
+export function drawRoom(container, room, states, focus, t) {
+  const columns = room.ranges.map((r) => {
+    const rail = r.carriages.reduce((s, c) => s + c.width_mm, 0) + r.aisle_width_mm;
+    return { r, rail, width: r.sections * SECTION_MM };
+  });
+  const height = HEAD_MM + Math.max(...columns.map((c) => c.rail)) + 200;
+  const width = columns.reduce((s, c) => s + c.width, 0) + GAP_MM * (columns.length + 1);
+  const svg = el("svg", {
+    viewBox: `0 0 ${width} ${height}`,
+    role: "img",
+    "aria-label": t("map_label"),
+    class: "room",
+  });
+  let x = GAP_MM;
+  for (const { r, rail, width: w } of columns) {
+    const state = states.get(r.id);
+    const g = el("g", {
+      transform: `translate(${x} 0)`,
+      class: "range",
+      "data-range": r.id,
+      "data-open-aisle": state && state.open_aisle,
+    });
+    x += w + GAP_MM;
+    const { known, at } = positions(r, state);
+    const alarm = state && (state.estop || state.faults.length > 0 || state.link !== "up");
+    let status;
+    if (!r.motorized) status = t("map_manual");
+    else if (!state || !known) status = t("map_unknown");
+    else if (state.estop) status = t("map_estop");
+    else status = t(`range_motion_${state.motion}`);
+    g.append(
+      el("text", { x: 0, y: 380, class: "range-name" }, t("range_name", { name: r.name })),
+      el("text", { x: 0, y: 760, class: `range-status${alarm ? " alarm" : ""}` }, status),
+      el("rect", {
+        x: -120,
+        y: HEAD_MM - 60,
+        width: w + 240,
+        height: rail + 120,
+        class: `rail${alarm ? " alarm" : ""}`,
+      }),
+    );
+    const top = (i) => HEAD_MM + at[i];
+    const bottom = (i) => top(i) + r.carriages[i].width_mm;
+    // Aisles first, so that carriages are drawn over their edges.
+    for (let k = 1; k < r.carriages.length; k++) {
+      const y0 = bottom(k - 1);
+      const gap = Math.max(0, top(k) - y0);
+      const open = state && known && state.open_aisle === k;
+      const occupied = state && state.occupied_aisles.includes(k);
+      const target = focus && focus.range === r.id && focus.aisle === k;
+      const classes = ["aisle"];
+      if (open) classes.push("open");
+      if (occupied) classes.push("occupied");
+      if (target) classes.push("target");
+      const a = el("g", { class: classes.join(" "), "data-range": r.id, "data-aisle": k });
+      a.append(el("rect", { x: 0, y: y0, width: w, height: Math.max(gap, 1) }));
+      if (gap >= 400 || occupied) {
+        const label = occupied ? t("map_person", { aisle: k }) : t("map_aisle", { aisle: k });
+        a.append(el("text", { x: w / 2, y: y0 + Math.max(gap, 300) / 2 + 110, class: "aisle-label" }, label));
+      }
+      g.append(a);
+    }
+    r.carriages.forEach((c, i) => {
+      const classes = ["carriage"];
+      if (c.fixed) classes.push("fixed");
+      if (!known) classes.push("unknown");
+      const bar = el("g", { class: classes.join(" "), "data-carriage": c.index });
+      bar.append(
+        el("rect", { x: 0, y: top(i), width: w, height: c.width_mm, rx: 40 }),
+        el("text", { x: -60, y: top(i) + c.width_mm / 2 + 100, class: "carriage-no" }, String(c.index)),
+      );
+      for (let s = 1; s < r.sections; s++) {
+        bar.append(el("line", { x1: s * SECTION_MM, x2: s * SECTION_MM, y1: top(i), y2: bottom(i), class: "section" }));
+      }
+      g.append(bar);
+    });
+    if (focus && focus.range === r.id) {
+      const i = r.carriages.findIndex((c) => c.index === focus.carriage);
+      if (i >= 0) {
+        const half = r.carriages[i].width_mm / 2;
+        g.append(
+          el("rect", {
+            x: (focus.section - 1) * SECTION_MM + 60,
+            y: top(i) + (focus.face === "left" ? 0 : half),
+            width: SECTION_MM - 120,
+            height: half,
+            class: "shelf-focus",
+            "data-shelf": focus.address,
+          }),
+        );
+      }
+    }
+    svg.append(g);
+  }
+  container.replaceChildren(svg);
+}

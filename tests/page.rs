@@ -1,0 +1,696 @@
+//! The staff page in a real browser: headless Chromium driven over WebDriver (Debian's
+//! `chromium` and `chromium-driver`) against `stackroom demo`, at a tablet's size.
+//!
+//! `.ci/run` installs both and sets `STACKROOM_REQUIRE_BROWSER=1`, so in CI this test cannot
+//! pass without them. Elsewhere, without them, it says so and passes. Screenshots of each
+//! step land in `target/tmp/page-*.png`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use common::{get, post_json, put, start_demo};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tool(env: &str, default: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    path.exists().then_some(path)
+}
+
+/// Starts chromedriver and a browser session; `None` when they are not installed.
+async fn browser(profile: &Path) -> Option<(Driver, Client)> {
+    let (Some(chromium), Some(chromedriver)) = (
+        tool("STACKROOM_CHROMIUM", CHROMIUM),
+        tool("STACKROOM_CHROMEDRIVER", CHROMEDRIVER),
+    ) else {
+        assert!(
+            std::env::var_os("STACKROOM_REQUIRE_BROWSER").is_none(),
+            "Chromium and ChromeDriver are required here but not installed"
+        );
+        eprintln!(
+            "skipped: no {CHROMIUM} or {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
+        );
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            // Without the background-networking flags Chromium keeps trying to reach
+            // Google's hosts, which a closed network refuses.
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1024,768",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    let caps = match caps {
+        Value::Object(map) => map,
+        _ => unreachable!(),
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(client) => return Some((driver, client)),
+            Err(e) if Instant::now() > deadline => panic!("no browser session: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// A screenshot of the page, for a person looking into a failure.
+async fn snapshot(client: &Client, name: &str) {
+    if let Ok(png) = client.screenshot().await {
+        let _ = std::fs::write(
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("page-{name}.png")),
+            png,
+        );
+    }
+}
+
+/// Waits until the JavaScript expression `condition` is true in the page.
+async fn until(client: &Client, condition: &str, seconds: u64, what: &str) {
+    let script = format!("return !!({condition});");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let holds = client.execute(&script, vec![]).await.unwrap();
+        if holds == Value::Bool(true) {
+            return;
+        }
+        if Instant::now() > deadline {
+            snapshot(client, "failure").await;
+            let text = client
+                .execute("return document.body.innerText;", vec![])
+                .await
+                .unwrap_or_default();
+            panic!("timed out waiting for {what} ({condition}); the page says:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Types into the search box and opens the result for `archive_no`.
+async fn choose_box(client: &Client, archive_no: &str) {
+    let search = client.find(Locator::Css("#search")).await.unwrap();
+    search.clear().await.unwrap();
+    search.send_keys(archive_no).await.unwrap();
+    let result = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!(
+            "button.result[data-archive-no='{archive_no}']"
+        )))
+        .await
+        .unwrap();
+    result.click().await.unwrap();
+    until(
+        client,
+        &format!("document.querySelector('#box').dataset.archiveNo === '{archive_no}'"),
+        5,
+        "the box to be shown",
+    )
+    .await;
+}
+
+async fn location(base: &str, archive_no: &str) -> Value {
+    let (status, _, loc) = get(base, &format!("/api/v1/boxes/{archive_no}/location")).await;
+    assert_eq!(status, 200, "{loc}");
+    loc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_driver, client)) = browser(&dir.path().join("profile")).await else {
+        return;
+    };
+    let demo = start_demo(&dir.path().join("data"), &["--time-scale", "10"]);
+    let base = demo.base.as_str();
+
+    // A box of range 1, and another of the same range behind a different aisle.
+    let first = "0451-H-001-00001";
+    let loc = location(base, first).await;
+    let (range, aisle) = (
+        loc["aisle"]["range"].as_u64().unwrap(),
+        loc["aisle"]["aisle"].as_u64().unwrap(),
+    );
+    let mut second = None;
+    for cabinet in 1..40 {
+        let (_, _, found) = get(
+            base,
+            &format!("/api/v1/boxes?q=0451-H-{cabinet:03}&limit=1"),
+        )
+        .await;
+        let Some(b) = found["items"].get(0) else {
+            continue;
+        };
+        if b["location"]["aisle"]["range"].as_u64() == Some(range)
+            && b["location"]["aisle"]["aisle"]
+                .as_u64()
+                .is_some_and(|a| a != aisle)
+        {
+            second = b["archive_no"].as_str().map(str::to_string);
+            break;
+        }
+    }
+    let second = second.expect("a box behind another aisle of the same range");
+
+    // The demo's link signs in by itself; the demo room speaks Chinese.
+    client.goto(&demo.page).await.unwrap();
+    until(
+        &client,
+        "document.querySelector('#who-name').textContent === 'demo'",
+        15,
+        "signing in",
+    )
+    .await;
+    let url = client.current_url().await.unwrap();
+    assert!(
+        !url.as_str().contains("srt_"),
+        "the token is taken out of the address: {url}"
+    );
+    until(
+        &client,
+        "document.documentElement.lang === 'zh-CN'",
+        5,
+        "the room's language",
+    )
+    .await;
+
+    // Find the box: its place in words and on the map.
+    choose_box(&client, first).await;
+    let words = text_of(&client, "#box-where").await;
+    let shelf = loc["shelf"].clone();
+    assert!(
+        words.contains(&format!("{:02}列", shelf["carriage"].as_u64().unwrap()))
+            && words.contains(&format!("{}节", shelf["section"]))
+            && words.contains(&format!("{}层", shelf["level"])),
+        "{words} for {shelf}"
+    );
+    let address = shelf["address"].as_str().unwrap();
+    client
+        .find(Locator::Css(&format!(
+            "svg.room rect.shelf-focus[data-shelf='{address}']"
+        )))
+        .await
+        .expect("the box's shelf is highlighted on the map");
+    snapshot(&client, "found").await;
+
+    // Open its aisle: the page follows the motion to the end and the map shows it open.
+    client
+        .find(Locator::Css("#open-aisle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "['pending', 'moving', 'open'].includes(document.querySelector('#motion').dataset.state)",
+        5,
+        "the opening to start",
+    )
+    .await;
+    until(
+        &client,
+        "document.querySelector('#motion').dataset.state === 'open'",
+        90,
+        "the aisle to open",
+    )
+    .await;
+    let open = format!("svg.room g.aisle.open[data-range='{range}'][data-aisle='{aisle}']");
+    until(
+        &client,
+        &format!("document.querySelector(\"{open}\")"),
+        10,
+        "the map to show the aisle open",
+    )
+    .await;
+    assert!(text_of(&client, "#motion").await.contains("已打开"));
+    snapshot(&client, "open").await;
+
+    // Someone walks into the open aisle: the map shows them, live.
+    let status = put(
+        &demo.sim,
+        &format!("/sim/ranges/{range}/aisles/{aisle}/occupied"),
+        "true",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let person = format!("svg.room g.aisle.occupied[data-range='{range}'][data-aisle='{aisle}']");
+    until(
+        &client,
+        &format!("document.querySelector(\"{person}\")"),
+        10,
+        "the person on the map",
+    )
+    .await;
+
+    // In English now; opening the other box's aisle would close theirs: refused, in words.
+    client
+        .find(Locator::Css("#lang"))
+        .await
+        .unwrap()
+        .select_by_value("en")
+        .await
+        .unwrap();
+    until(
+        &client,
+        "document.documentElement.lang === 'en'",
+        5,
+        "English labels",
+    )
+    .await;
+    choose_box(&client, &second).await;
+    client
+        .find(Locator::Css("#open-aisle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "document.querySelector('#motion').dataset.state === 'refused'",
+        15,
+        "the refusal",
+    )
+    .await;
+    let refusal = text_of(&client, "#motion").await;
+    assert!(
+        refusal.contains(&format!("someone is in aisle {aisle}")),
+        "the reason in plain words: {refusal}"
+    );
+    snapshot(&client, "refused").await;
+    // The range panel says the same, loudly enough.
+    client
+        .find(Locator::Css("[data-tab='ranges']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let card = text_of(&client, &format!(".card[data-range='{range}']")).await;
+    assert!(
+        card.contains(&format!("Someone in aisle {aisle}")),
+        "{card}"
+    );
+    snapshot(&client, "ranges").await;
+
+    // An emergency stop on another range is shown above everything, and goes away.
+    assert_eq!(put(&demo.sim, "/sim/ranges/2/estop", "true").await, 200);
+    until(
+        &client,
+        "document.querySelector('#alarms').innerText.includes('EMERGENCY STOP pressed on range B')",
+        10,
+        "the emergency stop alarm",
+    )
+    .await;
+    until(
+        &client,
+        "document.querySelector(\".card[data-range='2']\").classList.contains('alarm')",
+        5,
+        "the card",
+    )
+    .await;
+    snapshot(&client, "estop").await;
+    assert_eq!(put(&demo.sim, "/sim/ranges/2/estop", "false").await, 200);
+    until(
+        &client,
+        "document.querySelector('#alarms').innerText === ''",
+        10,
+        "the alarm to clear",
+    )
+    .await;
+
+    // A viewer signs in with a token of their own: no buttons that move anything.
+    let (status, _, viewer) = post_json(
+        base,
+        "/api/v1/tokens",
+        &json!({"name": "counter", "role": "viewer"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{viewer}");
+    client
+        .find(Locator::Css("#sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let token = client.find(Locator::Css("#token")).await.unwrap();
+    token
+        .send_keys(viewer["secret"].as_str().unwrap())
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#sign-in-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "document.querySelector('#who-name').textContent === 'counter'",
+        10,
+        "the viewer",
+    )
+    .await;
+    choose_box(&client, first).await;
+    for css in ["#open-aisle", "#sweep-form"] {
+        let shown = client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap();
+        assert!(!shown, "a viewer is not offered {css}");
+    }
+    client
+        .find(Locator::Css("[data-tab='ranges']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    for action in ["open", "close", "ventilate", "stop"] {
+        let buttons = client
+            .find_all(Locator::Css(&format!(".card [data-action='{action}']")))
+            .await
+            .unwrap();
+        for b in buttons {
+            assert!(
+                !b.is_displayed().await.unwrap(),
+                "a viewer is not offered {action}"
+            );
+        }
+    }
+    snapshot(&client, "viewer").await;
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_take_stock_of_a_range_from_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_driver, client)) = browser(&dir.path().join("profile")).await else {
+        return;
+    };
+    let demo = start_demo(&dir.path().join("data"), &["--time-scale", "10"]);
+    // One box is not where the database says.
+    let status = common::post_json(
+        &demo.sim,
+        "/sim/boxes/0451-H-001-00001/move",
+        &json!({"shelf": "R1-C4-R-S3-L5"}),
+    )
+    .await
+    .0;
+    assert_eq!(status, 204);
+
+    client.goto(&demo.page).await.unwrap();
+    until(
+        &client,
+        "document.querySelector('#who-name').textContent === 'demo'",
+        15,
+        "signing in",
+    )
+    .await;
+    client
+        .find(Locator::Css("#lang"))
+        .await
+        .unwrap()
+        .select_by_value("en")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("[data-tab='stocktake']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#sweep-scope"))
+        .await
+        .unwrap()
+        .select_by_value("range:1")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#sweep-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "document.querySelector('#sweep').dataset.state === 'running'",
+        10,
+        "the sweep to start",
+    )
+    .await;
+    until(
+        &client,
+        "document.querySelector('#sweep-progress').value > 0",
+        60,
+        "progress",
+    )
+    .await;
+    until(
+        &client,
+        "document.querySelector('#sweep').dataset.state === 'done'",
+        120,
+        "the sweep to end",
+    )
+    .await;
+    until(
+        &client,
+        "document.querySelector('.report.misplaced')",
+        10,
+        "the report",
+    )
+    .await;
+    let misplaced = text_of(&client, ".report.misplaced").await;
+    assert!(
+        misplaced.contains("0451-H-001-00001")
+            && misplaced.contains("carriage 04, right face, section 3, level 5"),
+        "{misplaced}"
+    );
+    let summary = text_of(&client, "#sweep-report .summary").await;
+    // A sweep of real radio misplaces a handful of boxes now and then (cross-reads).
+    assert!(
+        summary.contains(" misplaced") && summary.contains("0 not read"),
+        "{summary}"
+    );
+    snapshot(&client, "stocktake").await;
+    client.close().await.unwrap();
+}
+
+/// Without a browser: the page's files, their headers, and the two routes the page is
+/// built on (`/api/v1/me`, `/api/v1/room`).
+#[tokio::test]
+async fn page_files_and_the_routes_it_stands_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = start_demo(dir.path(), &[]);
+    let base = demo.base.as_str();
+    assert!(
+        demo.page.starts_with(&format!("{base}/#token=srt_")),
+        "{}",
+        demo.page
+    );
+
+    // The page needs no token; what it shows does.
+    let plain = common::client();
+    let index = plain.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    let headers = index.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let html = index.text().await.unwrap();
+    assert!(html.contains("/assets/app.js"));
+    for (file, ctype) in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("map.js", "text/javascript; charset=utf-8"),
+        ("style.css", "text/css; charset=utf-8"),
+        ("i18n.json", "application/json"),
+        ("icon.svg", "image/svg+xml"),
+    ] {
+        let r = plain
+            .get(format!("{base}/assets/{file}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                r.status().as_u16(),
+                r.headers()["content-type"].to_str().unwrap()
+            ),
+            (200, ctype),
+            "{file}"
+        );
+        // Asked again with its ETag: not sent again.
+        let etag = r.headers()["etag"].clone();
+        let again = plain
+            .get(format!("{base}/assets/{file}"))
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{file}");
+    }
+    let missing = plain
+        .get(format!("{base}/assets/nothing.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let status = plain
+        .get(format!("{base}/api/v1/room"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401, "the room's layout needs a token");
+
+    // Who am I, and what may I do?
+    let (status, _, me) = get(base, "/api/v1/me").await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        (me["name"].as_str(), me["role"].as_str()),
+        (Some("demo"), Some("admin"))
+    );
+    for action in [
+        "retrieve",
+        "open",
+        "close",
+        "ventilate",
+        "stop",
+        "lock",
+        "unlock",
+        "sweep",
+        "sweep_sync",
+        "audit",
+    ] {
+        assert!(
+            me["may"].as_array().unwrap().contains(&json!(action)),
+            "admin may {action}: {me}"
+        );
+    }
+    for (role, may, may_not) in [
+        (
+            "viewer",
+            &[][..],
+            &["retrieve", "stop", "sweep", "lock"][..],
+        ),
+        (
+            "operator",
+            &["retrieve", "open", "stop", "sweep"][..],
+            &["sweep_sync", "bind", "lock"][..],
+        ),
+        (
+            "archivist",
+            &["sweep_sync", "bind"][..],
+            &["lock", "audit"][..],
+        ),
+    ] {
+        let (status, _, token) = post_json(
+            base,
+            "/api/v1/tokens",
+            &json!({"name": format!("t-{role}"), "role": role}),
+        )
+        .await;
+        assert_eq!(status, 201, "{token}");
+        let secret = token["secret"].as_str().unwrap();
+        let me: Value = plain
+            .get(format!("{base}/api/v1/me"))
+            .bearer_auth(secret)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["role"], role);
+        let list = me["may"].as_array().unwrap();
+        for action in may {
+            assert!(list.contains(&json!(action)), "{role} may {action}: {me}");
+        }
+        for action in may_not {
+            assert!(
+                !list.contains(&json!(action)),
+                "{role} may not {action}: {me}"
+            );
+        }
+    }
+
+    // The room as configured: three motorized ranges with their carriages.
+    let (status, _, room) = get(base, "/api/v1/room").await;
+    assert_eq!(status, 200, "{room}");
+    assert_eq!(
+        (room["site_id"].as_str(), room["language"].as_str()),
+        (Some("gd-power"), Some("zh"))
+    );
+    let ranges = room["ranges"].as_array().unwrap();
+    assert_eq!(ranges.len(), 3);
+    assert_eq!(ranges[0]["name"], "A");
+    assert_eq!(ranges[0]["carriages"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        (ranges[0]["sections"].as_u64(), ranges[0]["levels"].as_u64()),
+        (Some(4), Some(6))
+    );
+    assert!(ranges.iter().all(|r| r["motorized"] == true), "{room}");
+}
