@@ -63,6 +63,8 @@ struct RawConfig {
     antenna_blocks: Vec<RawAntennaBlock>,
     #[serde(default)]
     sweeps: RawSweeps,
+    #[serde(default)]
+    environment: crate::environment::config::RawEnvironment,
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,6 +391,7 @@ pub struct RoomConfig {
     pub devices: Vec<Device>,
     pub antennas: Vec<Antenna>,
     pub sweeps: SweepSettings,
+    pub environment: crate::environment::config::EnvironmentConfig,
 }
 
 struct Checker<'a> {
@@ -483,6 +486,8 @@ impl RoomConfig {
         let devices = Self::devices(&c, &raw.devices, &profiles_dir, &layout)?;
         let antennas = Self::antennas(&c, &raw, &devices, &layout)?;
         let sweeps = Self::sweeps(&c, &raw.sweeps, &layout)?;
+        let environment = crate::environment::config::check(raw.environment, &devices, &layout)
+            .map_err(|(key, message)| c.fail(key, message))?;
         Ok(RoomConfig {
             file: file.to_path_buf(),
             site_id: raw.site.id,
@@ -499,6 +504,7 @@ impl RoomConfig {
             devices,
             antennas,
             sweeps,
+            environment,
         })
     }
 
@@ -694,7 +700,13 @@ impl RoomConfig {
                         "readers cover shelves through the antenna map, not a range: remove it",
                     ));
                 }
-                (DeviceKind::Reader, None) => {}
+                (DeviceKind::Reader, None) | (DeviceKind::Environment, None) => {}
+                (DeviceKind::Environment, Some(_)) => {
+                    return Err(c.fail(
+                        key("range"),
+                        "environment devices belong to zones (environment.points), not a range: remove it",
+                    ));
+                }
             }
             match &d.transport {
                 Transport::Serial { path, baud, .. } => {
@@ -872,10 +884,37 @@ impl RoomConfig {
                 }
             );
         }
+        if !self.environment.zones.is_empty() {
+            out += &format!("  {} environment zone(s)\n", self.environment.zones.len());
+            for z in &self.environment.zones {
+                out += &format!(
+                    "    {} ({}): ranges {:?}, {}-{} °C, {}-{} % RH; dehumidifier on above {} %, off below {} %\n",
+                    z.id,
+                    z.name,
+                    z.ranges,
+                    z.temperature.min,
+                    z.temperature.max,
+                    z.humidity.min,
+                    z.humidity.max,
+                    z.dehumidify.on_above,
+                    z.dehumidify.off_below
+                );
+            }
+        }
         out += &format!("  {} device(s)\n", self.devices.len());
         for d in &self.devices {
             let role = match (d.spec.device.kind, d.range) {
                 (DeviceKind::Shelving, Some(r)) => format!("shelving controller of range {r}"),
+                (DeviceKind::Environment, _) => {
+                    let points: Vec<&str> = self
+                        .environment
+                        .points
+                        .iter()
+                        .filter(|p| p.device == d.id)
+                        .map(|p| p.id.as_str())
+                        .collect();
+                    format!("environment device, points {}", points.join(", "))
+                }
                 _ => {
                     let n = self.antennas.iter().filter(|a| a.reader == d.id).count();
                     format!("reader, {n} antenna port(s)")

@@ -20,6 +20,7 @@ pub mod audit;
 pub mod cli_sweep;
 pub mod config;
 pub mod demo;
+pub mod environment;
 pub mod layout;
 pub mod location;
 pub mod logging;

@@ -222,6 +222,7 @@ async fn run(command: Command) -> Result<(), String> {
                 &config.site_id,
                 &config.room_id,
                 &controller.shelving,
+                &controller.environment,
             );
             serve(controller, listen, Some((&simulator, &broker, token))).await
         }
@@ -260,6 +261,7 @@ async fn run(command: Command) -> Result<(), String> {
                 &config.site_id,
                 &config.room_id,
                 &controller.shelving,
+                &controller.environment,
             );
             serve(controller, listen, None).await
         }

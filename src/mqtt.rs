@@ -87,7 +87,9 @@ impl EmbeddedBroker {
 
 /// Publishes the room's events to MQTT: each range's state (retained) on
 /// `stackroom/{site}/{room}/ranges/{range}/state`, each operation change on
-/// `stackroom/{site}/{room}/operations`. It reconnects by itself; what happens while the
+/// `stackroom/{site}/{room}/operations`, each environment alarm change on
+/// `stackroom/{site}/{room}/alarms`, each sensor change (retained) on
+/// `stackroom/{site}/{room}/environment/{sensor}`. It reconnects by itself; what happens while the
 /// broker is away is not queued (the retained state is republished on the next change).
 pub fn publish_events(
     host: String,
@@ -95,6 +97,7 @@ pub fn publish_events(
     site: &str,
     room: &str,
     shelving: &crate::shelving::Shelving,
+    environment: &crate::environment::Environment,
 ) -> tokio::task::JoinHandle<()> {
     use rumqttc::{AsyncClient, MqttOptions, QoS};
     let base = format!("stackroom/{site}/{room}");
@@ -102,6 +105,7 @@ pub fn publish_events(
     options.set_keep_alive(Duration::from_secs(10));
     let (client, mut eventloop) = AsyncClient::new(options, 256);
     let mut events = shelving.subscribe();
+    let mut env_events = environment.subscribe();
     let current = shelving.ranges();
     tokio::spawn(async move {
         let poller = tokio::spawn(async move {
@@ -131,8 +135,32 @@ pub fn publish_events(
                 let _ = client.publish(topic, QoS::AtLeastOnce, retain, body).await;
             }
         }
+        let alarms = format!("{base}/alarms");
+        let sensors = format!("{base}/environment");
         loop {
-            match events.recv().await {
+            let event = tokio::select! {
+                e = env_events.recv() => {
+                    match e {
+                        Ok(crate::environment::EnvEvent::Alarm(a)) => {
+                            if let Ok(body) = serde_json::to_vec(&a) {
+                                let _ = client.try_publish(alarms.clone(), QoS::AtLeastOnce, false, body);
+                            }
+                        }
+                        Ok(crate::environment::EnvEvent::Point(p)) => {
+                            if let Ok(body) = serde_json::to_vec(&p) {
+                                let _ = client.try_publish(format!("{sensors}/{}", p.id), QoS::AtLeastOnce, true, body);
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "environment publisher fell behind");
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
+                    }
+                    continue;
+                }
+                e = events.recv() => e,
+            };
+            match event {
                 Ok(event) => {
                     if let Some((topic, retain, body)) = publish(&event) {
                         let _ = client.try_publish(topic, QoS::AtLeastOnce, retain, body);

@@ -11,6 +11,7 @@ use crate::access::Access;
 use crate::api::{self, AppState, Failures};
 use crate::audit::Audit;
 use crate::config::RoomConfig;
+use crate::environment::Environment;
 use crate::location::{LocationError, LocationService};
 use crate::rfid::Rfid;
 use crate::shelving::{Shelving, Wiring};
@@ -42,6 +43,8 @@ pub struct Controller {
     pub rfid: Option<Rfid>,
     pub access: Access,
     pub audit: Audit,
+    pub environment: Environment,
+    store: Store,
     failures: Arc<Failures>,
 }
 
@@ -57,13 +60,16 @@ impl Controller {
         let config = Arc::new(config);
         let locations = LocationService::open(config.clone(), store.clone()).await?;
         let audit = Audit::new(store.clone());
+        let environment = Environment::empty(&config, store.clone());
         Ok(Controller {
             config,
             locations,
             shelving: Shelving::empty(),
             rfid: None,
-            access: Access::new(store, audit.clone()),
+            access: Access::new(store.clone(), audit.clone()),
             audit,
+            environment,
+            store,
             failures: Arc::default(),
         })
     }
@@ -75,6 +81,13 @@ impl Controller {
         self.shelving = Shelving::start(&self.config, wiring)?;
         self.audit.watch(&self.shelving);
         self.rfid = Some(Rfid::start(&self.config, &self.locations, wiring).await?);
+        self.environment = Environment::start(
+            &self.config,
+            self.store.clone(),
+            wiring,
+            self.shelving.clone(),
+            self.audit.clone(),
+        )?;
         Ok(())
     }
 
@@ -85,6 +98,7 @@ impl Controller {
             rfid: self.rfid.clone(),
             access: self.access.clone(),
             audit: self.audit.clone(),
+            environment: self.environment.clone(),
             failures: self.failures.clone(),
         })
     }

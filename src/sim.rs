@@ -161,6 +161,7 @@ pub fn spec(
                     wire,
                 });
             }
+            DeviceKind::Environment => {}
             DeviceKind::Reader => {
                 let wire = match profile.device.protocol {
                     Protocol::R2000 => ReaderWire::R2000 {
@@ -190,7 +191,9 @@ pub fn spec(
             }
         }
     }
+    let climate = climate_spec(config)?;
     Ok(SimSpec {
+        climate,
         seed: settings.seed,
         time_scale: settings.time_scale,
         rf: settings.rf,
@@ -200,6 +203,80 @@ pub fn spec(
         placement,
         mqtt: settings.mqtt.clone(),
     })
+}
+
+/// The simulated climate and environment devices of the config's `[environment]`.
+fn climate_spec(config: &RoomConfig) -> Result<hw_sim::climate::ClimateSpec, String> {
+    use crate::environment::config::{Address, PointKind};
+    use hw_sim::climate::{BinaryKind, ClimateSpec, EnvDevice, EnvWire};
+    let env = &config.environment;
+    let mut spec = ClimateSpec {
+        zones: env.zones.iter().map(|z| z.id.clone()).collect(),
+        ..ClimateSpec::default()
+    };
+    for p in &env.points {
+        match p.kind {
+            PointKind::Climate => spec.sensors.push((p.id.clone(), p.zone.clone())),
+            PointKind::Smoke => spec
+                .binary
+                .push((p.id.clone(), BinaryKind::Smoke, p.zone.clone())),
+            PointKind::Water => spec
+                .binary
+                .push((p.id.clone(), BinaryKind::Water, p.zone.clone())),
+            PointKind::Door => spec
+                .binary
+                .push((p.id.clone(), BinaryKind::Door, p.zone.clone())),
+            k => spec
+                .actuators
+                .push((p.id.clone(), k == PointKind::Dehumidifier, p.zone.clone())),
+        }
+    }
+    for device in config
+        .devices
+        .iter()
+        .filter(|d| d.spec.device.kind == DeviceKind::Environment)
+    {
+        let points = env.points.iter().filter(|p| p.device == device.id);
+        let wire = match (&device.spec.modbus_environment, &device.spec.zigbee2mqtt) {
+            (Some(map), _) => {
+                let (mut climate, mut inputs, mut coils) = (None, Vec::new(), Vec::new());
+                for p in points {
+                    match p.address {
+                        Address::Climate => climate = Some(p.id.clone()),
+                        Address::Input(n) => inputs.push((n, p.id.clone())),
+                        Address::Coil(n) => coils.push((n, p.id.clone())),
+                        Address::Topic(_) => {}
+                    }
+                }
+                EnvWire::ModbusRtu {
+                    map: map.clone(),
+                    unit: unit(device, map.unit),
+                    baud: baud(device),
+                    climate,
+                    inputs,
+                    coils,
+                }
+            }
+            (None, Some(keys)) => EnvWire::Zigbee2mqtt {
+                keys: keys.clone(),
+                prefix: prefix(device)?,
+                points: points
+                    .filter_map(|p| match &p.address {
+                        Address::Topic(t) => Some((t.clone(), p.id.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+            },
+            (None, None) => {
+                return Err(format!("device '{}': hw-sim cannot simulate it", device.id));
+            }
+        };
+        spec.devices.push(EnvDevice {
+            device: device.id.clone(),
+            wire,
+        });
+    }
+    Ok(spec)
 }
 
 /// The boxes as the controller's database has them: every tagged box on its bound shelf.

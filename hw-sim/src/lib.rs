@@ -11,6 +11,8 @@
 //! - [`modbus_shelving`], [`framed_shelving`], [`r2000_reader`], [`mercury_reader`]: the
 //!   devices on their serial wires;
 //! - [`mqtt_devices`]: a JSON shelving controller and an Impinj-style reader on MQTT;
+//! - [`climate`]: the room's climate model and its environment devices (Modbus RTU
+//!   transmitters and I/O modules, Zigbee2MQTT sensors and plugs);
 //! - [`clock`]: simulated time, scaled;
 //! - [`sim`]: the running simulator and its HTTP control API.
 //!
@@ -19,6 +21,7 @@
 //! it. Frame codecs and device profiles come from `stackroom-wire`, shared with the
 //! controller's drivers and tested there against vendor-published frames.
 
+pub mod climate;
 pub mod clock;
 pub mod framed_shelving;
 pub mod mercury_reader;

@@ -26,7 +26,7 @@ pub struct Broker {
 }
 
 /// A client, what arrives on its subscription, and the task that polls it.
-type Connection = (
+pub(crate) type Connection = (
     AsyncClient,
     mpsc::Receiver<(String, Vec<u8>)>,
     tokio::task::JoinHandle<()>,
@@ -34,7 +34,7 @@ type Connection = (
 
 /// Connects, keeps the connection polled (rumqttc reconnects on its own), subscribes to
 /// `subscribe` after every (re)connection and forwards what arrives there.
-fn connect(broker: &Broker, client_id: &str, subscribe: Option<String>) -> Connection {
+pub(crate) fn connect(broker: &Broker, client_id: &str, subscribe: Option<String>) -> Connection {
     let mut options = MqttOptions::new(client_id, &broker.host, broker.port);
     options.set_keep_alive(Duration::from_secs(5));
     options.set_max_packet_size(256 * 1024, 256 * 1024);

@@ -98,6 +98,8 @@ pub struct SimSpec {
     pub placement: Vec<Placement>,
     /// The broker MQTT devices connect to (needed only if there are any).
     pub mqtt: Option<Broker>,
+    /// The climate and the environment devices.
+    pub climate: crate::climate::ClimateSpec,
 }
 
 /// Where a simulated device can be reached.
@@ -134,6 +136,7 @@ pub enum SimError {
 
 struct Shared {
     world: Arc<Mutex<World>>,
+    climate: Arc<Mutex<crate::climate::Climate>>,
     ranges: HashMap<u16, Arc<Mutex<RangeSim>>>,
     /// Every device's power/link: off, it answers and publishes nothing.
     online: HashMap<String, Arc<AtomicBool>>,
@@ -346,7 +349,73 @@ impl Simulator {
             });
         }
 
+        let climate = Arc::new(Mutex::new(crate::climate::Climate::new(
+            &spec.climate,
+            next_seed(),
+        )));
+        tasks.push(tokio::spawn(crate::climate::tick(climate.clone(), clock)));
+        for d in &spec.climate.devices {
+            let online = Arc::new(AtomicBool::new(true));
+            online_flags.insert(d.device.clone(), online.clone());
+            match &d.wire {
+                crate::climate::EnvWire::ModbusRtu {
+                    map,
+                    unit,
+                    baud,
+                    climate: sensor,
+                    inputs,
+                    coils,
+                } => {
+                    let link = SerialLink::open(next_seed()).map_err(|source| SimError::Line {
+                        device: d.device.clone(),
+                        source,
+                    })?;
+                    tasks.push(tokio::spawn(crate::climate::serve_modbus(
+                        link.device_path.clone(),
+                        *baud,
+                        climate.clone(),
+                        map.clone(),
+                        *unit,
+                        sensor.clone(),
+                        inputs.clone(),
+                        coils.clone(),
+                        online,
+                    )));
+                    endpoints.push(Endpoint {
+                        device: d.device.clone(),
+                        kind: "environment/modbus-rtu",
+                        path: Some(link.path.clone()),
+                        topics: None,
+                    });
+                    lines.insert(d.device.clone(), link);
+                }
+                crate::climate::EnvWire::Zigbee2mqtt {
+                    keys,
+                    prefix,
+                    points,
+                } => {
+                    tasks.push(tokio::spawn(crate::climate::serve_zigbee2mqtt(
+                        broker(&d.device)?,
+                        d.device.clone(),
+                        keys.clone(),
+                        prefix.clone(),
+                        points.clone(),
+                        climate.clone(),
+                        online,
+                        clock,
+                    )));
+                    endpoints.push(Endpoint {
+                        device: d.device.clone(),
+                        kind: "environment/zigbee2mqtt",
+                        path: None,
+                        topics: Some(format!("{prefix}/#")),
+                    });
+                }
+            }
+        }
+
         let shared = Arc::new(Shared {
+            climate,
             world,
             ranges,
             online: online_flags,
@@ -428,6 +497,7 @@ pub struct SimState {
     pub readers: Vec<ReaderState>,
     pub devices: Vec<Endpoint>,
     pub tags: Vec<Tag>,
+    pub environment: crate::climate::ClimateState,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -466,6 +536,11 @@ fn state(shared: &Shared) -> SimState {
             .lock()
             .map(|w| w.snapshot())
             .unwrap_or_default(),
+        environment: shared
+            .climate
+            .lock()
+            .map(|c| c.state())
+            .unwrap_or_else(|p| p.into_inner().state()),
     }
 }
 
@@ -624,6 +699,39 @@ fn control_router(shared: Arc<Shared>) -> Router {
                 let mut w = s.world.lock().map_err(|_| bad("world lock poisoned".into()))?;
                 w.add_stray(&t.epc, &t.shelf).map_err(|e| bad(e.to_string()))?;
                 Ok::<_, ApiError>(StatusCode::CREATED)
+            }),
+        )
+        .route(
+            "/sim/environment/sensors/{id}",
+            put(|State(s): State<Arc<Shared>>, Path(id): Path<String>, text: String| async move {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Forced {
+                    temperature: f64,
+                    humidity: f64,
+                }
+                let forced: Option<Forced> = body(&text, r#"{"temperature":T,"humidity":H} or null"#)?;
+                if let Some(f) = &forced
+                    && !((-40.0..=80.0).contains(&f.temperature) && (0.0..=100.0).contains(&f.humidity))
+                {
+                    return Err(bad("temperature -40 to 80 °C, humidity 0 to 100 %".into()));
+                }
+                let mut c = s.climate.lock().map_err(|_| bad("climate lock poisoned".into()))?;
+                if !c.force(&id, forced.map(|f| (f.temperature, f.humidity))) {
+                    return Err(not_found(format!("no simulated climate sensor '{id}'")));
+                }
+                Ok::<_, ApiError>(Json(c.state()))
+            }),
+        )
+        .route(
+            "/sim/environment/binary/{id}",
+            put(|State(s): State<Arc<Shared>>, Path(id): Path<String>, text: String| async move {
+                let on: bool = body(&text, "true or false")?;
+                let mut c = s.climate.lock().map_err(|_| bad("climate lock poisoned".into()))?;
+                if !c.set_binary(&id, on) {
+                    return Err(not_found(format!("no simulated smoke, water or door sensor '{id}'")));
+                }
+                Ok::<_, ApiError>(Json(c.state()))
             }),
         )
         .route("/sim/readers/{reader}/online", put(set_online))

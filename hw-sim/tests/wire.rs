@@ -50,6 +50,7 @@ fn spec(seed: u64) -> SimSpec {
         })
         .collect();
     SimSpec {
+        climate: Default::default(),
         seed,
         time_scale: 20.0,
         rf: RfParams::default(),

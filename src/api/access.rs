@@ -56,7 +56,8 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
             | "/api/v1/ranges/{range}/ventilate"
             | "/api/v1/ranges/{range}/stop"
             | "/api/v1/boxes/{archive_no}/retrieve"
-            | "/api/v1/sweeps",
+            | "/api/v1/sweeps"
+            | "/api/v1/alarms/{id}/ack",
         )
         | ("DELETE", "/api/v1/sweeps/{id}") => Operator,
         ("POST", "/api/v1/boxes" | "/api/v1/bindings/moves" | "/api/v1/import/boxes")

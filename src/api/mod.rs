@@ -6,6 +6,7 @@
 
 mod access;
 mod admin;
+mod environment;
 mod problem;
 mod ranges;
 mod rfid;
@@ -49,6 +50,7 @@ pub struct AppState {
     pub rfid: Option<crate::rfid::Rfid>,
     pub access: crate::access::Access,
     pub audit: crate::audit::Audit,
+    pub environment: crate::environment::Environment,
     pub failures: Arc<Failures>,
 }
 
@@ -78,6 +80,7 @@ type ApiResult<T> = Result<Json<T>, Problem>;
     tags((name = "boxes", description = "Boxes, where they are, and their history"),
          (name = "shelves", description = "Shelves, their fill, and where a new box should go"),
          (name = "ranges", description = "Ranges of motorized shelving: state, opening aisles, operations, events"),
+         (name = "environment", description = "Temperature, humidity, smoke, water and doors; history, compliance, alarms"),
          (name = "sweeps", description = "RFID: inventory sweeps and their reports, readers, live tag locations"),
          (name = "system", description = "Health, the API description, tokens and the audit trail"))
 )]
@@ -118,6 +121,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(admin::list_tokens, admin::create_token))
         .routes(routes!(admin::revoke_token))
         .routes(routes!(admin::audit_trail))
+        .routes(routes!(environment::environment))
+        .routes(routes!(environment::history))
+        .routes(routes!(environment::compliance))
+        .routes(routes!(environment::alarms))
+        .routes(routes!(environment::ack_alarm))
+        .routes(routes!(environment::metrics))
         .routes({
             let (schemas, paths, method) = routes!(import_boxes);
             (

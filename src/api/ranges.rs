@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use super::{ApiPath, ApiResult, AppState, Problem, Who};
 use crate::access::Identity;
+use crate::environment::EnvEvent;
 use crate::location::{BoxKey, Location};
 use crate::shelving::controller::RangeView;
 use crate::shelving::plan::Goal;
@@ -230,9 +231,10 @@ fn sse(event: &Event) -> SseEvent {
         .unwrap_or_else(|_| SseEvent::default().event("error"))
 }
 
-/// Server-sent events: every range state (first the current ones) and operation change.
+/// Server-sent events: every range state (first the current ones) and operation change;
+/// environment alarms (`alarm`) and sensor changes (`sensor`).
 #[utoipa::path(get, path = "/api/v1/events", tag = "ranges",
-    responses((status = 200, description = "text/event-stream of `range` and `operation` events", content_type = "text/event-stream")))]
+    responses((status = 200, description = "text/event-stream of `range`, `operation`, `alarm` and `sensor` events", content_type = "text/event-stream")))]
 pub(super) async fn events(
     State(s): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
@@ -249,5 +251,17 @@ pub(super) async fn events(
             Err(_) => None,
         }
     });
-    Sse::new(stream::iter(current).chain(live)).keep_alive(KeepAlive::default())
+    let environment = BroadcastStream::new(s.environment.subscribe()).filter_map(|e| async move {
+        let event = e.ok()?;
+        let name = match &event {
+            EnvEvent::Alarm(_) => "alarm",
+            EnvEvent::Point(_) => "sensor",
+        };
+        Some(Ok(SseEvent::default()
+            .event(name)
+            .json_data(&event)
+            .unwrap_or_else(|_| SseEvent::default().event("error"))))
+    });
+    Sse::new(stream::iter(current).chain(stream::select(live, environment)))
+        .keep_alive(KeepAlive::default())
 }

@@ -95,6 +95,7 @@ const ACTIONS: &[(&str, &str, &str)] = &[
     ("unlock", "POST", "/api/v1/ranges/{range}/unlock"),
     ("sweep", "POST", "/api/v1/sweeps"),
     ("cancel_sweep", "DELETE", "/api/v1/sweeps/{id}"),
+    ("ack_alarm", "POST", "/api/v1/alarms/{id}/ack"),
     ("bind", "PUT", "/api/v1/boxes/{archive_no}/binding"),
     ("tokens", "GET", "/api/v1/tokens"),
     ("audit", "GET", "/api/v1/audit"),
@@ -105,7 +106,7 @@ pub(super) struct Me {
     name: String,
     role: Role,
     /// What this role may do: `retrieve`, `open`, `close`, `ventilate`, `stop`, `lock`,
-    /// `unlock`, `sweep`, `sweep_sync`, `cancel_sweep`, `bind`, `tokens`, `audit`.
+    /// `unlock`, `sweep`, `sweep_sync`, `cancel_sweep`, `ack_alarm`, `bind`, `tokens`, `audit`.
     may: Vec<&'static str>,
 }
 

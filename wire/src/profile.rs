@@ -17,6 +17,8 @@ use crate::WireError;
 pub enum Kind {
     Shelving,
     Reader,
+    /// Room environment: climate transmitters, binary sensors, relays.
+    Environment,
 }
 
 /// The protocol a device speaks.
@@ -35,6 +37,9 @@ pub enum Protocol {
     Mercury,
     /// Reader, Impinj IoT device interface JSON over MQTT.
     ImpinjIot,
+    /// Environment devices behind a Zigbee2MQTT bridge: JSON state on `{prefix}/{name}`,
+    /// commands on `{prefix}/{name}/set`.
+    Zigbee2mqtt,
 }
 
 impl std::fmt::Display for Protocol {
@@ -46,6 +51,7 @@ impl std::fmt::Display for Protocol {
             Protocol::R2000 => "r2000",
             Protocol::Mercury => "mercury",
             Protocol::ImpinjIot => "impinj-iot",
+            Protocol::Zigbee2mqtt => "zigbee2mqtt",
         })
     }
 }
@@ -294,6 +300,95 @@ fn dwell() -> u64 {
     100
 }
 
+/// Which Modbus register table holds a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterTable {
+    /// Input registers, function 0x04.
+    Input,
+    /// Holding registers, function 0x03.
+    Holding,
+}
+
+/// Temperature and humidity registers of a Modbus transmitter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusClimate {
+    pub table: RegisterTable,
+    /// Register of the temperature, a signed value × `scale` (°C).
+    pub temperature: u16,
+    /// Register of the relative humidity, × `scale` (%).
+    pub humidity: u16,
+    #[serde(default = "ten")]
+    pub scale: f64,
+}
+
+fn ten() -> f64 {
+    10.0
+}
+
+/// A Modbus environment device: a climate transmitter, a digital-input module, a relay
+/// module, or one that is several of these.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusEnvironment {
+    #[serde(default = "unit")]
+    pub unit: u8,
+    pub climate: Option<ModbusClimate>,
+    /// Discrete inputs (function 0x02) from address 0: smoke, water, door contacts.
+    #[serde(default)]
+    pub discrete_inputs: u16,
+    /// Coils (read 0x01, write 0x05) from address 0: relays of a dehumidifier, a fan, a door.
+    #[serde(default)]
+    pub coils: u16,
+}
+
+/// The JSON keys of Zigbee2MQTT devices (its defaults, changeable per model).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zigbee2Mqtt {
+    #[serde(default = "key_temperature")]
+    pub temperature: String,
+    #[serde(default = "key_humidity")]
+    pub humidity: String,
+    #[serde(default = "key_smoke")]
+    pub smoke: String,
+    #[serde(default = "key_water")]
+    pub water: String,
+    /// A door contact: `true` while the door is closed.
+    #[serde(default = "key_contact")]
+    pub contact: String,
+    /// A switch: `"ON"` or `"OFF"`, set by publishing `{"<key>":"ON"}` to `{name}/set`.
+    #[serde(default = "key_state")]
+    pub state: String,
+    /// A device that publishes nothing for this long is stale (the profile's timing may be
+    /// shorter).
+    #[serde(default = "z2m_interval")]
+    pub report_interval_ms: u64,
+}
+
+fn key_temperature() -> String {
+    "temperature".into()
+}
+fn key_humidity() -> String {
+    "humidity".into()
+}
+fn key_smoke() -> String {
+    "smoke".into()
+}
+fn key_water() -> String {
+    "water_leak".into()
+}
+fn key_contact() -> String {
+    "contact".into()
+}
+fn key_state() -> String {
+    "state".into()
+}
+fn z2m_interval() -> u64 {
+    2000
+}
+
 /// A device profile.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -309,6 +404,8 @@ pub struct Profile {
     pub mqtt_json: Option<MqttShelving>,
     pub impinj_iot: Option<ImpinjIot>,
     pub framed: Option<crate::framed::FramedProfile>,
+    pub modbus_environment: Option<ModbusEnvironment>,
+    pub zigbee2mqtt: Option<Zigbee2Mqtt>,
 }
 
 impl Profile {
@@ -348,13 +445,42 @@ impl Profile {
                 ))
             }
         };
-        match profile.device.protocol {
-            Protocol::Modbus => need(profile.modbus.is_some(), "modbus")?,
-            Protocol::R2000 => need(profile.r2000.is_some(), "r2000")?,
-            Protocol::Mercury => need(profile.mercury.is_some(), "mercury")?,
-            Protocol::MqttJson => need(profile.mqtt_json.is_some(), "mqtt_json")?,
-            Protocol::ImpinjIot => need(profile.impinj_iot.is_some(), "impinj_iot")?,
-            Protocol::FramedSerial => need(profile.framed.is_some(), "framed")?,
+        match (profile.device.kind, profile.device.protocol) {
+            (Kind::Environment, Protocol::Modbus) => {
+                need(profile.modbus_environment.is_some(), "modbus_environment")?
+            }
+            (Kind::Environment, Protocol::Zigbee2mqtt) => {
+                need(profile.zigbee2mqtt.is_some(), "zigbee2mqtt")?
+            }
+            (Kind::Environment, p) => {
+                return Err(format!(
+                    "an environment device speaks modbus or zigbee2mqtt, not {p}"
+                ));
+            }
+            (_, Protocol::Zigbee2mqtt) => {
+                return Err("zigbee2mqtt is a protocol of environment devices".into());
+            }
+            (_, Protocol::Modbus) => need(profile.modbus.is_some(), "modbus")?,
+            (_, Protocol::R2000) => need(profile.r2000.is_some(), "r2000")?,
+            (_, Protocol::Mercury) => need(profile.mercury.is_some(), "mercury")?,
+            (_, Protocol::MqttJson) => need(profile.mqtt_json.is_some(), "mqtt_json")?,
+            (_, Protocol::ImpinjIot) => need(profile.impinj_iot.is_some(), "impinj_iot")?,
+            (_, Protocol::FramedSerial) => need(profile.framed.is_some(), "framed")?,
+        }
+        if let Some(e) = &profile.modbus_environment {
+            if e.climate.is_none() && e.discrete_inputs == 0 && e.coils == 0 {
+                return Err(
+                    "[modbus_environment] has no climate registers, discrete inputs or coils"
+                        .into(),
+                );
+            }
+            if let Some(c) = &e.climate
+                && (c.temperature == c.humidity || c.scale.is_nan() || c.scale <= 0.0)
+            {
+                return Err(
+                    "[modbus_environment.climate] needs two registers and a positive scale".into(),
+                );
+            }
         }
         if let Some(m) = &profile.modbus {
             let i = &m.input;

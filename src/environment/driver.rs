@@ -1,0 +1,352 @@
+//! Drivers of environment devices: Modbus RTU transmitters and I/O modules (tokio-modbus
+//! on tokio-serial), and Zigbee2MQTT devices (rumqttc). Each turns what its device says
+//! into [`Observation`]s and takes [`SwitchCommand`]s for its relays and plugs. A driver
+//! never invents a value: a device that does not answer sends nothing, and its points go
+//! stale by their age.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+use stackroom_wire::profile::{ModbusEnvironment, RegisterTable, Timing, Zigbee2Mqtt};
+use tokio::sync::mpsc;
+use tokio_modbus::client::{Context, Reader, Writer};
+use tokio_modbus::prelude::*;
+
+use super::config::{Address, PointKind};
+use crate::shelving::device::backoff;
+
+/// What a point reported.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measured {
+    Climate {
+        temperature: f64,
+        humidity: f64,
+    },
+    /// A binary sensor: tripped (smoke, water, door open) or not.
+    Tripped(bool),
+    /// An actuator: on or off.
+    Switched(bool),
+}
+
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub point: String,
+    pub at: chrono::DateTime<Utc>,
+    pub value: Measured,
+}
+
+/// Switch an actuator point.
+#[derive(Debug, Clone)]
+pub struct SwitchCommand {
+    pub point: String,
+    pub on: bool,
+}
+
+/// A point as its driver needs it.
+#[derive(Debug, Clone)]
+pub struct DriverPoint {
+    pub id: String,
+    pub kind: PointKind,
+    pub address: Address,
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc::now()
+}
+
+/// Polls a Modbus device on a serial line for ever, reconnecting with back-off.
+#[allow(clippy::too_many_arguments)]
+pub async fn modbus(
+    device: String,
+    path: String,
+    baud: u32,
+    unit: u8,
+    map: ModbusEnvironment,
+    timing: Timing,
+    points: Vec<DriverPoint>,
+    tx: mpsc::Sender<Observation>,
+    mut commands: mpsc::Receiver<SwitchCommand>,
+) {
+    let mut attempt = 0u32;
+    let poll = Duration::from_millis(timing.poll_interval_ms.max(50));
+    let timeout = Duration::from_millis(timing.command_timeout_ms.max(50));
+    loop {
+        let mut ctx = match tokio_serial::SerialStream::open(&tokio_serial::new(&path, baud)) {
+            Ok(serial) => tokio_modbus::client::rtu::attach_slave(serial, Slave(unit)),
+            Err(e) => {
+                tracing::warn!(%device, %path, error = %e, "cannot open the environment device's line");
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+        };
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let failed = loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    match tokio::time::timeout(timeout * 3, read_all(&mut ctx, &map, &points, timeout)).await {
+                        Ok(Ok(observations)) => {
+                            attempt = 0;
+                            for o in observations {
+                                if tx.send(o).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Ok(Err(e)) => break e,
+                        Err(_) => break "no answer".to_string(),
+                    }
+                }
+                command = commands.recv() => {
+                    let Some(command) = command else { return };
+                    let coil = points.iter().find_map(|p| match p.address {
+                        Address::Coil(n) if p.id == command.point => Some(n),
+                        _ => None,
+                    });
+                    let Some(coil) = coil else { continue };
+                    match tokio::time::timeout(timeout, ctx.write_single_coil(coil, command.on)).await {
+                        Ok(Ok(Ok(()))) => tracing::info!(%device, point = %command.point, on = command.on, "switched"),
+                        Ok(Ok(Err(e))) => tracing::warn!(%device, point = %command.point, exception = ?e, "the device refused the switch"),
+                        Ok(Err(e)) => break e.to_string(),
+                        Err(_) => break "no answer to a switch".to_string(),
+                    }
+                }
+            }
+        };
+        tracing::debug!(%device, error = %failed, "environment device lost; reconnecting");
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
+    }
+}
+
+async fn read_all(
+    ctx: &mut Context,
+    map: &ModbusEnvironment,
+    points: &[DriverPoint],
+    timeout: Duration,
+) -> Result<Vec<Observation>, String> {
+    let mut out = Vec::new();
+    let within = |what: &'static str| move |_| format!("no answer reading {what}");
+    if let Some(c) = &map.climate
+        && points.iter().any(|p| p.address == Address::Climate)
+    {
+        let first = c.temperature.min(c.humidity);
+        let count = c.temperature.max(c.humidity) - first + 1;
+        let regs = match c.table {
+            RegisterTable::Input => {
+                tokio::time::timeout(timeout, ctx.read_input_registers(first, count)).await
+            }
+            RegisterTable::Holding => {
+                tokio::time::timeout(timeout, ctx.read_holding_registers(first, count)).await
+            }
+        }
+        .map_err(within("the climate registers"))?
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("exception {e:?} reading the climate registers"))?;
+        let reg = |a: u16| regs.get((a - first) as usize).copied();
+        if let (Some(t), Some(h)) = (reg(c.temperature), reg(c.humidity)) {
+            let temperature = t as i16 as f64 / c.scale;
+            let humidity = h as f64 / c.scale;
+            for p in points.iter().filter(|p| p.address == Address::Climate) {
+                out.push(Observation {
+                    point: p.id.clone(),
+                    at: now(),
+                    value: Measured::Climate {
+                        temperature,
+                        humidity,
+                    },
+                });
+            }
+        }
+    }
+    if map.discrete_inputs > 0
+        && points
+            .iter()
+            .any(|p| matches!(p.address, Address::Input(_)))
+    {
+        let bits = tokio::time::timeout(timeout, ctx.read_discrete_inputs(0, map.discrete_inputs))
+            .await
+            .map_err(within("the discrete inputs"))?
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("exception {e:?} reading the discrete inputs"))?;
+        for p in points {
+            if let Address::Input(n) = p.address
+                && let Some(on) = bits.get(n as usize)
+            {
+                out.push(Observation {
+                    point: p.id.clone(),
+                    at: now(),
+                    value: Measured::Tripped(*on),
+                });
+            }
+        }
+    }
+    if map.coils > 0 && points.iter().any(|p| matches!(p.address, Address::Coil(_))) {
+        let bits = tokio::time::timeout(timeout, ctx.read_coils(0, map.coils))
+            .await
+            .map_err(within("the coils"))?
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("exception {e:?} reading the coils"))?;
+        for p in points {
+            if let Address::Coil(n) = p.address
+                && let Some(on) = bits.get(n as usize)
+            {
+                out.push(Observation {
+                    point: p.id.clone(),
+                    at: now(),
+                    value: Measured::Switched(*on),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a Zigbee2MQTT message says about a point; `Err` when it is not what the point's
+/// kind publishes.
+pub fn parse_z2m(
+    keys: &Zigbee2Mqtt,
+    kind: PointKind,
+    payload: &[u8],
+) -> Result<Option<Measured>, String> {
+    let json: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
+    let object = json.as_object().ok_or("not a JSON object")?;
+    let number = |key: &str| object.get(key).and_then(Value::as_f64);
+    let boolean = |key: &str| object.get(key).and_then(Value::as_bool);
+    Ok(match kind {
+        PointKind::Climate => match (number(&keys.temperature), number(&keys.humidity)) {
+            (Some(t), Some(h)) if (-60.0..=100.0).contains(&t) && (0.0..=100.0).contains(&h) => {
+                Some(Measured::Climate {
+                    temperature: t,
+                    humidity: h,
+                })
+            }
+            (Some(_), Some(_)) => return Err("temperature or humidity out of range".into()),
+            // A message about the battery or the link only.
+            _ => None,
+        },
+        PointKind::Smoke => boolean(&keys.smoke).map(Measured::Tripped),
+        PointKind::Water => boolean(&keys.water).map(Measured::Tripped),
+        PointKind::Door => boolean(&keys.contact).map(|closed| Measured::Tripped(!closed)),
+        _ => match object.get(&keys.state).and_then(Value::as_str) {
+            Some("ON") => Some(Measured::Switched(true)),
+            Some("OFF") => Some(Measured::Switched(false)),
+            Some(other) => return Err(format!("state '{other}' is neither ON nor OFF")),
+            None => None,
+        },
+    })
+}
+
+/// Listens to a Zigbee2MQTT bridge's devices and switches its plugs, for ever.
+pub async fn zigbee2mqtt(
+    device: String,
+    broker: (String, u16),
+    prefix: String,
+    keys: Zigbee2Mqtt,
+    points: Vec<DriverPoint>,
+    tx: mpsc::Sender<Observation>,
+    mut commands: mpsc::Receiver<SwitchCommand>,
+) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut options = MqttOptions::new(
+        format!("stackroom-env-{device}-{}", std::process::id()),
+        broker.0,
+        broker.1,
+    );
+    options.set_keep_alive(Duration::from_secs(10));
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    let topic = |p: &DriverPoint| match &p.address {
+        Address::Topic(t) => Some(format!("{prefix}/{t}")),
+        _ => None,
+    };
+    loop {
+        tokio::select! {
+            event = eventloop.poll() => match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = client.try_subscribe(format!("{prefix}/+"), QoS::AtLeastOnce);
+                }
+                Ok(Event::Incoming(Packet::Publish(message))) => {
+                    for p in points.iter().filter(|p| topic(p).as_deref() == Some(message.topic.as_str())) {
+                        match parse_z2m(&keys, p.kind, &message.payload) {
+                            Ok(Some(value)) => {
+                                let o = Observation { point: p.id.clone(), at: now(), value };
+                                if tx.send(o).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(%device, topic = %message.topic, error = %e, "ignored a Zigbee2MQTT message"),
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%device, error = %e, "Zigbee2MQTT connection reconnects");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            },
+            command = commands.recv() => {
+                let Some(command) = command else { return };
+                let Some(p) = points.iter().find(|p| p.id == command.point) else { continue };
+                let Some(t) = topic(p) else { continue };
+                let body = serde_json::json!({ keys.state.as_str(): if command.on { "ON" } else { "OFF" } });
+                let _ = client.try_publish(format!("{t}/set"), QoS::AtLeastOnce, false, body.to_string());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Zigbee2Mqtt {
+        stackroom_wire::profile::Profile::parse(
+            "[device]\nkind = \"environment\"\nprotocol = \"zigbee2mqtt\"\n[zigbee2mqtt]\n",
+        )
+        .unwrap()
+        .zigbee2mqtt
+        .unwrap()
+    }
+
+    #[test]
+    fn zigbee2mqtt_messages_are_read_by_the_points_kind() {
+        let k = keys();
+        let climate = br#"{"temperature":21.4,"humidity":52.0,"battery":97,"linkquality":120}"#;
+        assert_eq!(
+            parse_z2m(&k, PointKind::Climate, climate).unwrap(),
+            Some(Measured::Climate {
+                temperature: 21.4,
+                humidity: 52.0
+            })
+        );
+        assert_eq!(
+            parse_z2m(&k, PointKind::Climate, br#"{"battery":97}"#).unwrap(),
+            None
+        );
+        assert_eq!(
+            parse_z2m(&k, PointKind::Water, br#"{"water_leak":true}"#).unwrap(),
+            Some(Measured::Tripped(true))
+        );
+        assert_eq!(
+            parse_z2m(&k, PointKind::Door, br#"{"contact":true}"#).unwrap(),
+            Some(Measured::Tripped(false)),
+            "contact: the door is closed"
+        );
+        assert_eq!(
+            parse_z2m(
+                &k,
+                PointKind::Dehumidifier,
+                br#"{"state":"ON","power":420}"#
+            )
+            .unwrap(),
+            Some(Measured::Switched(true))
+        );
+        for bad in [&b"{"[..], b"[1]", br#"{"temperature":500,"humidity":50}"#] {
+            assert!(parse_z2m(&k, PointKind::Climate, bad).is_err());
+        }
+        assert!(parse_z2m(&k, PointKind::Fan, br#"{"state":"MAYBE"}"#).is_err());
+    }
+}
