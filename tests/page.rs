@@ -535,6 +535,118 @@ async fn staff_take_stock_of_a_range_from_the_page() {
     client.close().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_see_the_rooms_climate_and_acknowledge_an_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_driver, client)) = browser(&dir.path().join("profile")).await else {
+        return;
+    };
+    let demo = start_demo(&dir.path().join("data"), &[]);
+    client.goto(&demo.page).await.unwrap();
+    until(
+        &client,
+        "document.querySelector('#who-name').textContent === 'demo'",
+        15,
+        "signing in",
+    )
+    .await;
+    client
+        .find(Locator::Css("#lang"))
+        .await
+        .unwrap()
+        .select_by_value("en")
+        .await
+        .unwrap();
+
+    // The map carries each zone's climate beside its ranges.
+    until(
+        &client,
+        "/°C · \\d+ %/.test(document.querySelector('svg.room [data-climate=\"1\"]')?.textContent || '')",
+        20,
+        "the climate on the map",
+    )
+    .await;
+
+    // Water under range B: the alarm is on every tab at once.
+    assert_eq!(
+        put(&demo.sim, "/sim/environment/binary/water-bc", "true").await,
+        200
+    );
+    until(
+        &client,
+        "document.querySelector('#alarms').innerText.includes('ALARM WATER: water-bc')",
+        15,
+        "the water alarm",
+    )
+    .await;
+    snapshot(&client, "water").await;
+
+    // The environment tab: zones with their charts, the alarm, acknowledged with a note.
+    client
+        .find(Locator::Css("[data-tab='environment']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "document.querySelectorAll('.zone svg.chart').length === 4",
+        15,
+        "two charts per zone",
+    )
+    .await;
+    until(
+        &client,
+        "document.querySelector('.alarm-row.active .ack input')",
+        10,
+        "the alarm's row",
+    )
+    .await;
+    let note = client
+        .find(Locator::Css(".alarm-row.active .ack input"))
+        .await
+        .unwrap();
+    note.send_keys("towel under the pipe").await.unwrap();
+    client
+        .find(Locator::Css(".alarm-row.active .ack button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "document.querySelector('.alarm-row.acknowledged')",
+        10,
+        "the acknowledgement",
+    )
+    .await;
+    let row = text_of(&client, ".alarm-row.acknowledged").await;
+    assert!(row.contains("demo: towel under the pipe"), "{row}");
+    let (_, _, alarms) = get(&demo.base, "/api/v1/alarms?state=acknowledged").await;
+    assert_eq!(
+        alarms["items"][0]["ack_note"], "towel under the pipe",
+        "{alarms}"
+    );
+    until(&client, "document.querySelector('#sensor-list tr.alarm[data-sensor=\"water-bc\"]')?.innerText.includes('water!')", 10, "the sensor row").await;
+    snapshot(&client, "environment").await;
+
+    // Dry again: the alarm clears off the page.
+    assert_eq!(
+        put(&demo.sim, "/sim/environment/binary/water-bc", "false").await,
+        200
+    );
+    until(
+        &client,
+        "!document.querySelector('#alarms').innerText.includes('WATER')",
+        15,
+        "the alarm to clear",
+    )
+    .await;
+    client.close().await.unwrap();
+}
+
 /// Without a browser: the page's files, their headers, and the two routes the page is
 /// built on (`/api/v1/me`, `/api/v1/room`).
 #[tokio::test]
@@ -565,6 +677,7 @@ async fn page_files_and_the_routes_it_stands_on() {
     for (file, ctype) in [
         ("app.js", "text/javascript; charset=utf-8"),
         ("map.js", "text/javascript; charset=utf-8"),
+        ("chart.js", "text/javascript; charset=utf-8"),
         ("style.css", "text/css; charset=utf-8"),
         ("i18n.json", "application/json"),
         ("icon.svg", "image/svg+xml"),

@@ -590,15 +590,33 @@ impl Engine {
             l.seen = Some(Instant::now());
             changed
         };
-        if changed && let Some(view) = self.env.points(&[]).into_iter().find(|p| p.id == o.point) {
-            let _ = self.env.inner.events.send(EnvEvent::Point(view));
-        }
         if let Measured::Switched(on) = o.value {
             self.dehumidifiers
                 .entry(o.point.clone())
                 .or_insert_with(|| Switch::new(on));
         }
         self.evaluate_point(&o.point).await;
+        if changed {
+            self.publish(&o.point);
+        }
+    }
+
+    /// Sends a point's view to the event stream, its alarm state included.
+    fn publish(&self, point: &str) {
+        let alarmed: Vec<String> = self
+            .conditions
+            .iter()
+            .filter(|(_, c)| c.raised())
+            .map(|((_, sensor), _)| sensor.clone())
+            .collect();
+        if let Some(view) = self
+            .env
+            .points(&alarmed)
+            .into_iter()
+            .find(|p| p.id == point)
+        {
+            let _ = self.env.inner.events.send(EnvEvent::Point(view));
+        }
     }
 
     /// Checks one point's conditions against its latest value.
@@ -726,6 +744,7 @@ impl Engine {
                     }
                     Err(e) => tracing::error!(error = %e, "an alarm could not be recorded"),
                 }
+                self.publish(sensor);
                 self.respond(kind, zone).await;
             }
             Some(Change::Clear) => {
@@ -744,6 +763,7 @@ impl Engine {
                 if kind == "humidity_high" {
                     self.damp.insert(zone.to_string(), false);
                 }
+                self.publish(sensor);
             }
             None => {}
         }

@@ -4,6 +4,7 @@
 // signed-in token; live range states and operations come from the event stream. Text from
 // the server (titles, names) is only ever set as text, never as HTML.
 
+import { drawChart } from "/assets/chart.js";
 import { drawRoom, parseShelf } from "/assets/map.js";
 
 const $ = (id) => document.getElementById(id);
@@ -29,6 +30,11 @@ const state = {
   sweep: null,
   sweepTimer: null,
   drawQueued: false,
+  sensors: new Map(), // environment point id -> its latest view
+  zones: [], // environment zones with their limits
+  alarms: new Map(), // open environment alarms by id
+  envTimer: null,
+  span: "day", // the environment charts: "day" or "month"
 };
 
 // ---------------------------------------------------------------- labels
@@ -169,6 +175,7 @@ async function signIn(token) {
   setLanguage(state.lang);
   applyRole();
   connectEvents();
+  loadEnvironment();
   showTab("find");
   $("search").focus();
 }
@@ -177,6 +184,9 @@ function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   if (state.events) state.events.close();
   clearTimeout(state.sweepTimer);
+  clearTimeout(state.envTimer);
+  state.sensors.clear();
+  state.alarms.clear();
   Object.assign(state, { token: null, me: null, events: null, focus: null, watching: null, sweep: null });
   state.ranges.clear();
   showSignIn(message);
@@ -217,6 +227,8 @@ function connectEvents() {
   state.events = source;
   source.addEventListener("range", (e) => onRange(JSON.parse(e.data).data));
   source.addEventListener("operation", (e) => onOperation(JSON.parse(e.data).data));
+  source.addEventListener("sensor", (e) => onSensor(JSON.parse(e.data).data));
+  source.addEventListener("alarm", (e) => onAlarm(JSON.parse(e.data).data));
   source.onopen = () => {
     $("link").hidden = true;
   };
@@ -260,20 +272,29 @@ function draw() {
     const focus = state.focus && state.focus.location
       ? { ...state.focus.location.shelf, aisle: state.focus.location.aisle.aisle }
       : null;
-    drawRoom($("map"), state.room, state.ranges, focus, t);
+    drawRoom($("map"), state.room, state.ranges, focus, t, rangeClimate());
   });
 }
 
-/// Emergency stops, faults and lost controllers, loudly, above everything.
+/// Emergency stops, faults, lost controllers and the room's alarms, loudly, above everything.
 function renderAlarms() {
   const lines = [];
+  const quiet = [];
+  for (const a of [...state.alarms.values()].sort((x, y) => x.id - y.id)) {
+    const text = t("alarm_env", { kind: t(`alarm_kind_${a.kind}`), sensor: a.sensor, zone: zoneName(a.zone) });
+    if (a.state === "active" || a.kind === "smoke" || a.kind === "water") lines.push(text);
+    else quiet.push(`${text} — ${t("alarm_acknowledged_by", { who: a.acked_by || "?" })}`);
+  }
   for (const r of [...state.ranges.values()].sort((a, b) => a.range - b.range)) {
     const params = { range: rangeName(r.range) };
     if (r.estop) lines.push(t("alarm_estop", params));
     if (r.faults.length) lines.push(t("alarm_fault", { ...params, faults: r.faults.join(", ") }));
     if (r.link !== "up") lines.push(t("alarm_link", params));
   }
-  $("alarms").replaceChildren(...lines.map((text) => node("p", { class: "alarm" }, text)));
+  $("alarms").replaceChildren(
+    ...lines.map((text) => node("p", { class: "alarm" }, text)),
+    ...quiet.map((text) => node("p", { class: "alarm quiet" }, text)),
+  );
 }
 
 // ---------------------------------------------------------------- small DOM helper
@@ -298,6 +319,7 @@ function showTab(name) {
   }
   for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== `tab-${name}`;
   if (name === "stocktake") loadSweeps();
+  if (name === "environment") renderEnvironment(true);
   if (name === "find") draw();
 }
 
@@ -676,6 +698,148 @@ async function downloadCsv(id) {
   }
 }
 
+// ---------------------------------------------------------------- environment
+
+function zoneName(id) {
+  const z = state.zones.find((x) => x.id === id);
+  return z ? z.name : id;
+}
+
+/// Each range's zone climate: the mean of the zone's fresh climate sensors.
+function rangeClimate() {
+  const out = new Map();
+  for (const z of state.zones) {
+    const fresh = [...state.sensors.values()].filter((p) => p.zone === z.id && p.kind === "climate" && p.state !== "stale");
+    const mean = (f) => (fresh.length ? fresh.reduce((s, p) => s + f(p), 0) / fresh.length : null);
+    const alarm = [...state.alarms.values()].some((a) => a.zone === z.id);
+    for (const r of z.ranges) {
+      out.set(r, { temperature: mean((p) => p.temperature), humidity: mean((p) => p.humidity), alarm });
+    }
+  }
+  return out;
+}
+
+async function loadEnvironment() {
+  clearTimeout(state.envTimer);
+  if (!state.token) return;
+  try {
+    const env = await api("GET", "/api/v1/environment");
+    state.zones = env.zones;
+    state.sensors = new Map(env.sensors.map((p) => [p.id, p]));
+    const open = await api("GET", "/api/v1/alarms?state=open");
+    state.alarms = new Map(open.items.map((a) => [a.id, a]));
+    renderAlarms();
+    draw();
+    renderEnvironment(false);
+  } catch (e) {
+    if (e.status === 401) return;
+  }
+  // Staleness has no event of its own: look again now and then.
+  state.envTimer = setTimeout(loadEnvironment, 10_000);
+}
+
+function onSensor(view) {
+  state.sensors.set(view.id, view);
+  draw();
+  renderSensors();
+}
+
+function onAlarm(alarm) {
+  if (alarm.state === "cleared") state.alarms.delete(alarm.id);
+  else state.alarms.set(alarm.id, alarm);
+  renderAlarms();
+  renderAlarmList();
+  draw();
+}
+
+function envVisible() {
+  return !$("tab-environment").hidden;
+}
+
+function value(p) {
+  if (p.state === "stale") return t("env_stale");
+  if (p.kind === "climate" && p.temperature != null) return `${p.temperature.toFixed(1)} °C · ${p.humidity.toFixed(1)} %`;
+  if (p.value == null) return "—";
+  if (["dehumidifier", "fan", "relay"].includes(p.kind)) return p.value ? t("env_on") : t("env_off");
+  return p.value ? t(`env_tripped_${p.kind}`) : t("env_clear");
+}
+
+function renderSensors() {
+  if (!envVisible()) return;
+  $("sensor-list").replaceChildren(
+    ...[...state.sensors.values()].map((p) =>
+      node("tr", { class: `sensor ${p.state}`, "data-sensor": p.id },
+        node("td", {}, p.id),
+        node("td", {}, t(`point_${p.kind}`)),
+        node("td", {}, zoneName(p.zone)),
+        node("td", {}, value(p)),
+        node("td", {}, t(`env_state_${p.state}`)),
+        node("td", {}, when(p.at)))),
+  );
+}
+
+function renderAlarmList() {
+  if (!envVisible()) return;
+  const rows = [...state.alarms.values()].sort((a, b) => b.id - a.id).map((a) => {
+    const note = node("input", { type: "text", "aria-label": t("ack_note"), placeholder: t("ack_note") });
+    const ack = node("button", { type: "button", "data-may": "ack_alarm", onclick: async () => {
+      try {
+        onAlarm(await api("POST", `/api/v1/alarms/${a.id}/ack`, { note: note.value }));
+      } catch (e) {
+        ack.textContent = e.message;
+      }
+    } }, t("ack"));
+    const canAck = a.state === "active" && may("ack_alarm");
+    return node("tr", { class: `alarm-row ${a.state}`, "data-alarm": a.id },
+      node("td", {}, t(`alarm_kind_${a.kind}`)),
+      node("td", {}, `${a.sensor} · ${zoneName(a.zone)}`),
+      node("td", {}, t(`alarm_state_${a.state}`)),
+      node("td", {}, when(a.raised_at)),
+      node("td", { class: "message" }, a.message, a.ack_note ? ` — ${a.acked_by}: ${a.ack_note}` : ""),
+      node("td", {}, canAck ? node("span", { class: "ack" }, note, ack) : ""));
+  });
+  $("alarm-list").replaceChildren(...rows);
+  $("alarms-none").hidden = rows.length > 0;
+}
+
+async function renderEnvironment(charts) {
+  if (!envVisible()) return;
+  renderSensors();
+  renderAlarmList();
+  if (!charts) return;
+  for (const b of document.querySelectorAll("[data-span]")) b.setAttribute("aria-pressed", String(b.dataset.span === state.span));
+  const to = Date.now();
+  const from = to - (state.span === "day" ? 86_400_000 : 30 * 86_400_000);
+  const step = state.span === "day" ? 600 : 6 * 3600;
+  const format = (ms) => new Date(ms).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB", state.span === "day"
+    ? { weekday: "short", hour: "2-digit", minute: "2-digit" } : { month: "short", day: "numeric" });
+  const cards = [];
+  for (const z of state.zones) {
+    const sensors = [...state.sensors.values()].filter((p) => p.zone === z.id && p.kind === "climate");
+    const series = await Promise.all(sensors.map((p) =>
+      api("GET", `/api/v1/environment/${encodeURIComponent(p.id)}/history?from=${new Date(from).toISOString()}&step=${step}`)
+        .catch(() => ({ sensor: p.id, steps: [] }))));
+    const lines = (metric) => series.map((s) => ({
+      label: s.sensor,
+      points: s.steps.filter((x) => x[metric]).map((x) => ({ x: Date.parse(x.at), ...x[metric] })),
+    }));
+    const humidity = node("div", { class: "chart-box" });
+    const temperature = node("div", { class: "chart-box" });
+    drawChart(humidity, { lines: lines("humidity"), limits: z.humidity_limits, from, to, unit: "%", title: t("chart_humidity"), format });
+    drawChart(temperature, { lines: lines("temperature"), limits: z.temperature_limits, from, to, unit: "°C", title: t("chart_temperature"), format });
+    const now = z.temperature == null ? t("env_stale") : `${z.temperature.toFixed(1)} °C · ${z.humidity.toFixed(1)} %`;
+    cards.push(node("article", { class: "card zone", "data-zone": z.id },
+      node("h3", {}, z.name),
+      node("p", { class: "now" }, now),
+      node("p", { class: "note" }, t("zone_limits", {
+        t0: z.temperature_limits[0], t1: z.temperature_limits[1], h0: z.humidity_limits[0], h1: z.humidity_limits[1],
+      })),
+      humidity, temperature));
+  }
+  $("zones").replaceChildren(...cards);
+  applyRole();
+}
+
 // ---------------------------------------------------------------- start
 
 async function boot() {
@@ -705,6 +869,12 @@ async function boot() {
   $("open-aisle").addEventListener("click", openAisle);
   $("sweep-form").addEventListener("submit", startSweep);
   $("sweep-cancel").addEventListener("click", cancelSweep);
+  for (const b of document.querySelectorAll("[data-span]")) {
+    b.addEventListener("click", () => {
+      state.span = b.dataset.span;
+      renderEnvironment(true);
+    });
+  }
 
   // The demo's link carries the token in the fragment, which no server sees; keep it
   // out of the address bar and the history.

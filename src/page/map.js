@@ -56,7 +56,8 @@ function positions(layout, state) {
 
 /// Draws the room into `container`. `focus`: the shelf to highlight ({range, carriage,
 /// face, section}) and the aisle that reaches it; `t`: the label function.
-export function drawRoom(container, room, states, focus, t) {
+/// `climate`: range id -> {temperature, humidity, alarm} of its zone, shown under its name.
+export function drawRoom(container, room, states, focus, t, climate = new Map()) {
   const columns = room.ranges.map((r) => {
     const rail = r.carriages.reduce((s, c) => s + c.width_mm, 0) + r.aisle_width_mm;
     return { r, rail, width: r.sections * SECTION_MM };
@@ -89,6 +90,18 @@ export function drawRoom(container, room, states, focus, t) {
     g.append(
       el("text", { x: 0, y: 380, class: "range-name" }, t("range_name", { name: r.name })),
       el("text", { x: 0, y: 760, class: `range-status${alarm ? " alarm" : ""}` }, status),
+    );
+    const air = climate.get(r.id);
+    if (air) {
+      g.append(
+        el(
+          "text",
+          { x: w, y: 760, class: `climate${air.alarm ? " alarm" : ""}`, "data-climate": r.id },
+          air.temperature == null ? t("map_no_climate") : `${air.temperature.toFixed(1)} °C · ${air.humidity.toFixed(0)} %`,
+        ),
+      );
+    }
+    g.append(
       el("rect", {
         x: -120,
         y: HEAD_MM - 60,

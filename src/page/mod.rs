@@ -41,6 +41,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("map.js"),
     },
     Asset {
+        name: "chart.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("chart.js"),
+    },
+    Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("style.css"),
@@ -64,6 +69,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("index.html", include_str!("index.html")),
     ("app.js", include_str!("app.js")),
     ("map.js", include_str!("map.js")),
+    ("chart.js", include_str!("chart.js")),
 ];
 
 /// Strong validators: a file's ETag is its SHA-256, so a browser asks again cheaply.
@@ -231,6 +237,36 @@ mod tests {
             ),
             ("source_", &["manual", "import", "sweep", "live_read"]),
             ("face_", &["left", "right"]),
+            (
+                "alarm_kind_",
+                &[
+                    "temperature_high",
+                    "temperature_low",
+                    "humidity_high",
+                    "humidity_low",
+                    "temperature_swing",
+                    "humidity_swing",
+                    "smoke",
+                    "water",
+                    "door_open",
+                    "sensor_stale",
+                ],
+            ),
+            ("alarm_state_", &["active", "acknowledged", "cleared"]),
+            (
+                "point_",
+                &[
+                    "climate",
+                    "smoke",
+                    "water",
+                    "door",
+                    "dehumidifier",
+                    "fan",
+                    "relay",
+                ],
+            ),
+            ("env_state_", &["ok", "warning", "alarm", "stale"]),
+            ("env_tripped_", &["smoke", "water", "door"]),
         ];
         for (prefix, names) in dynamic {
             for name in *names {
