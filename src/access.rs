@@ -30,6 +30,8 @@ pub enum Role {
     Viewer,
     Operator,
     Archivist,
+    /// Approves loans that need approval (and may do what an archivist may).
+    Approver,
     Admin,
 }
 
@@ -39,6 +41,7 @@ impl Role {
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Archivist => "archivist",
+            Role::Approver => "approver",
             Role::Admin => "admin",
         }
     }
@@ -57,9 +60,10 @@ impl FromStr for Role {
             "viewer" => Ok(Role::Viewer),
             "operator" => Ok(Role::Operator),
             "archivist" => Ok(Role::Archivist),
+            "approver" => Ok(Role::Approver),
             "admin" => Ok(Role::Admin),
             other => Err(format!(
-                "'{other}' is not a role: viewer, operator, archivist or admin"
+                "'{other}' is not a role: viewer, operator, archivist, approver or admin"
             )),
         }
     }
@@ -287,6 +291,10 @@ mod tests {
         let list = access.list().await.unwrap();
         assert_eq!(list.len(), 2);
         assert!(list[0].revoked_at.is_some() && list[1].revoked_at.is_none());
-        assert!(Role::Viewer < Role::Operator && Role::Archivist < Role::Admin);
+        assert!(
+            Role::Viewer < Role::Operator
+                && Role::Archivist < Role::Approver
+                && Role::Approver < Role::Admin
+        );
     }
 }

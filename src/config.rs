@@ -65,6 +65,8 @@ struct RawConfig {
     sweeps: RawSweeps,
     #[serde(default)]
     environment: crate::environment::config::RawEnvironment,
+    #[serde(default)]
+    loans: crate::loans::RawLoans,
 }
 
 #[derive(Debug, Deserialize)]
@@ -392,6 +394,7 @@ pub struct RoomConfig {
     pub antennas: Vec<Antenna>,
     pub sweeps: SweepSettings,
     pub environment: crate::environment::config::EnvironmentConfig,
+    pub loans: crate::loans::LoanRules,
 }
 
 struct Checker<'a> {
@@ -488,6 +491,8 @@ impl RoomConfig {
         let sweeps = Self::sweeps(&c, &raw.sweeps, &layout)?;
         let environment = crate::environment::config::check(raw.environment, &devices, &layout)
             .map_err(|(key, message)| c.fail(key, message))?;
+        let loans =
+            crate::loans::rules(raw.loans).map_err(|(key, message)| c.fail(key, message))?;
         Ok(RoomConfig {
             file: file.to_path_buf(),
             site_id: raw.site.id,
@@ -505,6 +510,7 @@ impl RoomConfig {
             antennas,
             sweeps,
             environment,
+            loans,
         })
     }
 

@@ -22,6 +22,7 @@ pub mod config;
 pub mod demo;
 pub mod environment;
 pub mod layout;
+pub mod loans;
 pub mod location;
 pub mod logging;
 pub mod mqtt;

@@ -137,7 +137,7 @@ impl Room {
 enum TokenAction {
     /// Make a token and print its secret (shown this once).
     Create {
-        /// viewer, operator, archivist or admin.
+        /// viewer, operator, archivist, approver or admin.
         #[arg(long)]
         role: Role,
         /// A name of its own: recorded as the actor of what the token does.

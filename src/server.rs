@@ -12,6 +12,7 @@ use crate::api::{self, AppState, Failures};
 use crate::audit::Audit;
 use crate::config::RoomConfig;
 use crate::environment::Environment;
+use crate::loans::Loans;
 use crate::location::{LocationError, LocationService};
 use crate::rfid::Rfid;
 use crate::shelving::{Shelving, Wiring};
@@ -44,6 +45,7 @@ pub struct Controller {
     pub access: Access,
     pub audit: Audit,
     pub environment: Environment,
+    pub loans: Loans,
     store: Store,
     failures: Arc<Failures>,
 }
@@ -61,6 +63,7 @@ impl Controller {
         let locations = LocationService::open(config.clone(), store.clone()).await?;
         let audit = Audit::new(store.clone());
         let environment = Environment::empty(&config, store.clone());
+        let loans = Loans::new(store.clone(), config.loans.clone());
         Ok(Controller {
             config,
             locations,
@@ -69,6 +72,7 @@ impl Controller {
             access: Access::new(store.clone(), audit.clone()),
             audit,
             environment,
+            loans,
             store,
             failures: Arc::default(),
         })
@@ -99,6 +103,7 @@ impl Controller {
             access: self.access.clone(),
             audit: self.audit.clone(),
             environment: self.environment.clone(),
+            loans: self.loans.clone(),
             failures: self.failures.clone(),
         })
     }

@@ -57,7 +57,13 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
             | "/api/v1/ranges/{range}/stop"
             | "/api/v1/boxes/{archive_no}/retrieve"
             | "/api/v1/sweeps"
-            | "/api/v1/alarms/{id}/ack",
+            | "/api/v1/alarms/{id}/ack"
+            | "/api/v1/loans"
+            | "/api/v1/loans/{id}/approve"
+            | "/api/v1/loans/{id}/reject"
+            | "/api/v1/loans/{id}/cancel"
+            | "/api/v1/loans/{id}/checkout"
+            | "/api/v1/loans/{id}/return",
         )
         | ("DELETE", "/api/v1/sweeps/{id}") => Operator,
         ("POST", "/api/v1/boxes" | "/api/v1/bindings/moves" | "/api/v1/import/boxes")

@@ -7,6 +7,7 @@
 mod access;
 mod admin;
 mod environment;
+mod loans;
 mod problem;
 mod ranges;
 mod rfid;
@@ -51,6 +52,7 @@ pub struct AppState {
     pub access: crate::access::Access,
     pub audit: crate::audit::Audit,
     pub environment: crate::environment::Environment,
+    pub loans: crate::loans::Loans,
     pub failures: Arc<Failures>,
 }
 
@@ -81,6 +83,7 @@ type ApiResult<T> = Result<Json<T>, Problem>;
          (name = "shelves", description = "Shelves, their fill, and where a new box should go"),
          (name = "ranges", description = "Ranges of motorized shelving: state, opening aisles, operations, events"),
          (name = "environment", description = "Temperature, humidity, smoke, water and doors; history, compliance, alarms"),
+         (name = "loans", description = "Circulation: loans with approval, checkout and inspected returns"),
          (name = "sweeps", description = "RFID: inventory sweeps and their reports, readers, live tag locations"),
          (name = "system", description = "Health, the API description, tokens and the audit trail"))
 )]
@@ -127,6 +130,13 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(environment::alarms))
         .routes(routes!(environment::ack_alarm))
         .routes(routes!(environment::metrics))
+        .routes(routes!(loans::request_loan, loans::list_loans))
+        .routes(routes!(loans::get_loan))
+        .routes(routes!(loans::approve_loan))
+        .routes(routes!(loans::reject_loan))
+        .routes(routes!(loans::cancel_loan))
+        .routes(routes!(loans::checkout_loan))
+        .routes(routes!(loans::return_loan))
         .routes({
             let (schemas, paths, method) = routes!(import_boxes);
             (

@@ -201,6 +201,16 @@ pub(super) async fn retrieve_box(
     ApiPath(archive_no): ApiPath<String>,
 ) -> Result<impl IntoResponse, Problem> {
     let location = s.locations.locate(BoxKey::ArchiveNo(archive_no)).await?;
+    if let Some(loan) = &location.loan {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "on-loan",
+            format!(
+                "box {} is on loan {} to {}, due {}; its home shelf is {}",
+                location.archive_no, loan.id, loan.borrower, loan.due, location.shelf.words
+            ),
+        ));
+    }
     let (range, aisle) = (location.aisle.range, location.aisle.aisle);
     let operation = s
         .shelving

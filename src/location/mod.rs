@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 use crate::config::RoomConfig;
 use crate::layout::{Capacity, NoSuchShelf};
+use crate::loans::LoanRef;
 use crate::shelf::{AddressError, AisleRef, Face, ShelfAddress};
 use crate::store::{Store, StoreError};
 
@@ -132,6 +133,10 @@ pub struct ShelfView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Location {
     pub archive_no: String,
+    /// `on_shelf`, or `on_loan`: then `shelf` is its home shelf and `loan` says to whom.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loan: Option<LoanRef>,
     pub shelf: ShelfView,
     /// The aisle to open to reach the shelf.
     pub aisle: AisleRef,
@@ -287,6 +292,28 @@ pub struct LocationService {
 
 pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
+}
+
+/// A binding's columns as a query returns them (all null for a box on no shelf).
+struct BindingColumns {
+    source: Option<String>,
+    confidence: Option<f64>,
+    since: Option<i64>,
+    last_seen: Option<i64>,
+}
+
+/// The open loan in columns `at..at + 4` (id, borrower, due, checked out at), if any.
+fn loan_ref(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Option<LoanRef>> {
+    let Some(id) = r.get::<_, Option<i64>>(at)? else {
+        return Ok(None);
+    };
+    let due: String = r.get(at + 2)?;
+    Ok(Some(LoanRef {
+        id,
+        borrower: r.get(at + 1)?,
+        due: chrono::NaiveDate::parse_from_str(&due, "%Y-%m-%d").unwrap_or_default(),
+        since: r.get::<_, Option<i64>>(at + 3)?.map(time),
+    }))
 }
 
 fn time(ms: i64) -> DateTime<Utc> {
@@ -771,8 +798,15 @@ impl LocationService {
             BoxKey::Barcode(v) => ("barcode", v.clone(), "barcode"),
         };
         let sql = format!(
-            "SELECT x.archive_no, b.shelf_id, b.source, b.confidence, b.since, b.last_seen
-             FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id WHERE x.{column} = ?1"
+            "SELECT x.archive_no, b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
+                 ol.loan_id, ol.borrower, ol.due, ol.out_at
+             FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
+             LEFT JOIN (SELECT lb.box_id AS box_id, l.id AS loan_id, l.borrower AS borrower, l.due AS due,
+                    l.checked_out_at AS out_at
+                FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
+                WHERE lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused')) ol
+              ON ol.box_id = x.id
+             WHERE x.{column} = ?1"
         );
         type Row = (
             String,
@@ -781,6 +815,7 @@ impl LocationService {
             Option<f64>,
             Option<i64>,
             Option<i64>,
+            Option<LoanRef>,
         );
         let row: Option<Row> = conn
             .prepare_cached(&sql)?
@@ -792,10 +827,11 @@ impl LocationService {
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    loan_ref(r, 6)?,
                 ))
             })
             .optional()?;
-        let Some((archive_no, shelf_id, source, confidence, since, last_seen)) = row else {
+        let Some((archive_no, shelf_id, source, confidence, since, last_seen, loan)) = row else {
             return Err(match key {
                 BoxKey::ArchiveNo(v) => LocationError::UnknownBox(v.clone()),
                 _ => LocationError::NoMatch { key: name, value },
@@ -804,33 +840,50 @@ impl LocationService {
         let Some(shelf) = shelf_id.and_then(|id| self.shelves.by_id.get(&id)) else {
             return Err(LocationError::NotOnShelf(archive_no));
         };
-        Ok(self.location(archive_no, shelf, source, confidence, since, last_seen))
+        let binding = BindingColumns {
+            source,
+            confidence,
+            since,
+            last_seen,
+        };
+        Ok(self.location(archive_no, shelf, binding, loan))
     }
 
     fn location(
         &self,
         archive_no: String,
         shelf: &ShelfAddress,
-        source: Option<String>,
-        confidence: Option<f64>,
-        since: Option<i64>,
-        last_seen: Option<i64>,
+        b: BindingColumns,
+        loan: Option<LoanRef>,
     ) -> Location {
         Location {
+            state: if loan.is_some() {
+                "on_loan"
+            } else {
+                "on_shelf"
+            }
+            .into(),
+            loan,
             archive_no,
             shelf: Self::shelf_view(&self.config, shelf),
             aisle: self.aisle_of(shelf),
-            source: Source::parse(source.as_deref().unwrap_or("manual")),
-            confidence: confidence.unwrap_or(1.0),
-            since: time(since.unwrap_or(0)),
-            last_seen: last_seen.map(time),
+            source: Source::parse(b.source.as_deref().unwrap_or("manual")),
+            confidence: b.confidence.unwrap_or(1.0),
+            since: time(b.since.unwrap_or(0)),
+            last_seen: b.last_seen.map(time),
         }
     }
 
     const BOX_SELECT: &str =
         "SELECT x.archive_no, x.epc, x.barcode, x.title, x.width_mm, x.fields, x.created_at,
-            b.shelf_id, b.source, b.confidence, b.since, b.last_seen
-         FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id";
+            b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
+            ol.loan_id, ol.borrower, ol.due, ol.out_at
+         FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
+         LEFT JOIN (SELECT lb.box_id AS box_id, l.id AS loan_id, l.borrower AS borrower, l.due AS due,
+                    l.checked_out_at AS out_at
+                FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
+                WHERE lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused')) ol
+              ON ol.box_id = x.id";
 
     fn box_row(&self, r: &rusqlite::Row) -> rusqlite::Result<BoxView> {
         let archive_no: String = r.get(0)?;
@@ -840,10 +893,13 @@ impl LocationService {
             Some(shelf) => Some(self.location(
                 archive_no.clone(),
                 shelf,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-                r.get(11)?,
+                BindingColumns {
+                    source: r.get(8)?,
+                    confidence: r.get(9)?,
+                    since: r.get(10)?,
+                    last_seen: r.get(11)?,
+                },
+                loan_ref(r, 12)?,
             )),
             None => None,
         };

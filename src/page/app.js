@@ -358,7 +358,9 @@ async function runSearch(text) {
             { type: "button", class: "result", "data-archive-no": box.archive_no, onclick: () => showBox(box) },
             node("strong", {}, box.archive_no),
             node("span", { class: "title" }, box.title),
-            node("span", { class: "where" }, box.location ? shelfWords(box.location.shelf) : t("not_on_shelf")),
+            node("span", { class: "where" }, box.location
+              ? (box.location.loan ? t("on_loan_short", { borrower: box.location.loan.borrower }) : shelfWords(box.location.shelf))
+              : t("not_on_shelf")),
           ),
         ),
       ),
@@ -384,7 +386,11 @@ function showBox(box) {
   $("box-title").textContent = box.title;
   const loc = box.location;
   const button = $("open-aisle");
-  if (loc) {
+  if (loc && loc.loan) {
+    $("box-where").textContent = t("on_loan", { borrower: loc.loan.borrower, since: when(loc.loan.since), due: loc.loan.due });
+    $("box-meta").textContent = t("home_shelf", { shelf: shelfWords(loc.shelf) });
+    button.disabled = true;
+  } else if (loc) {
     $("box-where").textContent = shelfWords(loc.shelf);
     $("box-meta").textContent = t("box_meta", {
       aisle: loc.aisle.aisle,

@@ -213,7 +213,10 @@ mod tests {
                     "no_such_aisle",
                 ],
             ),
-            ("role_", &["viewer", "operator", "archivist", "admin"]),
+            (
+                "role_",
+                &["viewer", "operator", "archivist", "approver", "admin"],
+            ),
             (
                 "op_",
                 &["open", "close", "ventilate", "lock", "unlock", "stop"],

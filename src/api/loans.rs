@@ -1,0 +1,196 @@
+//! Routes of circulation: loan requests, approval, checkout, inspected returns.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who};
+use crate::loans::{Action, Inspection, LoanError, LoanFilter, LoanView, NewLoan};
+
+impl From<LoanError> for Problem {
+    fn from(e: LoanError) -> Problem {
+        let detail = e.to_string();
+        match e {
+            LoanError::NoLoan(_) => Problem::not_found(detail),
+            LoanError::UnknownBox(_) => Problem::new(StatusCode::NOT_FOUND, "unknown-box", detail),
+            LoanError::Invalid { field, .. } => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", detail)
+                    .field(&field)
+            }
+            LoanError::WrongState { .. } => {
+                Problem::new(StatusCode::CONFLICT, "loan-state", detail)
+            }
+            LoanError::Forbidden { .. } => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            LoanError::BoxTaken { .. } => Problem::new(StatusCode::CONFLICT, "box-on-loan", detail),
+            LoanError::Limit { .. } => Problem::new(StatusCode::CONFLICT, "borrower-limit", detail),
+            LoanError::Store(e) => Problem::from(e),
+        }
+    }
+}
+
+/// Ask for a loan; a kind that needs no approval is approved at once.
+#[utoipa::path(post, path = "/api/v1/loans", tag = "loans", request_body = NewLoan,
+    responses((status = 201, body = LoanView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn request_loan(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiJson(new): ApiJson<NewLoan>,
+) -> Result<impl IntoResponse, Problem> {
+    let loan = s.loans.request(new, &who).await?;
+    Ok((StatusCode::CREATED, Json(loan)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LoanQuery {
+    /// `requested`, `approved`, `rejected`, `checked_out`, `returned`, `return_refused`, `cancelled`.
+    state: Option<String>,
+    /// The borrower's name, exactly.
+    borrower: Option<String>,
+    /// Only loans out past their due day.
+    overdue: Option<bool>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct LoanList {
+    items: Vec<LoanView>,
+}
+
+const STATES: [&str; 7] = [
+    "requested",
+    "approved",
+    "rejected",
+    "checked_out",
+    "returned",
+    "return_refused",
+    "cancelled",
+];
+
+/// Loans, newest first.
+#[utoipa::path(get, path = "/api/v1/loans", tag = "loans", params(LoanQuery),
+    responses((status = 200, body = LoanList), (status = 422, body = Problem)))]
+pub(super) async fn list_loans(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<LoanQuery>,
+) -> ApiResult<LoanList> {
+    if let Some(state) = &q.state
+        && !STATES.contains(&state.as_str())
+    {
+        return Err(Problem::invalid(
+            "state",
+            format!("one of {}", STATES.join(", ")),
+        ));
+    }
+    let items = s
+        .loans
+        .list(LoanFilter {
+            state: q.state,
+            borrower: q.borrower,
+            overdue: q.overdue.unwrap_or(false),
+            limit: q.limit.unwrap_or(100),
+        })
+        .await?;
+    Ok(Json(LoanList { items }))
+}
+
+/// One loan with its boxes and every transition.
+#[utoipa::path(get, path = "/api/v1/loans/{id}", tag = "loans", params(("id" = i64, Path)),
+    responses((status = 200, body = LoanView), (status = 404, body = Problem)))]
+pub(super) async fn get_loan(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<LoanView> {
+    Ok(Json(s.loans.get(id).await?))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Note {
+    #[serde(default)]
+    note: String,
+}
+
+async fn act(
+    s: &AppState,
+    who: &crate::access::Identity,
+    id: i64,
+    action: Action,
+    note: &str,
+) -> ApiResult<LoanView> {
+    if note.len() > 2000 {
+        return Err(Problem::invalid("note", "at most 2,000 characters"));
+    }
+    Ok(Json(s.loans.act(id, action, who, note).await?))
+}
+
+/// Approve a requested loan (the role its kind's rule names, `loans.*.approval`).
+#[utoipa::path(post, path = "/api/v1/loans/{id}/approve", tag = "loans", params(("id" = i64, Path)), request_body = Note,
+    responses((status = 200, body = LoanView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub(super) async fn approve_loan(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(n): ApiJson<Note>,
+) -> ApiResult<LoanView> {
+    act(&s, &who, id, Action::Approve, &n.note).await
+}
+
+/// Reject a requested loan (the same role as approving it).
+#[utoipa::path(post, path = "/api/v1/loans/{id}/reject", tag = "loans", params(("id" = i64, Path)), request_body = Note,
+    responses((status = 200, body = LoanView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub(super) async fn reject_loan(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(n): ApiJson<Note>,
+) -> ApiResult<LoanView> {
+    act(&s, &who, id, Action::Reject, &n.note).await
+}
+
+/// Cancel a loan before its checkout.
+#[utoipa::path(post, path = "/api/v1/loans/{id}/cancel", tag = "loans", params(("id" = i64, Path)), request_body = Note,
+    responses((status = 200, body = LoanView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub(super) async fn cancel_loan(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(n): ApiJson<Note>,
+) -> ApiResult<LoanView> {
+    act(&s, &who, id, Action::Cancel, &n.note).await
+}
+
+/// Hand the boxes of an approved loan out: each is on loan from now.
+#[utoipa::path(post, path = "/api/v1/loans/{id}/checkout", tag = "loans", params(("id" = i64, Path)), request_body = Note,
+    responses((status = 200, body = LoanView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub(super) async fn checkout_loan(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(n): ApiJson<Note>,
+) -> ApiResult<LoanView> {
+    act(&s, &who, id, Action::Checkout, &n.note).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Return {
+    inspections: Vec<Inspection>,
+}
+
+/// Take boxes back, each inspected: `complete` boxes are back on their home shelves; a
+/// box `damaged`, with `pages_missing` or the `wrong_box` keeps the loan open
+/// (`return_refused`) until a later inspection accepts it.
+#[utoipa::path(post, path = "/api/v1/loans/{id}/return", tag = "loans", params(("id" = i64, Path)), request_body = Return,
+    responses((status = 200, body = LoanView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn return_loan(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(r): ApiJson<Return>,
+) -> ApiResult<LoanView> {
+    Ok(Json(s.loans.give_back(id, r.inspections, &who).await?))
+}

@@ -1,0 +1,765 @@
+//! Circulation: the ledger of loans. A loan names a borrower, boxes, a purpose, a kind
+//! (`reading_room` or `external`) and a due day, and goes
+//! `requested → approved | rejected → checked_out → returned | return_refused`
+//! (`cancelled` before checkout). Every transition is kept with who, when and a note.
+//!
+//! A checked-out box keeps its binding (its home shelf) and is *on loan*: locate says to
+//! whom and until when instead of sending anyone to the shelf. A return inspects each box:
+//! `complete` boxes are back on their shelves; a box found damaged, with pages missing or
+//! not the box that was lent keeps the loan open (`return_refused`) until a later
+//! inspection accepts it.
+//!
+//! The rules are configuration (`[loans]`): which kinds need approval and by which role,
+//! the longest loan per kind, how many boxes one borrower may hold.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::access::{Identity, Role};
+use crate::store::{Store, StoreError};
+
+/// The kinds of loan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LoanKind {
+    /// Read in the room's reading room.
+    ReadingRoom,
+    /// Taken out of the room.
+    External,
+}
+
+impl LoanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoanKind::ReadingRoom => "reading_room",
+            LoanKind::External => "external",
+        }
+    }
+
+    fn parse(s: &str) -> LoanKind {
+        if s == "external" {
+            LoanKind::External
+        } else {
+            LoanKind::ReadingRoom
+        }
+    }
+}
+
+/// The rule of one kind of loan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KindRule {
+    /// The role that approves it; `None`: no approval, approved when requested.
+    pub approval: Option<Role>,
+    /// The longest loan, in days from the request.
+    pub max_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoanRules {
+    pub reading_room: KindRule,
+    pub external: KindRule,
+    /// Boxes one borrower may hold (in open loans) at once.
+    pub max_boxes_per_borrower: usize,
+}
+
+impl Default for LoanRules {
+    fn default() -> Self {
+        LoanRules {
+            reading_room: KindRule {
+                approval: None,
+                max_days: 7,
+            },
+            external: KindRule {
+                approval: Some(Role::Approver),
+                max_days: 30,
+            },
+            max_boxes_per_borrower: 20,
+        }
+    }
+}
+
+impl LoanRules {
+    pub fn rule(&self, kind: LoanKind) -> KindRule {
+        match kind {
+            LoanKind::ReadingRoom => self.reading_room,
+            LoanKind::External => self.external,
+        }
+    }
+}
+
+/// `[loans]` as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLoans {
+    max_boxes_per_borrower: Option<usize>,
+    reading_room: Option<RawKind>,
+    external: Option<RawKind>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKind {
+    /// `none` or a role.
+    approval: String,
+    max_days: u32,
+}
+
+/// Checks `[loans]`; errors are (key, message).
+pub(crate) fn rules(raw: RawLoans) -> Result<LoanRules, (String, String)> {
+    let defaults = LoanRules::default();
+    let kind = |raw: Option<RawKind>,
+                default: KindRule,
+                key: &str|
+     -> Result<KindRule, (String, String)> {
+        let Some(raw) = raw else { return Ok(default) };
+        let approval = match raw.approval.as_str() {
+            "none" => None,
+            role => Some(
+                role.parse::<Role>()
+                    .map_err(|e| (format!("loans.{key}.approval"), format!("{e}, or none")))?,
+            ),
+        };
+        if raw.max_days == 0 || raw.max_days > 3660 {
+            return Err((format!("loans.{key}.max_days"), "is 1 to 3660".into()));
+        }
+        Ok(KindRule {
+            approval,
+            max_days: raw.max_days,
+        })
+    };
+    let max = raw
+        .max_boxes_per_borrower
+        .unwrap_or(defaults.max_boxes_per_borrower);
+    if max == 0 {
+        return Err((
+            "loans.max_boxes_per_borrower".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    Ok(LoanRules {
+        reading_room: kind(raw.reading_room, defaults.reading_room, "reading_room")?,
+        external: kind(raw.external, defaults.external, "external")?,
+        max_boxes_per_borrower: max,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Borrower {
+    pub name: String,
+    #[serde(default)]
+    pub department: String,
+}
+
+/// A loan request.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLoan {
+    pub borrower: Borrower,
+    /// Archive numbers.
+    pub boxes: Vec<String>,
+    pub purpose: String,
+    pub kind: LoanKind,
+    /// The day it is due back, YYYY-MM-DD.
+    #[schema(value_type = String)]
+    pub due: NaiveDate,
+}
+
+/// A box of a loan.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct LoanBox {
+    pub archive_no: String,
+    /// The last inspection: `complete`, `damaged`, `pages_missing`, `wrong_box`.
+    pub inspection: Option<String>,
+    pub note: String,
+    /// When it came back, accepted.
+    pub returned_at: Option<DateTime<Utc>>,
+}
+
+/// A transition of a loan.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct LoanEvent {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub note: String,
+}
+
+/// A loan as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct LoanView {
+    pub id: i64,
+    pub borrower: Borrower,
+    pub boxes: Vec<LoanBox>,
+    pub purpose: String,
+    pub kind: LoanKind,
+    #[schema(value_type = String)]
+    pub due: NaiveDate,
+    /// `requested`, `approved`, `rejected`, `checked_out`, `returned`, `return_refused`,
+    /// `cancelled`.
+    pub state: String,
+    pub requested_by: String,
+    pub created_at: DateTime<Utc>,
+    pub checked_out_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Out past its due day.
+    pub overdue: bool,
+    pub events: Vec<LoanEvent>,
+}
+
+/// A box's loan, for locate.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct LoanRef {
+    pub id: i64,
+    pub borrower: String,
+    #[schema(value_type = String)]
+    pub due: NaiveDate,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// An inspection of a returned box.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inspection {
+    pub archive_no: String,
+    /// `complete`, `damaged`, `pages_missing` or `wrong_box`.
+    pub result: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoanError {
+    #[error("no loan {0}")]
+    NoLoan(i64),
+    #[error("no box '{0}'")]
+    UnknownBox(String),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("loan {id} is {state}: {message}")]
+    WrongState {
+        id: i64,
+        state: String,
+        message: String,
+    },
+    #[error("token '{who}' is a {role}; {what} needs {need} or above")]
+    Forbidden {
+        who: String,
+        role: Role,
+        need: Role,
+        what: String,
+    },
+    #[error("box {archive_no} is already in loan {loan} ({state})")]
+    BoxTaken {
+        archive_no: String,
+        loan: i64,
+        state: String,
+    },
+    #[error("{borrower} would hold {would} boxes; at most {max} at once")]
+    Limit {
+        borrower: String,
+        would: usize,
+        max: usize,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for LoanError {
+    fn from(e: rusqlite::Error) -> LoanError {
+        LoanError::Store(StoreError::from(e))
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> LoanError {
+    LoanError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// Loans that hold their boxes.
+const OPEN: &str = "('requested', 'approved', 'checked_out', 'return_refused')";
+
+/// The loan a box is out on, if it is.
+pub fn loan_of_box(conn: &Connection, box_id: i64) -> rusqlite::Result<Option<LoanRef>> {
+    conn.prepare_cached(
+        "SELECT l.id, l.borrower, l.due, l.checked_out_at FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
+         WHERE lb.box_id = ?1 AND lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused')",
+    )?
+    .query_row([box_id], |r| {
+        let due: String = r.get(2)?;
+        Ok(LoanRef {
+            id: r.get(0)?,
+            borrower: r.get(1)?,
+            due: NaiveDate::parse_from_str(&due, "%Y-%m-%d").unwrap_or_default(),
+            since: r.get::<_, Option<i64>>(3)?.map(time),
+        })
+    })
+    .optional()
+}
+
+/// The ledger.
+#[derive(Clone)]
+pub struct Loans {
+    store: Store,
+    rules: LoanRules,
+}
+
+/// Which loans to list.
+#[derive(Debug, Default, Clone)]
+pub struct LoanFilter {
+    pub state: Option<String>,
+    pub borrower: Option<String>,
+    pub overdue: bool,
+    pub limit: usize,
+}
+
+/// A transition asked of a loan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Approve,
+    Reject,
+    Cancel,
+    Checkout,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Approve => "approve",
+            Action::Reject => "reject",
+            Action::Cancel => "cancel",
+            Action::Checkout => "check out",
+        }
+    }
+}
+
+fn record(
+    conn: &Connection,
+    id: i64,
+    actor: &str,
+    from: Option<&str>,
+    to: &str,
+    note: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO loan_events (loan_id, at, actor, from_state, to_state, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, now_ms(), actor, from, to, note])?;
+    Ok(())
+}
+
+fn view(conn: &Connection, id: i64, today: NaiveDate) -> Result<LoanView, LoanError> {
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+    );
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT borrower, department, purpose, kind, due, state, requested_by, created_at, checked_out_at, closed_at
+             FROM loans WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+        })
+        .optional()?;
+    let Some((borrower, department, purpose, kind, due, state, requested_by, created, out, closed)) =
+        row
+    else {
+        return Err(LoanError::NoLoan(id));
+    };
+    let boxes = conn
+        .prepare_cached(
+            "SELECT b.archive_no, lb.inspection, lb.note, lb.returned_at FROM loan_boxes lb JOIN boxes b ON b.id = lb.box_id
+             WHERE lb.loan_id = ?1 ORDER BY b.archive_no",
+        )?
+        .query_map([id], |r| {
+            Ok(LoanBox {
+                archive_no: r.get(0)?,
+                inspection: r.get(1)?,
+                note: r.get(2)?,
+                returned_at: r.get::<_, Option<i64>>(3)?.map(time),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let events = conn
+        .prepare_cached("SELECT at, actor, from_state, to_state, note FROM loan_events WHERE loan_id = ?1 ORDER BY id")?
+        .query_map([id], |r| {
+            Ok(LoanEvent {
+                at: time(r.get(0)?),
+                actor: r.get(1)?,
+                from: r.get(2)?,
+                to: r.get(3)?,
+                note: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let due = NaiveDate::parse_from_str(&due, "%Y-%m-%d").unwrap_or_default();
+    Ok(LoanView {
+        id,
+        borrower: Borrower {
+            name: borrower,
+            department,
+        },
+        boxes,
+        purpose,
+        kind: LoanKind::parse(&kind),
+        due,
+        overdue: matches!(state.as_str(), "checked_out" | "return_refused") && due < today,
+        state,
+        requested_by,
+        created_at: time(created),
+        checked_out_at: out.map(time),
+        closed_at: closed.map(time),
+        events,
+    })
+}
+
+fn state_of(conn: &Connection, id: i64) -> Result<String, LoanError> {
+    conn.prepare_cached("SELECT state FROM loans WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or(LoanError::NoLoan(id))
+}
+
+impl Loans {
+    pub fn new(store: Store, rules: LoanRules) -> Loans {
+        Loans { store, rules }
+    }
+
+    pub fn rules(&self) -> &LoanRules {
+        &self.rules
+    }
+
+    /// Records a request; a kind that needs no approval is approved at once.
+    pub async fn request(&self, new: NewLoan, who: &Identity) -> Result<LoanView, LoanError> {
+        let today = Utc::now().date_naive();
+        if new.borrower.name.trim().is_empty() || new.borrower.name.len() > 200 {
+            return Err(invalid("borrower.name", "a name of 1 to 200 characters"));
+        }
+        if new.purpose.trim().is_empty() || new.purpose.len() > 2000 {
+            return Err(invalid(
+                "purpose",
+                "say what the boxes are for (1 to 2,000 characters)",
+            ));
+        }
+        if new.boxes.is_empty() || new.boxes.len() > 500 {
+            return Err(invalid("boxes", "1 to 500 archive numbers"));
+        }
+        let rule = self.rules.rule(new.kind);
+        if new.due < today {
+            return Err(invalid("due", format!("{} is in the past", new.due)));
+        }
+        let days = (new.due - today).num_days();
+        if days > rule.max_days as i64 {
+            return Err(invalid(
+                "due",
+                format!(
+                    "a {} loan lasts at most {} days (until {})",
+                    new.kind.as_str(),
+                    rule.max_days,
+                    today + chrono::Duration::days(rule.max_days as i64)
+                ),
+            ));
+        }
+        let max = self.rules.max_boxes_per_borrower;
+        let actor = who.name.clone();
+        let id = self
+            .store
+            .write(move |conn| {
+                let mut ids = Vec::new();
+                let mut seen = HashMap::new();
+                for a in &new.boxes {
+                    let id: i64 = conn
+                        .prepare_cached("SELECT id FROM boxes WHERE archive_no = ?1")?
+                        .query_row([a], |r| r.get(0))
+                        .optional()?
+                        .ok_or_else(|| LoanError::UnknownBox(a.clone()))?;
+                    if seen.insert(id, ()).is_some() {
+                        return Err(invalid("boxes", format!("{a} is named twice")));
+                    }
+                    let taken: Option<(i64, String)> = conn
+                        .prepare_cached(&format!(
+                            "SELECT l.id, l.state FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
+                             WHERE lb.box_id = ?1 AND lb.returned_at IS NULL AND l.state IN {OPEN}"
+                        ))?
+                        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?;
+                    if let Some((loan, state)) = taken {
+                        return Err(LoanError::BoxTaken {
+                            archive_no: a.clone(),
+                            loan,
+                            state,
+                        });
+                    }
+                    ids.push(id);
+                }
+                let held: i64 = conn
+                    .prepare_cached(&format!(
+                        "SELECT count(*) FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
+                         WHERE l.borrower = ?1 AND lb.returned_at IS NULL AND l.state IN {OPEN}"
+                    ))?
+                    .query_row([&new.borrower.name], |r| r.get(0))?;
+                let would = held as usize + ids.len();
+                if would > max {
+                    return Err(LoanError::Limit {
+                        borrower: new.borrower.name.clone(),
+                        would,
+                        max,
+                    });
+                }
+                conn.prepare_cached(
+                    "INSERT INTO loans (borrower, department, purpose, kind, due, state, requested_by, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'requested', ?6, ?7)",
+                )?
+                .execute(params![
+                    new.borrower.name.trim(),
+                    new.borrower.department.trim(),
+                    new.purpose.trim(),
+                    new.kind.as_str(),
+                    new.due.format("%Y-%m-%d").to_string(),
+                    actor,
+                    now_ms()
+                ])?;
+                let loan = conn.last_insert_rowid();
+                for b in ids {
+                    conn.prepare_cached("INSERT INTO loan_boxes (loan_id, box_id) VALUES (?1, ?2)")?
+                        .execute(params![loan, b])?;
+                }
+                record(conn, loan, &actor, None, "requested", "")?;
+                if rule.approval.is_none() {
+                    conn.execute("UPDATE loans SET state = 'approved' WHERE id = ?1", [loan])?;
+                    record(conn, loan, &actor, Some("requested"), "approved", &format!("{} loans need no approval", new.kind.as_str()))?;
+                }
+                Ok::<_, LoanError>(loan)
+            })
+            .await?;
+        self.get(id).await
+    }
+
+    pub async fn get(&self, id: i64) -> Result<LoanView, LoanError> {
+        let today = Utc::now().date_naive();
+        self.store.read(move |conn| view(conn, id, today)).await
+    }
+
+    pub async fn list(&self, filter: LoanFilter) -> Result<Vec<LoanView>, LoanError> {
+        let today = Utc::now().date_naive();
+        self.store
+            .read(move |conn| {
+                let mut sql = "SELECT id FROM loans WHERE 1 = 1".to_string();
+                let mut args: Vec<String> = Vec::new();
+                if let Some(s) = &filter.state {
+                    args.push(s.clone());
+                    sql += &format!(" AND state = ?{}", args.len());
+                }
+                if let Some(b) = &filter.borrower {
+                    args.push(b.clone());
+                    sql += &format!(" AND borrower = ?{}", args.len());
+                }
+                if filter.overdue {
+                    args.push(today.format("%Y-%m-%d").to_string());
+                    sql += &format!(
+                        " AND state IN ('checked_out', 'return_refused') AND due < ?{}",
+                        args.len()
+                    );
+                }
+                sql += &format!(" ORDER BY id DESC LIMIT {}", filter.limit.clamp(1, 1000));
+                let ids: Vec<i64> = conn
+                    .prepare(&sql)?
+                    .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                ids.into_iter().map(|id| view(conn, id, today)).collect()
+            })
+            .await
+    }
+
+    /// Approve, reject, cancel or check out; 409 from a state that does not allow it.
+    pub async fn act(
+        &self,
+        id: i64,
+        action: Action,
+        who: &Identity,
+        note: &str,
+    ) -> Result<LoanView, LoanError> {
+        let rules = self.rules.clone();
+        let (who, note) = (who.clone(), note.to_string());
+        self.store
+            .write(move |conn| {
+                let state = state_of(conn, id)?;
+                let kind: String =
+                    conn.query_row("SELECT kind FROM loans WHERE id = ?1", [id], |r| r.get(0))?;
+                let (allowed, to): (&[&str], &str) = match action {
+                    Action::Approve => (&["requested"], "approved"),
+                    Action::Reject => (&["requested"], "rejected"),
+                    Action::Cancel => (&["requested", "approved"], "cancelled"),
+                    Action::Checkout => (&["approved"], "checked_out"),
+                };
+                if !allowed.contains(&state.as_str()) {
+                    return Err(LoanError::WrongState {
+                        id,
+                        message: format!(
+                            "only a loan that is {} can be asked to {}",
+                            allowed.join(" or "),
+                            action.as_str()
+                        ),
+                        state,
+                    });
+                }
+                if matches!(action, Action::Approve | Action::Reject)
+                    && let Some(need) = rules.rule(LoanKind::parse(&kind)).approval
+                    && who.role < need
+                {
+                    return Err(LoanError::Forbidden {
+                        who: who.name.clone(),
+                        role: who.role,
+                        need,
+                        what: format!("to {} a {kind} loan", action.as_str()),
+                    });
+                }
+                let now = now_ms();
+                match action {
+                    Action::Checkout => {
+                        conn.execute(
+                            "UPDATE loans SET state = ?2, checked_out_at = ?3 WHERE id = ?1",
+                            params![id, to, now],
+                        )?;
+                    }
+                    Action::Reject | Action::Cancel => {
+                        conn.execute(
+                            "UPDATE loans SET state = ?2, closed_at = ?3 WHERE id = ?1",
+                            params![id, to, now],
+                        )?;
+                    }
+                    Action::Approve => {
+                        conn.execute("UPDATE loans SET state = ?2 WHERE id = ?1", params![id, to])?;
+                    }
+                }
+                record(conn, id, &who.name, Some(&state), to, &note)?;
+                Ok::<_, LoanError>(())
+            })
+            .await?;
+        self.get(id).await
+    }
+
+    /// Takes boxes back with their inspection: `complete` ones are back on their shelves;
+    /// any other result keeps the loan open as `return_refused`.
+    pub async fn give_back(
+        &self,
+        id: i64,
+        inspections: Vec<Inspection>,
+        who: &Identity,
+    ) -> Result<LoanView, LoanError> {
+        if inspections.is_empty() {
+            return Err(invalid("inspections", "one inspection per box returned"));
+        }
+        for i in &inspections {
+            if !["complete", "damaged", "pages_missing", "wrong_box"].contains(&i.result.as_str()) {
+                return Err(invalid(
+                    "inspections.result",
+                    format!(
+                        "'{}': complete, damaged, pages_missing or wrong_box",
+                        i.result
+                    ),
+                ));
+            }
+        }
+        let who = who.name.clone();
+        self.store
+            .write(move |conn| {
+                let state = state_of(conn, id)?;
+                if !["checked_out", "return_refused"].contains(&state.as_str()) {
+                    return Err(LoanError::WrongState {
+                        id,
+                        state,
+                        message: "only a checked-out loan is returned".into(),
+                    });
+                }
+                let now = now_ms();
+                let mut refused = Vec::new();
+                for i in &inspections {
+                    let box_id: Option<i64> = conn
+                        .prepare_cached(
+                            "SELECT lb.box_id FROM loan_boxes lb JOIN boxes b ON b.id = lb.box_id
+                             WHERE lb.loan_id = ?1 AND b.archive_no = ?2 AND lb.returned_at IS NULL",
+                        )?
+                        .query_row(params![id, i.archive_no], |r| r.get(0))
+                        .optional()?;
+                    let Some(box_id) = box_id else {
+                        return Err(invalid("inspections.archive_no", format!("{} is not out on loan {id}", i.archive_no)));
+                    };
+                    let accepted = i.result == "complete";
+                    conn.execute(
+                        "UPDATE loan_boxes SET inspection = ?3, note = ?4, returned_at = ?5 WHERE loan_id = ?1 AND box_id = ?2",
+                        params![id, box_id, i.result, i.note, accepted.then_some(now)],
+                    )?;
+                    if !accepted {
+                        refused.push(format!("{}: {}", i.archive_no, i.result));
+                    }
+                }
+                let out: i64 = conn.query_row(
+                    "SELECT count(*) FROM loan_boxes WHERE loan_id = ?1 AND returned_at IS NULL",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                let inspected = inspections.iter().map(|i| format!("{} {}", i.archive_no, i.result)).collect::<Vec<_>>().join(", ");
+                let to = if out == 0 { "returned" } else { "return_refused" };
+                if to == "returned" {
+                    conn.execute("UPDATE loans SET state = 'returned', closed_at = ?2 WHERE id = ?1", params![id, now])?;
+                } else {
+                    conn.execute("UPDATE loans SET state = 'return_refused' WHERE id = ?1", [id])?;
+                }
+                let note = if refused.is_empty() {
+                    format!("inspected: {inspected}")
+                } else {
+                    format!("inspected: {inspected}; not accepted: {}", refused.join(", "))
+                };
+                record(conn, id, &who, Some(&state), to, &note)?;
+                Ok::<_, LoanError>(())
+            })
+            .await?;
+        self.get(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_take_roles_or_none_and_refuse_the_rest() {
+        let raw: RawLoans = toml::from_str(
+            "max_boxes_per_borrower = 5\nreading_room = { approval = \"none\", max_days = 3 }\nexternal = { approval = \"admin\", max_days = 14 }",
+        )
+        .unwrap();
+        let r = rules(raw).unwrap();
+        assert_eq!(r.external.approval, Some(Role::Admin));
+        assert_eq!(r.reading_room.approval, None);
+        let raw: RawLoans =
+            toml::from_str("external = { approval = \"boss\", max_days = 14 }").unwrap();
+        let (key, message) = rules(raw).unwrap_err();
+        assert_eq!(key, "loans.external.approval");
+        assert!(message.contains("approver"), "{message}");
+    }
+}

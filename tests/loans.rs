@@ -1,0 +1,286 @@
+//! Circulation through the API of the real demo: a loan's whole life with its role checks,
+//! locate and retrieve for a box on loan, refused transitions.
+
+mod common;
+
+use serde_json::{Value, json};
+
+use common::{client, get, post_json, start_demo};
+
+async fn call(base: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = client()
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn token(base: &str, name: &str, role: &str) -> String {
+    let (status, _, t) =
+        post_json(base, "/api/v1/tokens", &json!({"name": name, "role": role})).await;
+    assert_eq!(status, 201, "{t}");
+    t["secret"].as_str().unwrap().to_string()
+}
+
+fn day(offset: i64) -> String {
+    (chrono::Utc::now().date_naive() + chrono::Duration::days(offset)).to_string()
+}
+
+#[tokio::test]
+async fn a_loan_is_requested_approved_checked_out_and_returned_with_its_inspection() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = start_demo(dir.path(), &[]);
+    let base = demo.base.as_str();
+    let desk = token(base, "desk", "operator").await;
+    let chief = token(base, "chief", "approver").await;
+    let viewer = token(base, "reader", "viewer").await;
+    let (a, b) = ("0451-H-001-00001", "0451-H-001-00002");
+    let request = json!({
+        "borrower": {"name": "Li Wei", "department": "Legal"},
+        "boxes": [a, b],
+        "purpose": "contract dispute, customer 88231",
+        "kind": "external",
+        "due": day(10),
+    });
+
+    // Requested by the desk; a viewer may not.
+    let (status, body) = call(base, &viewer, "/api/v1/loans", request.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, loan) = call(base, &desk, "/api/v1/loans", request.clone()).await;
+    assert_eq!(status, 201, "{loan}");
+    assert_eq!(
+        loan["state"], "requested",
+        "external loans need approval: {loan}"
+    );
+    let id = loan["id"].as_i64().unwrap();
+    let path = |action: &str| format!("/api/v1/loans/{id}/{action}");
+
+    // Only an approver approves it; nothing is checked out before.
+    let (status, body) = call(base, &desk, &path("approve"), json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("approver"),
+        "{body}"
+    );
+    let (status, body) = call(base, &desk, &path("checkout"), json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("is requested"),
+        "says the state: {body}"
+    );
+    let (status, loan) = call(
+        base,
+        &chief,
+        &path("approve"),
+        json!({"note": "court order seen"}),
+    )
+    .await;
+    assert_eq!(
+        (status, loan["state"].as_str()),
+        (200, Some("approved")),
+        "{loan}"
+    );
+    let (status, _) = call(base, &chief, &path("approve"), json!({})).await;
+    assert_eq!(status, 409, "approved once");
+
+    // Out: locate says to whom, and the aisle is not opened for it.
+    let (status, loan) = call(base, &desk, &path("checkout"), json!({})).await;
+    assert_eq!(
+        (status, loan["state"].as_str()),
+        (200, Some("checked_out")),
+        "{loan}"
+    );
+    let (_, _, loc) = get(base, &format!("/api/v1/boxes/{a}/location")).await;
+    assert_eq!(loc["state"], "on_loan", "{loc}");
+    assert_eq!(
+        (loc["loan"]["id"].as_i64(), loc["loan"]["borrower"].as_str()),
+        (Some(id), Some("Li Wei"))
+    );
+    assert_eq!(loc["loan"]["due"], day(10));
+    assert_eq!(
+        loc["shelf"]["address"], "R1-C1-R-S1-L1",
+        "the home shelf stays"
+    );
+    let (status, body) = call(
+        base,
+        &desk,
+        &format!("/api/v1/boxes/{a}/retrieve"),
+        json!(null),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("on loan"),
+        "{body}"
+    );
+    let (_, _, found) = get(base, &format!("/api/v1/boxes?q={a}")).await;
+    assert_eq!(
+        found["items"][0]["location"]["state"], "on_loan",
+        "search says so too"
+    );
+
+    // Another loan of the same box is refused.
+    let (status, body) = call(base, &desk, "/api/v1/loans", json!({
+        "borrower": {"name": "Zhang San"}, "boxes": [a], "purpose": "audit", "kind": "reading_room", "due": day(1),
+    }))
+    .await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (409, Some("urn:stackroom:box-on-loan")),
+        "{body}"
+    );
+
+    // Back: one box complete, one damaged: the loan stays open for the damaged one.
+    let (status, loan) = call(
+        base,
+        &desk,
+        &path("return"),
+        json!({"inspections": [
+            {"archive_no": a, "result": "complete"},
+            {"archive_no": b, "result": "damaged", "note": "water stain on the cover"},
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        (status, loan["state"].as_str()),
+        (200, Some("return_refused")),
+        "{loan}"
+    );
+    let (_, _, loc_a) = get(base, &format!("/api/v1/boxes/{a}/location")).await;
+    let (_, _, loc_b) = get(base, &format!("/api/v1/boxes/{b}/location")).await;
+    assert_eq!(
+        (loc_a["state"].as_str(), loc_b["state"].as_str()),
+        (Some("on_shelf"), Some("on_loan"))
+    );
+    let (status, body) = call(
+        base,
+        &desk,
+        &path("return"),
+        json!({"inspections": [{"archive_no": a, "result": "complete"}]}),
+    )
+    .await;
+    assert_eq!(status, 422, "a box already back: {body}");
+    let (status, loan) = call(
+        base,
+        &desk,
+        &path("return"),
+        json!({"inspections": [
+            {"archive_no": b, "result": "complete", "note": "stain was there before (photo 2024)"},
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        (status, loan["state"].as_str()),
+        (200, Some("returned")),
+        "{loan}"
+    );
+    let states: Vec<(&str, &str)> = loan["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["to"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("requested", "desk"),
+            ("approved", "chief"),
+            ("checked_out", "desk"),
+            ("return_refused", "desk"),
+            ("returned", "desk")
+        ]
+    );
+    assert!(
+        loan["events"][3]["note"]
+            .as_str()
+            .unwrap()
+            .contains("damaged"),
+        "{loan}"
+    );
+    let (status, _) = call(base, &desk, &path("cancel"), json!({})).await;
+    assert_eq!(status, 409, "a returned loan is not cancelled");
+
+    // A reading-room loan needs no approval; it is cancelled before checkout.
+    let (status, loan) = call(base, &desk, "/api/v1/loans", json!({
+        "borrower": {"name": "Zhang San"}, "boxes": [a], "purpose": "audit", "kind": "reading_room", "due": day(1),
+    }))
+    .await;
+    assert_eq!(
+        (status, loan["state"].as_str()),
+        (201, Some("approved")),
+        "{loan}"
+    );
+    let rid = loan["id"].as_i64().unwrap();
+    let (status, loan) = call(
+        base,
+        &desk,
+        &format!("/api/v1/loans/{rid}/cancel"),
+        json!({"note": "came back tomorrow"}),
+    )
+    .await;
+    assert_eq!((status, loan["state"].as_str()), (200, Some("cancelled")));
+
+    // The rules: the longest loan, unknown boxes, bad input.
+    let (status, body) = call(base, &desk, "/api/v1/loans", json!({
+        "borrower": {"name": "Zhang San"}, "boxes": [a], "purpose": "audit", "kind": "reading_room", "due": day(40),
+    }))
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("due")),
+        "{body}"
+    );
+    let (status, _) = call(base, &desk, "/api/v1/loans", json!({
+        "borrower": {"name": "Zhang San"}, "boxes": ["9999-X-000-00000"], "purpose": "audit", "kind": "reading_room", "due": day(1),
+    }))
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        base,
+        &desk,
+        "/api/v1/loans",
+        json!({"borrower": {"name": "Zhang San"}, "kind": "abroad"}),
+    )
+    .await;
+    assert_eq!(status, 422);
+
+    // Listed by state and borrower.
+    let (_, _, list) = get(base, "/api/v1/loans?state=returned").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let (_, _, list) = get(base, "/api/v1/loans?borrower=Zhang%20San").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let (_, _, list) = get(base, "/api/v1/loans?overdue=true").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+    let (status, _, _) = get(base, "/api/v1/loans?state=lost").await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn a_borrower_holds_no_more_boxes_than_the_rule_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = start_demo(dir.path(), &[]);
+    let base = demo.base.as_str();
+    let (_, _, found) = get(base, "/api/v1/boxes?q=0451-H-001&limit=25").await;
+    let boxes: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["archive_no"].as_str().unwrap())
+        .collect();
+    let ask = |boxes: &[&str]| json!({"borrower": {"name": "Wang Wu"}, "boxes": boxes, "purpose": "research", "kind": "reading_room", "due": day(2)});
+    let (status, _, loan) = post_json(base, "/api/v1/loans", &ask(&boxes[..15])).await;
+    assert_eq!(status, 201, "{loan}");
+    let (status, _, body) = post_json(base, "/api/v1/loans", &ask(&boxes[15..25])).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (409, Some("urn:stackroom:borrower-limit")),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("at most 20"),
+        "{body}"
+    );
+}
