@@ -312,6 +312,16 @@ pub fn loan_of_box(conn: &Connection, box_id: i64) -> rusqlite::Result<Option<Lo
     .optional()
 }
 
+/// The EPCs of the boxes out on loan now.
+pub fn on_loan_epcs(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<String>> {
+    conn.prepare_cached(
+        "SELECT b.epc FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id JOIN boxes b ON b.id = lb.box_id
+         WHERE lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused') AND b.epc IS NOT NULL",
+    )?
+    .query_map([], |r| r.get(0))?
+    .collect()
+}
+
 /// The ledger.
 #[derive(Clone)]
 pub struct Loans {

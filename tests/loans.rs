@@ -284,3 +284,63 @@ async fn a_borrower_holds_no_more_boxes_than_the_rule_allows() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stocktake_reports_boxes_on_loan_and_boxes_back_without_check_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = start_demo(dir.path(), &["--time-scale", "10"]);
+    let base = demo.base.as_str();
+    let (a, b) = ("0451-H-001-00001", "0451-H-001-00002");
+    let (_, _, loc) = get(base, &format!("/api/v1/boxes/{b}/location")).await;
+    let shelf = loc["shelf"]["address"].as_str().unwrap().to_string();
+    assert_eq!(shelf, "R1-C1-R-S1-L1", "both boxes live on the same shelf");
+    let (status, _, loan) = post_json(base, "/api/v1/loans", &json!({
+        "borrower": {"name": "Li Wei"}, "boxes": [a, b], "purpose": "audit", "kind": "reading_room", "due": day(1),
+    }))
+    .await;
+    assert_eq!(status, 201, "{loan}");
+    let id = loan["id"].as_i64().unwrap();
+    let (status, _, _) = post_json(base, &format!("/api/v1/loans/{id}/checkout"), &json!({})).await;
+    assert_eq!(status, 200);
+    // A is in the reading room; B was put back on its shelf without a check-in.
+    let status = client()
+        .delete(format!("{}/sim/boxes/{a}", demo.sim))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+
+    let (status, _, sweep) = post_json(
+        base,
+        "/api/v1/sweeps",
+        &json!({"scope": {"shelves": [shelf]}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{sweep}");
+    let sweep_id = sweep["id"].as_i64().unwrap();
+    let done = common::wait_for(base, &format!("/api/v1/sweeps/{sweep_id}"), 60, |s| {
+        s["state"] != "running"
+    })
+    .await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["summary"]["on_loan"], 1, "{done}");
+    assert_eq!(done["summary"]["returned_without_check_in"], 1, "{done}");
+    assert_eq!(
+        done["summary"]["missing"], 0,
+        "a box on loan is not missing: {done}"
+    );
+    let (_, _, report) = get(base, &format!("/api/v1/sweeps/{sweep_id}/report")).await;
+    let finding = |no: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["archive_no"] == no)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(finding(a)["status"], "on_loan");
+    assert_eq!(finding(b)["status"], "returned_without_check_in");
+    assert_eq!(finding(b)["found"], "R1-C1-R-S1-L1", "where it was seen");
+}

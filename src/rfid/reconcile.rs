@@ -10,7 +10,10 @@
 //!   (`heard_on`) but is no verdict either; heard on a shelf that is not adjacent, the box
 //!   has moved: misplaced. A box bound outside the scope and heard only next to its shelf
 //!   (across the scope's edge) gets no finding at all;
-//! - **unknown**: a tag heard that belongs to no box.
+//! - **unknown**: a tag heard that belongs to no box;
+//! - **on loan**: a box out on a loan and not heard: not missing;
+//! - **returned without check-in**: a box out on a loan, heard all the same (where).
+//!   Boxes on loan get one of these two, whatever else would hold.
 
 use std::collections::{HashMap, HashSet};
 
@@ -63,6 +66,19 @@ pub enum Finding {
         found: ShelfAddress,
         confidence: f64,
     },
+    OnLoan {
+        archive_no: String,
+        epc: String,
+        /// Its home shelf.
+        bound: Option<ShelfAddress>,
+    },
+    ReturnedWithoutCheckIn {
+        archive_no: String,
+        epc: String,
+        bound: Option<ShelfAddress>,
+        found: ShelfAddress,
+        confidence: f64,
+    },
 }
 
 /// Counts of a stocktake.
@@ -73,6 +89,8 @@ pub struct Summary {
     pub missing: usize,
     pub not_read: usize,
     pub unknown: usize,
+    pub on_loan: usize,
+    pub returned_without_check_in: usize,
 }
 
 /// Compares decisions with bindings.
@@ -80,12 +98,13 @@ pub struct Summary {
 /// `bound`: the boxes bound to shelves in the scope; `read_shelves`: the shelves whose
 /// antennas were read; `decisions`: where each heard tag is; `known`: epc → archive number
 /// and shelf of every registered box (heard boxes bound outside the scope, or to no shelf,
-/// are not unknown).
+/// are not unknown); `on_loan`: the EPCs of boxes out on a loan.
 pub fn reconcile(
     bound: &[Bound],
     read_shelves: &HashSet<ShelfAddress>,
     decisions: &[Decision],
     known: &HashMap<String, (String, Option<ShelfAddress>)>,
+    on_loan: &HashSet<String>,
 ) -> (Vec<Finding>, Summary) {
     let mut findings = Vec::new();
     let mut summary = Summary::default();
@@ -94,6 +113,29 @@ pub fn reconcile(
     for b in bound {
         let heard = heard.get(b.epc.as_str());
         let own_unread = !read_shelves.contains(&b.shelf);
+        if on_loan.contains(&b.epc) {
+            match heard {
+                Some(d) => {
+                    summary.returned_without_check_in += 1;
+                    findings.push(Finding::ReturnedWithoutCheckIn {
+                        archive_no: b.archive_no.clone(),
+                        epc: b.epc.clone(),
+                        bound: Some(b.shelf),
+                        found: d.shelf,
+                        confidence: d.confidence,
+                    });
+                }
+                None => {
+                    summary.on_loan += 1;
+                    findings.push(Finding::OnLoan {
+                        archive_no: b.archive_no.clone(),
+                        epc: b.epc.clone(),
+                        bound: Some(b.shelf),
+                    });
+                }
+            }
+            continue;
+        }
         match heard {
             Some(d) if own_unread && d.shelf.adjacent(&b.shelf) => {
                 summary.not_read += 1;
@@ -153,6 +195,17 @@ pub fn reconcile(
             // Bound outside the scope, heard next to its shelf: a cross-read through the
             // scope's edge, most likely; the box is not this sweep's business.
             Some((_, Some(shelf))) if !read_shelves.contains(shelf) && d.shelf.adjacent(shelf) => {}
+            // A box out on loan, heard here: back in the room, never checked in.
+            Some((archive_no, shelf)) if on_loan.contains(&d.epc) => {
+                summary.returned_without_check_in += 1;
+                findings.push(Finding::ReturnedWithoutCheckIn {
+                    archive_no: archive_no.clone(),
+                    epc: d.epc.clone(),
+                    bound: *shelf,
+                    found: d.shelf,
+                    confidence: d.confidence,
+                });
+            }
             // A registered box heard here but bound elsewhere (or nowhere).
             Some((archive_no, shelf)) => {
                 summary.misplaced += 1;
@@ -227,7 +280,7 @@ mod tests {
         ];
         let known: HashMap<String, (String, Option<ShelfAddress>)> =
             [("E7".to_string(), ("Z".to_string(), None))].into();
-        let (findings, summary) = reconcile(&bound, &read, &decisions, &known);
+        let (findings, summary) = reconcile(&bound, &read, &decisions, &known, &HashSet::new());
         assert_eq!(
             summary,
             Summary {
@@ -235,7 +288,8 @@ mod tests {
                 misplaced: 2,
                 missing: 1,
                 not_read: 1,
-                unknown: 1
+                unknown: 1,
+                ..Summary::default()
             }
         );
         assert!(matches!(&findings[0], Finding::Present { archive_no, .. } if archive_no == "A"));
@@ -254,6 +308,27 @@ mod tests {
         );
         assert!(findings.iter().any(
             |f| matches!(f, Finding::Misplaced { archive_no, bound: None, .. } if archive_no == "Z")
+        ));
+        // The same room with A, C and E7's box out on loan.
+        let on_loan: HashSet<String> = ["E1", "E3", "E7"].iter().map(|s| s.to_string()).collect();
+        let (lent, lent_summary) = reconcile(&bound, &read, &decisions, &known, &on_loan);
+        assert_eq!(
+            (
+                lent_summary.returned_without_check_in,
+                lent_summary.on_loan,
+                lent_summary.missing
+            ),
+            (2, 1, 0)
+        );
+        assert!(
+            matches!(&lent[0], Finding::ReturnedWithoutCheckIn { archive_no, found, .. } if archive_no == "A" && *found == shelf(1))
+        );
+        assert!(
+            matches!(&lent[2], Finding::OnLoan { archive_no, .. } if archive_no == "C"),
+            "on loan, not missing"
+        );
+        assert!(lent.iter().any(
+            |f| matches!(f, Finding::ReturnedWithoutCheckIn { archive_no, .. } if archive_no == "Z")
         ));
     }
 
@@ -275,7 +350,7 @@ mod tests {
             ("E8".to_string(), ("G".to_string(), Some(shelf(6)))),
         ]
         .into();
-        let (findings, summary) = reconcile(&bound, &read, &decisions, &known);
+        let (findings, summary) = reconcile(&bound, &read, &decisions, &known, &HashSet::new());
         assert_eq!(
             (summary.not_read, summary.misplaced),
             (1, 2),

@@ -610,7 +610,14 @@ impl Sweeps {
             }
             known.insert(epc, (archive_no, shelf));
         }
-        let (findings, summary) = reconcile(&bound, &read, &decisions, &known);
+        let on_loan = self
+            .inner
+            .locations
+            .store()
+            .read(|conn| crate::loans::on_loan_epcs(conn).map_err(StoreError::from))
+            .await
+            .map_err(|e| SweepError::Location(LocationError::Store(e)))?;
+        let (findings, summary) = reconcile(&bound, &read, &decisions, &known, &on_loan);
         unread.sort_by_key(|(shelf, _)| *shelf);
 
         let threshold = self.inner.config.sweeps.sync_confidence;
@@ -1014,7 +1021,8 @@ fn record(
     }
     conn.execute(
         "UPDATE sweeps SET state = 'done', finished_at = ?2, antennas_read = ?3, reads = ?4,
-            present = ?5, misplaced = ?6, missing = ?7, not_read = ?8, unknown = ?9, applied = ?10
+            present = ?5, misplaced = ?6, missing = ?7, not_read = ?8, unknown = ?9, applied = ?10,
+            on_loan = ?11, returned_without_check_in = ?12
          WHERE id = ?1",
         params![
             id,
@@ -1026,7 +1034,9 @@ fn record(
             summary.missing as i64,
             summary.not_read as i64,
             summary.unknown as i64,
-            applied as i64
+            applied as i64,
+            summary.on_loan as i64,
+            summary.returned_without_check_in as i64
         ],
     )?;
     Ok(applied)
@@ -1108,6 +1118,26 @@ fn finding_row(f: &Finding) -> FindingRow {
             confidence: Some(*confidence),
             ..row("unknown", None, epc)
         },
+        Finding::OnLoan {
+            archive_no,
+            epc,
+            bound,
+        } => FindingRow {
+            bound: bound.map(|b| b.to_string()),
+            ..row("on_loan", Some(archive_no), epc)
+        },
+        Finding::ReturnedWithoutCheckIn {
+            archive_no,
+            epc,
+            bound,
+            found,
+            confidence,
+        } => FindingRow {
+            bound: bound.map(|b| b.to_string()),
+            found: Some(found.to_string()),
+            confidence: Some(*confidence),
+            ..row("returned_without_check_in", Some(archive_no), epc)
+        },
     }
 }
 
@@ -1116,7 +1146,8 @@ fn load(conn: &Connection, id: i64) -> Result<Option<SweepView>, SweepError> {
     Ok(conn
         .prepare_cached(
             "SELECT trigger, scope, apply, state, started_at, finished_at, dwell_ms, antennas, antennas_read,
-                reads, present, misplaced, missing, not_read, unknown, applied, note
+                reads, present, misplaced, missing, not_read, unknown, applied, note,
+                on_loan, returned_without_check_in
              FROM sweeps WHERE id = ?1",
         )?
         .query_row([id], |r| {
@@ -1159,6 +1190,8 @@ fn load(conn: &Connection, id: i64) -> Result<Option<SweepView>, SweepError> {
                     missing: r.get::<_, i64>(12)? as usize,
                     not_read: r.get::<_, i64>(13)? as usize,
                     unknown: r.get::<_, i64>(14)? as usize,
+                    on_loan: r.get::<_, i64>(17)? as usize,
+                    returned_without_check_in: r.get::<_, i64>(18)? as usize,
                 },
                 applied: r.get::<_, i64>(15)? as usize,
                 note: r.get(16)?,
