@@ -327,6 +327,8 @@ pub fn on_loan_epcs(conn: &Connection) -> rusqlite::Result<std::collections::Has
 pub struct Loans {
     store: Store,
     rules: LoanRules,
+    /// Overdue loans, once a day each.
+    overdue: tokio::sync::broadcast::Sender<LoanView>,
 }
 
 /// Which loans to list.
@@ -456,7 +458,63 @@ fn state_of(conn: &Connection, id: i64) -> Result<String, LoanError> {
 
 impl Loans {
     pub fn new(store: Store, rules: LoanRules) -> Loans {
-        Loans { store, rules }
+        Loans {
+            store,
+            rules,
+            overdue: tokio::sync::broadcast::channel(256).0,
+        }
+    }
+
+    /// Loans found overdue: each once a day (event stream, MQTT `…/loans/overdue`).
+    pub fn subscribe_overdue(&self) -> tokio::sync::broadcast::Receiver<LoanView> {
+        self.overdue.subscribe()
+    }
+
+    /// Looks for overdue loans every `every`, and tells of each once a day.
+    pub fn watch_overdue(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match this.mark_overdue().await {
+                    Ok(loans) => {
+                        for loan in loans {
+                            tracing::warn!(loan = loan.id, borrower = %loan.borrower.name, due = %loan.due, "loan overdue");
+                            let _ = this.overdue.send(loan);
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "overdue loans could not be read"),
+                }
+            }
+        })
+    }
+
+    /// The overdue loans not told of today, marked as told.
+    async fn mark_overdue(&self) -> Result<Vec<LoanView>, LoanError> {
+        let today = Utc::now().date_naive();
+        let ids = self
+            .store
+            .write(move |conn| {
+                let day = today.format("%Y-%m-%d").to_string();
+                let ids: Vec<i64> = conn
+                    .prepare_cached(
+                        "SELECT id FROM loans WHERE state IN ('checked_out', 'return_refused') AND due < ?1
+                         AND (overdue_notified IS NULL OR overdue_notified != ?1)",
+                    )?
+                    .query_map([&day], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                for id in &ids {
+                    conn.execute("UPDATE loans SET overdue_notified = ?2 WHERE id = ?1", params![id, day])?;
+                }
+                Ok::<_, LoanError>(ids)
+            })
+            .await?;
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(self.get(id).await?);
+        }
+        Ok(out)
     }
 
     pub fn rules(&self) -> &LoanRules {

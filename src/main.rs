@@ -88,6 +88,13 @@ enum Command {
         #[command(flatten)]
         room: Room,
     },
+    /// List loans from the room's database.
+    Loans {
+        #[command(subcommand)]
+        action: LoansAction,
+        #[command(flatten)]
+        room: Room,
+    },
     /// Export the audit trail as CSV.
     Audit {
         #[command(subcommand)]
@@ -148,6 +155,21 @@ enum TokenAction {
     List,
     /// Revoke the live token of that name.
     Revoke { name: String },
+}
+
+#[derive(Subcommand)]
+enum LoansAction {
+    /// Loans, newest first: id, state, kind, borrower, due, boxes.
+    List {
+        /// requested, approved, rejected, checked_out, returned, return_refused, cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        /// The borrower's name, exactly.
+        #[arg(long)]
+        borrower: Option<String>,
+    },
+    /// Loans out past their due day.
+    Overdue,
 }
 
 #[derive(Subcommand)]
@@ -223,6 +245,7 @@ async fn run(command: Command) -> Result<(), String> {
                 &config.room_id,
                 &controller.shelving,
                 &controller.environment,
+                &controller.loans,
             );
             serve(controller, listen, Some((&simulator, &broker, token))).await
         }
@@ -262,6 +285,7 @@ async fn run(command: Command) -> Result<(), String> {
                 &config.room_id,
                 &controller.shelving,
                 &controller.environment,
+                &controller.loans,
             );
             serve(controller, listen, None).await
         }
@@ -322,6 +346,47 @@ async fn run(command: Command) -> Result<(), String> {
                     eprintln!("token '{name}' revoked");
                 }
             }
+            Ok(())
+        }
+        Command::Loans { action, room } => {
+            let controller = room.open().await?;
+            let filter = match action {
+                LoansAction::List { state, borrower } => stackroom::loans::LoanFilter {
+                    state,
+                    borrower,
+                    overdue: false,
+                    limit: 1000,
+                },
+                LoansAction::Overdue => stackroom::loans::LoanFilter {
+                    overdue: true,
+                    limit: 1000,
+                    ..Default::default()
+                },
+            };
+            let loans = controller
+                .loans
+                .list(filter)
+                .await
+                .map_err(|e| e.to_string())?;
+            for l in &loans {
+                let boxes: Vec<&str> = l.boxes.iter().map(|b| b.archive_no.as_str()).collect();
+                say(&format!(
+                    "{}\t{}\t{}\t{}{}\tdue {}{}\t{}",
+                    l.id,
+                    l.state,
+                    l.kind.as_str(),
+                    l.borrower.name,
+                    if l.borrower.department.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", l.borrower.department)
+                    },
+                    l.due,
+                    if l.overdue { " OVERDUE" } else { "" },
+                    boxes.join(" ")
+                ));
+            }
+            eprintln!("{} loan(s)", loans.len());
             Ok(())
         }
         Command::Audit {

@@ -89,7 +89,8 @@ impl EmbeddedBroker {
 /// `stackroom/{site}/{room}/ranges/{range}/state`, each operation change on
 /// `stackroom/{site}/{room}/operations`, each environment alarm change on
 /// `stackroom/{site}/{room}/alarms`, each sensor change (retained) on
-/// `stackroom/{site}/{room}/environment/{sensor}`. It reconnects by itself; what happens while the
+/// `stackroom/{site}/{room}/environment/{sensor}`, each overdue loan (once a day) on
+/// `stackroom/{site}/{room}/loans/overdue`. It reconnects by itself; what happens while the
 /// broker is away is not queued (the retained state is republished on the next change).
 pub fn publish_events(
     host: String,
@@ -98,6 +99,7 @@ pub fn publish_events(
     room: &str,
     shelving: &crate::shelving::Shelving,
     environment: &crate::environment::Environment,
+    loans: &crate::loans::Loans,
 ) -> tokio::task::JoinHandle<()> {
     use rumqttc::{AsyncClient, MqttOptions, QoS};
     let base = format!("stackroom/{site}/{room}");
@@ -106,6 +108,7 @@ pub fn publish_events(
     let (client, mut eventloop) = AsyncClient::new(options, 256);
     let mut events = shelving.subscribe();
     let mut env_events = environment.subscribe();
+    let mut overdue = loans.subscribe_overdue();
     let current = shelving.ranges();
     tokio::spawn(async move {
         let poller = tokio::spawn(async move {
@@ -139,6 +142,14 @@ pub fn publish_events(
         let sensors = format!("{base}/environment");
         loop {
             let event = tokio::select! {
+                o = overdue.recv() => {
+                    if let Ok(loan) = o
+                        && let Ok(body) = serde_json::to_vec(&loan)
+                    {
+                        let _ = client.try_publish(format!("{base}/loans/overdue"), QoS::AtLeastOnce, false, body);
+                    }
+                    continue;
+                }
                 e = env_events.recv() => {
                     match e {
                         Ok(crate::environment::EnvEvent::Alarm(a)) => {

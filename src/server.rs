@@ -85,6 +85,7 @@ impl Controller {
         self.shelving = Shelving::start(&self.config, wiring)?;
         self.audit.watch(&self.shelving);
         self.rfid = Some(Rfid::start(&self.config, &self.locations, wiring).await?);
+        self.loans.watch_overdue(std::time::Duration::from_secs(10));
         self.environment = Environment::start(
             &self.config,
             self.store.clone(),

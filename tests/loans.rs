@@ -344,3 +344,88 @@ async fn a_stocktake_reports_boxes_on_loan_and_boxes_back_without_check_in() {
     assert_eq!(finding(b)["status"], "returned_without_check_in");
     assert_eq!(finding(b)["found"], "R1-C1-R-S1-L1", "where it was seen");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_loan_is_listed_told_of_once_on_mqtt_and_shown_by_the_cli() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let dir = tempfile::tempdir().unwrap();
+    let demo = start_demo(dir.path(), &[]);
+    let base = demo.base.as_str();
+    let (status, _, loan) = post_json(
+        base,
+        "/api/v1/loans",
+        &json!({
+            "borrower": {"name": "Li Wei", "department": "Legal"}, "boxes": ["0451-H-001-00003"],
+            "purpose": "audit", "kind": "reading_room", "due": day(1),
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{loan}");
+    let id = loan["id"].as_i64().unwrap();
+    let (status, _, _) = post_json(base, &format!("/api/v1/loans/{id}/checkout"), &json!({})).await;
+    assert_eq!(status, 200);
+
+    let port: u16 = demo.mqtt.rsplit(':').next().unwrap().parse().unwrap();
+    let (client, mut events) =
+        AsyncClient::new(MqttOptions::new("test-overdue", "127.0.0.1", port), 64);
+    client
+        .subscribe("stackroom/gd-power/stack-1/loans/overdue", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    // Time passes: the loan was due yesterday (written as another process would).
+    let db = rusqlite::Connection::open(dir.path().join("stackroom.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute(
+        "UPDATE loans SET due = ?2 WHERE id = ?1",
+        rusqlite::params![id, day(-1)],
+    )
+    .unwrap();
+
+    let mut told = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(25), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = events.poll().await {
+                told.push(serde_json::from_slice::<Value>(&p.payload).unwrap());
+            }
+        }
+    })
+    .await;
+    assert_eq!(told.len(), 1, "once a day, not once a check: {told:?}");
+    assert_eq!(
+        (told[0]["id"].as_i64(), told[0]["overdue"].as_bool()),
+        (Some(id), Some(true))
+    );
+    let (_, _, list) = get(base, "/api/v1/loans?overdue=true").await;
+    assert_eq!(list["items"][0]["id"].as_i64(), Some(id), "{list}");
+
+    let out = std::process::Command::new(common::BIN)
+        .args(["loans", "overdue", "--data"])
+        .arg(dir.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with(&format!(
+            "{id}\tchecked_out\treading_room\tLi Wei (Legal)\tdue {} OVERDUE\t0451-H-001-00003",
+            day(-1)
+        )),
+        "{text}"
+    );
+    let out = std::process::Command::new(common::BIN)
+        .args(["loans", "list", "--state", "returned", "--data"])
+        .arg(dir.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -272,6 +272,15 @@ pub(super) async fn events(
             .json_data(&event)
             .unwrap_or_else(|_| SseEvent::default().event("error"))))
     });
-    Sse::new(stream::iter(current).chain(stream::select(live, environment)))
-        .keep_alive(KeepAlive::default())
+    let overdue = BroadcastStream::new(s.loans.subscribe_overdue()).filter_map(|e| async move {
+        let loan = e.ok()?;
+        Some(Ok(SseEvent::default()
+            .event("loan_overdue")
+            .json_data(&loan)
+            .unwrap_or_else(|_| SseEvent::default().event("error"))))
+    });
+    Sse::new(
+        stream::iter(current).chain(stream::select(live, stream::select(environment, overdue))),
+    )
+    .keep_alive(KeepAlive::default())
 }
