@@ -67,6 +67,8 @@ struct RawConfig {
     environment: crate::environment::config::RawEnvironment,
     #[serde(default)]
     loans: crate::loans::RawLoans,
+    #[serde(default)]
+    labels: crate::labels::LabelSize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,6 +397,7 @@ pub struct RoomConfig {
     pub sweeps: SweepSettings,
     pub environment: crate::environment::config::EnvironmentConfig,
     pub loans: crate::loans::LoanRules,
+    pub labels: crate::labels::LabelSize,
 }
 
 struct Checker<'a> {
@@ -493,6 +496,8 @@ impl RoomConfig {
             .map_err(|(key, message)| c.fail(key, message))?;
         let loans =
             crate::loans::rules(raw.loans).map_err(|(key, message)| c.fail(key, message))?;
+        raw.labels.check().map_err(|m| c.fail("labels", m))?;
+        let labels = raw.labels;
         Ok(RoomConfig {
             file: file.to_path_buf(),
             site_id: raw.site.id,
@@ -511,6 +516,7 @@ impl RoomConfig {
             sweeps,
             environment,
             loans,
+            labels,
         })
     }
 

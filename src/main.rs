@@ -95,6 +95,23 @@ enum Command {
         #[command(flatten)]
         room: Room,
     },
+    /// Print box labels (PDF, or SVG for an --out ending in .svg): a range, shelves or
+    /// boxes. Recorded in the audit trail.
+    Labels {
+        /// Every box of this range, in shelf order.
+        #[arg(long)]
+        range: Option<u16>,
+        /// Every box on these shelves (comma-separated addresses).
+        #[arg(long)]
+        shelves: Option<String>,
+        /// These boxes (comma-separated archive numbers).
+        #[arg(long)]
+        boxes: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        room: Room,
+    },
     /// Export the audit trail as CSV.
     Audit {
         #[command(subcommand)]
@@ -348,6 +365,87 @@ async fn run(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Labels {
+            range,
+            shelves,
+            boxes,
+            out,
+            room,
+        } => {
+            let controller = room.open().await?;
+            let language = controller.config.language;
+            let split = |s: String| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+            };
+            let (rows, what) = match (range, shelves, boxes) {
+                (Some(r), None, None) => (
+                    stackroom::labels::boxes_on(&controller.locations, Some(r), Vec::new())
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    format!("labels of range {r}"),
+                ),
+                (None, Some(list), None) => {
+                    let list = split(list);
+                    let what = format!("labels of shelves {}", list.join(" "));
+                    (
+                        stackroom::labels::boxes_on(&controller.locations, None, list)
+                            .await
+                            .map_err(|e| e.to_string())?,
+                        what,
+                    )
+                }
+                (None, None, Some(list)) => {
+                    let mut rows = Vec::new();
+                    for a in split(list) {
+                        let b = controller
+                            .locations
+                            .get_box(&a)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        rows.push((b.archive_no, b.title, b.location.map(|l| l.shelf.address)));
+                    }
+                    let what = format!("labels of {} box(es)", rows.len());
+                    (rows, what)
+                }
+                _ => return Err("name one of --range, --shelves or --boxes".into()),
+            };
+            if rows.is_empty() {
+                return Err("no boxes there to print labels for".into());
+            }
+            let labels: Vec<stackroom::labels::Label> = rows
+                .into_iter()
+                .map(|(a, t, s)| stackroom::labels::label(language, a, t, s))
+                .collect();
+            let size = controller.config.labels;
+            let svg = out.extension().is_some_and(|e| e == "svg");
+            let body = if svg {
+                stackroom::labels::svg(&labels, size)?.into_bytes()
+            } else {
+                stackroom::labels::pdf(&labels, size)?
+            };
+            std::fs::write(&out, body).map_err(|e| format!("{}: {e}", out.display()))?;
+            controller
+                .audit
+                .record(
+                    stackroom::audit::NewEntry::new(
+                        "cli",
+                        "print",
+                        what,
+                        format!(
+                            "{} label(s), {}",
+                            labels.len(),
+                            if svg { "svg" } else { "pdf" }
+                        ),
+                    )
+                    .detail(out.display().to_string()),
+                )
+                .await;
+            eprintln!("{} label(s) written to {}", labels.len(), out.display());
+            Ok(())
+        }
         Command::Loans { action, room } => {
             let controller = room.open().await?;
             let filter = match action {
@@ -423,6 +521,15 @@ async fn run(command: Command) -> Result<(), String> {
                     .audit
                     .export_csv(&filter, std::io::stdout().lock())?,
             };
+            controller
+                .audit
+                .record(stackroom::audit::NewEntry::new(
+                    "cli",
+                    "export",
+                    "audit trail (CSV)",
+                    format!("{n} entries"),
+                ))
+                .await;
             eprintln!("{n} audit entries");
             Ok(())
         }

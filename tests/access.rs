@@ -81,6 +81,7 @@ fn needs(method: &str, path: &str) -> &'static str {
     match (method, path) {
         (_, "/api/v1/health") => "none",
         (_, p) if p.starts_with("/api/v1/tokens") || p.starts_with("/api/v1/audit") => "admin",
+        (_, p) if p.ends_with("/label") || p == "/api/v1/labels" => "archivist",
         ("get", _) => "viewer",
         ("post", p)
             if p.ends_with("/open") || p.ends_with("/close") || p.ends_with("/ventilate") =>

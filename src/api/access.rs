@@ -48,6 +48,8 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
     Some(match (method.as_str(), path) {
         (_, "/api/v1/health") => return None,
         (_, "/api/v1/audit" | "/api/v1/tokens" | "/api/v1/tokens/{name}") => Admin,
+        // Printing customers' labels is watched and an archivist's.
+        (_, "/api/v1/boxes/{archive_no}/label" | "/api/v1/labels") => Archivist,
         ("GET" | "HEAD", _) => Viewer,
         (
             "POST",

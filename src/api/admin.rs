@@ -97,11 +97,16 @@ pub(super) async fn audit_trail(
         return Err(Problem::invalid("limit", "is 1 to 10000"));
     }
     if let Some(kind) = q.kind.as_deref()
-        && !["request", "denied", "motion", "token", "alarm"].contains(&kind)
+        && ![
+            "request", "denied", "motion", "token", "alarm", "print", "export",
+        ]
+        .contains(&kind)
     {
         return Err(Problem::invalid(
             "kind",
-            format!("'{kind}' is not a kind: request, denied, motion, token or alarm"),
+            format!(
+                "'{kind}' is not a kind: request, denied, motion, token, alarm, print or export"
+            ),
         ));
     }
     let since: Option<DateTime<Utc>> = match q.since.as_deref() {

@@ -7,6 +7,7 @@
 mod access;
 mod admin;
 mod environment;
+mod labels;
 mod loans;
 mod problem;
 mod ranges;
@@ -137,6 +138,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(loans::cancel_loan))
         .routes(routes!(loans::checkout_loan))
         .routes(routes!(loans::return_loan))
+        .routes(routes!(labels::box_label))
+        .routes(routes!(labels::print_labels))
         .routes({
             let (schemas, paths, method) = routes!(import_boxes);
             (

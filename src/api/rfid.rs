@@ -149,6 +149,7 @@ pub(super) struct ReportQuery {
     responses((status = 200, body = Report), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub(super) async fn sweep_report(
     State(s): State<AppState>,
+    Who(who): Who,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, Problem> {
@@ -175,6 +176,18 @@ pub(super) async fn sweep_report(
     }
     let body = sweep::report_csv(&report)
         .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    // Reports name customers' files: every export is watched.
+    s.audit
+        .record(
+            crate::audit::NewEntry::new(
+                &who.name,
+                "export",
+                format!("sweep {id} report (CSV)"),
+                "200",
+            )
+            .detail(format!("{} findings", report.findings.len())),
+        )
+        .await;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
