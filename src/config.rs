@@ -69,6 +69,17 @@ struct RawConfig {
     loans: crate::loans::RawLoans,
     #[serde(default)]
     labels: crate::labels::LabelSize,
+    #[serde(default)]
+    gates: Vec<Gate>,
+}
+
+/// A reader at the room's door (防盗门): which of its antenna ports face inside and outside.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gate {
+    pub reader: String,
+    pub inside: Vec<u16>,
+    pub outside: Vec<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -398,6 +409,7 @@ pub struct RoomConfig {
     pub environment: crate::environment::config::EnvironmentConfig,
     pub loans: crate::loans::LoanRules,
     pub labels: crate::labels::LabelSize,
+    pub gates: Vec<Gate>,
 }
 
 struct Checker<'a> {
@@ -498,6 +510,39 @@ impl RoomConfig {
             crate::loans::rules(raw.loans).map_err(|(key, message)| c.fail(key, message))?;
         raw.labels.check().map_err(|m| c.fail("labels", m))?;
         let labels = raw.labels;
+        for (i, g) in raw.gates.iter().enumerate() {
+            let key = |k: &str| format!("gates[{i}].{k}");
+            let Some(d) = devices
+                .iter()
+                .find(|d| d.id == g.reader && d.spec.device.kind == DeviceKind::Reader)
+            else {
+                return Err(c.fail(
+                    key("reader"),
+                    format!("no reader '{}' among the devices", g.reader),
+                ));
+            };
+            if antennas.iter().any(|a| a.reader == g.reader) {
+                return Err(c.fail(
+                    key("reader"),
+                    "a gate's reader reads no shelves: remove its antennas",
+                ));
+            }
+            let ports = d.spec.antenna_ports().unwrap_or(0);
+            let all: Vec<u16> = g.inside.iter().chain(&g.outside).copied().collect();
+            if g.inside.is_empty() || g.outside.is_empty() {
+                return Err(c.fail(key("inside"), "a gate needs ports inside and outside"));
+            }
+            if let Some(p) = all.iter().find(|p| **p == 0 || **p > ports) {
+                return Err(c.fail(
+                    key("inside"),
+                    format!("port {p}: the reader has ports 1 to {ports}"),
+                ));
+            }
+            if g.inside.iter().any(|p| g.outside.contains(p)) {
+                return Err(c.fail(key("outside"), "a port is inside or outside, not both"));
+            }
+        }
+        let gates = raw.gates;
         Ok(RoomConfig {
             file: file.to_path_buf(),
             site_id: raw.site.id,
@@ -517,6 +562,7 @@ impl RoomConfig {
             environment,
             loans,
             labels,
+            gates,
         })
     }
 

@@ -21,6 +21,7 @@ pub mod cli_sweep;
 pub mod config;
 pub mod demo;
 pub mod environment;
+pub mod gate;
 pub mod labels;
 pub mod layout;
 pub mod loans;

@@ -86,6 +86,11 @@ impl Controller {
         self.audit.watch(&self.shelving);
         self.rfid = Some(Rfid::start(&self.config, &self.locations, wiring).await?);
         self.loans.watch_overdue(std::time::Duration::from_secs(10));
+        let gate_readers = self
+            .rfid
+            .as_ref()
+            .map(|r| r.readers().clone())
+            .unwrap_or_default();
         self.environment = Environment::start(
             &self.config,
             self.store.clone(),
@@ -93,6 +98,13 @@ impl Controller {
             self.shelving.clone(),
             self.audit.clone(),
         )?;
+        crate::gate::start(
+            &self.config,
+            &gate_readers,
+            self.store.clone(),
+            self.environment.clone(),
+            self.audit.clone(),
+        );
         Ok(())
     }
 

@@ -162,6 +162,7 @@ pub fn spec(
                 });
             }
             DeviceKind::Environment => {}
+            DeviceKind::Reader if config.gates.iter().any(|g| g.reader == device.id) => {}
             DeviceKind::Reader => {
                 let wire = match profile.device.protocol {
                     Protocol::R2000 => ReaderWire::R2000 {
@@ -192,8 +193,30 @@ pub fn spec(
         }
     }
     let climate = climate_spec(config)?;
+    let mut gates = Vec::new();
+    for g in &config.gates {
+        let device = config
+            .devices
+            .iter()
+            .find(|d| d.id == g.reader)
+            .ok_or_else(|| format!("gate: no reader '{}'", g.reader))?;
+        let settings = device.spec.impinj_iot.clone().ok_or_else(|| {
+            format!(
+                "gate '{}': hw-sim simulates gates on Impinj-style (MQTT) readers",
+                g.reader
+            )
+        })?;
+        gates.push(hw_sim::GateDevice {
+            device: g.reader.clone(),
+            prefix: prefix(device)?,
+            settings,
+            inside: g.inside.clone(),
+            outside: g.outside.clone(),
+        });
+    }
     Ok(SimSpec {
         climate,
+        gates,
         seed: settings.seed,
         time_scale: settings.time_scale,
         rf: settings.rf,

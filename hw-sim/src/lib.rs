@@ -35,5 +35,6 @@ pub mod sim;
 pub mod world;
 
 pub use sim::{
-    Placement, RangeDevice, ReaderDevice, ReaderWire, ShelvingWire, SimError, SimSpec, Simulator,
+    GateDevice, Placement, RangeDevice, ReaderDevice, ReaderWire, ShelvingWire, SimError, SimSpec,
+    Simulator,
 };

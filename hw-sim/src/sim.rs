@@ -100,6 +100,18 @@ pub struct SimSpec {
     pub mqtt: Option<Broker>,
     /// The climate and the environment devices.
     pub climate: crate::climate::ClimateSpec,
+    /// Readers at the door.
+    pub gates: Vec<GateDevice>,
+}
+
+/// A reader at the room's door: Impinj-style on MQTT, its ports facing inside and outside.
+#[derive(Debug, Clone)]
+pub struct GateDevice {
+    pub device: String,
+    pub prefix: String,
+    pub settings: ImpinjIot,
+    pub inside: Vec<u16>,
+    pub outside: Vec<u16>,
 }
 
 /// Where a simulated device can be reached.
@@ -135,6 +147,7 @@ pub enum SimError {
 }
 
 struct Shared {
+    gates: HashMap<String, tokio::sync::mpsc::Sender<(String, bool)>>,
     world: Arc<Mutex<World>>,
     climate: Arc<Mutex<crate::climate::Climate>>,
     ranges: HashMap<u16, Arc<Mutex<RangeSim>>>,
@@ -414,7 +427,33 @@ impl Simulator {
             }
         }
 
+        let mut gates = HashMap::new();
+        for g in &spec.gates {
+            let online = Arc::new(AtomicBool::new(true));
+            online_flags.insert(g.device.clone(), online.clone());
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            gates.insert(g.device.clone(), tx);
+            tasks.push(tokio::spawn(mqtt_devices::serve_gate(
+                broker(&g.device)?,
+                g.device.clone(),
+                g.prefix.clone(),
+                g.settings.clone(),
+                g.inside.clone(),
+                g.outside.clone(),
+                rx,
+                online,
+                clock,
+            )));
+            endpoints.push(Endpoint {
+                device: g.device.clone(),
+                kind: "gate/impinj-iot",
+                path: None,
+                topics: Some(format!("{}/{}", g.prefix, g.settings.event_topic)),
+            });
+        }
+
         let shared = Arc::new(Shared {
+            gates,
             climate,
             world,
             ranges,
@@ -732,6 +771,39 @@ fn control_router(shared: Arc<Shared>) -> Router {
                     return Err(not_found(format!("no simulated smoke, water or door sensor '{id}'")));
                 }
                 Ok::<_, ApiError>(Json(c.state()))
+            }),
+        )
+        .route(
+            "/sim/gates/{gate}/walk",
+            post(|State(s): State<Arc<Shared>>, Path(gate): Path<String>, text: String| async move {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Walk {
+                    archive_no: Option<String>,
+                    epc: Option<String>,
+                    direction: String,
+                }
+                let walk: Walk = body(&text, r#"{"archive_no":"…" or "epc":"HEX", "direction":"out|in"}"#)?;
+                let out = match walk.direction.as_str() {
+                    "out" => true,
+                    "in" => false,
+                    _ => return Err(bad("direction is out or in".into())),
+                };
+                let epc = match (walk.archive_no, walk.epc) {
+                    (Some(no), None) => {
+                        let w = s.world.lock().map_err(|_| bad("world lock poisoned".into()))?;
+                        w.snapshot()
+                            .into_iter()
+                            .find(|t| t.archive_no.as_deref() == Some(no.as_str()))
+                            .map(|t| t.epc)
+                            .ok_or_else(|| not_found(format!("no tagged box '{no}' in the simulated room")))?
+                    }
+                    (None, Some(epc)) => epc.to_ascii_uppercase(),
+                    _ => return Err(bad("name archive_no or epc".into())),
+                };
+                let tx = s.gates.get(&gate).ok_or_else(|| not_found(format!("no simulated gate '{gate}'")))?;
+                tx.send((epc, out)).await.map_err(|_| bad("the gate has stopped".into()))?;
+                Ok::<_, ApiError>(StatusCode::ACCEPTED)
             }),
         )
         .route("/sim/readers/{reader}/online", put(set_online))

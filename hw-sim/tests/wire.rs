@@ -51,6 +51,7 @@ fn spec(seed: u64) -> SimSpec {
         .collect();
     SimSpec {
         climate: Default::default(),
+        gates: Vec::new(),
         seed,
         time_scale: 20.0,
         rf: RfParams::default(),

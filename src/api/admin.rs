@@ -98,14 +98,14 @@ pub(super) async fn audit_trail(
     }
     if let Some(kind) = q.kind.as_deref()
         && ![
-            "request", "denied", "motion", "token", "alarm", "print", "export",
+            "request", "denied", "motion", "token", "alarm", "print", "export", "gate",
         ]
         .contains(&kind)
     {
         return Err(Problem::invalid(
             "kind",
             format!(
-                "'{kind}' is not a kind: request, denied, motion, token, alarm, print or export"
+                "'{kind}' is not a kind: request, denied, motion, token, alarm, print, export or gate"
             ),
         ));
     }

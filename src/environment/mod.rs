@@ -420,7 +420,7 @@ impl Environment {
         Ok(view)
     }
 
-    async fn raise(
+    pub(crate) async fn raise(
         &self,
         kind: &str,
         zone: &str,
@@ -448,7 +448,7 @@ impl Environment {
         Ok(view)
     }
 
-    async fn clear(&self, kind: &str, sensor: &str) -> Result<Vec<AlarmView>, EnvError> {
+    pub(crate) async fn clear(&self, kind: &str, sensor: &str) -> Result<Vec<AlarmView>, EnvError> {
         let (k, s) = (kind.to_string(), sensor.to_string());
         let now = Utc::now().timestamp_millis();
         let cleared = self

@@ -133,7 +133,8 @@ pub struct ShelfView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Location {
     pub archive_no: String,
-    /// `on_shelf`, or `on_loan`: then `shelf` is its home shelf and `loan` says to whom.
+    /// `on_shelf`; `on_loan`: then `shelf` is its home shelf and `loan` says to whom;
+    /// `left_without_loan`: it went out through the door gate with no loan.
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loan: Option<LoanRef>,
@@ -799,13 +800,14 @@ impl LocationService {
         };
         let sql = format!(
             "SELECT x.archive_no, b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
-                 ol.loan_id, ol.borrower, ol.due, ol.out_at
+                 ol.loan_id, ol.borrower, ol.due, ol.out_at, fl.state
              FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
              LEFT JOIN (SELECT lb.box_id AS box_id, l.id AS loan_id, l.borrower AS borrower, l.due AS due,
                     l.checked_out_at AS out_at
                 FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
                 WHERE lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused')) ol
               ON ol.box_id = x.id
+             LEFT JOIN box_flags fl ON fl.box_id = x.id
              WHERE x.{column} = ?1"
         );
         type Row = (
@@ -816,6 +818,7 @@ impl LocationService {
             Option<i64>,
             Option<i64>,
             Option<LoanRef>,
+            Option<String>,
         );
         let row: Option<Row> = conn
             .prepare_cached(&sql)?
@@ -828,10 +831,12 @@ impl LocationService {
                     r.get(4)?,
                     r.get(5)?,
                     loan_ref(r, 6)?,
+                    r.get(10)?,
                 ))
             })
             .optional()?;
-        let Some((archive_no, shelf_id, source, confidence, since, last_seen, loan)) = row else {
+        let Some((archive_no, shelf_id, source, confidence, since, last_seen, loan, flag)) = row
+        else {
             return Err(match key {
                 BoxKey::ArchiveNo(v) => LocationError::UnknownBox(v.clone()),
                 _ => LocationError::NoMatch { key: name, value },
@@ -846,7 +851,7 @@ impl LocationService {
             since,
             last_seen,
         };
-        Ok(self.location(archive_no, shelf, binding, loan))
+        Ok(self.location(archive_no, shelf, binding, (loan, flag)))
     }
 
     fn location(
@@ -854,15 +859,15 @@ impl LocationService {
         archive_no: String,
         shelf: &ShelfAddress,
         b: BindingColumns,
-        loan: Option<LoanRef>,
+        (loan, flag): (Option<LoanRef>, Option<String>),
     ) -> Location {
+        let state = match (&loan, flag) {
+            (Some(_), _) => "on_loan".to_string(),
+            (None, Some(flag)) => flag,
+            (None, None) => "on_shelf".to_string(),
+        };
         Location {
-            state: if loan.is_some() {
-                "on_loan"
-            } else {
-                "on_shelf"
-            }
-            .into(),
+            state,
             loan,
             archive_no,
             shelf: Self::shelf_view(&self.config, shelf),
@@ -877,13 +882,14 @@ impl LocationService {
     const BOX_SELECT: &str =
         "SELECT x.archive_no, x.epc, x.barcode, x.title, x.width_mm, x.fields, x.created_at,
             b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
-            ol.loan_id, ol.borrower, ol.due, ol.out_at
+            ol.loan_id, ol.borrower, ol.due, ol.out_at, fl.state
          FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
          LEFT JOIN (SELECT lb.box_id AS box_id, l.id AS loan_id, l.borrower AS borrower, l.due AS due,
                     l.checked_out_at AS out_at
                 FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
                 WHERE lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused')) ol
-              ON ol.box_id = x.id";
+              ON ol.box_id = x.id
+             LEFT JOIN box_flags fl ON fl.box_id = x.id";
 
     fn box_row(&self, r: &rusqlite::Row) -> rusqlite::Result<BoxView> {
         let archive_no: String = r.get(0)?;
@@ -899,7 +905,7 @@ impl LocationService {
                     since: r.get(10)?,
                     last_seen: r.get(11)?,
                 },
-                loan_ref(r, 12)?,
+                (loan_ref(r, 12)?, r.get(16)?),
             )),
             None => None,
         };

@@ -390,6 +390,10 @@ function showBox(box) {
     $("box-where").textContent = t("on_loan", { borrower: loc.loan.borrower, since: when(loc.loan.since), due: loc.loan.due });
     $("box-meta").textContent = t("home_shelf", { shelf: shelfWords(loc.shelf) });
     button.disabled = true;
+  } else if (loc && loc.state === "left_without_loan") {
+    $("box-where").textContent = t("left_without_loan");
+    $("box-meta").textContent = t("home_shelf", { shelf: shelfWords(loc.shelf) });
+    button.disabled = true;
   } else if (loc) {
     $("box-where").textContent = shelfWords(loc.shelf);
     $("box-meta").textContent = t("box_meta", {

@@ -50,6 +50,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0004_environment.sql")),
         M::up(include_str!("migrations/0005_loans.sql")),
         M::up(include_str!("migrations/0006_sweeps_and_loans.sql")),
+        M::up(include_str!("migrations/0007_gate.sql")),
     ])
 });
 
