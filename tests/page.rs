@@ -139,7 +139,22 @@ async fn text_of(client: &Client, css: &str) -> String {
 /// Types into the search box and opens the result for `archive_no`.
 async fn choose_box(client: &Client, archive_no: &str) {
     let search = client.find(Locator::Css("#search")).await.unwrap();
-    search.clear().await.unwrap();
+    // Emptied as a person would (WebDriver's clear fires no input event), which empties the
+    // results: the ones that come next are this search's.
+    client
+        .execute(
+            "const s = document.querySelector('#search'); s.value = ''; s.dispatchEvent(new Event('input'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    until(
+        client,
+        "document.querySelectorAll('#results li').length === 0",
+        5,
+        "the results to clear",
+    )
+    .await;
     search.send_keys(archive_no).await.unwrap();
     let result = client
         .wait()
@@ -644,6 +659,218 @@ async fn staff_see_the_rooms_climate_and_acknowledge_an_alarm() {
         "the alarm to clear",
     )
     .await;
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_driver, client)) = browser(&dir.path().join("profile")).await else {
+        return;
+    };
+    let demo = start_demo(&dir.path().join("data"), &[]);
+    client.goto(&demo.page).await.unwrap();
+    until(
+        &client,
+        "document.querySelector('#who-name').textContent === 'demo'",
+        15,
+        "signing in",
+    )
+    .await;
+    client
+        .find(Locator::Css("#lang"))
+        .await
+        .unwrap()
+        .select_by_value("en")
+        .await
+        .unwrap();
+    let a = "0451-H-001-00005";
+
+    // From the box to the loans desk.
+    choose_box(&client, a).await;
+    client
+        .find(Locator::Css("#lend-box"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        &format!("document.querySelector('#loan-boxes').value === '{a}'"),
+        5,
+        "the box on the form",
+    )
+    .await;
+    client
+        .find(Locator::Css("#loan-borrower"))
+        .await
+        .unwrap()
+        .send_keys("Li Wei")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#loan-department"))
+        .await
+        .unwrap()
+        .send_keys("Legal")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#loan-purpose"))
+        .await
+        .unwrap()
+        .send_keys("court hearing")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#loan-kind"))
+        .await
+        .unwrap()
+        .select_by_value("external")
+        .await
+        .unwrap();
+    let due = (chrono::Utc::now().date_naive() + chrono::Duration::days(5)).to_string();
+    client
+        .execute(
+            &format!("document.querySelector('#loan-due').value = '{due}';"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#loan-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Approved (the admin may), checked out, on loan.
+    let card = ".loan[data-state='requested']";
+    until(
+        &client,
+        &format!("document.querySelector(\"{card}\")"),
+        10,
+        "the request",
+    )
+    .await;
+    client
+        .find(Locator::Css(&format!("{card} [data-action='approve']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let card = ".loan[data-state='approved']";
+    until(
+        &client,
+        &format!("document.querySelector(\"{card}\")"),
+        10,
+        "the approval",
+    )
+    .await;
+    client
+        .find(Locator::Css(&format!("{card} [data-action='checkout']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let card = ".loan[data-state='checked_out']";
+    until(
+        &client,
+        &format!("document.querySelector(\"{card}\")"),
+        10,
+        "the checkout",
+    )
+    .await;
+    snapshot(&client, "loan").await;
+    client
+        .find(Locator::Css("[data-tab='find']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    choose_box(&client, a).await;
+    until(
+        &client,
+        "document.querySelector('#box-where').textContent.includes('On loan to Li Wei')",
+        10,
+        "the box on loan",
+    )
+    .await;
+    assert!(
+        !client
+            .find(Locator::Css("#open-aisle"))
+            .await
+            .unwrap()
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+
+    // Back, inspected complete.
+    client
+        .find(Locator::Css("[data-tab='loans']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        &format!("document.querySelector(\"{card} select\")"),
+        10,
+        "the inspection",
+    )
+    .await;
+    client
+        .find(Locator::Css(&format!("{card} select")))
+        .await
+        .unwrap()
+        .select_by_value("complete")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css(&format!("{card} [data-action='return']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#loan-filter"))
+        .await
+        .unwrap()
+        .select_by_value("all")
+        .await
+        .unwrap();
+    until(
+        &client,
+        "document.querySelector(\".loan[data-state='returned']\")",
+        10,
+        "the return",
+    )
+    .await;
+
+    // A box carried out through the door without a loan: loud on every tab.
+    let r = common::client()
+        .post(format!("{}/sim/gates/gate-1/walk", demo.sim))
+        .json(&json!({"archive_no": "0451-H-001-00006", "direction": "out"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    until(
+        &client,
+        "document.querySelector('#alarms').innerText.includes('BOX LEFT WITHOUT A LOAN: 0451-H-001-00006')",
+        15,
+        "the gate alarm",
+    )
+    .await;
+    snapshot(&client, "gate").await;
     client.close().await.unwrap();
 }
 

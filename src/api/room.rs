@@ -96,6 +96,8 @@ const ACTIONS: &[(&str, &str, &str)] = &[
     ("sweep", "POST", "/api/v1/sweeps"),
     ("cancel_sweep", "DELETE", "/api/v1/sweeps/{id}"),
     ("ack_alarm", "POST", "/api/v1/alarms/{id}/ack"),
+    ("loan", "POST", "/api/v1/loans"),
+    ("labels", "POST", "/api/v1/labels"),
     ("bind", "PUT", "/api/v1/boxes/{archive_no}/binding"),
     ("tokens", "GET", "/api/v1/tokens"),
     ("audit", "GET", "/api/v1/audit"),
@@ -106,14 +108,15 @@ pub(super) struct Me {
     name: String,
     role: Role,
     /// What this role may do: `retrieve`, `open`, `close`, `ventilate`, `stop`, `lock`,
-    /// `unlock`, `sweep`, `sweep_sync`, `cancel_sweep`, `ack_alarm`, `bind`, `tokens`, `audit`.
+    /// `unlock`, `sweep`, `sweep_sync`, `cancel_sweep`, `ack_alarm`, `loan`, `labels`,
+    /// `approve_reading_room`, `approve_external`, `bind`, `tokens`, `audit`.
     may: Vec<&'static str>,
 }
 
 /// Who the token is, and what its role may do (for a client to offer only those buttons).
 #[utoipa::path(get, path = "/api/v1/me", tag = "system",
     responses((status = 200, body = Me)))]
-pub(super) async fn me(Who(who): Who) -> ApiResult<Me> {
+pub(super) async fn me(State(s): State<AppState>, Who(who): Who) -> ApiResult<Me> {
     let mut may: Vec<&'static str> = ACTIONS
         .iter()
         .filter(|(_, method, path)| {
@@ -125,6 +128,16 @@ pub(super) async fn me(Who(who): Who) -> ApiResult<Me> {
     // A sweep that re-binds boxes is an archivist's (checked in the handler).
     if may.contains(&"sweep") && who.role >= SYNC_ROLE {
         may.push("sweep_sync");
+    }
+    // Approving a loan: the role its kind's rule names.
+    let rules = s.loans.rules();
+    for (action, rule) in [
+        ("approve_reading_room", rules.reading_room),
+        ("approve_external", rules.external),
+    ] {
+        if may.contains(&"loan") && rule.approval.is_none_or(|need| who.role >= need) {
+            may.push(action);
+        }
     }
     Ok(Json(Me {
         name: who.name,

@@ -60,6 +60,8 @@ function setLanguage(lang) {
     buildSweepScopes();
     if (state.focus) showBox(state.focus);
     if (state.sweep) showSweep(state.sweep);
+    if ($("search").value.trim()) runSearch($("search").value);
+    if (!$("tab-loans").hidden) loadLoans();
     draw();
   }
   if (state.me) renderWho();
@@ -320,6 +322,7 @@ function showTab(name) {
   for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== `tab-${name}`;
   if (name === "stocktake") loadSweeps();
   if (name === "environment") renderEnvironment(true);
+  if (name === "loans") loadLoans();
   if (name === "find") draw();
 }
 
@@ -854,6 +857,107 @@ async function renderEnvironment(charts) {
   applyRole();
 }
 
+// ---------------------------------------------------------------- loans
+
+const OPEN_LOANS = ["requested", "approved", "checked_out", "return_refused"];
+
+async function loadLoans() {
+  const filter = $("loan-filter").value;
+  const query = filter === "overdue" ? "?overdue=true" : "?limit=200";
+  try {
+    const list = await api("GET", `/api/v1/loans${query}`);
+    const items = filter === "open" ? list.items.filter((l) => OPEN_LOANS.includes(l.state)) : list.items;
+    $("loan-list").replaceChildren(...items.map(loanCard));
+    if (!items.length) $("loan-list").replaceChildren(node("p", { class: "note" }, t("loans_none")));
+    applyRole();
+  } catch (e) {
+    $("loan-error").textContent = e.message;
+  }
+}
+
+function loanCard(l) {
+  const act = (action, body) => async () => {
+    try {
+      await api("POST", `/api/v1/loans/${l.id}/${action}`, body || { note: "" });
+      loadLoans();
+    } catch (e) {
+      card.querySelector(".feedback").textContent = e.message;
+    }
+  };
+  const buttons = [];
+  const approveRight = l.kind === "external" ? "approve_external" : "approve_reading_room";
+  if (l.state === "requested" && may(approveRight)) {
+    buttons.push(node("button", { type: "button", "data-action": "approve", onclick: act("approve") }, t("loan_approve")));
+    buttons.push(node("button", { type: "button", "data-action": "reject", onclick: act("reject") }, t("loan_reject")));
+  }
+  if (l.state === "approved" && may("loan")) {
+    buttons.push(node("button", { type: "button", class: "primary", "data-action": "checkout", onclick: act("checkout") }, t("loan_checkout")));
+  }
+  if (["requested", "approved"].includes(l.state) && may("loan")) {
+    buttons.push(node("button", { type: "button", "data-action": "cancel", onclick: act("cancel") }, t("loan_cancel")));
+  }
+  const out = l.boxes.filter((b) => !b.returned_at);
+  const inspections = [];
+  const boxes = node("ul", { class: "loan-boxes" }, ...l.boxes.map((b) => {
+    const item = node("li", {}, node("strong", {}, b.archive_no),
+      b.inspection ? ` — ${t(`inspection_${b.inspection}`)}${b.note ? `: ${b.note}` : ""}` : "");
+    if (["checked_out", "return_refused"].includes(l.state) && !b.returned_at && may("loan")) {
+      const result = node("select", { "aria-label": t("inspection"), "data-box": b.archive_no },
+        ...["complete", "damaged", "pages_missing", "wrong_box"].map((r) => node("option", { value: r }, t(`inspection_${r}`))));
+      const note = node("input", { type: "text", placeholder: t("ack_note") });
+      inspections.push({ archive_no: b.archive_no, result, note });
+      item.append(" ", result, " ", note);
+    }
+    return item;
+  }));
+  if (inspections.length) {
+    buttons.push(node("button", { type: "button", class: "primary", "data-action": "return", onclick: () =>
+      act("return", { inspections: inspections.map((i) => ({ archive_no: i.archive_no, result: i.result.value, note: i.note.value })) })() }, t("loan_return")));
+  }
+  const card = node("article", { class: `card loan ${l.state}${l.overdue ? " overdue" : ""}`, "data-loan": l.id, "data-state": l.state },
+    node("h3", {}, `#${l.id} ${l.borrower.name}${l.borrower.department ? ` (${l.borrower.department})` : ""}`),
+    node("p", {}, `${t(`kind_${l.kind}`)} · ${t(`loan_state_${l.state}`)} · ${t("loan_due_on", { due: l.due })}`,
+      l.overdue ? node("strong", { class: "overdue-mark" }, ` ${t("loan_overdue")}`) : ""),
+    node("p", { class: "note" }, l.purpose, out.length && l.state !== "requested" ? ` · ${t("loan_out", { n: out.length })}` : ""),
+    boxes,
+    node("div", { class: "actions" }, ...buttons),
+    node("p", { class: "feedback", role: "status" }));
+  return card;
+}
+
+async function requestLoan(event) {
+  event.preventDefault();
+  $("loan-error").textContent = "";
+  const boxes = $("loan-boxes").value.split(/[\s,;]+/).map((x) => x.trim()).filter(Boolean);
+  try {
+    await api("POST", "/api/v1/loans", {
+      borrower: { name: $("loan-borrower").value.trim(), department: $("loan-department").value.trim() },
+      boxes,
+      purpose: $("loan-purpose").value.trim(),
+      kind: $("loan-kind").value,
+      due: $("loan-due").value,
+    });
+    $("loan-form").reset();
+    $("loan-filter").value = "open";
+    loadLoans();
+  } catch (e) {
+    $("loan-error").textContent = e.message;
+  }
+}
+
+async function printLabel() {
+  const box = state.focus;
+  if (!box) return;
+  try {
+    const response = await api("GET", `/api/v1/boxes/${encodeURIComponent(box.archive_no)}/label`, undefined, { raw: true });
+    const url = URL.createObjectURL(await response.blob());
+    window.open(url, "_blank");
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (e) {
+    setMotion("refused", e.message);
+  }
+}
+
 // ---------------------------------------------------------------- start
 
 async function boot() {
@@ -883,6 +987,17 @@ async function boot() {
   $("open-aisle").addEventListener("click", openAisle);
   $("sweep-form").addEventListener("submit", startSweep);
   $("sweep-cancel").addEventListener("click", cancelSweep);
+  $("loan-form").addEventListener("submit", requestLoan);
+  $("loan-filter").addEventListener("change", loadLoans);
+  $("print-label").addEventListener("click", printLabel);
+  $("lend-box").addEventListener("click", () => {
+    if (!state.focus) return;
+    const list = $("loan-boxes");
+    if (!list.value.split(/[\s,;]+/).includes(state.focus.archive_no)) {
+      list.value = `${list.value.trim()} ${state.focus.archive_no}`.trim();
+    }
+    showTab("loans");
+  });
   for (const b of document.querySelectorAll("[data-span]")) {
     b.addEventListener("click", () => {
       state.span = b.dataset.span;

@@ -270,6 +270,23 @@ mod tests {
             ),
             ("env_state_", &["ok", "warning", "alarm", "stale"]),
             ("env_tripped_", &["smoke", "water", "door"]),
+            ("kind_", &["reading_room", "external"]),
+            (
+                "inspection_",
+                &["complete", "damaged", "pages_missing", "wrong_box"],
+            ),
+            (
+                "loan_state_",
+                &[
+                    "requested",
+                    "approved",
+                    "rejected",
+                    "checked_out",
+                    "returned",
+                    "return_refused",
+                    "cancelled",
+                ],
+            ),
         ];
         for (prefix, names) in dynamic {
             for name in *names {
