@@ -62,7 +62,7 @@ async fn wait_idle(shelving: &Shelving) {
 async fn main() {
     let config = RoomConfig::load(&demo::config_path()).unwrap();
     let mut only_range_1 = config.clone();
-    only_range_1.devices.retain(|d| d.id == "shelving-1");
+    only_range_1.keep_devices(|d| d.id == "shelving-1");
     let settings = SimSettings {
         time_scale: SCALE,
         ..SimSettings::default()

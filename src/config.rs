@@ -451,6 +451,16 @@ impl Checker<'_> {
 }
 
 impl RoomConfig {
+    /// Keeps only the devices `keep` says, and what refers to them (antennas, gates,
+    /// environment points): a smaller room for tests and benchmarks.
+    pub fn keep_devices(&mut self, keep: impl Fn(&Device) -> bool) {
+        self.devices.retain(|d| keep(d));
+        let ids: HashSet<String> = self.devices.iter().map(|d| d.id.clone()).collect();
+        self.antennas.retain(|a| ids.contains(&a.reader));
+        self.gates.retain(|g| ids.contains(&g.reader));
+        self.environment.points.retain(|p| ids.contains(&p.device));
+    }
+
     /// Reads and validates a room config file.
     pub fn load(file: &Path) -> Result<RoomConfig, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {

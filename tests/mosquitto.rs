@@ -74,7 +74,7 @@ async fn mqtt_shelving_works_through_mosquitto() {
     let url = format!("mqtt://127.0.0.1:{port}");
     let mut config = RoomConfig::load(&demo::config_path()).unwrap();
     config.mqtt = Mqtt::External { url: url.clone() };
-    config.devices.retain(|d| d.id == "shelving-2");
+    config.keep_devices(|d| d.id == "shelving-2");
     let settings = SimSettings {
         time_scale: 20.0,
         mqtt: Some(sim::broker(&url).unwrap()),

@@ -174,6 +174,32 @@ async fn choose_box(client: &Client, archive_no: &str) {
     .await;
 }
 
+/// Opens the demo's page link (which signs in), and picks the language.
+async fn open_page(client: &Client, page: &str, lang: &str) {
+    client.goto(page).await.unwrap();
+    until(
+        client,
+        "document.querySelector('#who-name').textContent === 'demo'",
+        15,
+        "signing in",
+    )
+    .await;
+    client
+        .find(Locator::Css("#lang"))
+        .await
+        .unwrap()
+        .select_by_value(lang)
+        .await
+        .unwrap();
+    until(
+        client,
+        &format!("document.documentElement.lang.startsWith('{lang}')"),
+        5,
+        "the language",
+    )
+    .await;
+}
+
 async fn location(base: &str, archive_no: &str) -> Value {
     let (status, _, loc) = get(base, &format!("/api/v1/boxes/{archive_no}/location")).await;
     assert_eq!(status, 200, "{loc}");
@@ -470,21 +496,7 @@ async fn staff_take_stock_of_a_range_from_the_page() {
     .0;
     assert_eq!(status, 204);
 
-    client.goto(&demo.page).await.unwrap();
-    until(
-        &client,
-        "document.querySelector('#who-name').textContent === 'demo'",
-        15,
-        "signing in",
-    )
-    .await;
-    client
-        .find(Locator::Css("#lang"))
-        .await
-        .unwrap()
-        .select_by_value("en")
-        .await
-        .unwrap();
+    open_page(&client, &demo.page, "en").await;
     client
         .find(Locator::Css("[data-tab='stocktake']"))
         .await
@@ -557,21 +569,7 @@ async fn staff_see_the_rooms_climate_and_acknowledge_an_alarm() {
         return;
     };
     let demo = start_demo(&dir.path().join("data"), &[]);
-    client.goto(&demo.page).await.unwrap();
-    until(
-        &client,
-        "document.querySelector('#who-name').textContent === 'demo'",
-        15,
-        "signing in",
-    )
-    .await;
-    client
-        .find(Locator::Css("#lang"))
-        .await
-        .unwrap()
-        .select_by_value("en")
-        .await
-        .unwrap();
+    open_page(&client, &demo.page, "en").await;
 
     // The map carries each zone's climate beside its ranges.
     until(
@@ -669,21 +667,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         return;
     };
     let demo = start_demo(&dir.path().join("data"), &[]);
-    client.goto(&demo.page).await.unwrap();
-    until(
-        &client,
-        "document.querySelector('#who-name').textContent === 'demo'",
-        15,
-        "signing in",
-    )
-    .await;
-    client
-        .find(Locator::Css("#lang"))
-        .await
-        .unwrap()
-        .select_by_value("en")
-        .await
-        .unwrap();
+    open_page(&client, &demo.page, "en").await;
     let a = "0451-H-001-00005";
 
     // From the box to the loans desk.

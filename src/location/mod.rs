@@ -303,6 +303,19 @@ struct BindingColumns {
     last_seen: Option<i64>,
 }
 
+/// The joins that give a box's open loan (`ol`) and its gate flag (`fl`).
+macro_rules! circulation {
+    () => {
+        "LEFT JOIN (SELECT lb.box_id AS box_id, l.id AS loan_id, l.borrower AS borrower, l.due AS due,
+                l.checked_out_at AS out_at
+            FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
+            WHERE lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused')) ol
+          ON ol.box_id = x.id
+         LEFT JOIN box_flags fl ON fl.box_id = x.id"
+    };
+}
+const CIRCULATION: &str = circulation!();
+
 /// The open loan in columns `at..at + 4` (id, borrower, due, checked out at), if any.
 fn loan_ref(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Option<LoanRef>> {
     let Some(id) = r.get::<_, Option<i64>>(at)? else {
@@ -802,13 +815,7 @@ impl LocationService {
             "SELECT x.archive_no, b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
                  ol.loan_id, ol.borrower, ol.due, ol.out_at, fl.state
              FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
-             LEFT JOIN (SELECT lb.box_id AS box_id, l.id AS loan_id, l.borrower AS borrower, l.due AS due,
-                    l.checked_out_at AS out_at
-                FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
-                WHERE lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused')) ol
-              ON ol.box_id = x.id
-             LEFT JOIN box_flags fl ON fl.box_id = x.id
-             WHERE x.{column} = ?1"
+             {CIRCULATION} WHERE x.{column} = ?1"
         );
         type Row = (
             String,
@@ -879,17 +886,13 @@ impl LocationService {
         }
     }
 
-    const BOX_SELECT: &str =
+    const BOX_SELECT: &str = concat!(
         "SELECT x.archive_no, x.epc, x.barcode, x.title, x.width_mm, x.fields, x.created_at,
             b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
             ol.loan_id, ol.borrower, ol.due, ol.out_at, fl.state
-         FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
-         LEFT JOIN (SELECT lb.box_id AS box_id, l.id AS loan_id, l.borrower AS borrower, l.due AS due,
-                    l.checked_out_at AS out_at
-                FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
-                WHERE lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused')) ol
-              ON ol.box_id = x.id
-             LEFT JOIN box_flags fl ON fl.box_id = x.id";
+         FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id ",
+        circulation!()
+    );
 
     fn box_row(&self, r: &rusqlite::Row) -> rusqlite::Result<BoxView> {
         let archive_no: String = r.get(0)?;
