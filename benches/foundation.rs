@@ -146,6 +146,25 @@ fn serve(config: &Path, data: &Path) -> Server {
     Server { child, base }
 }
 
+/// A viewer token for the benchmark's HTTP clients (every route but health needs one).
+fn viewer_token(config: &Path, data: &Path) -> String {
+    let out = Command::new(BIN)
+        .args([
+            "token", "create", "--role", "viewer", "--name", "bench", "--config",
+        ])
+        .arg(config)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 fn main() {
     let boxes: usize = std::env::var("BOXES")
         .ok()
@@ -276,7 +295,16 @@ fn main() {
 
     // --- over HTTP, against the real server
     let server = serve(&config_path, &data);
-    let client = reqwest::Client::new();
+    let mut headers = reqwest::header::HeaderMap::new();
+    let token = viewer_token(&config_path, &data);
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
     let base = server.base.clone();
     rt.block_on(async {
         let mut t = Vec::with_capacity(samples);
