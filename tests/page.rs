@@ -126,6 +126,17 @@ async fn until(client: &Client, condition: &str, seconds: u64, what: &str) {
     }
 }
 
+/// Clicks the element `css` selects.
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
@@ -285,13 +296,7 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
     snapshot(&client, "found").await;
 
     // Open its aisle: the page follows the motion to the end and the map shows it open.
-    client
-        .find(Locator::Css("#open-aisle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#open-aisle").await;
     until(
         &client,
         "['pending', 'moving', 'open'].includes(document.querySelector('#motion').dataset.state)",
@@ -350,13 +355,7 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
     )
     .await;
     choose_box(&client, &second).await;
-    client
-        .find(Locator::Css("#open-aisle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#open-aisle").await;
     until(
         &client,
         "document.querySelector('#motion').dataset.state === 'refused'",
@@ -371,13 +370,7 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
     );
     snapshot(&client, "refused").await;
     // The range panel says the same, loudly enough.
-    client
-        .find(Locator::Css("[data-tab='ranges']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "[data-tab='ranges']").await;
     let card = text_of(&client, &format!(".card[data-range='{range}']")).await;
     assert!(
         card.contains(&format!("Someone in aisle {aisle}")),
@@ -419,25 +412,13 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
     )
     .await;
     assert_eq!(status, 201, "{viewer}");
-    client
-        .find(Locator::Css("#sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#sign-out").await;
     let token = client.find(Locator::Css("#token")).await.unwrap();
     token
         .send_keys(viewer["secret"].as_str().unwrap())
         .await
         .unwrap();
-    client
-        .find(Locator::Css("#sign-in-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#sign-in-form button").await;
     until(
         &client,
         "document.querySelector('#who-name').textContent === 'counter'",
@@ -456,13 +437,7 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
             .unwrap();
         assert!(!shown, "a viewer is not offered {css}");
     }
-    client
-        .find(Locator::Css("[data-tab='ranges']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "[data-tab='ranges']").await;
     for action in ["open", "close", "ventilate", "stop"] {
         let buttons = client
             .find_all(Locator::Css(&format!(".card [data-action='{action}']")))
@@ -497,13 +472,7 @@ async fn staff_take_stock_of_a_range_from_the_page() {
     assert_eq!(status, 204);
 
     open_page(&client, &demo.page, "en").await;
-    client
-        .find(Locator::Css("[data-tab='stocktake']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "[data-tab='stocktake']").await;
     client
         .find(Locator::Css("#sweep-scope"))
         .await
@@ -511,13 +480,7 @@ async fn staff_take_stock_of_a_range_from_the_page() {
         .select_by_value("range:1")
         .await
         .unwrap();
-    client
-        .find(Locator::Css("#sweep-form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#sweep-form button[type=submit]").await;
     until(
         &client,
         "document.querySelector('#sweep').dataset.state === 'running'",
@@ -595,13 +558,7 @@ async fn staff_see_the_rooms_climate_and_acknowledge_an_alarm() {
     snapshot(&client, "water").await;
 
     // The environment tab: zones with their charts, the alarm, acknowledged with a note.
-    client
-        .find(Locator::Css("[data-tab='environment']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "[data-tab='environment']").await;
     until(
         &client,
         "document.querySelectorAll('.zone svg.chart').length === 4",
@@ -621,13 +578,7 @@ async fn staff_see_the_rooms_climate_and_acknowledge_an_alarm() {
         .await
         .unwrap();
     note.send_keys("towel under the pipe").await.unwrap();
-    client
-        .find(Locator::Css(".alarm-row.active .ack button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, ".alarm-row.active .ack button").await;
     until(
         &client,
         "document.querySelector('.alarm-row.acknowledged')",
@@ -672,13 +623,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
 
     // From the box to the loans desk.
     choose_box(&client, a).await;
-    client
-        .find(Locator::Css("#lend-box"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#lend-box").await;
     until(
         &client,
         &format!("document.querySelector('#loan-boxes').value === '{a}'"),
@@ -722,13 +667,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         )
         .await
         .unwrap();
-    client
-        .find(Locator::Css("#loan-form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#loan-form button[type=submit]").await;
 
     // Approved (the admin may), checked out, on loan.
     let card = ".loan[data-state='requested']";
@@ -739,13 +678,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         "the request",
     )
     .await;
-    client
-        .find(Locator::Css(&format!("{card} [data-action='approve']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, &format!("{card} [data-action='approve']")).await;
     let card = ".loan[data-state='approved']";
     until(
         &client,
@@ -754,13 +687,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         "the approval",
     )
     .await;
-    client
-        .find(Locator::Css(&format!("{card} [data-action='checkout']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, &format!("{card} [data-action='checkout']")).await;
     let card = ".loan[data-state='checked_out']";
     until(
         &client,
@@ -770,13 +697,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
     )
     .await;
     snapshot(&client, "loan").await;
-    client
-        .find(Locator::Css("[data-tab='find']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "[data-tab='find']").await;
     choose_box(&client, a).await;
     until(
         &client,
@@ -796,13 +717,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
     );
 
     // Back, inspected complete.
-    client
-        .find(Locator::Css("[data-tab='loans']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "[data-tab='loans']").await;
     until(
         &client,
         &format!("document.querySelector(\"{card} select\")"),
@@ -817,13 +732,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         .select_by_value("complete")
         .await
         .unwrap();
-    client
-        .find(Locator::Css(&format!("{card} [data-action='return']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, &format!("{card} [data-action='return']")).await;
     client
         .find(Locator::Css("#loan-filter"))
         .await
