@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::location::now_ms;
-use crate::shelving::{Event, Shelving};
+use crate::shelving::{Event, OpState, Shelving};
 use crate::store::{Store, StoreError};
 
 /// An entry to record.
@@ -196,8 +196,10 @@ impl Audit {
                 match events.recv().await {
                     Ok(Event::Operation(op)) if op.finished_at.is_some() => {
                         let outcome = match &op.reason {
-                            Some(reason) if op.state != "done" => format!("{}: {reason}", op.state),
-                            _ => op.state.clone(),
+                            Some(reason) if op.state != OpState::Done => {
+                                format!("{}: {reason}", op.state)
+                            }
+                            _ => op.state.to_string(),
                         };
                         let action = format!("{} range {} ({})", op.kind, op.range, op.id);
                         audit

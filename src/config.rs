@@ -71,6 +71,65 @@ struct RawConfig {
     labels: crate::labels::LabelSize,
     #[serde(default)]
     gates: Vec<Gate>,
+    #[serde(default)]
+    shelving: RawShelving,
+}
+
+/// `[shelving]`: how motions are started and how long the controller waits for the
+/// device to confirm a stop.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawShelving {
+    start_delay_ms: u64,
+    automatic_start_delay_ms: u64,
+    automatic_clear_s: u64,
+    queue_expiry_ms: u64,
+    queue_length: usize,
+    confirm_window_ms: u64,
+    stop_retry_ms: u64,
+}
+
+impl Default for RawShelving {
+    fn default() -> Self {
+        RawShelving {
+            start_delay_ms: 2000,
+            automatic_start_delay_ms: 5000,
+            automatic_clear_s: 60,
+            queue_expiry_ms: 10_000,
+            queue_length: 4,
+            confirm_window_ms: 3000,
+            stop_retry_ms: 250,
+        }
+    }
+}
+
+/// How motions are started and stops confirmed (`[shelving]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MotionSettings {
+    /// The pre-motion warning before a motion someone asked for.
+    pub start_delay: std::time::Duration,
+    /// The warning before an automatic motion (ventilation, schedules).
+    pub automatic_start_delay: std::time::Duration,
+    /// An automatic motion needs every gap it closes to have been clear this long.
+    pub automatic_clear: std::time::Duration,
+    /// A request queued behind a running motion is dropped after this.
+    pub queue_expiry: std::time::Duration,
+    /// At most this many requests wait behind a running motion.
+    pub queue_length: usize,
+    /// A stop or lock the device has not confirmed within this is reported unconfirmed.
+    pub confirm_window: std::time::Duration,
+    /// How often an unconfirmed stop or lock is sent again.
+    pub stop_retry: std::time::Duration,
+}
+
+impl Default for MotionSettings {
+    fn default() -> Self {
+        Checker {
+            file: Path::new(""),
+        }
+        .motion(&RawShelving::default())
+        .expect("the defaults are valid")
+    }
 }
 
 /// A reader at the room's door (防盗门): which of its antenna ports face inside and outside.
@@ -410,6 +469,7 @@ pub struct RoomConfig {
     pub loans: crate::loans::LoanRules,
     pub labels: crate::labels::LabelSize,
     pub gates: Vec<Gate>,
+    pub motion: MotionSettings,
 }
 
 struct Checker<'a> {
@@ -417,6 +477,49 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    fn motion(&self, raw: &RawShelving) -> Result<MotionSettings, ConfigError> {
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        if raw.start_delay_ms > 30_000 {
+            return Err(self.fail(
+                "shelving.start_delay_ms",
+                "is at most 30000 (30 s of warning)",
+            ));
+        }
+        if raw.automatic_start_delay_ms < raw.start_delay_ms
+            || raw.automatic_start_delay_ms > 120_000
+        {
+            return Err(self.fail(
+                "shelving.automatic_start_delay_ms",
+                "is at least start_delay_ms (an automatic motion warns no shorter) and at most 120000",
+            ));
+        }
+        if raw.automatic_clear_s > 3600 {
+            return Err(self.fail("shelving.automatic_clear_s", "is at most 3600"));
+        }
+        if !(500..=600_000).contains(&raw.queue_expiry_ms) {
+            return Err(self.fail("shelving.queue_expiry_ms", "must be 500 to 600000"));
+        }
+        if raw.queue_length > 64 {
+            return Err(self.fail("shelving.queue_length", "is at most 64"));
+        }
+        if !(200..=60_000).contains(&raw.confirm_window_ms) {
+            return Err(self.fail("shelving.confirm_window_ms", "must be 200 to 60000"));
+        }
+        if !(20..=5000).contains(&raw.stop_retry_ms) {
+            return Err(self.fail("shelving.stop_retry_ms", "must be 20 to 5000"));
+        }
+        Ok(MotionSettings {
+            start_delay: ms(raw.start_delay_ms),
+            automatic_start_delay: ms(raw.automatic_start_delay_ms),
+            automatic_clear: Duration::from_secs(raw.automatic_clear_s),
+            queue_expiry: ms(raw.queue_expiry_ms),
+            queue_length: raw.queue_length,
+            confirm_window: ms(raw.confirm_window_ms),
+            stop_retry: ms(raw.stop_retry_ms),
+        })
+    }
+
     fn fail(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_path_buf(),
@@ -553,6 +656,7 @@ impl RoomConfig {
             }
         }
         let gates = raw.gates;
+        let motion = c.motion(&raw.shelving)?;
         Ok(RoomConfig {
             file: file.to_path_buf(),
             site_id: raw.site.id,
@@ -573,6 +677,7 @@ impl RoomConfig {
             loans,
             labels,
             gates,
+            motion,
         })
     }
 
@@ -752,8 +857,34 @@ impl RoomConfig {
                     ));
                 }
                 (DeviceKind::Shelving, Some(range)) => {
-                    if layout.range(range).is_none() {
+                    let Some(r) = layout.range(range) else {
                         return Err(c.fail(key("range"), format!("the room has no range {range}")));
+                    };
+                    let gaps = r.carriage_count() as usize + 1;
+                    if let Some(capacity) = spec.gap_capacity().filter(|c| *c < gaps) {
+                        return Err(c.fail(
+                            key("profile"),
+                            format!(
+                                "range {range} has {} carriages, so {gaps} gaps (its aisles and the gaps at both walls), but profile '{}' tells occupancy for {capacity}; a person in the others would be invisible: use a profile with a wider occupancy mask (occupied_words, occupied_bytes)",
+                                r.carriage_count(),
+                                d.profile
+                            ),
+                        ));
+                    }
+                    if let Some(m) = spec
+                        .modbus
+                        .as_ref()
+                        .filter(|m| m.max_carriages < r.carriage_count())
+                    {
+                        return Err(c.fail(
+                            key("profile"),
+                            format!(
+                                "range {range} has {} carriages; profile '{}' has position registers for {}",
+                                r.carriage_count(),
+                                d.profile,
+                                m.max_carriages
+                            ),
+                        ));
                     }
                     if let Some(other) = driven.insert(range, d.id.clone()) {
                         return Err(c.fail(
@@ -1018,6 +1149,41 @@ impl RoomConfig {
             );
         }
         out += &format!("  archive numbers: {}\n", self.archive_rule.pattern());
+        let m = &self.motion;
+        out += &format!(
+            "  shelving: {} ms warning before a motion ({} ms automatic, which needs the aisles it closes clear for {} s), queued requests kept {} ms, stops confirmed within {} ms\n",
+            m.start_delay.as_millis(),
+            m.automatic_start_delay.as_millis(),
+            m.automatic_clear.as_secs(),
+            m.queue_expiry.as_millis(),
+            m.confirm_window.as_millis()
+        );
+        for w in self.warnings() {
+            out += &format!("  warning: {w}\n");
+        }
+        out
+    }
+
+    /// What is allowed but unsafe or unwise: check-config prints it, serve logs it.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in &self.devices {
+            if d.spec.device.kind == DeviceKind::Shelving && d.spec.watchdog.is_none() {
+                out.push(format!(
+                    "device '{}': profile '{}' has no communication watchdog: if the controller dies or its link is cut mid-motion, the carriages run on until they arrive",
+                    d.id, d.profile
+                ));
+            }
+            if d.spec.device.kind == DeviceKind::Shelving
+                && !d.spec.has_warning_output()
+                && !self.motion.start_delay.is_zero()
+            {
+                out.push(format!(
+                    "device '{}': profile '{}' has no pre-motion warning output: the start delay passes in silence",
+                    d.id, d.profile
+                ));
+            }
+        }
         out
     }
 }

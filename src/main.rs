@@ -272,6 +272,9 @@ async fn run(command: Command) -> Result<(), String> {
             data,
         } => {
             let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
+            for w in config.warnings() {
+                tracing::warn!(warning = %w, "config");
+            }
             let listen = listen.unwrap_or(config.listen);
             // The room's broker: the embedded one (started here) or the site's.
             let (_embedded, host, port) = match &config.mqtt {

@@ -157,6 +157,10 @@ pub fn spec(
                         aisle_width_mm: layout.aisle_width_mm,
                         speed_mm_s: motion.speed_mm_s,
                         accel_mm_s2: motion.accel_mm_s2,
+                        watchdog_timeout: profile
+                            .watchdog
+                            .as_ref()
+                            .map(|w| std::time::Duration::from_millis(w.timeout_ms)),
                     },
                     wire,
                 });

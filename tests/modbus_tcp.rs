@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hw_sim::modbus_shelving::{ModbusController, serve_tcp};
-use hw_sim::shelving::{RangeSim, RangeSpec};
+use hw_sim::shelving::{Moment, RangeSim, RangeSpec};
 use stackroom::config::RoomConfig;
 use stackroom::shelving::plan::Goal;
-use stackroom::shelving::{Shelving, Wiring};
+use stackroom::shelving::{OpState, Shelving, Wiring};
 use stackroom_wire::profile::Profile;
 
 #[tokio::test]
@@ -23,12 +23,18 @@ async fn a_range_behind_a_modbus_tcp_gateway_opens_its_aisles() {
         aisle_width_mm: 900,
         speed_mm_s: 2000.0,
         accel_mm_s2: 8000.0,
+        watchdog_timeout: profile
+            .watchdog
+            .as_ref()
+            .map(|w| Duration::from_millis(w.timeout_ms)),
     })));
     let ticking = sim.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            ticking.lock().unwrap().tick(0.01);
+            let mut range = ticking.lock().unwrap();
+            range.scan(Moment::now());
+            range.tick(0.01);
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -49,6 +55,8 @@ id = "r"
 pattern = "{{n}}"
 [archive_number.parts]
 n = "[0-9]+"
+[shelving]
+start_delay_ms = 200
 [[ranges]]
 id = 1
 carriages = 5
@@ -78,17 +86,17 @@ transport = {{ modbus_tcp = {{ address = "{address}", unit = 1 }} }}
     }
     assert!(ready(), "{:?}", shelving.range(1));
     let op = shelving
-        .motion(1, "open", Goal::OpenAisle(3), "test")
+        .motion(1, "open", Goal::OpenAisle(3), "test", false)
         .await
         .unwrap();
-    let mut state = String::new();
+    let mut state = OpState::Queued;
     for _ in 0..300 {
         state = shelving.operations.get(&op).unwrap().state;
-        if state == "done" {
+        if state == OpState::Done {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(state, "done");
+    assert_eq!(state, OpState::Done);
     assert_eq!(sim.lock().unwrap().open_aisle(), Some(3));
 }

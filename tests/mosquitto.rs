@@ -12,7 +12,7 @@ use std::time::Duration;
 use stackroom::config::{Mqtt, RoomConfig};
 use stackroom::demo;
 use stackroom::shelving::plan::Goal;
-use stackroom::shelving::{Shelving, Wiring};
+use stackroom::shelving::{OpState, Shelving, Wiring};
 use stackroom::sim::{self, SimSettings};
 
 struct Broker(Child);
@@ -97,18 +97,18 @@ async fn mqtt_shelving_works_through_mosquitto() {
     }
     assert!(ready(), "{:?}", shelving.range(2));
     let op = shelving
-        .motion(2, "open", Goal::OpenAisle(4), "test")
+        .motion(2, "open", Goal::OpenAisle(4), "test", false)
         .await
         .unwrap();
-    let mut state = String::new();
+    let mut state = OpState::Queued;
     for _ in 0..500 {
         state = shelving.operations.get(&op).unwrap().state;
-        if state == "done" {
+        if state == OpState::Done {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(state, "done");
+    assert_eq!(state, OpState::Done);
     assert_eq!(shelving.range(2).unwrap().open_aisle, Some(4));
 
     // The broker goes away: the range's state turns unknown and nothing may move.
@@ -123,7 +123,7 @@ async fn mqtt_shelving_works_through_mosquitto() {
     }
     assert_eq!(view.link, "down", "{view:?}");
     let refused = shelving
-        .motion(2, "open", Goal::OpenAisle(2), "test")
+        .motion(2, "open", Goal::OpenAisle(2), "test", false)
         .await
         .unwrap_err();
     assert!(
@@ -145,14 +145,19 @@ async fn mqtt_shelving_works_through_mosquitto() {
         shelving.range(2)
     );
     let op = shelving
-        .motion(2, "open", Goal::OpenAisle(2), "test")
+        .motion(2, "open", Goal::OpenAisle(2), "test", false)
         .await
         .unwrap();
     for _ in 0..500 {
-        if shelving.operations.get(&op).unwrap().state == "done" {
+        if shelving.operations.get(&op).unwrap().state == OpState::Done {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(shelving.range(2).unwrap().open_aisle, Some(2));
+    assert_eq!(
+        shelving.range(2).unwrap().open_aisle,
+        Some(2),
+        "{:?}",
+        shelving.operations.get(&op)
+    );
 }

@@ -544,7 +544,7 @@ pub async fn serve_zigbee2mqtt(
     let (client, mut incoming, task) = crate::mqtt_devices::connect(
         &broker,
         &format!("sim-{device}"),
-        Some(format!("{prefix}/+/set")),
+        vec![format!("{prefix}/+/set")],
     );
     let period = Duration::from_millis(keys.report_interval_ms.max(100));
     let mut last: HashMap<String, serde_json::Value> = HashMap::new();

@@ -1,20 +1,33 @@
-//! A simulated shelving controller on Modbus RTU (tokio-modbus server on a serial line).
+//! A simulated shelving controller on Modbus RTU (tokio-modbus server on a serial line) or
+//! Modbus TCP.
 //!
 //! The register map comes from the device profile ([`stackroom_wire::profile::ModbusShelving`]).
 //! Input registers mirror the range's state; writing a command code to the command holding
-//! register (with its argument) makes the controller act. A refused command is not a Modbus
-//! exception: the controller takes the write, records the refusal in `last_result` and
-//! counts the command in `command_counter`, as real controllers do.
+//! register (with its argument, in the same 0x10 write or before it) hands the PLC a
+//! command, which it acts on at its next scan. A refused command is not a Modbus
+//! exception: the PLC takes the write, records the refusal in `last_result` and counts the
+//! command in `command_counter` when it acts, as real controllers do. Writing the heartbeat
+//! register feeds the watchdog; the warning register switches the pre-motion warning.
 
 use std::future::{Ready, ready};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use stackroom_wire::profile::ModbusShelving;
+use stackroom_wire::shelving::words_from_gaps;
 use tokio_modbus::prelude::*;
 use tokio_modbus::server::Service;
 
-use crate::shelving::{Command, Fault, Motion, RangeSim};
+use crate::shelving::{Command, Moment, Motion, RangeSim};
+
+/// The holding registers the map names.
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    command: u16,
+    argument: u16,
+    heartbeat: u16,
+    warning: u16,
+}
 
 /// The Modbus face of one simulated range.
 #[derive(Clone)]
@@ -22,8 +35,7 @@ pub struct ModbusController {
     range: Arc<Mutex<RangeSim>>,
     map: Arc<ModbusShelving>,
     unit: u8,
-    holding: Arc<Mutex<[u16; 2]>>,
-    counter: Arc<Mutex<u16>>,
+    held: Arc<Mutex<Held>>,
     /// Off: the controller answers nothing, as if unplugged.
     online: Option<Arc<AtomicBool>>,
 }
@@ -34,8 +46,7 @@ impl ModbusController {
             range,
             map: Arc::new(map),
             unit,
-            holding: Arc::new(Mutex::new([0; 2])),
-            counter: Arc::new(Mutex::new(0)),
+            held: Arc::new(Mutex::new(Held::default())),
             online: None,
         }
     }
@@ -46,7 +57,7 @@ impl ModbusController {
         let size = [
             m.status,
             m.open_aisle,
-            m.occupied,
+            m.occupied + m.occupied_words.max(1) - 1,
             m.fault_code,
             m.fault_carriage,
             m.last_result,
@@ -72,19 +83,18 @@ impl ModbusController {
             | bit(s.motion == Motion::Stopped, b.stopped)
             | bit(!s.obstacle_aisles.is_empty(), b.obstacle);
         regs[m.open_aisle as usize] = s.open_aisle.unwrap_or(0);
-        regs[m.occupied as usize] = s
-            .occupied_aisles
-            .iter()
-            .filter(|&&k| (1..=16).contains(&k))
-            .fold(0, |acc, k| acc | 1 << (k - 1));
-        regs[m.fault_code as usize] = s.fault.map_or(0, Fault::code);
-        regs[m.fault_carriage as usize] = match s.fault {
-            Some(Fault::Motor { carriage } | Fault::Jam { carriage }) => carriage,
-            _ => 0,
-        };
+        // A gap the mask cannot hold sets every bit: someone is somewhere.
+        let words = m.occupied_words as usize;
+        let mask =
+            words_from_gaps(&s.occupied_aisles, words).unwrap_or_else(|_| vec![0xFFFF; words]);
+        for (j, w) in mask.into_iter().enumerate() {
+            regs[m.occupied as usize + j] = w;
+        }
+        regs[m.fault_code as usize] = s.fault.map_or(0, |f| f.code());
+        regs[m.fault_carriage as usize] = s.fault.map_or(0, |f| f.carriage());
         regs[m.last_result as usize] = s.last_result;
         regs[m.carriage_count as usize] = s.positions_mm.len() as u16;
-        regs[m.command_counter as usize] = self.counter.lock().map_or(0, |c| *c);
+        regs[m.command_counter as usize] = s.commands as u16;
         for (i, p) in s
             .positions_mm
             .iter()
@@ -96,35 +106,11 @@ impl ModbusController {
         regs
     }
 
-    fn execute(&self, code: u16, argument: u16) -> Result<(), ExceptionCode> {
-        let c = &self.map.commands;
-        let command = match code {
-            x if x == c.open_aisle => Command::OpenAisle(argument),
-            x if x == c.close => Command::Close,
-            x if x == c.ventilate => Command::Ventilate,
-            x if x == c.stop => Command::Stop,
-            x if x == c.lock => Command::Lock,
-            x if x == c.unlock => Command::Unlock,
-            x if x == c.reset_faults => Command::ResetFaults,
-            _ => return Err(ExceptionCode::IllegalDataValue),
-        };
-        if let Ok(mut n) = self.counter.lock() {
-            *n = n.wrapping_add(1);
-        }
-        let mut range = self
-            .range
-            .lock()
-            .map_err(|_| ExceptionCode::ServerDeviceFailure)?;
-        let result = range.command(command);
-        tracing::debug!(range = range.spec().id, ?command, ?result, "modbus command");
-        Ok(())
-    }
-
     fn write(&self, address: u16, values: &[u16]) -> Result<(), ExceptionCode> {
         let h = &self.map.holding;
-        let mut command = None;
-        let mut regs = *self
-            .holding
+        let (mut command, mut beat, mut warning) = (None, None, None);
+        let mut held = *self
+            .held
             .lock()
             .map_err(|_| ExceptionCode::ServerDeviceFailure)?;
         for (i, v) in values.iter().enumerate() {
@@ -132,21 +118,54 @@ impl ModbusController {
                 .checked_add(i as u16)
                 .ok_or(ExceptionCode::IllegalDataAddress)?;
             if a == h.command {
-                regs[0] = *v;
+                held.command = *v;
                 command = Some(*v);
             } else if a == h.argument {
-                regs[1] = *v;
+                held.argument = *v;
+            } else if Some(a) == h.heartbeat {
+                held.heartbeat = *v;
+                beat = Some(*v);
+            } else if Some(a) == h.warning {
+                held.warning = *v;
+                warning = Some(*v != 0);
             } else {
                 return Err(ExceptionCode::IllegalDataAddress);
             }
         }
-        if let Ok(mut held) = self.holding.lock() {
-            *held = regs;
+        let c = &self.map.commands;
+        let command = match command {
+            None => None,
+            Some(x) if x == c.open_aisle => Some(Command::OpenAisle {
+                aisle: held.argument,
+            }),
+            Some(x) if x == c.close => Some(Command::Close),
+            Some(x) if x == c.ventilate => Some(Command::Ventilate),
+            Some(x) if x == c.stop => Some(Command::Stop),
+            Some(x) if x == c.lock => Some(Command::Lock),
+            Some(x) if x == c.unlock => Some(Command::Unlock),
+            Some(x) if x == c.reset_faults => Some(Command::ResetFaults),
+            Some(_) => return Err(ExceptionCode::IllegalDataValue),
+        };
+        if let Ok(mut h) = self.held.lock() {
+            *h = held;
         }
-        match command {
-            Some(code) => self.execute(code, regs[1]),
-            None => Ok(()),
+        let mut range = self
+            .range
+            .lock()
+            .map_err(|_| ExceptionCode::ServerDeviceFailure)?;
+        let now = Moment::now();
+        let wire = format!("write {address}: {values:?}");
+        if let Some(b) = beat {
+            range.heartbeat(Some(b as u64), now);
         }
+        if let Some(on) = warning {
+            range.submit(Command::Warning { on }, wire.clone(), None, now);
+        }
+        if let Some(command) = command {
+            tracing::debug!(range = range.spec().id, ?command, "modbus command");
+            range.submit(command, wire, None, now);
+        }
+        Ok(())
     }
 
     fn answer(&self, request: Request<'_>) -> Result<Option<Response>, ExceptionCode> {
@@ -163,13 +182,23 @@ impl ModbusController {
             }
             Request::ReadHoldingRegisters(addr, count) => {
                 let held = *self
-                    .holding
+                    .held
                     .lock()
                     .map_err(|_| ExceptionCode::ServerDeviceFailure)?;
                 let h = &self.map.holding;
-                let mut regs = vec![0u16; h.command.max(h.argument) as usize + 1];
-                regs[h.command as usize] = held[0];
-                regs[h.argument as usize] = held[1];
+                let named = [
+                    (Some(h.command), held.command),
+                    (Some(h.argument), held.argument),
+                    (h.heartbeat, held.heartbeat),
+                    (h.warning, held.warning),
+                ];
+                let top = named.iter().filter_map(|(a, _)| *a).max().unwrap_or(0);
+                let mut regs = vec![0u16; top as usize + 1];
+                for (a, v) in named {
+                    if let Some(a) = a {
+                        regs[a as usize] = v;
+                    }
+                }
                 Response::ReadHoldingRegisters(slice(&regs, addr, count)?)
             }
             Request::WriteSingleRegister(addr, value) => {

@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use stackroom_wire::mqtt_json::{
-    ImpinjEvent, ShelvingCommand, ShelvingResult, ShelvingState, TagInventoryEvent, base64,
+    Heartbeat, ImpinjEvent, ShelvingCommand, ShelvingResult, ShelvingState, TagInventoryEvent,
+    base64,
 };
 use stackroom_wire::profile::{ImpinjIot, MqttShelving};
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
 use crate::rf::Radio;
-use crate::shelving::{Command, Fault, Motion, RangeSim, Refusal};
+use crate::shelving::{Command, Fault, Moment, Motion, RangeSim, Refused};
 use crate::world::{World, epc_bytes};
 
 /// Where the broker is.
@@ -34,7 +35,7 @@ pub(crate) type Connection = (
 
 /// Connects, keeps the connection polled (rumqttc reconnects on its own), subscribes to
 /// `subscribe` after every (re)connection and forwards what arrives there.
-pub(crate) fn connect(broker: &Broker, client_id: &str, subscribe: Option<String>) -> Connection {
+pub(crate) fn connect(broker: &Broker, client_id: &str, subscribe: Vec<String>) -> Connection {
     let mut options = MqttOptions::new(client_id, &broker.host, broker.port);
     options.set_keep_alive(Duration::from_secs(5));
     options.set_max_packet_size(256 * 1024, 256 * 1024);
@@ -45,7 +46,7 @@ pub(crate) fn connect(broker: &Broker, client_id: &str, subscribe: Option<String
         loop {
             match events.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    if let Some(topic) = &subscribe {
+                    for topic in &subscribe {
                         let _ = resubscribe.try_subscribe(topic.clone(), QoS::AtLeastOnce);
                     }
                 }
@@ -63,17 +64,6 @@ pub(crate) fn connect(broker: &Broker, client_id: &str, subscribe: Option<String
     (client, rx, task)
 }
 
-fn refusal_reason(r: Refusal) -> &'static str {
-    match r {
-        Refusal::Estop => "estop",
-        Refusal::Locked => "locked",
-        Refusal::Fault => "fault",
-        Refusal::AisleOccupied(_) => "aisle_occupied",
-        Refusal::Obstacle(_) => "obstacle",
-        Refusal::NoSuchAisle(_) => "no_such_aisle",
-    }
-}
-
 fn state_message(sim: &RangeSim, seq: u64) -> ShelvingState {
     let s = sim.state();
     ShelvingState {
@@ -88,17 +78,34 @@ fn state_message(sim: &RangeSim, seq: u64) -> ShelvingState {
         locked: s.locked,
         estop: s.estop,
         fault: s.fault.map_or(0, Fault::code),
-        fault_carriage: match s.fault {
-            Some(Fault::Motor { carriage } | Fault::Jam { carriage }) => carriage,
-            _ => 0,
-        },
+        fault_carriage: s.fault.map_or(0, Fault::carriage),
         occupied_aisles: s.occupied_aisles,
         obstacle_aisles: s.obstacle_aisles,
         seq,
     }
 }
 
-/// Runs a shelving controller on MQTT until the task is dropped.
+fn result(id: String, outcome: Result<(), Refused>) -> ShelvingResult {
+    match outcome {
+        Ok(()) => ShelvingResult {
+            id,
+            result: "accepted".into(),
+            reason: None,
+            aisle: None,
+        },
+        Err(r) => ShelvingResult {
+            id,
+            result: "refused".into(),
+            reason: Some(r.reason.name().into()),
+            aisle: r.gap,
+        },
+    }
+}
+
+/// Runs a shelving controller on MQTT until the task is dropped: commands on
+/// `{prefix}/{command}` are answered on `{prefix}/{result}` once the PLC has acted on them;
+/// the state is published (retained) on change and every `state_interval_ms`; heartbeats on
+/// `{prefix}/{heartbeat}` feed the watchdog, and the controller's last will trips it.
 pub async fn serve_shelving(
     broker: Broker,
     device: String,
@@ -108,62 +115,90 @@ pub async fn serve_shelving(
     online: Arc<AtomicBool>,
 ) {
     let command_topic = format!("{prefix}/{}", topics.command_topic);
-    let (client, mut incoming, poller) =
-        connect(&broker, &format!("sim-{device}"), Some(command_topic));
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let heartbeat_topic = topics
+        .heartbeat_topic
+        .as_ref()
+        .map(|t| format!("{prefix}/{t}"));
+    let subscribe = std::iter::once(command_topic.clone())
+        .chain(heartbeat_topic.clone())
+        .collect();
+    let (client, mut incoming, poller) = connect(&broker, &format!("sim-{device}"), subscribe);
+    let result_topic = format!("{prefix}/{}", topics.result_topic);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
     let mut seq = 0u64;
     let mut last: Option<ShelvingState> = None;
     let mut last_sent = tokio::time::Instant::now();
     let interval = Duration::from_millis(topics.state_interval_ms.max(50));
+    // Commands the PLC has taken and not yet acted on: ticket, the command's id.
+    let mut pending: Vec<(u64, String)> = Vec::new();
     loop {
         tokio::select! {
-            Some((_, payload)) = incoming.recv() => {
+            Some((topic, payload)) = incoming.recv() => {
                 if !online.load(Ordering::Relaxed) {
                     continue;
                 }
-                let result = match serde_json::from_slice::<ShelvingCommand>(&payload) {
-                    Err(e) => ShelvingResult { id: String::new(), result: "invalid".into(), reason: Some(e.to_string()), aisle: None },
-                    Ok(c) => {
-                        let command = match (c.command.as_str(), c.aisle) {
-                            ("open_aisle", Some(k)) => Some(Command::OpenAisle(k)),
-                            ("close", _) => Some(Command::Close),
-                            ("ventilate", _) => Some(Command::Ventilate),
-                            ("stop", _) => Some(Command::Stop),
-                            ("lock", _) => Some(Command::Lock),
-                            ("unlock", _) => Some(Command::Unlock),
-                            ("reset_faults", _) => Some(Command::ResetFaults),
-                            _ => None,
-                        };
-                        match command {
-                            None => ShelvingResult { id: c.id, result: "invalid".into(), reason: Some(format!("unknown command '{}' (open_aisle needs an aisle)", c.command)), aisle: None },
-                            Some(command) => {
-                                let outcome = range.lock().map(|mut r| r.command(command));
-                                match outcome {
-                                    Ok(Ok(())) => ShelvingResult { id: c.id, result: "accepted".into(), reason: None, aisle: None },
-                                    Ok(Err(r)) => ShelvingResult {
-                                        id: c.id,
-                                        result: "refused".into(),
-                                        reason: Some(refusal_reason(r).into()),
-                                        aisle: match r { Refusal::AisleOccupied(k) | Refusal::Obstacle(k) | Refusal::NoSuchAisle(k) => Some(k), _ => None },
-                                    },
-                                    Err(_) => ShelvingResult { id: c.id, result: "refused".into(), reason: Some("fault".into()), aisle: None },
-                                }
+                let now = Moment::now();
+                if Some(&topic) == heartbeat_topic.as_ref() {
+                    match serde_json::from_slice::<Heartbeat>(&payload) {
+                        Ok(h) => {
+                            if let Ok(mut r) = range.lock() {
+                                r.heartbeat(h.beat, now);
                             }
                         }
+                        Err(e) => tracing::debug!(error = %e, "unreadable heartbeat"),
                     }
+                    continue;
+                }
+                let wire = String::from_utf8_lossy(&payload).into_owned();
+                let answer = match serde_json::from_slice::<ShelvingCommand>(&payload) {
+                    Err(e) => Some(ShelvingResult { id: String::new(), result: "invalid".into(), reason: Some(e.to_string()), aisle: None }),
+                    Ok(c) => match Command::from_parts(&c.command, c.aisle, c.on) {
+                        None => Some(ShelvingResult {
+                            id: c.id,
+                            result: "invalid".into(),
+                            reason: Some(format!("unknown command '{}' (open_aisle needs an aisle, warning needs on)", c.command)),
+                            aisle: None,
+                        }),
+                        Some(command) => match range.lock() {
+                            Ok(mut r) => {
+                                pending.push((r.submit(command, wire, c.expires_ms, now), c.id));
+                                None
+                            }
+                            Err(_) => Some(ShelvingResult { id: c.id, result: "refused".into(), reason: Some("fault".into()), aisle: None }),
+                        },
+                    },
                 };
-                if let Ok(body) = serde_json::to_vec(&result) {
-                    let _ = client.publish(format!("{prefix}/{}", topics.result_topic), QoS::AtLeastOnce, false, body).await;
+                if let Some(answer) = answer
+                    && let Ok(body) = serde_json::to_vec(&answer)
+                {
+                    let _ = client.publish(result_topic.clone(), QoS::AtLeastOnce, false, body).await;
                 }
             }
             _ = tick.tick() => {
                 if !online.load(Ordering::Relaxed) {
                     continue;
                 }
+                let mut done = Vec::new();
+                if let Ok(mut r) = range.lock() {
+                    pending.retain(|(ticket, id)| match r.outcome(*ticket) {
+                        Some(outcome) => {
+                            done.push(result(id.clone(), outcome));
+                            false
+                        }
+                        None => true,
+                    });
+                }
+                for answer in done {
+                    if let Ok(body) = serde_json::to_vec(&answer) {
+                        let _ = client.publish(result_topic.clone(), QoS::AtLeastOnce, false, body).await;
+                    }
+                }
                 let Ok(state) = range.lock().map(|r| state_message(&r, seq + 1)) else { continue };
                 let changed = last.as_ref().is_none_or(|l| ShelvingState { seq: l.seq + 1, ..l.clone() } != state);
                 let topic = format!("{prefix}/{}", topics.state_topic);
-                if (changed || last_sent.elapsed() >= interval)
+                // On change, at most every 50 ms; unchanged, every state interval.
+                let due = if changed { Duration::from_millis(50).min(interval) } else { interval };
+                if last_sent.elapsed() >= due
                     && let Ok(body) = serde_json::to_vec(&state)
                     && client.try_publish(topic, QoS::AtLeastOnce, true, body).is_ok()
                 {
@@ -193,7 +228,7 @@ pub async fn serve_gate(
     online: Arc<AtomicBool>,
     clock: Clock,
 ) {
-    let (client, _incoming, _poller) = connect(&broker, &format!("sim-{device}"), None);
+    let (client, _incoming, _poller) = connect(&broker, &format!("sim-{device}"), vec![]);
     let topic = format!("{prefix}/{}", settings.event_topic);
     while let Some((epc, out)) = walks.recv().await {
         if !online.load(Ordering::Relaxed) {
@@ -252,7 +287,7 @@ pub async fn serve_impinj(
     online: Arc<AtomicBool>,
     clock: Clock,
 ) {
-    let (client, _incoming, _poller) = connect(&broker, &format!("sim-{device}"), None);
+    let (client, _incoming, _poller) = connect(&broker, &format!("sim-{device}"), vec![]);
     let topic = format!("{prefix}/{}", settings.event_topic);
     let mut ports: Vec<(u16, usize)> = antennas.into_iter().collect();
     ports.sort_unstable();

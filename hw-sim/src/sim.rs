@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -22,7 +22,7 @@ use crate::mqtt_devices::{self, Broker};
 use crate::r2000_reader::R2000Reader;
 use crate::rf::{Radio, RfParams};
 use crate::serial_link::{LineFaults, SerialLink};
-use crate::shelving::{Fault, RangeSim, RangeSpec, RangeState};
+use crate::shelving::{Fault, PlcSettings, RangeSim, RangeSpec, RangeState};
 use crate::world::{ShelfSpec, Tag, World};
 
 /// How a simulated shelving controller is reached.
@@ -503,6 +503,38 @@ impl Simulator {
             .last_command_at()
     }
 
+    /// A simulated range, to inject what happens in the room and read what its PLC saw.
+    pub fn range(&self, range: u16) -> Option<Arc<Mutex<RangeSim>>> {
+        self.shared.ranges.get(&range).cloned()
+    }
+
+    /// Switches a device on or off (off: it answers and publishes nothing, as unplugged);
+    /// false when there is no such device.
+    pub fn set_online(&self, device: &str, on: bool) -> bool {
+        self.shared
+            .online
+            .get(device)
+            .map(|flag| flag.store(on, Ordering::Relaxed))
+            .is_some()
+    }
+
+    /// Spoils a serial device's line; false when the device has no serial line.
+    pub fn set_line(&self, device: &str, faults: LineFaults) -> bool {
+        self.shared
+            .lines
+            .get(device)
+            .map(|link| link.set_faults(faults))
+            .is_some()
+    }
+
+    /// Trips or clears a smoke, water or door sensor; false when there is no such sensor.
+    pub fn set_binary(&self, sensor: &str, on: bool) -> bool {
+        self.shared
+            .climate
+            .lock()
+            .is_ok_and(|mut c| c.set_binary(sensor, on))
+    }
+
     /// The serial path of a device.
     pub fn path(&self, device: &str) -> Option<&str> {
         self.endpoints
@@ -522,6 +554,7 @@ async fn tick(sim: Arc<Mutex<RangeSim>>, clock: Clock) {
         let dt = clock.simulated(now - last);
         last = now;
         if let Ok(mut s) = sim.lock() {
+            s.scan(crate::shelving::Moment::now());
             s.tick(dt);
         }
     }
@@ -648,6 +681,24 @@ fn with_range<T>(shared: &Shared, id: u16, f: impl FnOnce(&mut RangeSim) -> Api<
     f(&mut r)
 }
 
+/// Gaps are 0 (the left wall gap) to n (the right wall gap); aisles are 1 to n - 1.
+fn check_gap(range: u16, sim: &RangeSim, gap: u16) -> Api<()> {
+    if gap > sim.aisle_count() + 1 {
+        return Err(not_found(format!(
+            "range {range} has aisles 1 to {} (0 and {} are the gaps at the walls)",
+            sim.aisle_count(),
+            sim.aisle_count() + 1
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: u64,
+}
+
 fn control_router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/sim/state", get(|State(s): State<Arc<Shared>>| async move { Json(state(&s)) }))
@@ -656,9 +707,7 @@ fn control_router(shared: Arc<Shared>) -> Router {
             put(|State(s): State<Arc<Shared>>, Path((r, k)): Path<(u16, u16)>, text: String| async move {
                 let on: bool = body(&text, "true or false")?;
                 with_range(&s, r, |sim| {
-                    if k == 0 || k > sim.aisle_count() {
-                        return Err(not_found(format!("range {r} has aisles 1 to {}", sim.aisle_count())));
-                    }
+                    check_gap(r, sim, k)?;
                     sim.set_occupied(k, on);
                     Ok(Json(sim.state()))
                 })
@@ -669,12 +718,38 @@ fn control_router(shared: Arc<Shared>) -> Router {
             put(|State(s): State<Arc<Shared>>, Path((r, k)): Path<(u16, u16)>, text: String| async move {
                 let on: bool = body(&text, "true or false")?;
                 with_range(&s, r, |sim| {
-                    if k == 0 || k > sim.aisle_count() {
-                        return Err(not_found(format!("range {r} has aisles 1 to {}", sim.aisle_count())));
-                    }
+                    check_gap(r, sim, k)?;
                     sim.set_obstacle(k, on);
                     Ok(Json(sim.state()))
                 })
+            }),
+        )
+        .route(
+            "/sim/ranges/{range}/plc",
+            put(|State(s): State<Arc<Shared>>, Path(r): Path<u16>, text: String| async move {
+                let plc: PlcSettings = body(&text, r#"{"interlocks":BOOL,"scan_delay_ms":MS,"watchdog":BOOL}"#)?;
+                if plc.scan_delay_ms > 10_000 {
+                    return Err(bad("scan_delay_ms is at most 10000".into()));
+                }
+                with_range(&s, r, |sim| {
+                    sim.set_plc(plc);
+                    Ok(Json(sim.state()))
+                })
+            })
+            .get(|State(s): State<Arc<Shared>>, Path(r): Path<u16>| async move {
+                with_range(&s, r, |sim| Ok(Json(sim.plc())))
+            }),
+        )
+        .route(
+            "/sim/ranges/{range}/commands",
+            get(|State(s): State<Arc<Shared>>, Path(r): Path<u16>, Query(q): Query<Since>| async move {
+                with_range(&s, r, |sim| Ok(Json(sim.commands_since(q.since))))
+            }),
+        )
+        .route(
+            "/sim/ranges/{range}/halts",
+            get(|State(s): State<Arc<Shared>>, Path(r): Path<u16>| async move {
+                with_range(&s, r, |sim| Ok(Json(sim.halts())))
             }),
         )
         .route(

@@ -65,6 +65,7 @@ fn spec(seed: u64) -> SimSpec {
                 aisle_width_mm: 900,
                 speed_mm_s: 100.0,
                 accel_mm_s2: 200.0,
+                watchdog_timeout: Some(Duration::from_millis(1000)),
             },
             wire: ShelvingWire::ModbusRtu {
                 map: profile("generic-modbus-shelving").modbus.unwrap(),
@@ -133,7 +134,7 @@ async fn a_plain_modbus_client_opens_an_aisle_and_is_refused_when_someone_is_in_
     let read = |regs: &Vec<u16>, i: usize| regs[i];
 
     let regs = ctx.read_input_registers(0, 22).await.unwrap().unwrap();
-    assert_eq!(read(&regs, 6), 6, "carriage count");
+    assert_eq!(read(&regs, 5), 6, "carriage count");
     assert_eq!(read(&regs, 1), 1, "aisle 1 open at start");
 
     // Open aisle 4: command 1 with argument 4, one write of both registers.
@@ -146,8 +147,8 @@ async fn a_plain_modbus_client_opens_an_aisle_and_is_refused_when_someone_is_in_
         let regs = ctx.read_input_registers(0, 22).await.unwrap().unwrap();
         if regs[0] & 1 == 0 && regs[1] == 4 {
             open = regs[1];
-            assert_eq!(regs[5], 0, "accepted");
-            assert_eq!(regs[7], 1, "one command counted");
+            assert_eq!(regs[4], 0, "accepted");
+            assert_eq!(regs[6], 1, "one command counted");
             // Carriages 1-4 packed left, 5-6 right on a 4,500 mm rail: 0, 600, 1200, 1800 |
             // 3300, 3900.
             assert_eq!(&regs[16..22], &[0, 600, 1200, 1800, 3300, 3900]);
@@ -167,9 +168,24 @@ async fn a_plain_modbus_client_opens_an_aisle_and_is_refused_when_someone_is_in_
         .unwrap()
         .unwrap();
     let regs = ctx.read_input_registers(0, 22).await.unwrap().unwrap();
-    assert_eq!(regs[5], 4, "refused: aisle occupied");
-    assert_eq!(regs[2], 1 << 3, "aisle 4 reported occupied");
+    assert_eq!(regs[4], 4, "refused: aisle occupied");
+    assert_eq!(
+        &regs[8..10],
+        &[1 << 4, 0],
+        "gap 4 reported occupied (bit 4 of the mask)"
+    );
     assert_eq!(regs[1], 4, "nothing moved");
+    // The gap at the right wall (gap 6) is bit 6.
+    assert_eq!(
+        put(&sim, "/sim/ranges/1/aisles/6/occupied", "true").await,
+        200
+    );
+    assert_eq!(
+        put(&sim, "/sim/ranges/1/aisles/7/occupied", "true").await,
+        404
+    );
+    let regs = ctx.read_input_registers(8, 2).await.unwrap().unwrap();
+    assert_eq!(regs, vec![1 << 4 | 1 << 6, 0]);
 
     // Emergency stop is reported in the status bits; an unknown command is an exception.
     assert_eq!(put(&sim, "/sim/ranges/1/estop", "true").await, 200);
@@ -181,6 +197,82 @@ async fn a_plain_modbus_client_opens_an_aisle_and_is_refused_when_someone_is_in_
     assert_eq!(err, Err(ExceptionCode::IllegalDataAddress));
     assert_eq!(put(&sim, "/sim/ranges/1/estop", "maybe").await, 422);
     assert_eq!(put(&sim, "/sim/ranges/9/estop", "true").await, 404);
+
+    // Every command is in the PLC's log, with the world when it acted.
+    let log: serde_json::Value = get(&sim, "/sim/ranges/1/commands").await;
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0]["command"]["command"], "open_aisle");
+    assert_eq!(log[1]["result"], "aisle_occupied");
+    assert_eq!(log[1]["world"]["occupied"], serde_json::json!([4]));
+}
+
+#[tokio::test]
+async fn the_plc_acts_on_its_next_scan_and_its_watchdog_stops_the_drives() {
+    // In real time: the motion outlasts the watchdog's second.
+    let sim = Simulator::start(
+        SimSpec {
+            time_scale: 1.0,
+            ..spec(2)
+        },
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
+    let line = open(sim.path("shelving-1").unwrap(), 19200);
+    let mut ctx = tokio_modbus::client::rtu::attach_slave(line, Slave(1));
+    let plc = r#"{"interlocks":true,"scan_delay_ms":300,"watchdog":true}"#;
+    assert_eq!(put(&sim, "/sim/ranges/1/plc", plc).await, 200);
+    // The heartbeat register (holding 2) arms the watchdog.
+    ctx.write_single_register(2, 1).await.unwrap().unwrap();
+    ctx.write_multiple_registers(0, &[1, 4])
+        .await
+        .unwrap()
+        .unwrap();
+    let regs = ctx.read_input_registers(0, 7).await.unwrap().unwrap();
+    assert_eq!(
+        regs[6], 0,
+        "taken, not yet counted: the PLC acts on its next scan"
+    );
+    let mut counted = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ctx.write_single_register(2, 2).await.unwrap().unwrap();
+        let regs = ctx.read_input_registers(0, 7).await.unwrap().unwrap();
+        if regs[6] == 1 {
+            counted = true;
+            assert_eq!(regs[0] & 1, 1, "moving");
+            break;
+        }
+    }
+    assert!(counted, "counted once it acted");
+    // The heartbeat stops changing: the watchdog stops the drives and refuses motion.
+    let mut halted = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let regs = ctx.read_input_registers(0, 7).await.unwrap().unwrap();
+        if regs[0] & 1 == 0 {
+            halted = true;
+            assert_ne!(regs[0] & (1 << 4), 0, "stopped short");
+            break;
+        }
+    }
+    assert!(halted, "the watchdog stopped the drives");
+    let halts: serde_json::Value = get(&sim, "/sim/ranges/1/halts").await;
+    assert_eq!(halts[0]["reason"], "watchdog: no heartbeat", "{halts}");
+}
+
+async fn get(sim: &Simulator, path: &str) -> serde_json::Value {
+    let url = format!("http://{}{path}", sim.control);
+    let text = reqwest::Client::new()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
 }
 
 /// Sends vendor-example packets and collects the answers until a round ends.
@@ -305,7 +397,7 @@ async fn garbage_on_the_line_is_survived() {
         .expect("answers again")
         .unwrap()
         .unwrap();
-    assert_eq!(regs[6], 6);
+    assert_eq!(regs[5], 6, "carriage count");
 }
 
 #[tokio::test]
@@ -456,7 +548,7 @@ async fn raw_modbus_frames_as_the_specification_shows_them() {
     let sim = start(1).await;
     let mut line = open(sim.path("shelving-1").unwrap(), 19200);
     // The specification's classic example, read 10 holding registers from 0 of unit 1:
-    // our map has two, so the answer is exception 02 (illegal data address), 01 83 02 C0 F1.
+    // our map has four, so the answer is exception 02 (illegal data address), 01 83 02 C0 F1.
     line.write_all(&[0x01, 0x03, 0x00, 0x00, 0x00, 0x0A, 0xC5, 0xCD])
         .await
         .unwrap();
@@ -472,9 +564,9 @@ async fn raw_modbus_frames_as_the_specification_shows_them() {
     assert_eq!(&answer[..3], &[0x01, 0x04, 0x14]);
     assert_eq!(modbus_crc(&answer[..23]), answer[23..25].to_vec());
     assert_eq!(
-        u16::from_be_bytes([answer[3 + 12], answer[3 + 13]]),
+        u16::from_be_bytes([answer[3 + 10], answer[3 + 11]]),
         6,
-        "register 6: carriages"
+        "register 5: carriages"
     );
     // A request for another unit on the bus gets no answer.
     let mut other = vec![0x02, 0x04, 0x00, 0x00, 0x00, 0x01];

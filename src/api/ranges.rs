@@ -81,7 +81,10 @@ async fn motion(
             no_range(s, range),
         ));
     }
-    let operation = s.shelving.motion(range, kind, goal, &who.name).await?;
+    let operation = s
+        .shelving
+        .motion(range, kind, goal, &who.name, false)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(Started { operation })))
 }
 
@@ -214,7 +217,7 @@ pub(super) async fn retrieve_box(
     let (range, aisle) = (location.aisle.range, location.aisle.aisle);
     let operation = s
         .shelving
-        .motion(range, "open", Goal::OpenAisle(aisle), &who.name)
+        .motion(range, "open", Goal::OpenAisle(aisle), &who.name, false)
         .await
         .map_err(|e| {
             let mut p = Problem::from(e);

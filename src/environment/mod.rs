@@ -494,6 +494,10 @@ struct Engine {
     last_used: HashMap<u16, Instant>,
     /// Zones whose dampness already asked for ventilation (until it dries).
     damp: HashMap<String, bool>,
+    /// Ranges ventilated since their zone became damp, and when each damp zone last tried:
+    /// a ventilation refused (someone in an aisle, the range in use) is tried again.
+    ventilated: std::collections::HashSet<u16>,
+    last_ventilation: HashMap<String, Instant>,
     next_ventilation: Option<DateTime<Utc>>,
     pending: Vec<Reading>,
     last_purge: Instant,
@@ -519,6 +523,8 @@ impl Engine {
             last_sent: HashMap::new(),
             last_used: HashMap::new(),
             damp: HashMap::new(),
+            ventilated: Default::default(),
+            last_ventilation: HashMap::new(),
             next_ventilation: None,
             pending: Vec::new(),
             last_purge: now - Duration::from_secs(3600),
@@ -531,6 +537,9 @@ impl Engine {
         // Alarms left open by the last run stay open; their conditions start raised.
         if let Ok(open) = self.env.alarms(Some("open"), 1000).await {
             for a in open {
+                if a.kind == "smoke" || a.kind == "water" {
+                    self.interlock(&a.kind, &a.zone, &a.sensor, Some(a.message.clone()));
+                }
                 self.conditions
                     .entry((a.kind, a.sensor))
                     .or_default()
@@ -548,10 +557,12 @@ impl Engine {
                     None => return,
                 },
                 e = motions.recv() => {
-                    if let Ok(crate::shelving::Event::Operation(op)) = e
-                        && op.actor != ACTOR
-                    {
-                        self.last_used.insert(op.range, Instant::now());
+                    if let Ok(crate::shelving::Event::Operation(op)) = e {
+                        if op.actor == ACTOR {
+                            self.secured(&op).await;
+                        } else {
+                            self.last_used.insert(op.range, Instant::now());
+                        }
                     }
                 }
                 _ = tick.tick() => self.tick().await,
@@ -733,6 +744,9 @@ impl Engine {
         match change {
             Some(Change::Raise) => {
                 tracing::warn!(%kind, %sensor, %message, "alarm raised");
+                if kind == "smoke" || kind == "water" {
+                    self.interlock(kind, zone, sensor, Some(message.clone()));
+                }
                 match self.env.raise(kind, zone, sensor, message.clone()).await {
                     Ok(view) => {
                         self.audit
@@ -749,6 +763,9 @@ impl Engine {
             }
             Some(Change::Clear) => {
                 tracing::info!(%kind, %sensor, "alarm cleared");
+                if kind == "smoke" || kind == "water" {
+                    self.interlock(kind, zone, sensor, None);
+                }
                 if let Err(e) = self.env.clear(kind, sensor).await {
                     tracing::error!(error = %e, "an alarm could not be cleared");
                 }
@@ -762,6 +779,10 @@ impl Engine {
                     .await;
                 if kind == "humidity_high" {
                     self.damp.insert(zone.to_string(), false);
+                    if let Some(z) = self.env.config().zone(zone) {
+                        let ranges = z.ranges.clone();
+                        self.ventilated.retain(|r| !ranges.contains(r));
+                    }
                 }
                 self.publish(sensor);
             }
@@ -786,24 +807,90 @@ impl Engine {
             }
             _ => return,
         };
-        for action in actions {
-            match action {
-                Action::Stop => {
-                    for r in self.shelving.ranges() {
-                        if let Err(e) = self.shelving.stop(r.range, ACTOR).await {
-                            tracing::error!(range = r.range, error = %e, "could not stop the range");
-                        }
+        let stop = actions.contains(&Action::Stop);
+        let lock = actions.contains(&Action::Lock);
+        if stop || lock {
+            // Every range on its own: one that cannot be reached delays no other. Each
+            // controller retries until its device confirms; what it cannot confirm comes
+            // back as an `unconfirmed` operation and raises `range_unsecured`.
+            for r in self.shelving.ranges() {
+                let shelving = self.shelving.clone();
+                tokio::spawn(async move {
+                    if stop && let Err(e) = shelving.stop(r.range, ACTOR).await {
+                        tracing::error!(range = r.range, error = %e, "could not stop the range");
                     }
-                }
-                Action::Lock => {
-                    for r in self.shelving.ranges() {
-                        if let Err(e) = self.shelving.lock(r.range, true, ACTOR).await {
-                            tracing::error!(range = r.range, error = %e, "could not lock the range");
-                        }
+                    if lock && let Err(e) = shelving.lock(r.range, true, ACTOR).await {
+                        tracing::error!(range = r.range, error = %e, "could not lock the range");
                     }
-                }
-                Action::Relay { point, on } => self.switch(&point, on),
+                });
             }
+        }
+        for action in actions {
+            if let Action::Relay { point, on } = action {
+                self.switch(&point, on);
+            }
+        }
+    }
+
+    /// A smoke or water alarm forbids motion in its zone's ranges while it is active.
+    fn interlock(&self, kind: &str, zone: &str, sensor: &str, message: Option<String>) {
+        let config = self.env.config();
+        let Some(z) = config.zone(zone) else { return };
+        let key = format!("{kind}:{sensor}");
+        let words = message.map(|m| format!("{kind} alarm ({m})"));
+        for &range in &z.ranges {
+            self.shelving.set_room_alarm(range, &key, words.clone());
+        }
+    }
+
+    /// A stop or lock of ours that a range could not confirm raises `range_unsecured`; the
+    /// lock confirmed later clears it.
+    async fn secured(&mut self, op: &crate::shelving::OperationView) {
+        use crate::shelving::OpState;
+        if op.kind == "ventilate" && op.state == OpState::Done {
+            self.ventilated.insert(op.range);
+        }
+        if op.kind != "stop" && op.kind != "lock" {
+            return;
+        }
+        let config = self.env.config().clone();
+        let zone = config
+            .zones
+            .iter()
+            .find(|z| z.ranges.contains(&op.range))
+            .or(config.zones.first())
+            .map(|z| z.id.clone())
+            .unwrap_or_default();
+        let sensor = format!("range-{}", op.range);
+        match op.state {
+            OpState::Unconfirmed => {
+                let message = op.message.clone().unwrap_or_else(|| {
+                    format!("range {} did not confirm the {}", op.range, op.kind)
+                });
+                self.condition(
+                    "range_unsecured",
+                    &zone,
+                    &sensor,
+                    true,
+                    false,
+                    Duration::ZERO,
+                    message,
+                )
+                .await;
+            }
+            OpState::Done if op.kind == "lock" => {
+                self.condition(
+                    "range_unsecured",
+                    &zone,
+                    &sensor,
+                    false,
+                    true,
+                    Duration::ZERO,
+                    String::new(),
+                )
+                .await;
+            }
+            _ => {}
         }
     }
 
@@ -833,7 +920,12 @@ impl Engine {
     async fn ventilate(&mut self, zone: &str, why: &str) {
         let config = self.env.config().clone();
         let Some(z) = config.zone(zone) else { return };
+        self.last_ventilation
+            .insert(zone.to_string(), Instant::now());
         for &range in &z.ranges {
+            if self.ventilated.contains(&range) {
+                continue;
+            }
             let Some(view) = self.shelving.range(range) else {
                 continue;
             };
@@ -854,7 +946,7 @@ impl Engine {
             }
             match self
                 .shelving
-                .motion(range, "ventilate", Goal::Ventilate, ACTOR)
+                .motion(range, "ventilate", Goal::Ventilate, ACTOR, true)
                 .await
             {
                 Ok(op) => tracing::info!(range, %why, operation = %op, "ventilating"),
@@ -964,9 +1056,21 @@ impl Engine {
                     }
                     Some(h) if h < limit - config.clear_humidity => {
                         self.damp.insert(z.id.clone(), false);
+                        self.ventilated.retain(|r| !z.ranges.contains(r));
                     }
                     _ => {}
                 }
+            }
+        }
+        // A damp zone whose ranges were not all ventilated tries again now and then.
+        for z in &config.zones {
+            let damp = self.damp.get(&z.id).copied().unwrap_or(false);
+            let due = self
+                .last_ventilation
+                .get(&z.id)
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+            if damp && due && z.ranges.iter().any(|r| !self.ventilated.contains(r)) {
+                self.ventilate(&z.id, "the zone is still damp").await;
             }
         }
         if let Some(at) = self.next_ventilation

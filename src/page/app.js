@@ -13,7 +13,9 @@ const LANG_KEY = "stackroom.lang";
 const FINAL = ["done", "refused", "failed", "stopped"];
 const REASONS = [
   "aisle_occupied", "obstacle", "estop", "fault", "locked", "link_down",
-  "state_unknown", "moving", "no_such_aisle",
+  "state_unknown", "moving", "no_such_aisle", "room_alarm", "stopping", "busy",
+  "not_sent", "not_confirmed", "halted", "expired", "recently_occupied",
+  "unexpected_motion", "watchdog", "timeout", "not_started", "stop", "superseded",
 ];
 
 const state = {
@@ -292,6 +294,7 @@ function renderAlarms() {
     if (r.estop) lines.push(t("alarm_estop", params));
     if (r.faults.length) lines.push(t("alarm_fault", { ...params, faults: r.faults.join(", ") }));
     if (r.link !== "up") lines.push(t("alarm_link", params));
+    if (r.stop_pending) lines.push(t("alarm_stop_pending", params));
   }
   $("alarms").replaceChildren(
     ...lines.map((text) => node("p", { class: "alarm" }, text)),
@@ -455,6 +458,8 @@ function showMotion(op) {
   switch (op.state) {
     case "queued":
       return setMotion("pending", t("motion_queued", params));
+    case "starting":
+      return setMotion("moving", t("motion_starting", params));
     case "moving":
       return setMotion("moving", t("motion_moving", params));
     case "done":
@@ -519,8 +524,10 @@ function updateRangeCard(view) {
   if (view.locked) item(t("state_locked"), "warn");
   if (view.occupied_aisles.length) item(t("state_people", { aisles: view.occupied_aisles.join(", ") }), "warn");
   if (view.obstacle) item(t("state_obstacle"), "warn");
+  if (view.stop_pending) item(t("state_stop_pending"), "loud");
+  for (const a of view.interlocks || []) item(t("state_interlock", { alarm: a }), "loud");
   parts.status.replaceChildren(...items);
-  parts.card.classList.toggle("alarm", view.estop || view.faults.length > 0 || view.link !== "up");
+  parts.card.classList.toggle("alarm", view.estop || view.faults.length > 0 || view.link !== "up" || view.stop_pending);
   parts.lock.hidden = !may("lock") || view.locked;
   parts.unlock.hidden = !may("unlock") || !view.locked;
 }

@@ -1,14 +1,18 @@
 //! Motorized shelving: drivers, motion planning, the range controllers, operations.
 //!
-//! - [`plan`]: geometry, targets and the aisles a motion narrows (sans-IO);
-//! - [`device`]: what a driver offers (state on a watch channel, commands with answers);
-//! - [`modbus`], [`mqtt`], [`framed`]: the drivers, chosen per device by its profile;
-//! - [`controller`]: one task per range, the only thing that sends motion commands.
+//! - [`plan`]: geometry, targets and the gaps a motion touches (sans-IO);
+//! - [`device`]: what a driver offers (state on a watch channel, orders with deadlines on a
+//!   Stop lane and a command lane) and the one loop every driver runs in;
+//! - [`modbus`], [`mqtt`], [`framed`]: the protocols, chosen per device by its profile;
+//! - [`controller`]: one task per range, the only thing that sends motion commands, and
+//!   the rules that keep people safe (its module doc).
 //!
 //! [`Shelving`] starts a driver and a controller for every shelving device of the room and
-//! is what the API talks to. Operations (each open, close, ventilate, lock, unlock, stop) get
-//! an id and go `queued → moving → done | refused | failed | stopped`; every change of a
-//! range's state and of an operation is an [`Event`] on a broadcast channel (SSE, MQTT).
+//! is what the API talks to. Operations (each open, close, ventilate, lock, unlock, stop)
+//! get an id and go `queued → starting → moving → done | refused | failed | stopped`, with
+//! `stopping` and `unconfirmed` on the way when a stop is under way or the controller
+//! cannot confirm the carriages' state; every change of a range's state and of an operation
+//! is an [`Event`] on a broadcast channel (SSE, MQTT).
 
 pub mod controller;
 pub mod device;
@@ -25,11 +29,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use stackroom_wire::profile::Protocol;
+use stackroom_wire::shelving::Refusal as WireRefusal;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use utoipa::ToSchema;
 
 use crate::config::{RoomConfig, Transport};
-use controller::{CarriageView, Controller, RangeView, Request};
+use controller::{CarriageView, Controller, DeviceTiming, RangeView, Request, RoomAlarms};
 use plan::{Geometry, Goal};
 
 /// Why a request was not taken: a machine-readable reason and words for a person.
@@ -49,15 +54,73 @@ impl Refusal {
 
     /// A device's own reason, as one of ours.
     pub fn known(reason: &str) -> &'static str {
-        match reason {
-            "estop" => "estop",
-            "locked" => "locked",
-            "fault" => "fault",
-            "aisle_occupied" => "aisle_occupied",
-            "obstacle" => "obstacle",
-            "no_such_aisle" => "no_such_aisle",
-            _ => "refused_by_device",
+        match WireRefusal::from_name(reason) {
+            Some(r) => r.name(),
+            None => "refused_by_device",
         }
+    }
+
+    /// A device's own reason, in words.
+    pub fn words(reason: &str) -> String {
+        match WireRefusal::from_name(reason) {
+            Some(WireRefusal::Estop) => "its emergency stop is pressed".into(),
+            Some(WireRefusal::Locked) => "it is locked".into(),
+            Some(WireRefusal::Fault) => "it has a fault".into(),
+            Some(WireRefusal::AisleOccupied) => {
+                "someone is in an aisle the motion would close".into()
+            }
+            Some(WireRefusal::Obstacle) => "its safety sweep sees an obstacle".into(),
+            Some(WireRefusal::NoSuchAisle) => "it has no such aisle".into(),
+            Some(WireRefusal::Watchdog) => "its watchdog missed the controller's heartbeat".into(),
+            Some(WireRefusal::Expired) => "the command came too late".into(),
+            None => reason.into(),
+        }
+    }
+}
+
+/// Where an operation is. `starting` (the pre-motion warning), `moving`, `unconfirmed`
+/// (the controller cannot confirm the carriages' state: a lost reply, a stop or lock not
+/// yet confirmed) and `stopping` go on; `done`, `refused`, `failed` and `stopped` are ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpState {
+    Queued,
+    Starting,
+    Moving,
+    Unconfirmed,
+    Stopping,
+    Done,
+    Refused,
+    Failed,
+    Stopped,
+}
+
+impl OpState {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            OpState::Done | OpState::Refused | OpState::Failed | OpState::Stopped
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OpState::Queued => "queued",
+            OpState::Starting => "starting",
+            OpState::Moving => "moving",
+            OpState::Unconfirmed => "unconfirmed",
+            OpState::Stopping => "stopping",
+            OpState::Done => "done",
+            OpState::Refused => "refused",
+            OpState::Failed => "failed",
+            OpState::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for OpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -70,8 +133,7 @@ pub struct OperationView {
     pub kind: String,
     /// Who asked for it (the API token's name, `scheduler`, …).
     pub actor: String,
-    /// `queued`, `moving`, `done`, `refused`, `failed`, `stopped`.
-    pub state: String,
+    pub state: OpState,
     pub reason: Option<String>,
     pub message: Option<String>,
     pub started_at: DateTime<Utc>,
@@ -101,7 +163,7 @@ impl Operations {
             range,
             kind: kind.into(),
             actor: actor.into(),
-            state: "queued".into(),
+            state: OpState::Queued,
             reason: None,
             message: None,
             started_at: Utc::now(),
@@ -117,23 +179,23 @@ impl Operations {
         self.all.lock().ok()?.get(id).cloned()
     }
 
-    pub fn set_state(&self, id: &str, state: &str) -> Option<OperationView> {
-        let mut all = self.all.lock().ok()?;
-        let op = all.get_mut(id)?;
-        op.state = state.into();
-        Some(op.clone())
-    }
-
-    pub fn finish(
+    /// Moves an operation on (an ended one stays as it ended); `reason`: why, in a code and
+    /// in words. Returns it as it is now, if it changed.
+    pub fn update(
         &self,
         id: &str,
-        state: &str,
+        state: OpState,
         reason: Option<(&str, String)>,
     ) -> Option<OperationView> {
         let mut all = self.all.lock().ok()?;
         let op = all.get_mut(id)?;
-        op.state = state.into();
-        op.finished_at = Some(Utc::now());
+        if op.state.is_final() {
+            return None;
+        }
+        op.state = state;
+        if state.is_final() {
+            op.finished_at = Some(Utc::now());
+        }
         if let Some((reason, message)) = reason {
             op.reason = Some(reason.into());
             op.message = Some(message);
@@ -156,6 +218,7 @@ pub enum ShelvingError {
 struct RangeHandle {
     requests: mpsc::Sender<Request>,
     view: watch::Receiver<RangeView>,
+    alarms: watch::Sender<RoomAlarms>,
 }
 
 /// Where drivers find their devices when the config's wiring is overridden (the demo's
@@ -205,6 +268,7 @@ impl Shelving {
         let operations = Operations::default();
         let (events, _) = broadcast::channel(1024);
         let mut ranges = BTreeMap::new();
+        let boot_ms = Utc::now().timestamp_millis();
         for device in config.devices.iter().filter(|d| d.range.is_some()) {
             let range_id = device.range.unwrap_or_default();
             let layout = config
@@ -215,6 +279,11 @@ impl Shelving {
             let (handle, ports) = device::channel();
             let timing = profile.timing.clone();
             let carriages = layout.carriage_count();
+            let watchdog = profile
+                .watchdog
+                .as_ref()
+                .map(|w| Duration::from_millis(w.period_ms));
+            let id = device.id.clone();
             match (profile.device.protocol, &device.transport) {
                 (Protocol::Modbus, transport) => {
                     let map = profile
@@ -246,15 +315,14 @@ impl Shelving {
                             ));
                         }
                     };
-                    tokio::spawn(modbus::run(
-                        device.id.clone(),
+                    let connector = modbus::Modbus {
                         wire,
                         unit,
                         map,
-                        timing.clone(),
+                        timing: timing.clone(),
                         carriages,
-                        ports,
-                    ));
+                    };
+                    tokio::spawn(device::run(id, connector, watchdog, ports));
                 }
                 (Protocol::FramedSerial, Transport::Serial { path, baud, .. }) => {
                     let framed = profile
@@ -266,15 +334,14 @@ impl Shelving {
                         .get(&device.id)
                         .cloned()
                         .unwrap_or_else(|| path.clone());
-                    tokio::spawn(framed::run(
-                        device.id.clone(),
+                    let connector = framed::Framed {
                         path,
-                        *baud,
-                        framed,
-                        timing.clone(),
+                        baud: *baud,
+                        profile: framed,
+                        timing: timing.clone(),
                         carriages,
-                        ports,
-                    ));
+                    };
+                    tokio::spawn(device::run(id, connector, watchdog, ports));
                 }
                 (Protocol::MqttJson, Transport::Mqtt { prefix }) => {
                     let topics = profile
@@ -282,15 +349,16 @@ impl Shelving {
                         .clone()
                         .ok_or("mqtt-json profile without [mqtt_json]")?;
                     let (host, port) = wiring.broker(config)?;
-                    tokio::spawn(mqtt::run(
-                        device.id.clone(),
+                    let connector = mqtt::MqttJson {
+                        device: device.id.clone(),
                         host,
                         port,
-                        prefix.clone(),
+                        prefix: prefix.clone(),
                         topics,
-                        timing.clone(),
-                        ports,
-                    ));
+                        timing: timing.clone(),
+                        boot_ms,
+                    };
+                    tokio::spawn(device::run(id, connector, watchdog, ports));
                 }
                 (protocol, _) => {
                     return Err(format!(
@@ -322,19 +390,22 @@ impl Shelving {
                 link_error: Some("not connected yet".into()),
                 updated_at: None,
                 operation: None,
+                stop_pending: false,
+                interlocks: vec![],
             };
             let (view_tx, view_rx) = watch::channel(initial);
             let (req_tx, req_rx) = mpsc::channel(64);
+            let (alarms_tx, alarms_rx) = watch::channel(RoomAlarms::new());
             let controller = Controller {
                 range: range_id,
                 geometry,
                 driver: handle,
-                stale_after: Duration::from_millis(timing.stale_after_ms),
-                command_timeout: Duration::from_millis(timing.command_timeout_ms),
-                speed_mm_s: profile.motion.as_ref().map_or(100.0, |m| m.speed_mm_s),
+                timing: DeviceTiming::of(profile),
+                settings: config.motion.clone(),
                 operations: operations.clone(),
                 events: events.clone(),
                 view: view_tx,
+                alarms: alarms_rx,
                 last_event_ms: Default::default(),
             };
             tokio::spawn(controller.run(req_rx));
@@ -343,6 +414,7 @@ impl Shelving {
                 RangeHandle {
                     requests: req_tx,
                     view: view_rx,
+                    alarms: alarms_tx,
                 },
             );
         }
@@ -368,6 +440,19 @@ impl Shelving {
         self.events.subscribe()
     }
 
+    /// Raises (`Some(words)`) or clears a room alarm that forbids motion in `range`; `key`
+    /// tells alarms apart. Unknown ranges are ignored.
+    pub fn set_room_alarm(&self, range: u16, key: &str, alarm: Option<String>) {
+        if let Some(r) = self.ranges.get(&range) {
+            r.alarms.send_if_modified(|alarms| match alarm {
+                Some(words) => {
+                    alarms.insert(key.to_string(), words.clone()).as_ref() != Some(&words)
+                }
+                None => alarms.remove(key).is_some(),
+            });
+        }
+    }
+
     async fn ask(
         &self,
         range: u16,
@@ -388,30 +473,35 @@ impl Shelving {
             .map_err(ShelvingError::Refused)
     }
 
-    /// Asks range `range` to move (`kind`: open, close, ventilate) on behalf of `actor`.
+    /// Asks range `range` to move (`kind`: open, close, ventilate) on behalf of `actor`, a
+    /// person (`automatic` false) or a rule of the room's.
     pub async fn motion(
         &self,
         range: u16,
         kind: &'static str,
         goal: Goal,
         actor: &str,
+        automatic: bool,
     ) -> Result<String, ShelvingError> {
         let actor = actor.to_string();
         self.ask(range, |reply| Request::Motion {
             kind,
             goal,
             actor,
+            automatic,
             reply,
         })
         .await
     }
 
+    /// Locks or unlocks: the operation ends `done` once the device confirmed it.
     pub async fn lock(&self, range: u16, lock: bool, actor: &str) -> Result<String, ShelvingError> {
         let actor = actor.to_string();
         self.ask(range, |reply| Request::Lock { lock, actor, reply })
             .await
     }
 
+    /// Stops: the operation ends `done` once the device confirmed the range at rest.
     pub async fn stop(&self, range: u16, actor: &str) -> Result<String, ShelvingError> {
         let actor = actor.to_string();
         self.ask(range, |reply| Request::Stop { actor, reply })

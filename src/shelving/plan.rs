@@ -6,6 +6,11 @@
 //! the right end; that arrangement is the only one with aisle `k` open, so the plan that
 //! reaches it moves each carriage once, straight to its place, and moves only carriages
 //! between the open aisle and the new one. Fixed carriages never move.
+//!
+//! Gaps are numbered as on the wire (`stackroom_wire::shelving`): 0 the left wall gap, k
+//! aisle k, n the right wall gap. A motion *touches* every gap a moving carriage moves
+//! towards: whatever the order and speed in which the carriages really start, only those
+//! gaps can narrow on the way, so only those must be clear.
 
 use crate::layout::RangeLayout;
 
@@ -134,12 +139,31 @@ impl Geometry {
             .collect()
     }
 
-    /// The aisles that get narrower on the way from `current` to `target`. Carriages move
-    /// straight to their places, so an aisle narrower at the end narrows on the way.
+    /// The aisles that are narrower at the end of the way from `current` to `target`.
     pub fn narrowed(&self, current: &[f64], target: &[f64]) -> Vec<u16> {
         (1..=self.aisles())
             .filter(|&k| self.gap(target, k) < self.gap(current, k) - TOLERANCE_MM)
             .collect()
+    }
+
+    /// The gaps (walls included) that may narrow at some moment on the way from `current`
+    /// to `target`: the gap on the side each moving carriage moves towards.
+    pub fn touched(&self, current: &[f64], target: &[f64]) -> Vec<u16> {
+        let mut gaps: Vec<u16> = current
+            .iter()
+            .zip(target)
+            .enumerate()
+            .filter(|(_, (from, to))| (*to - *from).abs() > TOLERANCE_MM)
+            .map(|(i, (from, to))| if to < from { i as u16 } else { i as u16 + 1 })
+            .collect();
+        gaps.sort_unstable();
+        gaps.dedup();
+        gaps
+    }
+
+    /// The number of the last gap: the one at the right wall.
+    pub fn right_wall_gap(&self) -> u16 {
+        self.widths.len() as u16
     }
 }
 
@@ -174,12 +198,18 @@ mod tests {
                 prop_assert!(m.carriage > lo && m.carriage <= hi);
                 prop_assert!(((m.to_mm - m.from_mm).abs() - 900.0).abs() < 1e-6);
             }
-            // Only the aisle that was open narrows.
+            // Only the aisle that was open narrows at the end; on the way, every gap a
+            // carriage moves towards may: the open one and the shut ones between.
             let narrowed = g.narrowed(&start, &end);
+            let touched = g.touched(&start, &end);
             if from == to {
                 prop_assert!(narrowed.is_empty());
+                prop_assert!(touched.is_empty());
             } else {
                 prop_assert_eq!(narrowed, vec![from]);
+                prop_assert!(touched.contains(&from));
+                let expected: Vec<u16> = if to > from { (from..to).collect() } else { (to + 1..=from).collect() };
+                prop_assert_eq!(touched, expected);
             }
         }
 
@@ -205,5 +235,18 @@ mod tests {
         }
         assert_eq!(g.narrowed(&start, &t), vec![4]);
         assert_eq!(g.open_aisle(&t), None);
+    }
+
+    #[test]
+    fn a_movable_end_carriage_touches_its_wall_gap() {
+        let mut layout = range(1, 4, 1, 1);
+        layout.carriages.iter_mut().for_each(|c| c.fixed = false);
+        let g = Geometry::of(&layout);
+        // Packed right (aisle 0 … gap 0 open), then closing packs them left: every
+        // carriage moves left, towards the gap on its left; the right wall gap opens.
+        let right = g.target(Goal::OpenAisle(0));
+        assert_eq!(g.touched(&right, &g.target(Goal::Close)), vec![0, 1, 2, 3]);
+        assert_eq!(g.right_wall_gap(), 4);
+        assert_eq!(g.touched(&g.target(Goal::Close), &right), vec![1, 2, 3, 4]);
     }
 }

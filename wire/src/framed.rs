@@ -62,6 +62,9 @@ impl Checksum {
 pub struct Functions {
     pub status: u8,
     pub command: u8,
+    /// The watchdog's heartbeat: data `[beat high, beat low]`, answered with
+    /// `heartbeat | 0x80` and no data.
+    pub heartbeat: Option<u8>,
 }
 
 /// Command codes (the first data byte of a command).
@@ -75,6 +78,8 @@ pub struct Commands {
     pub lock: u8,
     pub unlock: u8,
     pub reset_faults: u8,
+    /// The pre-motion warning: argument 1 on, 0 off.
+    pub warning: Option<u8>,
 }
 
 /// Offsets of the status fields in the status answer's data.
@@ -83,13 +88,20 @@ pub struct Commands {
 pub struct StatusLayout {
     pub flags: usize,
     pub open_aisle: usize,
-    /// Two bytes, big-endian: bit k-1 set when aisle k is occupied.
+    /// The occupancy mask, `occupied_bytes` bytes as one big-endian number: bit g set when
+    /// gap g is occupied (0 the left wall gap, k aisle k, n the right wall gap).
     pub occupied: usize,
+    #[serde(default = "two")]
+    pub occupied_bytes: usize,
     pub fault_code: usize,
     pub fault_carriage: usize,
     pub carriage_count: usize,
     /// Two bytes per carriage, big-endian, millimetres.
     pub positions: usize,
+}
+
+fn two() -> usize {
+    2
 }
 
 /// Bit numbers in the flags byte.
@@ -137,7 +149,8 @@ pub struct Status {
     pub stopped: bool,
     pub obstacle: bool,
     pub open_aisle: u8,
-    pub occupied: u16,
+    /// Occupied gaps (see [`crate::shelving`]).
+    pub occupied: Vec<u16>,
     pub fault_code: u8,
     pub fault_carriage: u8,
     pub positions_mm: Vec<u16>,
@@ -163,7 +176,7 @@ impl FramedProfile {
         let size = [
             l.flags,
             l.open_aisle,
-            l.occupied + 1,
+            l.occupied + l.occupied_bytes.max(1) - 1,
             l.fault_code,
             l.fault_carriage,
             l.carriage_count,
@@ -183,7 +196,11 @@ impl FramedProfile {
             | bit(s.stopped, b.stopped)
             | bit(s.obstacle, b.obstacle);
         d[l.open_aisle] = s.open_aisle;
-        d[l.occupied..l.occupied + 2].copy_from_slice(&s.occupied.to_be_bytes());
+        // A gap the mask cannot tell makes every bit set: a device that cannot say where
+        // someone is says that someone is everywhere.
+        let mask = crate::shelving::be_bytes_from_gaps(&s.occupied, l.occupied_bytes)
+            .unwrap_or_else(|_| vec![0xFF; l.occupied_bytes]);
+        d[l.occupied..l.occupied + l.occupied_bytes].copy_from_slice(&mask);
         d[l.fault_code] = s.fault_code;
         d[l.fault_carriage] = s.fault_carriage;
         d[l.carriage_count] = n as u8;
@@ -216,7 +233,10 @@ impl FramedProfile {
             stopped: on(b.stopped),
             obstacle: on(b.obstacle),
             open_aisle: byte(l.open_aisle)?,
-            occupied: u16::from_be_bytes([byte(l.occupied)?, byte(l.occupied + 1)?]),
+            occupied: crate::shelving::gaps_from_be_bytes(
+                d.get(l.occupied..l.occupied + l.occupied_bytes)
+                    .ok_or_else(short)?,
+            ),
             fault_code: byte(l.fault_code)?,
             fault_carriage: byte(l.fault_carriage)?,
             positions_mm: positions,
@@ -360,7 +380,7 @@ mod tests {
             moving: true,
             obstacle: true,
             open_aisle: 0,
-            occupied: 0b1001,
+            occupied: vec![0, 3, 9],
             fault_code: 2,
             fault_carriage: 3,
             positions_mm: vec![0, 600, 1500, 2100],

@@ -9,6 +9,8 @@
 //! - [`r2000`]: readers on the Impinj R2000 chip, "0xA0" serial protocol;
 //! - [`mercury`]: ThingMagic / JADAK Mercury serial protocol (M6e family);
 //! - [`mqtt_json`]: JSON messages of MQTT shelving controllers and Impinj-style readers;
+//! - [`shelving`]: the shelving vocabulary that is stackroom's own (commands, refusal and
+//!   fault codes, occupancy masks by gap), shared by drivers and simulator;
 //! - [`stream`]: the receive buffer every framed codec resynchronises with;
 //! - [`profile`]: device profiles (`device-profiles/*.toml`).
 
@@ -17,6 +19,7 @@ pub mod mercury;
 pub mod mqtt_json;
 pub mod profile;
 pub mod r2000;
+pub mod shelving;
 pub mod stream;
 
 /// Why bytes or a profile cannot be understood.

@@ -17,10 +17,31 @@ use serde::{Deserialize, Serialize};
 pub struct ShelvingCommand {
     /// Chosen by the sender; the result carries it back.
     pub id: String,
-    /// `open_aisle`, `close`, `ventilate`, `stop`, `lock`, `unlock`, `reset_faults`.
+    /// `open_aisle`, `close`, `ventilate`, `stop`, `lock`, `unlock`, `reset_faults`,
+    /// `warning` (see [`crate::shelving::Command`]).
     pub command: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aisle: Option<u16>,
+    /// For `warning`: on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<bool>,
+    /// The sender's sequence number: higher is newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// When the sender issued it, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_ms: Option<i64>,
+    /// After this (ms since the Unix epoch) the device must not act on it: it answers
+    /// `refused` with reason `expired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<i64>,
+}
+
+/// The controller's watchdog heartbeat; its last will has `beat: null` (the controller is
+/// gone: stop the drives at once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub beat: Option<u64>,
 }
 
 /// The answer to a [`ShelvingCommand`].
@@ -49,6 +70,7 @@ pub struct ShelvingState {
     /// Fault code, 0 for none (1 motor, 2 jam, 3+ vendor).
     pub fault: u16,
     pub fault_carriage: u16,
+    /// Occupied gaps: 0 the left wall gap, k aisle k, n the right wall gap.
     pub occupied_aisles: Vec<u16>,
     pub obstacle_aisles: Vec<u16>,
     /// Counts the controller's state messages; a gap means messages were lost.
@@ -194,6 +216,11 @@ mod tests {
         let c: ShelvingCommand =
             serde_json::from_str(r#"{"id":"7","command":"open_aisle","aisle":3}"#).unwrap();
         assert_eq!(c.aisle, Some(3));
+        assert_eq!(
+            (c.seq, c.expires_ms),
+            (None, None),
+            "older senders still understood"
+        );
         assert!(
             serde_json::from_str::<ShelvingCommand>(r#"{"id":"7","command":"x","speed":9}"#)
                 .is_err()

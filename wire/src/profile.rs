@@ -96,10 +96,19 @@ fn none() -> String {
 pub struct Timing {
     #[serde(default = "poll")]
     pub poll_interval_ms: u64,
+    /// No report for this long: the link is down.
     #[serde(default = "stale")]
     pub stale_after_ms: u64,
+    /// A request unanswered this long has failed (its fate may be unknown).
     #[serde(default = "timeout")]
     pub command_timeout_ms: u64,
+    /// Motion starts only on a report younger than this.
+    #[serde(default = "max_state_age")]
+    pub max_state_age_ms: u64,
+    /// How long the device may take to act on a command it took (a PLC acts on its next
+    /// scan): the window in which the driver waits for the command to be confirmed.
+    #[serde(default = "scan")]
+    pub scan_ms: u64,
 }
 
 fn poll() -> u64 {
@@ -111,6 +120,12 @@ fn stale() -> u64 {
 fn timeout() -> u64 {
     1000
 }
+fn max_state_age() -> u64 {
+    600
+}
+fn scan() -> u64 {
+    100
+}
 
 impl Default for Timing {
     fn default() -> Self {
@@ -118,8 +133,20 @@ impl Default for Timing {
             poll_interval_ms: poll(),
             stale_after_ms: stale(),
             command_timeout_ms: timeout(),
+            max_state_age_ms: max_state_age(),
+            scan_ms: scan(),
         }
     }
+}
+
+/// The communication watchdog of a shelving controller: the controller writes a heartbeat
+/// every `period_ms` (where the protocol section says: a holding register, a frame, a
+/// topic) and the device stops its drives when none arrived for `timeout_ms`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watchdog {
+    pub period_ms: u64,
+    pub timeout_ms: u64,
 }
 
 /// How the carriages of a shelving model move.
@@ -150,6 +177,9 @@ pub struct ModbusShelving {
 fn unit() -> u8 {
     1
 }
+fn one_word() -> u16 {
+    1
+}
 
 /// Holding registers (read 0x03, write 0x06 / 0x10).
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +190,11 @@ pub struct HoldingRegisters {
     /// The command's argument (the aisle for "open aisle"); write it with or before the
     /// command (one 0x10 write of both registers does both).
     pub argument: u16,
+    /// The watchdog's heartbeat: the controller writes a changing value here every
+    /// `[watchdog] period_ms`.
+    pub heartbeat: Option<u16>,
+    /// The pre-motion warning output (light and buzzer): 1 on, 0 off.
+    pub warning: Option<u16>,
 }
 
 /// Input registers (read 0x04).
@@ -169,8 +204,12 @@ pub struct InputRegisters {
     pub status: u16,
     /// The open aisle, 0 for none.
     pub open_aisle: u16,
-    /// Bit k-1 set: a person is in aisle k.
+    /// The occupancy mask from here, `occupied_words` registers: bit g of the mask set
+    /// means a person is in gap g (0 the left wall gap, k aisle k, n the right wall gap;
+    /// register j holds gaps 16j to 16j+15).
     pub occupied: u16,
+    #[serde(default = "one_word")]
+    pub occupied_words: u16,
     pub fault_code: u16,
     pub fault_carriage: u16,
     /// Result of the last command: 0 accepted, else the refusal code.
@@ -265,6 +304,12 @@ pub struct MqttShelving {
     /// The controller republishes its state at least this often, ms.
     #[serde(default = "state_interval")]
     pub state_interval_ms: u64,
+    /// The watchdog's heartbeat topic (under the prefix): the controller publishes
+    /// `{"beat":N}` there every `[watchdog] period_ms`, and its last will `{"beat":null}`.
+    pub heartbeat_topic: Option<String>,
+    /// The device takes the `warning` command (pre-motion light and buzzer).
+    #[serde(default)]
+    pub warning: bool,
 }
 
 fn command_topic() -> String {
@@ -398,6 +443,7 @@ pub struct Profile {
     #[serde(default)]
     pub timing: Timing,
     pub motion: Option<Motion>,
+    pub watchdog: Option<Watchdog>,
     pub modbus: Option<ModbusShelving>,
     pub r2000: Option<R2000>,
     pub mercury: Option<Mercury>,
@@ -409,6 +455,54 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// How many gaps the shelving's occupancy mask can tell (`None`: any number, as in a
+    /// JSON list).
+    pub fn gap_capacity(&self) -> Option<usize> {
+        match self.device.protocol {
+            Protocol::Modbus => self
+                .modbus
+                .as_ref()
+                .map(|m| m.input.occupied_words as usize * 16),
+            Protocol::FramedSerial => self.framed.as_ref().map(|f| f.status.occupied_bytes * 8),
+            _ => None,
+        }
+    }
+
+    /// Whether the shelving has an output for the pre-motion warning.
+    pub fn has_warning_output(&self) -> bool {
+        match self.device.protocol {
+            Protocol::Modbus => self
+                .modbus
+                .as_ref()
+                .is_some_and(|m| m.holding.warning.is_some()),
+            Protocol::FramedSerial => self
+                .framed
+                .as_ref()
+                .is_some_and(|f| f.commands.warning.is_some()),
+            Protocol::MqttJson => self.mqtt_json.as_ref().is_some_and(|m| m.warning),
+            _ => false,
+        }
+    }
+
+    /// Whether the protocol section names where the watchdog's heartbeat goes.
+    fn has_heartbeat(&self) -> bool {
+        match self.device.protocol {
+            Protocol::Modbus => self
+                .modbus
+                .as_ref()
+                .is_some_and(|m| m.holding.heartbeat.is_some()),
+            Protocol::FramedSerial => self
+                .framed
+                .as_ref()
+                .is_some_and(|f| f.functions.heartbeat.is_some()),
+            Protocol::MqttJson => self
+                .mqtt_json
+                .as_ref()
+                .is_some_and(|m| m.heartbeat_topic.is_some()),
+            _ => false,
+        }
+    }
+
     /// How many antenna ports a reader has, where the profile says.
     pub fn antenna_ports(&self) -> Option<u16> {
         [
@@ -484,27 +578,73 @@ impl Profile {
         }
         if let Some(m) = &profile.modbus {
             let i = &m.input;
+            if !(1..=8).contains(&i.occupied_words) {
+                return Err("[modbus.input] occupied_words is 1 to 8".into());
+            }
             let mut used = vec![
                 i.status,
                 i.open_aisle,
-                i.occupied,
                 i.fault_code,
                 i.fault_carriage,
                 i.last_result,
                 i.carriage_count,
                 i.command_counter,
             ];
+            used.extend((0..i.occupied_words).map(|w| i.occupied.saturating_add(w)));
+            let count = used.len();
             used.sort_unstable();
             used.dedup();
-            if used.len() != 8 {
+            if used.len() != count {
                 return Err("two [modbus.input] registers share an address".into());
             }
             let positions = i.positions..i.positions.saturating_add(m.max_carriages);
             if used.iter().any(|a| positions.contains(a)) {
                 return Err("[modbus.input] positions overlap another input register".into());
             }
-            if m.holding.command == m.holding.argument {
-                return Err("[modbus.holding] command and argument share an address".into());
+            let h = &m.holding;
+            let mut held: Vec<u16> = [Some(h.command), Some(h.argument), h.heartbeat, h.warning]
+                .into_iter()
+                .flatten()
+                .collect();
+            let count = held.len();
+            held.sort_unstable();
+            held.dedup();
+            if held.len() != count {
+                return Err("two [modbus.holding] registers share an address".into());
+            }
+            if (m.max_carriages as usize) + 1 > i.occupied_words as usize * 16 {
+                return Err(format!(
+                    "[modbus] max_carriages {} has {} gaps, but the occupancy mask of {} register(s) tells {}: raise occupied_words or lower max_carriages",
+                    m.max_carriages,
+                    m.max_carriages + 1,
+                    i.occupied_words,
+                    i.occupied_words * 16
+                ));
+            }
+        }
+        if profile.device.kind == Kind::Shelving {
+            match (&profile.watchdog, profile.has_heartbeat()) {
+                (Some(w), true) => {
+                    if w.period_ms == 0 || w.timeout_ms < 2 * w.period_ms {
+                        return Err(
+                            "[watchdog] timeout_ms must be at least twice period_ms (and period_ms above 0), so that one late heartbeat does not stop the drives"
+                                .into(),
+                        );
+                    }
+                }
+                (Some(_), false) => {
+                    return Err(
+                        "[watchdog] needs the protocol's heartbeat: [modbus.holding] heartbeat, [framed.functions] heartbeat or [mqtt_json] heartbeat_topic"
+                            .into(),
+                    );
+                }
+                (None, true) => {
+                    return Err(
+                        "a heartbeat is named but there is no [watchdog] section with period_ms and timeout_ms"
+                            .into(),
+                    );
+                }
+                (None, false) => {}
             }
         }
         let session_ok = |s: Option<u8>| s.is_none_or(|s| s <= 3);
