@@ -1,17 +1,18 @@
 //! stackroom: the controller of an archive stack room with RFID compact shelving.
 //!
-//! The map (see also `../shared/DESIGN.md` in the project and the README):
-//! - [`shelf`], [`layout`], [`archive_no`], [`config`]: the room as configured: shelf
-//!   addresses, ranges and carriages, the site's archive-number rule, devices and antennas;
+//! ARCHITECTURE.md in the repository is the map: the crates, the modules, which way they
+//! point and the invariants they keep (the shelving's safety rules first). In short:
+//! - [`shelf`], [`layout`], [`archive_no`], [`config`]: the room as configured;
 //! - [`store`]: SQLite with one batching writer and pooled readers;
-//! - [`location`]: boxes, bindings and their history, search, shelf suggestion, import;
-//! - [`mqtt`]: the embedded MQTT broker;
-//! - [`rfid`]: tag reads and the location decision;
-//! - [`shelving`]: shelving drivers, motion planning and the range controllers;
-//! - [`api`]: the HTTP API (axum) with its generated OpenAPI document;
-//! - [`demo`]: the demo room and its seed data;
-//! - [`sim`]: the simulated room (hw-sim) started from a room config;
-//! - [`server`]: starting a controller from a config.
+//! - [`location`], [`loans`], [`gate`], [`labels`]: boxes, bindings, circulation;
+//! - [`shelving`]: drivers, motion planning and the range controllers;
+//! - [`rfid`]: tag reads, the location decision, sweeps;
+//! - [`environment`]: climate and safety sensors, alarms, dehumidifiers, ventilation;
+//! - [`access`], [`audit`]: tokens and roles, the audit trail;
+//! - [`api`], [`page`]: the HTTP API and the staff page;
+//! - [`mqtt`]: the embedded broker and the event publisher;
+//! - [`server`], [`demo`], [`sim`], [`cli_sweep`], [`logging`]: starting a controller, the
+//!   demo room, hw-sim from a room config, `stackroom sweep`, log setup.
 
 pub mod access;
 pub mod api;

@@ -85,8 +85,11 @@ impl EmbeddedBroker {
     }
 }
 
-/// Publishes the room's events to MQTT: each range's state (retained) on
-/// `stackroom/{site}/{room}/ranges/{range}/state`, each operation change on
+/// Publishes the room's events to MQTT: the controller's own status (retained) on
+/// `stackroom/{site}/{room}/status`, `{"online":true,…}` from each connection and its last
+/// will `{"online":false}` when it dies or loses the broker (every range of an offline
+/// controller is then unknown, whatever its last retained state says); each range's state
+/// (retained, again on every reconnection) on `stackroom/{site}/{room}/ranges/{range}/state`, each operation change on
 /// `stackroom/{site}/{room}/operations`, each environment alarm change on
 /// `stackroom/{site}/{room}/alarms`, each sensor change (retained) on
 /// `stackroom/{site}/{room}/environment/{sensor}`, each overdue loan (once a day) on
@@ -101,24 +104,60 @@ pub fn publish_events(
     environment: &crate::environment::Environment,
     loans: &crate::loans::Loans,
 ) -> tokio::task::JoinHandle<()> {
-    use rumqttc::{AsyncClient, MqttOptions, QoS};
+    use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
     let base = format!("stackroom/{site}/{room}");
+    let status = format!("{base}/status");
     let mut options = MqttOptions::new(format!("stackroom-{site}-{room}"), host, port);
-    options.set_keep_alive(Duration::from_secs(10));
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_last_will(LastWill::new(
+        &status,
+        r#"{"online":false}"#,
+        QoS::AtLeastOnce,
+        true,
+    ));
     let (client, mut eventloop) = AsyncClient::new(options, 256);
     let mut events = shelving.subscribe();
     let mut env_events = environment.subscribe();
     let mut overdue = loans.subscribe_overdue();
-    let current = shelving.ranges();
+    let ranges = shelving.clone();
+    let announcer = client.clone();
+    let state_base = base.clone();
     tokio::spawn(async move {
         let poller = tokio::spawn(async move {
             loop {
-                if let Err(e) = eventloop.poll().await {
-                    tracing::debug!(error = %e, "event publisher reconnects");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let online =
+                            serde_json::json!({"online": true, "since": chrono::Utc::now()});
+                        let _ = announcer.try_publish(
+                            &status,
+                            QoS::AtLeastOnce,
+                            true,
+                            online.to_string(),
+                        );
+                        for view in ranges.ranges() {
+                            if let Ok(body) = serde_json::to_vec(&view) {
+                                let topic = format!("{state_base}/ranges/{}/state", view.range);
+                                let _ = announcer.try_publish(topic, QoS::AtLeastOnce, true, body);
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "event publisher reconnects");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
                 }
             }
         });
+        // Whatever ends this task ends the connection with it (and the will goes out).
+        struct Abort(tokio::task::JoinHandle<()>);
+        impl Drop for Abort {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let _poller = Abort(poller);
         let publish = |event: &crate::shelving::Event| -> Option<(String, bool, Vec<u8>)> {
             match event {
                 crate::shelving::Event::Range(r) => Some((
@@ -133,11 +172,6 @@ pub fn publish_events(
                 )),
             }
         };
-        for view in current {
-            if let Some((topic, retain, body)) = publish(&crate::shelving::Event::Range(view)) {
-                let _ = client.publish(topic, QoS::AtLeastOnce, retain, body).await;
-            }
-        }
         let alarms = format!("{base}/alarms");
         let sensors = format!("{base}/environment");
         loop {
@@ -183,6 +217,5 @@ pub fn publish_events(
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
         }
-        poller.abort();
     })
 }

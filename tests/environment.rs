@@ -382,6 +382,10 @@ async fn a_damp_zone_ventilates_its_ranges_but_not_one_in_use() {
     assert_eq!(th["state"], "ok", "{th}");
 
     // Someone opens an aisle of range 3 (zone bc) and works in it.
+    wait_for(base, "/api/v1/ranges/3", 20, |v| {
+        v["link"] == "up" && v["motion"] == "idle"
+    })
+    .await;
     let (status, started) = post(base, "/api/v1/ranges/3/aisles/4/open").await;
     assert_eq!(status, 202, "{started}");
     let op = started["operation"].as_str().unwrap().to_string();

@@ -173,3 +173,39 @@ fn hex(text: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap())
         .collect()
 }
+
+#[tokio::test]
+async fn the_controller_says_it_is_online_and_its_last_will_says_when_it_is_gone() {
+    let (_simulator, broker) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = RoomConfig::load(&demo::config_path()).unwrap();
+    let controller = stackroom::server::Controller::start(config, Some(dir.path()))
+        .await
+        .unwrap();
+    let publisher = stackroom::mqtt::publish_events(
+        "127.0.0.1".into(),
+        broker.addr.port(),
+        "gd-power",
+        "stack-1",
+        &controller.shelving,
+        &controller.environment,
+        &controller.loans,
+    );
+    let (watcher, mut events) = client(&broker, "test-status");
+    watcher
+        .subscribe("stackroom/gd-power/stack-1/status", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let online = next(&mut events, |t, v| {
+        t.ends_with("/status") && v["online"] == true
+    })
+    .await;
+    assert!(online["since"].is_string(), "{online}");
+    // The controller dies without a word: the broker tells for it.
+    publisher.abort();
+    let gone = next(&mut events, |t, v| {
+        t.ends_with("/status") && v["online"] == false
+    })
+    .await;
+    assert_eq!(gone, json!({"online": false}));
+}

@@ -8,6 +8,7 @@
 //! - [`world`]: the simulated truth, which tag is on which shelf;
 //! - [`rf`]: the seeded radio model, what an antenna hears in one inventory round;
 //! - [`serial_link`]: virtual serial cables (pseudo-terminal pairs) with line faults;
+//! - [`modbus_rtu`]: a Modbus RTU slave that frames by silences, as the specification does;
 //! - [`modbus_shelving`], [`framed_shelving`], [`r2000_reader`], [`mercury_reader`]: the
 //!   devices on their serial wires;
 //! - [`mqtt_devices`]: a JSON shelving controller and an Impinj-style reader on MQTT;
@@ -25,6 +26,7 @@ pub mod climate;
 pub mod clock;
 pub mod framed_shelving;
 pub mod mercury_reader;
+pub mod modbus_rtu;
 pub mod modbus_shelving;
 pub mod mqtt_devices;
 pub mod r2000_reader;

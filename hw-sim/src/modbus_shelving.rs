@@ -1,5 +1,5 @@
-//! A simulated shelving controller on Modbus RTU (tokio-modbus server on a serial line) or
-//! Modbus TCP.
+//! A simulated shelving controller on Modbus RTU (a slave framing by silences, see
+//! [`crate::modbus_rtu`]) or Modbus TCP (tokio-modbus server).
 //!
 //! The register map comes from the device profile ([`stackroom_wire::profile::ModbusShelving`]).
 //! Input registers mirror the range's state; writing a command code to the command holding
@@ -241,25 +241,14 @@ impl Service for ModbusController {
     }
 }
 
-/// Serves `controller` on the serial device at `path` until the task is dropped. A line
-/// error ends one server; the next opens the line again.
+/// Serves `controller` on the serial device at `path` until the task is dropped, framing
+/// requests as a Modbus RTU slave does ([`crate::modbus_rtu`]).
 pub async fn serve(path: String, baud: u32, controller: ModbusController, online: Arc<AtomicBool>) {
     let controller = ModbusController {
-        online: Some(online),
+        online: Some(online.clone()),
         ..controller
     };
-    loop {
-        match tokio_serial::SerialStream::open(&tokio_serial::new(&path, baud)) {
-            Ok(stream) => {
-                let server = tokio_modbus::server::rtu::Server::new(stream);
-                if let Err(e) = server.serve_forever(controller.clone()).await {
-                    tracing::debug!(error = %e, %path, "modbus server restarts");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, %path, "cannot open the simulated line"),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    crate::modbus_rtu::serve(path, baud, controller, online).await
 }
 
 /// Serves `controller` as a Modbus TCP gateway on `listener` until the task is dropped.

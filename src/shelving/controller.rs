@@ -3,7 +3,7 @@
 //! It owns the range's view and its operations, and never waits on the device: orders go
 //! to the driver with a deadline and their answers come back as events of its loop, beside
 //! the device's states, requests, the room's alarms and a 100 ms tick. After each event one
-//! function, [`Controller::step`], decides what to do from what is known. Its rules:
+//! function, `Controller::step`, decides what to do from what is known. Its rules:
 //!
 //! - **Fresh state only.** A motion starts only on a device report younger than the
 //!   profile's `max_state_age_ms`, heard after the last command whose fate was unknown.
@@ -199,24 +199,54 @@ struct Queued {
 struct StopDuty {
     /// Stop operations that end when it is confirmed.
     ops: Vec<String>,
-    /// The motion operation it ends, with its reason.
-    ending: Option<(String, &'static str, String)>,
+    /// The motion operations it ends, with their reasons.
+    ending: Vec<(String, &'static str, String)>,
     since: Instant,
     /// When the device took the last Stop.
     acked_at: Option<Instant>,
+    /// When the last operation joined: only a Stop sent after it counts for it.
+    joined: Instant,
     next_try: Instant,
     last_error: Option<String>,
     reported: bool,
+}
+
+impl StopDuty {
+    /// Another operation waits on it: a Stop is sent for it (even if one was taken just
+    /// before), and it is told in its turn if that is not confirmed in time.
+    fn join(&mut self) {
+        let now = Instant::now();
+        self.joined = now;
+        self.since = now;
+        self.reported = false;
+        if self.acked_at.take().is_some() {
+            self.next_try = now;
+        }
+    }
 }
 
 /// A lock that the device has yet to confirm.
 struct LockDuty {
     ops: Vec<String>,
     since: Instant,
+    joined: Instant,
     acked_at: Option<Instant>,
     next_try: Instant,
     last_error: Option<String>,
     reported: bool,
+}
+
+impl LockDuty {
+    /// Another lock request waits on it (see [`StopDuty::join`]).
+    fn join(&mut self) {
+        let now = Instant::now();
+        self.joined = now;
+        self.since = now;
+        self.reported = false;
+        if self.acked_at.take().is_some() {
+            self.next_try = now;
+        }
+    }
 }
 
 /// What a command on the command lane is for.
@@ -231,6 +261,7 @@ enum Purpose {
 struct InFlight {
     purpose: Purpose,
     answer: Pending,
+    sent_at: Instant,
 }
 
 struct Runtime {
@@ -241,7 +272,7 @@ struct Runtime {
     stop: Option<StopDuty>,
     lock: Option<LockDuty>,
     inflight: Option<InFlight>,
-    stop_inflight: Option<Pending>,
+    stop_inflight: Option<(Pending, Instant)>,
     lane: VecDeque<(Purpose, Command)>,
     /// States heard before this are not trusted (a command's fate was unknown then).
     trust_after: Instant,
@@ -440,10 +471,7 @@ impl Controller {
                 self.halt(rt, "stop", format!("stopped on request by {actor}"), true);
                 if let Some(duty) = rt.stop.as_mut() {
                     duty.ops.push(id.clone());
-                    // Every Stop asked for goes to the device, even when one is under way.
-                    if duty.acked_at.take().is_some() {
-                        duty.next_try = Instant::now();
-                    }
+                    duty.join();
                 }
                 let _ = reply.send(Ok(id));
             }
@@ -464,14 +492,13 @@ impl Controller {
                 match rt.lock.as_mut() {
                     Some(duty) => {
                         duty.ops.push(id.clone());
-                        if duty.acked_at.take().is_some() {
-                            duty.next_try = now;
-                        }
+                        duty.join();
                     }
                     None => {
                         rt.lock = Some(LockDuty {
                             ops: vec![id.clone()],
                             since: now,
+                            joined: now,
                             acked_at: None,
                             next_try: now,
                             last_error: None,
@@ -621,19 +648,20 @@ impl Controller {
         let now = Instant::now();
         match rt.stop.as_mut() {
             Some(duty) => {
-                if let Some((id, reason, message)) = ending {
+                if let Some(ending) = ending {
                     // Already stopping for another reason: this one ends with it.
-                    self.set(&id, OpState::Stopping, Some((reason, message)));
-                    duty.ops.push(id);
+                    duty.ending.push(ending);
+                    duty.join();
                 }
             }
             None => {
                 tracing::info!(range = self.range, reason, %message, "stop");
                 rt.stop = Some(StopDuty {
                     ops: Vec::new(),
-                    ending,
+                    ending: ending.into_iter().collect(),
                     since: now,
                     acked_at: None,
+                    joined: now,
                     next_try: now,
                     last_error: None,
                     reported: false,
@@ -644,7 +672,13 @@ impl Controller {
 
     // --------------------------------------------------------------------- answers
 
-    fn answered(&self, rt: &mut Runtime, purpose: Purpose, answer: Result<Outcome, CommandError>) {
+    fn answered(
+        &self,
+        rt: &mut Runtime,
+        purpose: Purpose,
+        sent_at: Instant,
+        answer: Result<Outcome, CommandError>,
+    ) {
         let now = Instant::now();
         if matches!(answer, Err(CommandError::Unconfirmed(_)))
             && !matches!(purpose, Purpose::Warning(_))
@@ -707,6 +741,8 @@ impl Controller {
             Purpose::Lock => {
                 let Some(duty) = rt.lock.as_mut() else { return };
                 match answer {
+                    // Sent before the last lock request joined: send it again for that one.
+                    Ok(Outcome::Accepted) if sent_at < duty.joined => duty.next_try = now,
                     Ok(Outcome::Accepted) => duty.acked_at = Some(now),
                     Ok(Outcome::Refused(why)) => {
                         duty.last_error =
@@ -746,10 +782,17 @@ impl Controller {
         }
     }
 
-    fn stop_answered(&self, rt: &mut Runtime, answer: Result<Outcome, CommandError>) {
+    fn stop_answered(
+        &self,
+        rt: &mut Runtime,
+        sent_at: Instant,
+        answer: Result<Outcome, CommandError>,
+    ) {
         let now = Instant::now();
         let Some(duty) = rt.stop.as_mut() else { return };
         match answer {
+            // Sent before the last Stop request joined: send it again for that one.
+            Ok(Outcome::Accepted) if sent_at < duty.joined => duty.next_try = now,
             Ok(Outcome::Accepted) => duty.acked_at = Some(now),
             Ok(Outcome::Refused(why)) => {
                 duty.last_error = Some(format!("the controller refused the stop: {why}"));
@@ -847,6 +890,7 @@ impl Controller {
                     rt.inflight = Some(InFlight {
                         purpose: Purpose::Motion(id),
                         answer,
+                        sent_at: now,
                     });
                     if let Some(a) = rt.active.as_mut() {
                         a.phase = Phase::Sending;
@@ -1107,7 +1151,7 @@ impl Controller {
             for id in &duty.ops {
                 self.set(id, OpState::Done, None);
             }
-            if let Some((id, reason, message)) = duty.ending {
+            for (id, reason, message) in duty.ending {
                 self.set(&id, OpState::Stopped, Some((reason, message)));
             }
             tracing::info!(range = self.range, "stop confirmed");
@@ -1122,10 +1166,10 @@ impl Controller {
         }
         if duty.acked_at.is_none() && rt.stop_inflight.is_none() && now >= duty.next_try {
             rt.seq += 1;
-            rt.stop_inflight = Some(self.driver.order(
-                Command::Stop,
-                rt.seq,
-                now + self.timing.command_timeout,
+            rt.stop_inflight = Some((
+                self.driver
+                    .order(Command::Stop, rt.seq, now + self.timing.command_timeout),
+                now,
             ));
             duty.next_try = now + self.settings.stop_retry;
         }
@@ -1147,7 +1191,7 @@ impl Controller {
                     Some(("not_confirmed", message.clone())),
                 );
             }
-            if let Some((id, reason, _)) = &duty.ending {
+            for (id, reason, _) in &duty.ending {
                 self.set(id, OpState::Unconfirmed, Some((reason, message.clone())));
             }
         }
@@ -1231,7 +1275,11 @@ impl Controller {
         let answer = self
             .driver
             .order(command, seq, Instant::now() + self.timing.command_timeout);
-        rt.inflight = Some(InFlight { purpose, answer });
+        rt.inflight = Some(InFlight {
+            purpose,
+            answer,
+            sent_at: Instant::now(),
+        });
     }
 
     // --------------------------------------------------------------------- the view
@@ -1329,15 +1377,15 @@ impl Controller {
                     let Some(request) = request else { return };
                     self.request(&mut rt, request);
                 }
-                answer = async { rt.stop_inflight.as_mut().expect("guarded").await }, if rt.stop_inflight.is_some() => {
-                    rt.stop_inflight = None;
+                answer = async { (&mut rt.stop_inflight.as_mut().expect("guarded").0).await }, if rt.stop_inflight.is_some() => {
+                    let sent_at = rt.stop_inflight.take().expect("guarded").1;
                     let answer = answer.unwrap_or_else(|_| Err(CommandError::NotSent("the driver has stopped".into())));
-                    self.stop_answered(&mut rt, answer);
+                    self.stop_answered(&mut rt, sent_at, answer);
                 }
                 answer = async { (&mut rt.inflight.as_mut().expect("guarded").answer).await }, if rt.inflight.is_some() => {
-                    let purpose = rt.inflight.take().expect("guarded").purpose;
+                    let InFlight { purpose, sent_at, .. } = rt.inflight.take().expect("guarded");
                     let answer = answer.unwrap_or_else(|_| Err(CommandError::NotSent("the driver has stopped".into())));
-                    self.answered(&mut rt, purpose, answer);
+                    self.answered(&mut rt, purpose, sent_at, answer);
                 }
                 changed = link.changed() => {
                     if changed.is_err() {

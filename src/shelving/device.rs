@@ -285,6 +285,37 @@ async fn refuse_while<T>(
     }
 }
 
+/// Runs a future to its end, turning a panic into an error.
+async fn guarded<T>(f: impl Future<Output = T>) -> Result<T, String> {
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(f)
+        .catch_unwind()
+        .await
+        .map_err(|panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into());
+            format!("the protocol failed on what came off the wire ({why})")
+        })
+}
+
+/// Reads and drops what a serial line still carries from an earlier session (a late answer
+/// would be taken for the answer to the next request), until it has been quiet for `quiet`
+/// (at most one second).
+pub async fn drain<R: tokio::io::AsyncRead + Unpin>(line: &mut R, quiet: Duration) {
+    use tokio::io::AsyncReadExt;
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut buf = [0u8; 256];
+    while Instant::now() < until {
+        match tokio::time::timeout(quiet, line.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => continue,
+            _ => return,
+        }
+    }
+}
+
 /// Runs a driver until the controller drops its handle.
 pub async fn run<C: Connector>(
     device: String,
@@ -302,7 +333,8 @@ pub async fn run<C: Connector>(
             Some(Err(e)) => {
                 why = e.to_string();
                 let _ = ports.link.send(Link::Down(why.clone()));
-                refuse_while(&mut ports, &why, tokio::time::sleep(backoff(attempt))).await;
+                let pause = backoff(attempt).min(Duration::from_secs(1));
+                refuse_while(&mut ports, &why, tokio::time::sleep(pause)).await;
                 attempt += 1;
                 continue;
             }
@@ -318,17 +350,31 @@ pub async fn run<C: Connector>(
                 _ = beat.tick(), if watchdog.is_some() => Next::Beat,
                 w = session.wake() => Next::Wake(w),
             };
+            // A protocol library that panics on what came off the wire ends the session,
+            // not the driver.
             match next {
                 Next::Order(order) => {
                     if !order.may_send() {
                         order.not_sent("its deadline passed before the line was free");
                         continue;
                     }
-                    let answer = session.execute(&order, &ports.link).await;
+                    let answer = guarded(session.execute(&order, &ports.link)).await;
+                    let (answer, panicked) = match answer {
+                        Ok(answer) => (answer, None),
+                        Err(why) => (
+                            Err(CommandError::Unconfirmed(format!(
+                                "the driver failed mid-command: {why}"
+                            ))),
+                            Some(DriverError::Protocol(why)),
+                        ),
+                    };
                     if let Err(e) = &answer {
                         tracing::warn!(%device, command = ?order.command, seq = order.seq, error = %e, "command");
                     }
                     order.answer(answer);
+                    if let Some(e) = panicked {
+                        break e;
+                    }
                 }
                 Next::Beat => {
                     // Only while the controller's loop turns: a stuck controller lets the
@@ -336,18 +382,21 @@ pub async fn run<C: Connector>(
                     let alive = ports.alive.load(Ordering::Relaxed);
                     if last_beat != Some(alive) {
                         last_beat = Some(alive);
-                        if let Err(e) = session.heartbeat(alive).await {
-                            break e;
+                        match guarded(session.heartbeat(alive)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => break e,
+                            Err(why) => break DriverError::Protocol(why),
                         }
                     }
                 }
-                Next::Wake(w) => match session.handle(w).await {
-                    Ok(Some(state)) => {
+                Next::Wake(w) => match guarded(session.handle(w)).await {
+                    Ok(Ok(Some(state))) => {
                         attempt = 0;
                         let _ = ports.link.send(Link::Up(state));
                     }
-                    Ok(None) => {}
-                    Err(e) => break e,
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => break e,
+                    Err(why) => break DriverError::Protocol(why),
                 },
             }
             if let Err(e) = session.health() {
@@ -365,7 +414,9 @@ pub async fn run<C: Connector>(
         while let Ok(o) = ports.commands.try_recv() {
             o.not_sent(format!("the link is down: {why}"));
         }
-        refuse_while(&mut ports, &why, tokio::time::sleep(backoff(attempt))).await;
+        // Not longer than a second: a Stop may be waiting for the line.
+        let pause = backoff(attempt).min(Duration::from_secs(1));
+        refuse_while(&mut ports, &why, tokio::time::sleep(pause)).await;
         attempt += 1;
     }
 }

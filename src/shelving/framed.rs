@@ -31,8 +31,9 @@ impl Connector for Framed {
     type Session = FramedSession;
 
     async fn connect(&mut self) -> Result<FramedSession, DriverError> {
-        let stream = SerialStream::open(&tokio_serial::new(&self.path, self.baud))
+        let mut stream = SerialStream::open(&tokio_serial::new(&self.path, self.baud))
             .map_err(|e| DriverError::Link(format!("{}: {e}", self.path)))?;
+        super::device::drain(&mut stream, Duration::from_millis(300)).await;
         let mut poll =
             tokio::time::interval(Duration::from_millis(self.timing.poll_interval_ms.max(20)));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

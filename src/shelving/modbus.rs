@@ -37,7 +37,7 @@ const MERGE_GAP: u16 = 8;
 const MAX_READ: u16 = 125;
 
 /// The blocks of input registers to read for `carriages` carriages: every register the
-/// map names, neighbours (up to [`MERGE_GAP`] apart) in one block, at most [`MAX_READ`]
+/// map names, neighbours (up to `MERGE_GAP` apart) in one block, at most `MAX_READ`
 /// registers a block, in address order.
 pub fn blocks(map: &ModbusShelving, carriages: u16) -> Vec<(u16, u16)> {
     let i = &map.input;
@@ -83,8 +83,9 @@ impl Connector for Modbus {
     async fn connect(&mut self) -> Result<ModbusSession, DriverError> {
         let ctx = match &self.wire {
             Wire::Rtu { path, baud } => {
-                let serial = tokio_serial::SerialStream::open(&tokio_serial::new(path, *baud))
+                let mut serial = tokio_serial::SerialStream::open(&tokio_serial::new(path, *baud))
                     .map_err(|e| DriverError::Link(format!("{path}: {e}")))?;
+                super::device::drain(&mut serial, Duration::from_millis(300)).await;
                 tokio_modbus::client::rtu::attach_slave(serial, Slave(self.unit))
             }
             Wire::Tcp { address } => {

@@ -611,3 +611,33 @@ async fn lock_stops_first_and_is_done_once_the_device_shows_it() {
     assert_eq!(b.op(&lock).state, OpState::Done);
     assert_eq!(b.op(&id).reason.as_deref(), Some("locked"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_asked_while_another_is_unconfirmed_is_sent_and_told_in_its_turn() {
+    let mut b = bench();
+    b.run_for(Duration::from_millis(200)).await;
+    let _ = b.device.link.send(Link::Down("cable cut".into()));
+    let first = b.stop().await;
+    let answer_all = async |b: &mut Bench, d: Duration| {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            tokio::select! {
+                o = b.device.stop.recv() => o.unwrap().not_sent("the link is down"),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+    };
+    answer_all(&mut b, Duration::from_secs(3)).await;
+    assert_eq!(b.op(&first).state, OpState::Unconfirmed);
+    let second = b.stop().await;
+    answer_all(&mut b, Duration::from_secs(1)).await;
+    assert_eq!(b.op(&second).state, OpState::Stopping, "its own window");
+    answer_all(&mut b, Duration::from_secs(2)).await;
+    assert_eq!(b.op(&second).state, OpState::Unconfirmed);
+    // Back: one Stop taken after both asked, and a report at rest, end both.
+    let stop = b.next_order(Duration::from_secs(1)).await;
+    stop.answer(Ok(Outcome::Accepted));
+    b.run_for(Duration::from_millis(300)).await;
+    assert_eq!(b.op(&first).state, OpState::Done);
+    assert_eq!(b.op(&second).state, OpState::Done);
+}
