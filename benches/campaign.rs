@@ -21,7 +21,7 @@ fn main() {
     let settings = fault_campaign::Settings {
         seed: env("CAMPAIGN_SEED", 2026),
         scenarios: env("CAMPAIGN_SCENARIOS", 10_000) as usize,
-        ranges_per_transport: env("CAMPAIGN_RANGES", 6) as u16,
+        ranges_per_transport: env("CAMPAIGN_RANGES", 8) as u16,
         time_scale: 10.0,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

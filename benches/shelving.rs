@@ -86,6 +86,7 @@ async fn main() {
     }
 
     let wiring = Wiring {
+        tcp_addresses: Default::default(),
         serial_paths: [("shelving-1".to_string(), path)].into(),
         mqtt: None,
     };

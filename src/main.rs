@@ -293,6 +293,7 @@ async fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             controller
                 .start_devices(&Wiring {
+                    tcp_addresses: Default::default(),
                     serial_paths: Default::default(),
                     mqtt: Some((host.clone(), port)),
                 })

@@ -133,6 +133,14 @@ pub fn spec(
                     )
                 })?;
                 let wire = match (profile.device.protocol, &profile.modbus, &profile.mqtt_json) {
+                    (Protocol::Modbus, Some(map), _)
+                        if matches!(device.transport, Transport::ModbusTcp { .. }) =>
+                    {
+                        ShelvingWire::ModbusTcp {
+                            map: map.clone(),
+                            unit: unit(device, map.unit),
+                        }
+                    }
                     (Protocol::Modbus, Some(map), _) => ShelvingWire::ModbusRtu {
                         map: map.clone(),
                         unit: unit(device, map.unit),
@@ -342,7 +350,11 @@ pub fn describe(sim: &Simulator) -> Vec<String> {
             format!(
                 "sim device {}: {} ({})",
                 e.device,
-                e.path.as_deref().or(e.topics.as_deref()).unwrap_or("-"),
+                e.path
+                    .as_deref()
+                    .or(e.topics.as_deref())
+                    .or(e.address.as_deref())
+                    .unwrap_or("-"),
                 e.kind
             )
         })
@@ -406,14 +418,10 @@ pub async fn simulate(
     };
     let simulator = start(&controller.config, placement, &settings, control).await?;
     controller
-        .start_devices(&crate::shelving::Wiring {
-            serial_paths: simulator
-                .endpoints
-                .iter()
-                .filter_map(|e| Some((e.device.clone(), e.path.clone()?)))
-                .collect(),
-            mqtt: Some(("127.0.0.1".into(), broker.addr.port())),
-        })
+        .start_devices(&crate::shelving::Wiring::of(
+            &simulator,
+            Some(("127.0.0.1".into(), broker.addr.port())),
+        ))
         .await?;
     Ok((simulator, broker))
 }

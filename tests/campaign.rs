@@ -13,7 +13,7 @@ async fn with_the_plcs_interlocks_off_the_controller_alone_keeps_people_safe() {
     let report = fault_campaign::run(fault_campaign::Settings {
         seed: 16,
         scenarios,
-        ranges_per_transport: 4,
+        ranges_per_transport: 3,
         time_scale: 10.0,
     })
     .await;

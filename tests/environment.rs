@@ -240,6 +240,8 @@ async fn a_silent_sensor_is_stale_and_smoke_stops_a_moving_range_and_locks_the_r
         put(sim, "/sim/devices/env-zigbee/online", "false").await,
         204
     );
+    // The bridge says it is offline (its last will): its points are stale at once, not
+    // after their battery sensors' two hours.
     let th = wait_sensor(base, "th-bc", 20, |s| s["state"] == "stale").await;
     assert_eq!(th["state"], "stale", "{th}");
     let alarms = wait_for(base, "/api/v1/alarms?state=active", 5, |a| {
@@ -334,9 +336,14 @@ fn a_config_with_a_bad_environment_section_names_the_key() {
     let profiles = concat!(env!("CARGO_MANIFEST_DIR"), "/device-profiles");
     let cases = [
         (
-            "zone = \"bc\"\ndevice = \"env-zigbee\"\ntopic = \"water-bc\"",
-            "zone = \"nowhere\"\ndevice = \"env-zigbee\"\ntopic = \"water-bc\"",
+            "zone = \"bc\"\ndevice = \"env-zigbee\"\ntopic = \"stack-1/water-bc\"",
+            "zone = \"nowhere\"\ndevice = \"env-zigbee\"\ntopic = \"stack-1/water-bc\"",
             "environment.points[5].zone",
+        ),
+        (
+            "topic = \"stack-1/water-bc\"",
+            "topic = \"stack-1/water-bc/set\"",
+            "environment.points[5].topic",
         ),
         ("input = 0", "input = 9", "environment.points[1].kind"),
         (
@@ -440,4 +447,24 @@ async fn a_damp_zone_ventilates_its_ranges_but_not_one_in_use() {
     );
     let (_, _, r3) = get(base, "/api/v1/ranges/3").await;
     assert_eq!(r3["open_aisle"], 4, "{r3}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouped_zigbee_sensor_that_reports_hourly_is_read_and_not_stale() {
+    // th-bc is "stack-1/th-bc" on the bridge (a '/' in its friendly name) and, as a battery
+    // sensor, reports only when its reading moves by 0.5 °C or 3 % or once an hour: the
+    // controller subscribes to exactly its topic and gives it two hours.
+    let dir = tempfile::tempdir().unwrap();
+    let demo = start_demo(dir.path(), &["--time-scale", "10"]);
+    let base = demo.base.as_str();
+    let th = wait_sensor(base, "th-bc", 20, |s| s["state"] == "ok").await;
+    assert_eq!(th["state"], "ok", "{th}");
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let th = sensor(base, "th-bc").await;
+    assert_eq!(th["state"], "ok", "quiet is not stale: {th}");
+    let (_, _, alarms) = get(base, "/api/v1/alarms?state=open").await;
+    assert!(
+        of_kind(&alarms, "sensor_stale", "th-bc").is_empty(),
+        "{alarms}"
+    );
 }

@@ -81,7 +81,8 @@ async fn mqtt_shelving_works_through_mosquitto() {
         ..SimSettings::default()
     };
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let _simulator = sim::start(&config, vec![], &settings, any).await.unwrap();
+    let simulator = sim::start(&config, vec![], &settings, any).await.unwrap();
+    let plc = simulator.range(2).unwrap();
     // No wiring override: the driver takes the broker from the config.
     let shelving = Shelving::start(&config, &Wiring::default()).unwrap();
     let ready = || {
@@ -131,6 +132,22 @@ async fn mqtt_shelving_works_through_mosquitto() {
             if ["link_down", "state_unknown"].contains(&r.reason)),
         "{refused}"
     );
+    // An unlock asked during the outage fails: it never left.
+    let unlock = shelving.lock(2, false, "test").await.unwrap();
+    let mut op = shelving.operations.get(&unlock).unwrap();
+    for _ in 0..100 {
+        op = shelving.operations.get(&unlock).unwrap();
+        if op.state.is_final() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (op.state, op.reason.as_deref()),
+        (OpState::Failed, Some("not_sent")),
+        "{op:?}"
+    );
+    let logged = plc.lock().unwrap().commands_since(0).len() as u64;
     // It comes back on the same port: the driver reconnects by itself.
     let (_broker, _) = mosquitto(dir.path(), Some(port)).expect("Mosquitto restarts");
     for _ in 0..1000 {
@@ -144,6 +161,17 @@ async fn mqtt_shelving_works_through_mosquitto() {
         "after the broker's restart: {:?}",
         shelving.range(2)
     );
+    // What was refused or failed while the broker was away never reaches the device after
+    // it: no publish outlives its session (rumqttc would otherwise send it on reconnecting).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let late: Vec<_> = plc
+        .lock()
+        .unwrap()
+        .commands_since(logged)
+        .into_iter()
+        .map(|c| c.command)
+        .collect();
+    assert!(late.is_empty(), "delivered after the restart: {late:?}");
     let op = shelving
         .motion(2, "open", Goal::OpenAisle(2), "test", false)
         .await

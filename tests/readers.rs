@@ -215,3 +215,67 @@ async fn a_line_that_will_not_open_is_retried_with_back_off() {
         2
     );
 }
+
+#[tokio::test]
+async fn a_mercury_shelf_of_a_dozen_and_more_tags_is_read_whole_and_an_xpc_is_not_in_the_epc() {
+    // The module answers one Get Tag Buffer with as many records as fit in a frame (eleven
+    // of EPC-96 with read count, RSSI and antenna); the driver asks again until it has
+    // every tag the read counted, as the vendor's host library does.
+    let room = room().await;
+    let mercury = driver(&room, "reader-2");
+    let a = room
+        .config
+        .antennas
+        .iter()
+        .find(|a| a.reader == "reader-2")
+        .unwrap();
+    let c = reqwest::Client::new();
+    let strays: Vec<String> = (0..14)
+        .map(|i| format!("E28011700000000000AA{i:04X}"))
+        .collect();
+    for epc in &strays {
+        let body = serde_json::json!({"epc": epc, "shelf": a.shelf.to_string()}).to_string();
+        let r = c
+            .post(format!("http://{}/sim/tags", room.sim.control))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // One of them sends an XPC word after its PC (PC bit 0x0200).
+    let r = c
+        .put(format!(
+            "http://{}/sim/tags/{}/xpc",
+            room.sim.control, strays[3]
+        ))
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let on_shelf = room
+        .sim
+        .state()
+        .tags
+        .iter()
+        .filter(|t| t.shelf.as_deref() == Some(a.shelf.to_string().as_str()))
+        .count();
+    assert!(on_shelf > 11, "more than one response's worth: {on_shelf}");
+    let reads = mercury
+        .inventory(a.port, Duration::from_millis(400))
+        .await
+        .unwrap();
+    let heard: HashSet<&str> = reads.iter().map(|r| r.epc.as_str()).collect();
+    for epc in &strays {
+        assert!(
+            heard.contains(epc.as_str()),
+            "{epc} unheard of {}",
+            heard.len()
+        );
+    }
+    assert!(
+        reads.iter().all(|r| r.epc.len() == 24),
+        "no EPC carries the XPC word"
+    );
+}

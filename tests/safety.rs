@@ -341,6 +341,7 @@ async fn a_twenty_carriage_range_sees_a_person_in_aisle_18() {
         ..PlcSettings::default()
     });
     let wiring = Wiring {
+        tcp_addresses: Default::default(),
         serial_paths: [(
             "shelving-1".to_string(),
             simulator.path("shelving-1").unwrap().to_string(),

@@ -387,3 +387,36 @@ async fn a_fault_refuses_motion_until_it_is_cleared() {
     let (status, body) = post(&d.base, "/api/v1/ranges/1/aisles/4/open").await;
     assert_eq!(status, 202, "{body}");
 }
+
+#[tokio::test]
+async fn a_plc_that_acts_on_its_next_scan_50_ms_later_completes_the_opening() {
+    // The PLC takes the write at once but acts on it 50 ms later: the driver waits out the
+    // profile's scan_ms for the command to be counted (Modbus), for the result (MQTT) or the
+    // answer (framed), instead of calling the command lost while the carriages start.
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    for range in [1u16, 2, 3] {
+        range_ready(&d, range).await;
+        let plc = r#"{"interlocks":true,"scan_delay_ms":50,"watchdog":true}"#;
+        assert_eq!(
+            put(&d.sim, &format!("/sim/ranges/{range}/plc"), plc).await,
+            200
+        );
+        let (status, body) = post(&d.base, &format!("/api/v1/ranges/{range}/aisles/5/open")).await;
+        assert_eq!(status, 202, "{body}");
+        let op = finished(&d, body["operation"].as_str().unwrap()).await;
+        assert_eq!(op["state"], "done", "range {range}: {op}");
+        assert_eq!(range_ready(&d, range).await["open_aisle"], 5);
+        // The PLC's log: the command acted 50 ms or more after it came.
+        let (_, _, log) = get(&d.sim, &format!("/sim/ranges/{range}/commands")).await;
+        let open = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .rfind(|c| c["command"]["command"] == "open_aisle")
+            .unwrap()
+            .clone();
+        let late = open["acted_ms"].as_i64().unwrap() - open["received_ms"].as_i64().unwrap();
+        assert!(late >= 50, "{open}");
+    }
+}

@@ -528,8 +528,31 @@ fn z2m_state(c: &Climate, keys: &Zigbee2Mqtt, id: &str) -> Option<serde_json::Va
     Some(serde_json::Value::Object(o))
 }
 
-/// Zigbee2MQTT devices of one bridge: each publishes its state every report interval
-/// (simulated time) and at once when it changes; plugs take `{name}/set`.
+/// Whether a device's new state is worth a report: a climate sensor's when a value moved
+/// by its reporting threshold, anything else's on any change.
+fn worth_reporting(keys: &Zigbee2Mqtt, last: &serde_json::Value, now: &serde_json::Value) -> bool {
+    let moved = |key: &str, by: f64| match (
+        last.get(key).and_then(|v| v.as_f64()),
+        now.get(key).and_then(|v| v.as_f64()),
+    ) {
+        (Some(a), Some(b)) => (a - b).abs() >= by,
+        (a, b) => a.is_some() != b.is_some(),
+    };
+    if now.get(&keys.temperature).is_some() {
+        moved(&keys.temperature, keys.temperature_change)
+            || moved(&keys.humidity, keys.humidity_change)
+    } else {
+        last != now
+    }
+}
+
+/// Zigbee2MQTT devices of one bridge, as Zigbee2MQTT relays them: each device publishes its
+/// state when it changes enough (a climate sensor by its reporting thresholds, anything
+/// else on any change) and otherwise at its class's reporting interval (simulated time:
+/// battery sensors about hourly, plugs every few minutes); plugs take `{name}/set`. The
+/// bridge says `{prefix}/bridge/state` (retained) online, and offline when it is unplugged
+/// (as its last will would); back online it republishes its devices' states, and every
+/// device's `{name}/availability` is online.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve_zigbee2mqtt(
     broker: Broker,
@@ -544,11 +567,17 @@ pub async fn serve_zigbee2mqtt(
     let (client, mut incoming, task) = crate::mqtt_devices::connect(
         &broker,
         &format!("sim-{device}"),
-        vec![format!("{prefix}/+/set")],
+        vec![format!("{prefix}/#")],
     );
-    let period = Duration::from_millis(keys.report_interval_ms.max(100));
-    let mut last: HashMap<String, serde_json::Value> = HashMap::new();
-    let mut since_report = Duration::MAX;
+    let battery = Duration::from_millis(keys.battery_report_interval_ms.max(1000));
+    let mains = Duration::from_millis(keys.mains_report_interval_ms.max(1000));
+    let bridge = format!("{prefix}/bridge/state");
+    let say = |topic: String, payload: &str| {
+        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, payload.to_string());
+    };
+    // (last state published, simulated time since)
+    let mut last: HashMap<String, (serde_json::Value, Duration)> = HashMap::new();
+    let mut was_online = false;
     let step = Duration::from_millis(100);
     loop {
         tokio::select! {
@@ -571,30 +600,56 @@ pub async fn serve_zigbee2mqtt(
             }
             _ = clock.sleep(step.mul_f64(clock.scale())) => {}
         }
-        if !online.load(Ordering::Relaxed) {
+        let now_online = online.load(Ordering::Relaxed);
+        if now_online != was_online {
+            was_online = now_online;
+            if now_online {
+                say(bridge.clone(), r#"{"state":"online"}"#);
+                for (name, _) in &points {
+                    say(
+                        format!("{prefix}/{name}/availability"),
+                        r#"{"state":"online"}"#,
+                    );
+                }
+                // Back: every device's state goes out again.
+                last.clear();
+            } else {
+                say(bridge.clone(), r#"{"state":"offline"}"#);
+            }
+        }
+        if !now_online {
             continue;
         }
-        since_report = since_report.saturating_add(step.mul_f64(clock.scale()));
-        let report = since_report >= period;
-        if report {
-            since_report = Duration::ZERO;
-        }
-        let states: Vec<(String, serde_json::Value)> = {
+        let states: Vec<(String, serde_json::Value, bool)> = {
             let Ok(c) = climate.lock() else { continue };
             points
                 .iter()
-                .filter_map(|(name, id)| Some((name.clone(), z2m_state(&c, &keys, id)?)))
+                .filter_map(|(name, id)| {
+                    Some((
+                        name.clone(),
+                        z2m_state(&c, &keys, id)?,
+                        c.actuator(id).is_some(),
+                    ))
+                })
                 .collect()
         };
-        for (name, state) in states {
-            if report || last.get(&name) != Some(&state) {
+        for (name, state, mains_powered) in states {
+            let interval = if mains_powered { mains } else { battery };
+            let due = match last.get_mut(&name) {
+                None => true,
+                Some((previous, since)) => {
+                    *since = since.saturating_add(step.mul_f64(clock.scale()));
+                    *since >= interval || worth_reporting(&keys, previous, &state)
+                }
+            };
+            if due {
                 let _ = client.try_publish(
                     format!("{prefix}/{name}"),
                     QoS::AtLeastOnce,
                     false,
                     state.to_string(),
                 );
-                last.insert(name, state);
+                last.insert(name, (state, Duration::ZERO));
             }
         }
     }

@@ -2,12 +2,16 @@
 //!
 //! It answers Get Version (0x03), Boot Firmware (0x04), Get/Set Tag Protocol (0x63/0x93),
 //! Set Region (0x97), Set Read TX Power (0x92, moves every RSSI with it), Set Protocol
-//! Parameter (0x9B, Gen2 session), Set Antenna Port (0x91), Read Tag Multiple (0x22, timeout form), Get
-//! Tag Buffer (0x29, with metadata flags) and Clear Tag Buffer (0x2A). Reads accumulate in
-//! the tag buffer, one record per tag and antenna with its read count and best RSSI, until
-//! the host clears it, as on the real module. Unknown opcodes get FAULT_INVALID_OPCODE.
+//! Parameter (0x9B, Gen2 session), Set Antenna Port (0x91), Read Tag Multiple (0x22, timeout
+//! form), Get Tag Buffer (0x29) and Clear Tag Buffer (0x2A). Reads accumulate in the tag
+//! buffer, one record per tag and antenna with its read count and best RSSI, until the host
+//! clears it, as on the real module. The buffer has a read and a write index: each Get Tag
+//! Buffer with metadata flags answers with one response holding as many records as fit in a
+//! frame, from the read index on, and moves it; without arguments it answers both indexes
+//! (the vendor library's "tags remaining"). A tag with XPC words sends them after its PC.
+//! Unknown opcodes get FAULT_INVALID_OPCODE.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,8 +25,8 @@ use crate::world::{World, epc_bytes};
 
 /// Simulated time of one inventory round.
 const ROUND: Duration = Duration::from_millis(25);
-/// Most records one Get Tag Buffer response carries (the frame holds 255 data bytes).
-const PER_RESPONSE: usize = 8;
+/// Data bytes of one response frame.
+const FRAME_DATA: usize = 255;
 
 /// One simulated Mercury reader.
 pub struct MercuryReader {
@@ -35,8 +39,11 @@ pub struct MercuryReader {
     pub clock: Clock,
     antenna: u8,
     protocol: u16,
-    /// (EPC, antenna) → record.
-    buffer: BTreeMap<(String, u8), TagRecord>,
+    /// The tag buffer in the order tags were first read; (EPC, antenna) → its record.
+    buffer: Vec<TagRecord>,
+    index: HashMap<(String, u8), usize>,
+    /// The next record Get Tag Buffer gives.
+    read_index: usize,
 }
 
 impl MercuryReader {
@@ -59,7 +66,9 @@ impl MercuryReader {
             clock,
             antenna: 1,
             protocol: 0x0005,
-            buffer: BTreeMap::new(),
+            buffer: Vec::new(),
+            index: HashMap::new(),
+            read_index: 0,
         }
     }
 
@@ -121,26 +130,40 @@ impl MercuryReader {
                     (vec![ok(vec![found.min(255) as u8])], timeout)
                 }
             }
+            (mercury::OP_GET_TAG_BUFFER, []) => {
+                let mut data = (self.read_index as u16).to_be_bytes().to_vec();
+                data.extend((self.buffer.len() as u16).to_be_bytes());
+                one(ok(data))
+            }
             (mercury::OP_GET_TAG_BUFFER, [fh, fl, _options]) => {
                 let flags = u16::from_be_bytes([*fh, *fl]);
-                let records: Vec<&TagRecord> = self.buffer.values().collect();
-                if records.is_empty() {
+                if flags & !mercury::META_KNOWN != 0 {
+                    return one(fault(mercury::FAULT_INVALID_PARAMETER_VALUE));
+                }
+                if self.read_index >= self.buffer.len() {
                     return one(fault(mercury::FAULT_NO_TAGS_FOUND));
                 }
-                let responses = records
-                    .chunks(PER_RESPONSE)
-                    .map(|chunk| {
-                        let mut data = vec![*fh, *fl, 0x00, chunk.len() as u8];
-                        for r in chunk {
-                            r.encode(flags, &mut data);
-                        }
-                        ok(data)
-                    })
-                    .collect();
-                (responses, Duration::ZERO)
+                // As many whole records as fit in one frame, from the read index on.
+                let mut records = Vec::new();
+                let mut count = 0u8;
+                while let Some(r) = self.buffer.get(self.read_index) {
+                    let mut one = Vec::new();
+                    r.encode(flags, &mut one);
+                    if 4 + records.len() + one.len() > FRAME_DATA || count == u8::MAX {
+                        break;
+                    }
+                    records.extend(one);
+                    count += 1;
+                    self.read_index += 1;
+                }
+                let mut data = vec![*fh, *fl, 0x00, count];
+                data.extend(records);
+                one(ok(data))
             }
             (mercury::OP_CLEAR_TAG_BUFFER, []) => {
                 self.buffer.clear();
+                self.index.clear();
+                self.read_index = 0;
                 one(ok(vec![]))
             }
             (
@@ -175,22 +198,32 @@ impl MercuryReader {
         for round in 0..rounds {
             for o in self.radio.inventory(&world, shelf, port) {
                 let rssi = o.rssi_dbm.clamp(-128, 0) as i8;
-                let record = self
-                    .buffer
-                    .entry((o.epc.clone(), self.antenna))
-                    .or_insert_with(|| {
+                let key = (o.epc.clone(), self.antenna);
+                let at = match self.index.get(&key) {
+                    Some(&at) => at,
+                    None => {
                         let epc = epc_bytes(&o.epc);
-                        TagRecord {
+                        let xpc = world.xpc(&o.epc).to_vec();
+                        // The PC's length counts EPC words; bit 0x0200 says an XPC follows.
+                        let pc = ((epc.len() / 2) as u16) << 11
+                            | if xpc.is_empty() { 0 } else { 0x0200 };
+                        self.buffer.push(TagRecord {
                             read_count: 0,
                             rssi_dbm: rssi,
                             antenna: self.antenna,
                             frequency_khz: o.frequency_khz,
                             timestamp_ms: round * ROUND.as_millis() as u32,
                             phase_deg: o.phase_deg,
-                            pc: ((epc.len() / 2) as u16) << 11,
+                            pc,
+                            xpc,
                             epc,
-                        }
-                    });
+                            ..TagRecord::default()
+                        });
+                        self.index.insert(key, self.buffer.len() - 1);
+                        self.buffer.len() - 1
+                    }
+                };
+                let record = &mut self.buffer[at];
                 record.read_count = record.read_count.saturating_add(1);
                 if rssi > record.rssi_dbm {
                     record.rssi_dbm = rssi;

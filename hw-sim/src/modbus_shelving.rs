@@ -51,6 +51,14 @@ impl ModbusController {
         }
     }
 
+    /// The same controller, answering nothing while `online` is off (unplugged).
+    pub fn with_online(self, online: Arc<AtomicBool>) -> ModbusController {
+        ModbusController {
+            online: Some(online),
+            ..self
+        }
+    }
+
     /// The input register image.
     fn inputs(&self) -> Vec<u16> {
         let m = &self.map.input;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use stackroom_wire::mqtt_json::{
     Heartbeat, ImpinjEvent, ShelvingCommand, ShelvingResult, ShelvingState, TagInventoryEvent,
-    base64,
+    base64_url,
 };
 use stackroom_wire::profile::{ImpinjIot, MqttShelving};
 use tokio::sync::mpsc;
@@ -249,8 +249,8 @@ pub async fn serve_gate(
                         hostname: device.clone(),
                         event_type: "tagInventory".into(),
                         tag_inventory_event: Some(TagInventoryEvent {
-                            epc: base64(&epc_bytes(&epc)),
-                            epc_hex: epc.clone(),
+                            epc: base64_url(&epc_bytes(&epc)),
+                            epc_hex: String::new(),
                             antenna_port: port,
                             antenna_name: format!("Antenna {port}"),
                             peak_rssi_cdbm: Some(-5500 + round * 300),
@@ -310,8 +310,8 @@ pub async fn serve_impinj(
                     hostname: device.clone(),
                     event_type: "tagInventory".into(),
                     tag_inventory_event: Some(TagInventoryEvent {
-                        epc: base64(&bytes),
-                        epc_hex: o.epc.clone(),
+                        epc: base64_url(&bytes),
+                        epc_hex: String::new(),
                         antenna_port: port,
                         antenna_name: format!("Antenna {port}"),
                         peak_rssi_cdbm: Some(o.rssi_dbm as i32 * 100),

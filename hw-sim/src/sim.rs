@@ -34,6 +34,8 @@ pub enum ShelvingWire {
         unit: u8,
         baud: u32,
     },
+    /// Modbus TCP (a gateway, or a PLC with Ethernet), with this register map.
+    ModbusTcp { map: ModbusShelving, unit: u8 },
     /// JSON over MQTT under `prefix`.
     MqttJson {
         topics: MqttShelving,
@@ -123,6 +125,8 @@ pub struct Endpoint {
     pub path: Option<String>,
     /// The topic prefix (for MQTT devices).
     pub topics: Option<String>,
+    /// HOST:PORT (for Modbus TCP devices).
+    pub address: Option<String>,
 }
 
 /// Why the simulator did not start.
@@ -235,6 +239,7 @@ impl Simulator {
                         kind: "shelving/modbus-rtu",
                         path: Some(link.path.clone()),
                         topics: None,
+                        address: None,
                     });
                     lines.insert(r.device.clone(), link);
                 }
@@ -255,8 +260,37 @@ impl Simulator {
                         kind: "shelving/framed-serial",
                         path: Some(link.path.clone()),
                         topics: None,
+                        address: None,
                     });
                     lines.insert(r.device.clone(), link);
+                }
+                ShelvingWire::ModbusTcp { map, unit } => {
+                    let listener =
+                        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                            .await
+                            .map_err(|source| SimError::Line {
+                                device: r.device.clone(),
+                                source,
+                            })?;
+                    let address = listener
+                        .local_addr()
+                        .map_err(|source| SimError::Line {
+                            device: r.device.clone(),
+                            source,
+                        })?
+                        .to_string();
+                    let controller =
+                        ModbusController::new(sim.clone(), map.clone(), *unit).with_online(online);
+                    tasks.push(tokio::spawn(modbus_shelving::serve_tcp(
+                        listener, controller,
+                    )));
+                    endpoints.push(Endpoint {
+                        device: r.device.clone(),
+                        kind: "shelving/modbus-tcp",
+                        path: None,
+                        topics: None,
+                        address: Some(address),
+                    });
                 }
                 ShelvingWire::MqttJson { topics, prefix } => {
                     tasks.push(tokio::spawn(mqtt_devices::serve_shelving(
@@ -272,6 +306,7 @@ impl Simulator {
                         kind: "shelving/mqtt-json",
                         path: None,
                         topics: Some(format!("{prefix}/#")),
+                        address: None,
                     });
                 }
             }
@@ -359,6 +394,7 @@ impl Simulator {
                 kind,
                 path,
                 topics,
+                address: None,
             });
         }
 
@@ -399,6 +435,7 @@ impl Simulator {
                         kind: "environment/modbus-rtu",
                         path: Some(link.path.clone()),
                         topics: None,
+                        address: None,
                     });
                     lines.insert(d.device.clone(), link);
                 }
@@ -422,6 +459,7 @@ impl Simulator {
                         kind: "environment/zigbee2mqtt",
                         path: None,
                         topics: Some(format!("{prefix}/#")),
+                        address: None,
                     });
                 }
             }
@@ -449,6 +487,7 @@ impl Simulator {
                 kind: "gate/impinj-iot",
                 path: None,
                 topics: Some(format!("{}/{}", g.prefix, g.settings.event_topic)),
+                address: None,
             });
         }
 
@@ -813,6 +852,18 @@ fn control_router(shared: Arc<Shared>) -> Router {
                 let mut w = s.world.lock().map_err(|_| bad("world lock poisoned".into()))?;
                 w.add_stray(&t.epc, &t.shelf).map_err(|e| bad(e.to_string()))?;
                 Ok::<_, ApiError>(StatusCode::CREATED)
+            }),
+        )
+        .route(
+            "/sim/tags/{epc}/xpc",
+            put(|State(s): State<Arc<Shared>>, Path(epc): Path<String>, text: String| async move {
+                let words: Vec<u16> = body(&text, "[W1], [W1, W2] or [] (XPC words)")?;
+                let mut w = s.world.lock().map_err(|_| bad("world lock poisoned".into()))?;
+                w.set_xpc(&epc, words).map_err(|e| match e {
+                    crate::world::WorldError::NoTag(_) => not_found(e.to_string()),
+                    e => bad(e.to_string()),
+                })?;
+                Ok::<_, ApiError>(StatusCode::NO_CONTENT)
             }),
         )
         .route(

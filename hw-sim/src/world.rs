@@ -27,6 +27,9 @@ pub struct Tag {
     pub archive_no: Option<String>,
     /// `None`: out of the room.
     pub shelf: Option<String>,
+    /// The XPC words the tag sends after its PC (Gen2 6.3.2.1.2.2), if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xpc: Vec<u16>,
 }
 
 /// The bytes of an EPC in hex (as the world keeps them: checked, upper case).
@@ -47,6 +50,10 @@ pub enum WorldError {
     TagExists(String),
     #[error("'{0}' is not an EPC: hex digits, whole 16-bit words")]
     BadEpc(String),
+    #[error("no tag {0} in the simulated room")]
+    NoTag(String),
+    #[error("XPC words: none, [W1] with its top bit clear, or [W1, W2] with W1's top bit set")]
+    BadXpc,
 }
 
 /// The simulated room's contents.
@@ -59,6 +66,7 @@ pub struct World {
     tags: BTreeMap<String, (Option<String>, Option<usize>)>,
     boxes: HashMap<String, String>,
     neighbours: Vec<Vec<usize>>,
+    xpc: HashMap<String, Vec<u16>>,
 }
 
 impl World {
@@ -97,6 +105,7 @@ impl World {
             tags: BTreeMap::new(),
             boxes: HashMap::new(),
             neighbours,
+            xpc: HashMap::new(),
         }
     }
 
@@ -211,6 +220,34 @@ impl World {
         Ok(())
     }
 
+    /// Gives a tag XPC words (or takes them away).
+    pub fn set_xpc(&mut self, epc: &str, words: Vec<u16>) -> Result<(), WorldError> {
+        let epc = Self::check_epc(epc)?;
+        if !self.tags.contains_key(&epc) {
+            return Err(WorldError::NoTag(epc));
+        }
+        let ok = match words.as_slice() {
+            [] => true,
+            [w1] => w1 & 0x8000 == 0,
+            [w1, _] => w1 & 0x8000 != 0,
+            _ => false,
+        };
+        if !ok {
+            return Err(WorldError::BadXpc);
+        }
+        if words.is_empty() {
+            self.xpc.remove(&epc);
+        } else {
+            self.xpc.insert(epc, words);
+        }
+        Ok(())
+    }
+
+    /// The XPC words of a tag (none for most).
+    pub fn xpc(&self, epc: &str) -> &[u16] {
+        self.xpc.get(epc).map_or(&[], Vec::as_slice)
+    }
+
     /// Every tag with its place, in EPC order.
     pub fn snapshot(&self) -> Vec<Tag> {
         self.tags
@@ -219,6 +256,7 @@ impl World {
                 epc: epc.clone(),
                 archive_no: archive_no.clone(),
                 shelf: shelf.map(|i| self.shelves[i].address.clone()),
+                xpc: self.xpc(epc).to_vec(),
             })
             .collect()
     }

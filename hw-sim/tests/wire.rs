@@ -510,12 +510,23 @@ async fn the_mercury_reader_reads_into_its_tag_buffer() {
         read[0]
     );
     let count = read[0].data[0] as usize;
-    let responses = mercury(&mut line, 0x29, &[0x00, 0x07, 0x00], count.div_ceil(8)).await;
+    // Get Tag Buffer answers one response per request, as the vendor's host library expects
+    // (it asks until it has them all); without arguments it says read and write index.
     let mut records = Vec::new();
-    for r in &responses {
-        records.extend(TagRecord::decode_buffer(&r.data).unwrap().1);
+    while records.len() < count {
+        let r = mercury(&mut line, 0x29, &[0x00, 0x07, 0x00], 1).await;
+        assert_eq!((r.len(), r[0].status), (1, 0), "one response per request");
+        let batch = TagRecord::decode_buffer(&r[0].data).unwrap().1;
+        assert!(!batch.is_empty() && batch.len() <= 11, "{}", batch.len());
+        records.extend(batch);
     }
     assert_eq!(records.len(), count);
+    let indexes = mercury(&mut line, 0x29, &[], 1).await;
+    assert_eq!(
+        indexes[0].data,
+        [0, count as u8, 0, count as u8],
+        "all read"
+    );
     let own: Vec<&TagRecord> = records
         .iter()
         .filter(|r| r.epc[..8] == [0xE2, 0x80, 0x11, 0x70, 0, 0, 0, 0])

@@ -100,6 +100,22 @@ pub struct Dehumidify {
     pub off_below: f64,
     pub min_on: Duration,
     pub min_off: Duration,
+    /// What the dehumidifier does while the zone has no fresh humidity reading.
+    pub without_reading: WithoutReading,
+}
+
+/// The dehumidifier's policy while no climate sensor of its zone has a fresh reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WithoutReading {
+    /// Off (after its minimum on time): nothing runs on a guess; the `sensor_stale` alarm
+    /// asks a person to look. The default: paper dried below 45 % suffers too.
+    #[default]
+    Off,
+    /// Keep the last state.
+    Keep,
+    /// On (after its minimum off time), for rooms where damp is the greater danger.
+    On,
 }
 
 #[derive(Debug, Clone)]
@@ -216,6 +232,22 @@ struct RawZone {
     dehumidify: RawDehumidify,
 }
 
+/// A Zigbee2MQTT friendly name as the bridge allows it: '/' groups devices, but a name does
+/// not start or end with one, is not under `bridge/`, and does not end as the bridge's own
+/// sub-topics do.
+fn valid_friendly_name(t: &str) -> bool {
+    !t.is_empty()
+        && !t.contains(['#', '+'])
+        && !t.starts_with('/')
+        && !t.ends_with('/')
+        && !t.contains("//")
+        && t != "bridge"
+        && !t.starts_with("bridge/")
+        && !["/set", "/get", "/availability"]
+            .iter()
+            .any(|s| t.ends_with(s))
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDehumidify {
@@ -223,6 +255,8 @@ struct RawDehumidify {
     off_below_pct: Option<f64>,
     min_on_s: Option<u64>,
     min_off_s: Option<u64>,
+    #[serde(default)]
+    without_reading: WithoutReading,
 }
 
 #[derive(Debug, Deserialize)]
@@ -330,6 +364,7 @@ pub(crate) fn check(
                 off_below,
                 min_on: Duration::from_secs(z.dehumidify.min_on_s.unwrap_or(300)),
                 min_off: Duration::from_secs(z.dehumidify.min_off_s.unwrap_or(300)),
+                without_reading: z.dehumidify.without_reading,
             },
         });
     }
@@ -357,16 +392,13 @@ pub(crate) fn check(
         }
         let address = match device.spec.device.protocol {
             Protocol::Zigbee2mqtt => {
-                let topic = p
-                    .topic
-                    .clone()
-                    .filter(|t| !t.is_empty() && !t.contains(['#', '+']));
+                let topic = p.topic.clone().filter(|t| valid_friendly_name(t));
                 match topic {
                     Some(t) if p.input.is_none() && p.coil.is_none() => Address::Topic(t),
                     _ => {
                         return fail(
                             key("topic"),
-                            "a Zigbee2MQTT point needs the device's friendly name as topic (and no input or coil)".into(),
+                            "a Zigbee2MQTT point needs the device's friendly name as topic (and no input or coil): '/' may group names, but not at either end, and no '#', '+', \"bridge/…\" or a name ending in /set, /get or /availability".into(),
                         );
                     }
                 }

@@ -36,6 +36,19 @@ pub struct Observation {
     pub value: Measured,
 }
 
+/// What a driver tells the engine.
+#[derive(Debug, Clone)]
+pub enum Report {
+    Reading(Observation),
+    /// The bridge or the device says a point can (not) report now: an unavailable point is
+    /// stale at once, whatever the age of its last reading.
+    Availability {
+        point: String,
+        available: bool,
+        why: String,
+    },
+}
+
 /// Switch an actuator point.
 #[derive(Debug, Clone)]
 pub struct SwitchCommand {
@@ -65,7 +78,7 @@ pub async fn modbus(
     map: ModbusEnvironment,
     timing: Timing,
     points: Vec<DriverPoint>,
-    tx: mpsc::Sender<Observation>,
+    tx: mpsc::Sender<Report>,
     mut commands: mpsc::Receiver<SwitchCommand>,
 ) {
     let mut attempt = 0u32;
@@ -90,7 +103,7 @@ pub async fn modbus(
                         Ok(Ok(observations)) => {
                             attempt = 0;
                             for o in observations {
-                                if tx.send(o).await.is_err() {
+                                if tx.send(Report::Reading(o)).await.is_err() {
                                     return;
                                 }
                             }
@@ -239,14 +252,32 @@ pub fn parse_z2m(
     })
 }
 
-/// Listens to a Zigbee2MQTT bridge's devices and switches its plugs, for ever.
+/// Whether a Zigbee2MQTT bridge or availability message says online: the plain
+/// `online`/`offline` of older bridges or `{"state":"online"}`; None if neither.
+pub fn parse_availability(payload: &[u8]) -> Option<bool> {
+    let text = std::str::from_utf8(payload).ok()?.trim();
+    let state = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(o)) => o.get("state")?.as_str()?.to_string(),
+        Ok(Value::String(s)) => s,
+        _ => text.to_string(),
+    };
+    match state.as_str() {
+        "online" => Some(true),
+        "offline" => Some(false),
+        _ => None,
+    }
+}
+
+/// Listens to a Zigbee2MQTT bridge's devices and switches its plugs, for ever. It
+/// subscribes to exactly the topics the config names (a friendly name may hold '/'), each
+/// device's availability and the bridge's state.
 pub async fn zigbee2mqtt(
     device: String,
     broker: (String, u16),
     prefix: String,
     keys: Zigbee2Mqtt,
     points: Vec<DriverPoint>,
-    tx: mpsc::Sender<Observation>,
+    tx: mpsc::Sender<Report>,
     mut commands: mpsc::Receiver<SwitchCommand>,
 ) {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -261,23 +292,54 @@ pub async fn zigbee2mqtt(
         Address::Topic(t) => Some(format!("{prefix}/{t}")),
         _ => None,
     };
+    let bridge = format!("{prefix}/bridge/state");
+    let mut topics: Vec<String> = points
+        .iter()
+        .filter_map(topic)
+        .flat_map(|t| [format!("{t}/availability"), t])
+        .collect();
+    topics.push(bridge.clone());
+    let report = |point: &DriverPoint, available: bool, why: String| Report::Availability {
+        point: point.id.clone(),
+        available,
+        why,
+    };
     loop {
         tokio::select! {
             event = eventloop.poll() => match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = client.try_subscribe(format!("{prefix}/+"), QoS::AtLeastOnce);
+                    for t in &topics {
+                        let _ = client.try_subscribe(t.clone(), QoS::AtLeastOnce);
+                    }
                 }
                 Ok(Event::Incoming(Packet::Publish(message))) => {
-                    for p in points.iter().filter(|p| topic(p).as_deref() == Some(message.topic.as_str())) {
-                        match parse_z2m(&keys, p.kind, &message.payload) {
-                            Ok(Some(value)) => {
-                                let o = Observation { point: p.id.clone(), at: now(), value };
-                                if tx.send(o).await.is_err() {
-                                    return;
-                                }
+                    let mut out = Vec::new();
+                    if message.topic == bridge {
+                        match parse_availability(&message.payload) {
+                            Some(on) => out.extend(points.iter().map(|p| {
+                                report(p, on, format!("the Zigbee2MQTT bridge is {}", if on { "online" } else { "offline" }))
+                            })),
+                            None => tracing::warn!(%device, "unreadable bridge state"),
+                        }
+                    } else if let Some(name) = message.topic.strip_suffix("/availability")
+                        && let Some(p) = points.iter().find(|p| topic(p).as_deref() == Some(name))
+                    {
+                        match parse_availability(&message.payload) {
+                            Some(on) => out.push(report(p, on, format!("{} says it is {}", p.id, if on { "online" } else { "offline" }))),
+                            None => tracing::warn!(%device, topic = %message.topic, "unreadable availability"),
+                        }
+                    } else {
+                        for p in points.iter().filter(|p| topic(p).as_deref() == Some(message.topic.as_str())) {
+                            match parse_z2m(&keys, p.kind, &message.payload) {
+                                Ok(Some(value)) => out.push(Report::Reading(Observation { point: p.id.clone(), at: now(), value })),
+                                Ok(None) => {}
+                                Err(e) => tracing::warn!(%device, topic = %message.topic, error = %e, "ignored a Zigbee2MQTT message"),
                             }
-                            Ok(None) => {}
-                            Err(e) => tracing::warn!(%device, topic = %message.topic, error = %e, "ignored a Zigbee2MQTT message"),
+                        }
+                    }
+                    for r in out {
+                        if tx.send(r).await.is_err() {
+                            return;
                         }
                     }
                 }
@@ -348,5 +410,17 @@ mod tests {
             assert!(parse_z2m(&k, PointKind::Climate, bad).is_err());
         }
         assert!(parse_z2m(&k, PointKind::Fan, br#"{"state":"MAYBE"}"#).is_err());
+    }
+
+    #[test]
+    fn bridge_and_device_availability_in_both_of_zigbee2mqtt_s_forms() {
+        // Zigbee2MQTT's documented payloads: plain text (legacy) and JSON.
+        assert_eq!(parse_availability(b"online"), Some(true));
+        assert_eq!(parse_availability(b"offline"), Some(false));
+        assert_eq!(parse_availability(br#"{"state":"online"}"#), Some(true));
+        assert_eq!(parse_availability(br#"{"state":"offline"}"#), Some(false));
+        assert_eq!(parse_availability(br#""offline""#), Some(false));
+        assert_eq!(parse_availability(b"maybe"), None);
+        assert_eq!(parse_availability(br#"{"status":"online"}"#), None);
     }
 }

@@ -32,7 +32,7 @@ use crate::shelving::plan::Goal;
 use crate::shelving::{Shelving, Wiring};
 use crate::store::{Store, StoreError};
 use config::{Action, Address, EnvironmentConfig, PointKind};
-use driver::{DriverPoint, Measured, Observation, SwitchCommand};
+use driver::{DriverPoint, Measured, Observation, Report, SwitchCommand};
 use history::{History, Reading, Retention};
 use rules::{Change, Condition, Switch};
 
@@ -112,6 +112,8 @@ struct Latest {
     at: Option<DateTime<Utc>>,
     seen: Option<Instant>,
     wanted: Option<bool>,
+    /// Why its bridge or the device itself says it cannot report now.
+    unavailable: Option<String>,
 }
 
 struct Inner {
@@ -165,16 +167,20 @@ impl Environment {
     }
 
     fn new(config: &RoomConfig, store: Store) -> Environment {
+        // A point is stale after its device's reporting allows: the profile's timing, or for
+        // Zigbee devices their class's (battery sensors report about hourly, plugs often).
         let stale_after = config
             .environment
             .points
             .iter()
             .map(|p| {
-                let ms = config
-                    .devices
-                    .iter()
-                    .find(|d| d.id == p.device)
-                    .map_or(10_000, |d| d.spec.timing.stale_after_ms);
+                let device = config.devices.iter().find(|d| d.id == p.device);
+                let ms = match device.map(|d| (&d.spec.zigbee2mqtt, d.spec.timing.stale_after_ms)) {
+                    Some((Some(z), _)) if p.kind.is_actuator() => z.mains_stale_after_ms,
+                    Some((Some(z), _)) => z.battery_stale_after_ms,
+                    Some((None, ms)) => ms,
+                    None => 10_000,
+                };
                 (p.id.clone(), Duration::from_millis(ms))
             })
             .collect();
@@ -298,7 +304,7 @@ impl Environment {
             .get(point)
             .copied()
             .unwrap_or(Duration::from_secs(10));
-        latest.seen.is_some_and(|t| now.duration_since(t) <= limit)
+        latest.unavailable.is_none() && latest.seen.is_some_and(|t| now.duration_since(t) <= limit)
     }
 
     /// Every point now; `alarmed`: the points with an open alarm.
@@ -533,7 +539,7 @@ impl Engine {
         }
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Observation>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Report>) {
         // Alarms left open by the last run stay open; their conditions start raised.
         if let Ok(open) = self.env.alarms(Some("open"), 1000).await {
             for a in open {
@@ -553,7 +559,8 @@ impl Engine {
         loop {
             tokio::select! {
                 o = rx.recv() => match o {
-                    Some(o) => self.observe(o).await,
+                    Some(Report::Reading(o)) => self.observe(o).await,
+                    Some(Report::Availability { point, available, why }) => self.availability(&point, available, why),
                     None => return,
                 },
                 e = motions.recv() => {
@@ -573,6 +580,21 @@ impl Engine {
     fn next_cron(&self) -> Option<DateTime<Utc>> {
         let cron = self.env.config().ventilation.cron.as_ref()?;
         cron.find_next_occurrence(&Utc::now(), false).ok()
+    }
+
+    /// A bridge or device says a point can or cannot report: unavailable, it is stale now
+    /// (the next tick raises `sensor_stale` with the reason); available again, it waits for
+    /// its next reading.
+    fn availability(&mut self, point: &str, available: bool, why: String) {
+        let mut latest = lock(&self.env.inner.latest);
+        let l = latest.entry(point.to_string()).or_default();
+        let was = l.unavailable.is_none();
+        l.unavailable = (!available).then_some(why);
+        if was != available {
+            tracing::info!(%point, available, "availability");
+        }
+        drop(latest);
+        self.publish(point);
     }
 
     async fn observe(&mut self, o: Observation) {
@@ -991,7 +1013,10 @@ impl Engine {
                     .unwrap_or_default();
                 // A point not heard since the start gets its own limit's time to report.
                 let starting = latest.seen.is_none() && self.started.elapsed() <= limit;
-                let message = format!("{}: no reading for more than {} s", p.id, limit.as_secs());
+                let message = match &latest.unavailable {
+                    Some(why) => format!("{}: {why}", p.id),
+                    None => format!("{}: no reading for more than {} s", p.id, limit.as_secs()),
+                };
                 self.condition(
                     "sensor_stale",
                     &p.zone,

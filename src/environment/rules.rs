@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::config::Dehumidify;
+use super::config::{Dehumidify, WithoutReading};
 
 /// An alarm condition: raised once it has held for `hold`, cleared once the clear
 /// condition holds (which, for a value, lies back inside the limit by a margin: the
@@ -78,12 +78,23 @@ impl Switch {
         self.on
     }
 
-    /// The state to command now given the zone's humidity (`None`: not known, no change).
+    /// The state to command now given the zone's humidity (`None`: no fresh reading, and
+    /// the band's `without_reading` policy decides).
     pub fn decide(&mut self, humidity: Option<f64>, band: &Dehumidify, now: Instant) -> bool {
+        let rested = |min: Duration| self.since.is_none_or(|t| now.duration_since(t) >= min);
         let Some(h) = humidity else {
+            let want = match band.without_reading {
+                WithoutReading::Keep => self.on,
+                WithoutReading::Off => false,
+                WithoutReading::On => true,
+            };
+            let min = if self.on { band.min_on } else { band.min_off };
+            if want != self.on && rested(min) {
+                self.on = want;
+                self.since = Some(now);
+            }
             return self.on;
         };
-        let rested = |min: Duration| self.since.is_none_or(|t| now.duration_since(t) >= min);
         if !self.on && h > band.on_above && rested(band.min_off) {
             self.on = true;
             self.since = Some(now);
@@ -130,6 +141,7 @@ mod tests {
             off_below: 55.0,
             min_on: Duration::from_secs(300),
             min_off: Duration::from_secs(120),
+            without_reading: WithoutReading::Keep,
         };
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
@@ -150,6 +162,38 @@ mod tests {
             s.decide(Some(65.0), &band, at(430)),
             "on again after 120 s off"
         );
-        assert!(s.decide(None, &band, at(2000)), "no reading: no change");
+        assert!(
+            s.decide(None, &band, at(2000)),
+            "no reading, keep: no change"
+        );
+    }
+
+    #[test]
+    fn without_a_fresh_reading_the_policy_decides_after_the_minimum_time() {
+        let band = |without_reading| Dehumidify {
+            on_above: 60.0,
+            off_below: 55.0,
+            min_on: Duration::from_secs(300),
+            min_off: Duration::from_secs(120),
+            without_reading,
+        };
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // Off (the default): running, it goes off once its minimum on time is up.
+        let off = band(WithoutReading::Off);
+        let mut s = Switch::new(false);
+        assert!(s.decide(Some(65.0), &off, at(0)));
+        assert!(s.decide(None, &off, at(100)), "its minimum on time first");
+        assert!(!s.decide(None, &off, at(301)), "then off");
+        assert!(!s.decide(None, &off, at(5000)), "and off it stays");
+        // On: idle, it starts once its minimum off time is up.
+        let on = band(WithoutReading::On);
+        let mut s = Switch::new(false);
+        assert!(s.decide(Some(65.0), &on, at(0)));
+        assert!(!s.decide(Some(50.0), &on, at(300)), "dry: off");
+        assert!(!s.decide(None, &on, at(360)), "its minimum off time first");
+        assert!(s.decide(None, &on, at(421)), "then on");
+        // A fresh reading takes over again: dry, off after the minimum on time.
+        assert!(!s.decide(Some(50.0), &on, at(730)));
     }
 }

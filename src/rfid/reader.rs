@@ -589,39 +589,59 @@ async fn mercury_inventory(
         mercury::FAULT_NO_TAGS_FOUND => return Ok(vec![]),
         status => return Err(refused("read tag multiple", status)),
     };
+    // Get Tag Buffer answers one response per request, as many records as fit in a frame,
+    // from where the last one stopped: ask until every tag the read counted has come (as
+    // the vendor's host library does, TMR_SR_getNextTag).
     let flags = settings.metadata_flags.to_be_bytes();
-    let answers = mercury_ask(
-        line,
-        Command::new(mercury::OP_GET_TAG_BUFFER, vec![flags[0], flags[1], 0x00]),
-        count.div_ceil(8).max(1),
-        quick,
-        counters,
-    )
-    .await
-    .map_err(|_| silent())?;
     let mut reads = Vec::new();
-    for a in answers.iter().filter(|a| a.status == mercury::OK) {
-        match TagRecord::decode_buffer(&a.data) {
-            Ok((_, records)) => {
-                for t in records {
-                    // One record stands for read_count reads of the tag, its best RSSI.
-                    reads.push(TagRead {
-                        reader: reader.to_string(),
-                        // The record's antenna byte names the module's own port;
-                        // behind a multiplexer the logical port is the one set.
-                        port,
-                        epc: t.epc.iter().map(|b| format!("{b:02X}")).collect(),
-                        rssi_dbm: t.rssi_dbm as f64,
-                        at_ms: now_ms(origin),
-                        frequency_khz: (t.frequency_khz != 0).then_some(t.frequency_khz),
-                        phase_deg: None,
-                        count: u32::from(t.read_count).max(1),
-                    });
-                }
+    let mut records = 0;
+    while records < count {
+        let answer = mercury_ask(
+            line,
+            Command::new(mercury::OP_GET_TAG_BUFFER, vec![flags[0], flags[1], 0x00]),
+            1,
+            quick,
+            counters,
+        )
+        .await
+        .map_err(|_| silent())?;
+        let a = &answer[0];
+        if a.status != mercury::OK {
+            return Err(refused(
+                &format!("get tag buffer after {records} of {count} tags"),
+                a.status,
+            ));
+        }
+        // A response that does not decode leaves the port unread: its tags are unknown,
+        // not absent.
+        let (_, batch) = TagRecord::decode_buffer(&a.data).map_err(|e| {
+            counters.corrupt_frames.fetch_add(1, Ordering::Relaxed);
+            ReaderError::Refused {
+                reader: reader.to_string(),
+                message: e.to_string(),
             }
-            Err(_) => {
-                counters.corrupt_frames.fetch_add(1, Ordering::Relaxed);
-            }
+        })?;
+        if batch.is_empty() {
+            return Err(ReaderError::Refused {
+                reader: reader.to_string(),
+                message: format!("the tag buffer gave {records} of the {count} tags it counted"),
+            });
+        }
+        records += batch.len();
+        for t in batch {
+            // One record stands for read_count reads of the tag, its best RSSI.
+            reads.push(TagRead {
+                reader: reader.to_string(),
+                // The record's antenna byte names the module's own port; behind a
+                // multiplexer the logical port is the one set.
+                port,
+                epc: t.epc.iter().map(|b| format!("{b:02X}")).collect(),
+                rssi_dbm: t.rssi_dbm as f64,
+                at_ms: now_ms(origin),
+                frequency_khz: (t.frequency_khz != 0).then_some(t.frequency_khz),
+                phase_deg: None,
+                count: u32::from(t.read_count).max(1),
+            });
         }
     }
     Ok(reads)

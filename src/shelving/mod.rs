@@ -222,14 +222,31 @@ struct RangeHandle {
 }
 
 /// Where drivers find their devices when the config's wiring is overridden (the demo's
-/// simulated room): serial paths by device, and the MQTT broker.
+/// simulated room): serial paths and Modbus TCP addresses by device, and the MQTT broker.
 #[derive(Debug, Clone, Default)]
 pub struct Wiring {
     pub serial_paths: HashMap<String, String>,
+    pub tcp_addresses: HashMap<String, String>,
     pub mqtt: Option<(String, u16)>,
 }
 
 impl Wiring {
+    /// Every device where the simulator serves it, and the broker.
+    pub fn of(simulator: &hw_sim::Simulator, mqtt: Option<(String, u16)>) -> Wiring {
+        let find = |pick: fn(&hw_sim::sim::Endpoint) -> Option<&String>| {
+            simulator
+                .endpoints
+                .iter()
+                .filter_map(|e| Some((e.device.clone(), pick(e)?.clone())))
+                .collect()
+        };
+        Wiring {
+            serial_paths: find(|e| e.path.as_ref()),
+            tcp_addresses: find(|e| e.address.as_ref()),
+            mqtt,
+        }
+    }
+
     /// The MQTT broker's host and port: the override, else the config's.
     pub fn broker(&self, config: &RoomConfig) -> Result<(String, u16), String> {
         Ok(match (&self.mqtt, &config.mqtt) {
@@ -304,7 +321,11 @@ impl Shelving {
                         ),
                         Transport::ModbusTcp { address, unit } => (
                             modbus::Wire::Tcp {
-                                address: address.clone(),
+                                address: wiring
+                                    .tcp_addresses
+                                    .get(&device.id)
+                                    .cloned()
+                                    .unwrap_or_else(|| address.clone()),
                             },
                             unit.unwrap_or(map.unit),
                         ),

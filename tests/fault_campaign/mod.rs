@@ -4,7 +4,7 @@
 //! `benches/campaign.rs` (ten thousand and more).
 //!
 //! A room of small ranges on every shelving transport (Modbus RTU, MQTT JSON, framed bytes
-//! on a serial line) runs in hw-sim; the real `Shelving` drives it. Each range runs
+//! on a serial line, Modbus TCP) runs in hw-sim; the real `Shelving` drives it. Each range runs
 //! scenarios one after the other: a few motion requests (some automatic) at random moments
 //! and a few hazards (people stepping into open gaps, mostly the closing one; e-stops and
 //! e-stop pulses; unplugged devices; line delay, drops, garbage and cuts; motor faults;
@@ -126,12 +126,17 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// The transport of range `id` (1-based): Modbus RTU, MQTT JSON, framed bytes, in turn.
+/// The transports, one range of each in turn.
+const TRANSPORTS: u16 = 4;
+
+/// The transport of range `id` (1-based): Modbus RTU, MQTT JSON, framed bytes, Modbus TCP,
+/// in turn.
 fn transport(id: u16) -> &'static str {
-    match id % 3 {
+    match id % TRANSPORTS {
         1 => "modbus",
         2 => "mqtt",
-        _ => "framed",
+        3 => "framed",
+        _ => "modbus_tcp",
     }
 }
 
@@ -160,7 +165,7 @@ stop_retry_ms = 200
     );
     for id in 1..=ranges {
         // Fixed ends both, first, none in turn: the walls' gaps matter in the others.
-        let ends = ["both", "first", "none"][(id as usize / 3) % 3];
+        let ends = ["both", "first", "none"][(id as usize / TRANSPORTS as usize) % 3];
         text += &format!(
             "[[ranges]]\nid = {id}\ncarriages = 6\nfixed_ends = \"{ends}\"\nsections = 1\nlevels = 1\nshelf_capacity = {{ boxes = 1 }}\n"
         );
@@ -172,6 +177,10 @@ stop_retry_ms = 200
             "mqtt" => (
                 "mqtt-json-shelving",
                 format!("{{ mqtt = {{ prefix = \"devices/shelving-{id}\" }} }}"),
+            ),
+            "modbus_tcp" => (
+                "generic-modbus-shelving",
+                "{ modbus_tcp = { address = \"127.0.0.1:502\", unit = 1 } }".to_string(),
             ),
             _ => (
                 "framed-shelving",
@@ -659,7 +668,7 @@ fn hazard_kinds(transport: &str) -> Vec<(&'static str, u32)> {
         ("stop", 6),
         ("lock", 5),
     ];
-    if transport != "mqtt" {
+    if transport == "modbus" || transport == "framed" {
         kinds.extend([("delay", 5), ("cut", 5), ("drop", 4), ("garbage", 4)]);
     }
     kinds
@@ -728,7 +737,7 @@ struct Room {
 }
 
 async fn start(settings: &Settings) -> Room {
-    let ranges = settings.ranges_per_transport * 3;
+    let ranges = settings.ranges_per_transport * TRANSPORTS;
     let config = config(ranges);
     let broker = EmbeddedBroker::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
     let sim_settings = SimSettings {
@@ -741,14 +750,7 @@ async fn start(settings: &Settings) -> Room {
     let simulator = sim::start(&config, vec![], &sim_settings, any)
         .await
         .unwrap();
-    let wiring = Wiring {
-        serial_paths: simulator
-            .endpoints
-            .iter()
-            .filter_map(|e| Some((e.device.clone(), e.path.clone()?)))
-            .collect(),
-        mqtt: Some(("127.0.0.1".into(), broker.addr.port())),
-    };
+    let wiring = Wiring::of(&simulator, Some(("127.0.0.1".into(), broker.addr.port())));
     let shelving = Shelving::start(&config, &wiring).unwrap();
     let mut timelines = HashMap::new();
     let mut samples = HashMap::new();
@@ -1224,7 +1226,7 @@ async fn scenario(
 pub async fn run(settings: Settings) -> Report {
     let started = Instant::now();
     let room = Arc::new(start(&settings).await);
-    let ranges = settings.ranges_per_transport * 3;
+    let ranges = settings.ranges_per_transport * TRANSPORTS;
     for id in 1..=ranges {
         assert!(
             settled(&room.shelving, id, Duration::from_secs(20)).await,

@@ -38,7 +38,8 @@ pub const FAULT_INVALID_PARAMETER_VALUE: u16 = 0x0105;
 pub const FAULT_NO_TAGS_FOUND: u16 = 0x0400;
 
 /// Metadata flags of Get Tag Buffer (0x29): which fields precede each tag record, in this
-/// (ascending) order, with their sizes.
+/// (ascending) order, with their sizes — as the vendor's host library parses them
+/// (`TMR_SR_parseMetadataFromMessage` of the Mercury API).
 pub const META_READ_COUNT: u16 = 0x0001; // 1 byte
 pub const META_RSSI: u16 = 0x0002; // 1 byte, signed dBm
 pub const META_ANTENNA: u16 = 0x0004; // 1 byte, TX port << 4 | RX port
@@ -46,6 +47,34 @@ pub const META_FREQUENCY: u16 = 0x0008; // 3 bytes, kHz
 pub const META_TIMESTAMP: u16 = 0x0010; // 4 bytes, ms since the read command
 pub const META_PHASE: u16 = 0x0020; // 2 bytes, degrees
 pub const META_PROTOCOL: u16 = 0x0040; // 1 byte
+pub const META_DATA: u16 = 0x0080; // 2 bytes: length in bits, then the bytes read
+pub const META_GPIO: u16 = 0x0100; // 1 byte, one bit per GPIO pin
+/// Every flag this codec reads; a profile may ask for no other.
+pub const META_KNOWN: u16 = 0x01FF;
+
+/// The tag records one Get Tag Buffer response can carry under `flags` with EPCs of
+/// `epc_bytes` (and no XPC, no data): the module fills a frame of 255 data bytes, after the
+/// four of the response's own header.
+pub fn records_per_response(flags: u16, epc_bytes: usize) -> usize {
+    let sizes = [
+        (META_READ_COUNT, 1),
+        (META_RSSI, 1),
+        (META_ANTENNA, 1),
+        (META_FREQUENCY, 3),
+        (META_TIMESTAMP, 4),
+        (META_PHASE, 2),
+        (META_PROTOCOL, 1),
+        (META_DATA, 2),
+        (META_GPIO, 1),
+    ];
+    let meta: usize = sizes
+        .iter()
+        .filter(|(f, _)| flags & f != 0)
+        .map(|(_, n)| n)
+        .sum();
+    let record = meta + 2 + 2 + epc_bytes + 2;
+    (255 - 4) / record
+}
 
 /// One tag of the tag buffer, with the metadata the flags asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -57,7 +86,14 @@ pub struct TagRecord {
     pub frequency_khz: u32,
     pub timestamp_ms: u32,
     pub phase_deg: u16,
+    /// Tag memory read with the inventory (`META_DATA`).
+    pub data: Vec<u8>,
+    /// The module's GPIO pins, one bit each (`META_GPIO`).
+    pub gpio: u8,
     pub pc: u16,
+    /// The XPC words after the PC: XPC_W1 when PC bit 0x0200 is set, and XPC_W2 when
+    /// XPC_W1's top bit is (Gen2 6.3.2.1.2.2). They are not part of the EPC.
+    pub xpc: Vec<u16>,
     pub epc: Vec<u8>,
 }
 
@@ -99,11 +135,21 @@ impl TagRecord {
             out.extend_from_slice(&self.phase_deg.to_be_bytes());
         }
         if flags & META_PROTOCOL != 0 {
-            out.push(0x05); // Gen2
+            out.push(PROTOCOL_GEN2);
         }
-        let bits = ((2 + self.epc.len() + 2) * 8) as u16;
+        if flags & META_DATA != 0 {
+            out.extend_from_slice(&((self.data.len() * 8) as u16).to_be_bytes());
+            out.extend_from_slice(&self.data);
+        }
+        if flags & META_GPIO != 0 {
+            out.push(self.gpio);
+        }
+        let bits = ((2 + 2 * self.xpc.len() + self.epc.len() + 2) * 8) as u16;
         out.extend_from_slice(&bits.to_be_bytes());
         let mut memory = self.pc.to_be_bytes().to_vec();
+        for w in &self.xpc {
+            memory.extend_from_slice(&w.to_be_bytes());
+        }
         memory.extend_from_slice(&self.epc);
         out.extend_from_slice(&memory);
         out.extend_from_slice(&gen2_crc(&memory).to_be_bytes());
@@ -116,6 +162,11 @@ impl TagRecord {
             return Err(bad("shorter than its header"));
         }
         let flags = u16::from_be_bytes([data[0], data[1]]);
+        if flags & !META_KNOWN != 0 {
+            return Err(bad(&format!(
+                "metadata flags 0x{flags:04X} name fields this codec does not read"
+            )));
+        }
         let count = data[3] as usize;
         let mut at = 4;
         let mut take = |n: usize| -> Result<&[u8], WireError> {
@@ -152,8 +203,16 @@ impl TagRecord {
             if flags & META_PROTOCOL != 0 {
                 take(1)?;
             }
+            if flags & META_DATA != 0 {
+                let bits = take(2)?;
+                let n = (u16::from_be_bytes([bits[0], bits[1]]) as usize).div_ceil(8);
+                r.data = take(n)?.to_vec();
+            }
+            if flags & META_GPIO != 0 {
+                r.gpio = take(1)?[0];
+            }
             let bits = take(2)?;
-            let bytes = u16::from_be_bytes([bits[0], bits[1]]) as usize / 8;
+            let bytes = (u16::from_be_bytes([bits[0], bits[1]]) as usize).div_ceil(8);
             if bytes < 4 {
                 return Err(bad("EPC length shorter than PC and CRC"));
             }
@@ -163,7 +222,22 @@ impl TagRecord {
                 return Err(bad("tag CRC does not match"));
             }
             r.pc = u16::from_be_bytes([body[0], body[1]]);
-            r.epc = body[2..].to_vec();
+            let mut at = 2;
+            let word = |at: &mut usize| -> Result<u16, WireError> {
+                let w = body
+                    .get(*at..*at + 2)
+                    .ok_or_else(|| bad("an XPC word is cut short"))?;
+                *at += 2;
+                Ok(u16::from_be_bytes([w[0], w[1]]))
+            };
+            if r.pc & 0x0200 != 0 {
+                let w1 = word(&mut at)?;
+                r.xpc.push(w1);
+                if w1 & 0x8000 != 0 {
+                    r.xpc.push(word(&mut at)?);
+                }
+            }
+            r.epc = body[at..].to_vec();
             records.push(r);
         }
         Ok((flags, records))
@@ -413,6 +487,7 @@ mod tests {
             phase_deg: 90,
             pc: 0x3000,
             epc: vec![0xE2, 0x80, 0x11, 0x70, 0, 0, 0, 0, 0, 0, 0, 1],
+            ..TagRecord::default()
         };
         for flags in [0x0000, 0x0007, 0x003F, 0x007F] {
             let mut data = flags_header(flags, 2);
@@ -438,6 +513,93 @@ mod tests {
         );
         data.truncate(10);
         assert!(TagRecord::decode_buffer(&data).is_err());
+    }
+
+    #[test]
+    fn records_are_read_in_the_host_library_s_field_order() {
+        // One record under every flag the library knows up to GPIO (0x01FF), laid out as
+        // TMR_SR_parseMetadataFromMessage reads it: read count 01, RSSI E9 (-23 dBm),
+        // antenna 11, frequency 0E 0E 70 (921,200 kHz), timestamp 00 00 00 39, phase 00 AE,
+        // protocol 05 (Gen2), data 0010 bits = 2 bytes BE EF, GPIO 03, then the EPC memory:
+        // 0080 bits = 16 bytes of PC 3000, EPC E2 00 …, CRC.
+        let epc = hex("E2 00 00 15 86 0E 02 68 15 50 7D BB");
+        let mut memory = hex("30 00");
+        memory.extend(&epc);
+        let crc = gen2_crc(&memory).to_be_bytes();
+        let mut data =
+            hex("01 FF 00 01  01 E9 11 0E 0E 70 00 00 00 39 00 AE 05 00 10 BE EF 03 00 80");
+        data.extend(&memory);
+        data.extend(crc);
+        let (flags, records) = TagRecord::decode_buffer(&data).unwrap();
+        assert_eq!(flags, 0x01FF);
+        let r = &records[0];
+        assert_eq!(
+            (
+                r.read_count,
+                r.rssi_dbm,
+                r.antenna,
+                r.frequency_khz,
+                r.timestamp_ms,
+                r.phase_deg
+            ),
+            (1, -23, 1, 921_200, 0x39, 0xAE)
+        );
+        assert_eq!((r.data.clone(), r.gpio), (hex("BE EF"), 3));
+        assert_eq!((r.pc, r.epc.clone()), (0x3000, epc.clone()));
+        // The same record written back is the same bytes.
+        let mut again = hex("01 FF 00 01");
+        r.encode(0x01FF, &mut again);
+        assert_eq!(again, data);
+        // Flags the codec does not read are refused, not guessed at (0x0FFF, as the SparkFun
+        // library asks, adds fields after GPIO).
+        let mut wider = data.clone();
+        wider[0] = 0x0F;
+        assert!(TagRecord::decode_buffer(&wider).is_err());
+    }
+
+    #[test]
+    fn an_xpc_word_is_not_part_of_the_epc() {
+        // PC 3200: bit 0x0200 says XPC_W1 follows; XPC_W1 8001 has its top bit, so XPC_W2
+        // follows it (Gen2 6.3.2.1.2.2, and the Mercury API's parser).
+        let epc = hex("E2 80 11 70 00 00 00 00 00 00 00 2A");
+        for xpc in [vec![0x0001], vec![0x8001, 0x0002]] {
+            let tag = TagRecord {
+                pc: 0x3200,
+                xpc: xpc.clone(),
+                epc: epc.clone(),
+                ..TagRecord::default()
+            };
+            let mut data = flags_header(0x0000, 1);
+            tag.encode(0x0000, &mut data);
+            let (_, records) = TagRecord::decode_buffer(&data).unwrap();
+            assert_eq!(records[0].epc, epc, "the EPC without the XPC words");
+            assert_eq!(records[0].xpc, xpc);
+        }
+    }
+
+    #[test]
+    fn a_response_holds_as_many_records_as_fit_in_a_frame() {
+        // Read count, RSSI and antenna with EPC-96: 3 + 2 + 2 + 12 + 2 = 21 bytes a record.
+        assert_eq!(records_per_response(0x0007, 12), 11);
+        let mut data = flags_header(0x0007, 11);
+        for _ in 0..11 {
+            TagRecord {
+                pc: 0x3000,
+                epc: vec![0; 12],
+                ..TagRecord::default()
+            }
+            .encode(0x0007, &mut data);
+        }
+        assert!(data.len() <= 255);
+        assert!(
+            Response {
+                opcode: OP_GET_TAG_BUFFER,
+                status: OK,
+                data
+            }
+            .encode()
+            .is_ok()
+        );
     }
 
     fn flags_header(flags: u16, count: u8) -> Vec<u8> {

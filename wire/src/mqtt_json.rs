@@ -96,7 +96,8 @@ pub struct TagInventoryEvent {
     /// EPC, base64.
     #[serde(default)]
     pub epc: String,
-    #[serde(default)]
+    /// Sent only when the reader's `epcHex` option is on (off in the R700's MQTT preset).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub epc_hex: String,
     pub antenna_port: u16,
     #[serde(default)]
@@ -117,9 +118,31 @@ pub struct TagInventoryEvent {
 }
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const BASE64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/// Standard base64 with padding, as the events carry the EPC.
+/// Standard base64 (RFC 4648 §4) with padding.
 pub fn base64(bytes: &[u8]) -> String {
+    encode64(bytes, BASE64, true)
+}
+
+/// URL-safe base64 (RFC 4648 §5) without padding, as the R700 sends the EPC.
+pub fn base64_url(bytes: &[u8]) -> String {
+    encode64(bytes, BASE64_URL, false)
+}
+
+/// The value of a base64 digit of either alphabet (`+/` standard, `-_` URL-safe).
+fn digit64(c: u8) -> Option<u32> {
+    Some(match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' | b'-' => 62,
+        b'/' | b'_' => 63,
+        _ => return None,
+    } as u32)
+}
+
+fn encode64(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [
@@ -130,8 +153,8 @@ pub fn base64(bytes: &[u8]) -> String {
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(BASE64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
+                out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else if pad {
                 out.push('=');
             }
         }
@@ -140,7 +163,8 @@ pub fn base64(bytes: &[u8]) -> String {
 }
 
 impl TagInventoryEvent {
-    /// The EPC in upper-case hex, from `epcHex` or else from the base64 `epc`.
+    /// The EPC in upper-case hex, from `epcHex` or else from the base64 `epc` (either
+    /// alphabet, padded or not); None when neither reads as a whole number of bytes.
     pub fn epc_hex(&self) -> Option<String> {
         if !self.epc_hex.is_empty() {
             return self
@@ -153,7 +177,7 @@ impl TagInventoryEvent {
         let mut nbits = 0;
         let mut out = String::new();
         for c in self.epc.bytes().take_while(|&c| c != b'=') {
-            let v = BASE64.iter().position(|&b| b == c)? as u32;
+            let v = digit64(c)?;
             bits = bits << 6 | v;
             nbits += 6;
             if nbits >= 8 {
@@ -161,7 +185,8 @@ impl TagInventoryEvent {
                 out.push_str(&format!("{:02X}", (bits >> nbits) & 0xFF));
             }
         }
-        (!out.is_empty()).then_some(out)
+        // Left-over bits of a whole number of bytes are the encoding's zero padding.
+        (!out.is_empty() && bits & ((1 << nbits) - 1) == 0).then_some(out)
     }
 }
 
@@ -209,6 +234,57 @@ mod tests {
             assert_eq!(t.epc_hex().unwrap(), hex);
         }
         assert_eq!(base64(&[0x8A, 0x45, 0x02, 0x24]), "ikUCJA==");
+    }
+
+    fn event(epc: &str) -> TagInventoryEvent {
+        TagInventoryEvent {
+            epc: epc.into(),
+            epc_hex: String::new(),
+            antenna_port: 1,
+            antenna_name: String::new(),
+            peak_rssi_cdbm: None,
+            frequency: None,
+            transmit_power_cdbm: None,
+            last_seen_time: None,
+            phase_angle: None,
+        }
+    }
+
+    #[test]
+    fn both_alphabets_with_and_without_padding() {
+        // RFC 4648's test vectors ("f", "fo", "foo", "foob", "fooba", "foobar").
+        for (plain, coded) in [
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), coded);
+            let hex: String = plain.bytes().map(|b| format!("{b:02X}")).collect();
+            assert_eq!(event(coded).epc_hex().unwrap(), hex);
+            assert_eq!(event(coded.trim_end_matches('=')).epc_hex().unwrap(), hex);
+        }
+        // An EPC whose base64 has '+' and '/' in the standard alphabet has '-' and '_' in
+        // the URL-safe one the R700 uses; both read the same.
+        let epc = [
+            0xFB, 0xEF, 0xBE, 0xFF, 0xFF, 0xFF, 0x30, 0x08, 0x33, 0xB2, 0xDD, 0xD9,
+        ];
+        let (standard, url) = (base64(&epc), base64_url(&epc));
+        assert!(
+            standard.contains('+') && standard.contains('/'),
+            "{standard}"
+        );
+        assert!(
+            url.contains('-') && url.contains('_') && !url.contains('='),
+            "{url}"
+        );
+        assert_eq!(event(&standard).epc_hex(), event(&url).epc_hex());
+        assert_eq!(event(&url).epc_hex().unwrap(), "FBEFBEFFFFFF300833B2DDD9");
+        // Not base64 at all, or bits left over that are not padding: None, not a guess.
+        assert_eq!(event("ik*CJA").epc_hex(), None);
+        assert_eq!(event("ikV").epc_hex(), None);
     }
 
     #[test]

@@ -406,10 +406,26 @@ pub struct Zigbee2Mqtt {
     /// A switch: `"ON"` or `"OFF"`, set by publishing `{"<key>":"ON"}` to `{name}/set`.
     #[serde(default = "key_state")]
     pub state: String,
-    /// A device that publishes nothing for this long is stale (the profile's timing may be
-    /// shorter).
-    #[serde(default = "z2m_interval")]
-    pub report_interval_ms: u64,
+    /// A battery device (climate, smoke, water and door sensors) reports at once when a
+    /// value changes enough, and at least this often (a Zigbee reporting interval; about an
+    /// hour for common sensors), ms.
+    #[serde(default = "battery_interval")]
+    pub battery_report_interval_ms: u64,
+    /// A mains device (plug, relay) reports on every change and at least this often, ms.
+    #[serde(default = "mains_interval")]
+    pub mains_report_interval_ms: u64,
+    /// A battery device silent this long is stale (two reports missed).
+    #[serde(default = "battery_stale")]
+    pub battery_stale_after_ms: u64,
+    /// A mains device silent this long is stale.
+    #[serde(default = "mains_stale")]
+    pub mains_stale_after_ms: u64,
+    /// A climate sensor reports at once when its temperature moved this much (°C)…
+    #[serde(default = "temperature_change")]
+    pub temperature_change: f64,
+    /// …or its humidity this much (% RH).
+    #[serde(default = "humidity_change")]
+    pub humidity_change: f64,
 }
 
 fn key_temperature() -> String {
@@ -430,8 +446,23 @@ fn key_contact() -> String {
 fn key_state() -> String {
     "state".into()
 }
-fn z2m_interval() -> u64 {
-    2000
+fn battery_interval() -> u64 {
+    3_600_000
+}
+fn mains_interval() -> u64 {
+    300_000
+}
+fn battery_stale() -> u64 {
+    2 * battery_interval() + 600_000
+}
+fn mains_stale() -> u64 {
+    3 * mains_interval()
+}
+fn temperature_change() -> f64 {
+    0.5
+}
+fn humidity_change() -> f64 {
+    3.0
 }
 
 /// A device profile.
@@ -657,6 +688,13 @@ impl Profile {
             }
         }
         if let Some(m) = &profile.mercury {
+            if m.metadata_flags & !crate::mercury::META_KNOWN != 0 {
+                return Err(format!(
+                    "[mercury] metadata_flags 0x{:04X}: the tag buffer's fields up to GPIO (0x{:04X}) are read, no others",
+                    m.metadata_flags,
+                    crate::mercury::META_KNOWN
+                ));
+            }
             if m.power_dbm.is_some_and(|p| !(0.0..=31.5).contains(&p)) {
                 return Err("[mercury] power_dbm is 0 to 31.5".into());
             }
