@@ -148,6 +148,8 @@ struct RawSweeps {
     dwell_ms: u64,
     #[serde(default = "default_sync_confidence")]
     sync_confidence: f64,
+    #[serde(default = "default_second_look")]
+    second_look_dwell_ms: u64,
     #[serde(default)]
     schedule: Vec<RawSchedule>,
 }
@@ -157,6 +159,7 @@ impl Default for RawSweeps {
         RawSweeps {
             dwell_ms: default_dwell(),
             sync_confidence: default_sync_confidence(),
+            second_look_dwell_ms: default_second_look(),
             schedule: Vec::new(),
         }
     }
@@ -167,6 +170,9 @@ fn default_dwell() -> u64 {
 }
 fn default_sync_confidence() -> f64 {
     0.8
+}
+fn default_second_look() -> u64 {
+    300
 }
 
 #[derive(Debug, Deserialize)]
@@ -406,6 +412,10 @@ pub struct SweepSettings {
     /// A misplaced box is re-bound by a syncing sweep only if the shelf it was found on has
     /// at least this share (0 to 1) of the power received from its tag.
     pub sync_confidence: f64,
+    /// A box that the first pass hears off its shelf, or not at all, gets a second look: its
+    /// shelf and the one it was heard on are read again for this long and the evidence of
+    /// both passes decides. Zero: no second look.
+    pub second_look: std::time::Duration,
     pub schedule: Vec<Schedule>,
 }
 
@@ -688,6 +698,12 @@ impl RoomConfig {
         if !(0.0..=1.0).contains(&raw.sync_confidence) {
             return Err(c.fail("sweeps.sync_confidence", "is a share, 0 to 1"));
         }
+        if raw.second_look_dwell_ms != 0 && !(10..=60_000).contains(&raw.second_look_dwell_ms) {
+            return Err(c.fail(
+                "sweeps.second_look_dwell_ms",
+                "must be 0 (no second look) or 10 to 60000 (ms per antenna)",
+            ));
+        }
         let mut schedule = Vec::new();
         let mut names = HashSet::new();
         for (i, s) in raw.schedule.iter().enumerate() {
@@ -715,6 +731,7 @@ impl RoomConfig {
         Ok(SweepSettings {
             dwell: std::time::Duration::from_millis(raw.dwell_ms),
             sync_confidence: raw.sync_confidence,
+            second_look: std::time::Duration::from_millis(raw.second_look_dwell_ms),
             schedule,
         })
     }

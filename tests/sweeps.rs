@@ -135,6 +135,12 @@ async fn a_range_sweep_finds_the_moved_the_removed_and_the_stray_and_places_the_
         report["unread"]
     );
 
+    // The moved box's two shelves and the removed box's shelf had a second look, which
+    // confirmed what the first pass saw: a box that really moved stays misplaced.
+    assert!(
+        view["progress"]["second_look"].as_u64().unwrap() >= 3,
+        "{view}"
+    );
     let f = finding(&report, &moved_epc);
     assert_eq!(f["status"], "misplaced", "{f}");
     assert_eq!(f["bound"], "R1-C2-L-S1-L1");

@@ -89,7 +89,9 @@ pub async fn modbus(
             Ok(serial) => tokio_modbus::client::rtu::attach_slave(serial, Slave(unit)),
             Err(e) => {
                 tracing::warn!(%device, %path, error = %e, "cannot open the environment device's line");
-                tokio::time::sleep(backoff(attempt)).await;
+                if !pause_dropping(&device, &mut commands, backoff(attempt)).await {
+                    return;
+                }
                 attempt += 1;
                 continue;
             }
@@ -129,8 +131,31 @@ pub async fn modbus(
             }
         };
         tracing::debug!(%device, error = %failed, "environment device lost; reconnecting");
-        tokio::time::sleep(backoff(attempt)).await;
+        if !pause_dropping(&device, &mut commands, backoff(attempt)).await {
+            return;
+        }
         attempt += 1;
+    }
+}
+
+/// Waits `pause` without a link, dropping the switch commands that come meanwhile: one that
+/// could not be sent now is not sent later (the engine repeats the state it wants). False
+/// when the engine has gone.
+async fn pause_dropping(
+    device: &str,
+    commands: &mut mpsc::Receiver<SwitchCommand>,
+    pause: Duration,
+) -> bool {
+    let until = tokio::time::sleep(pause);
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            _ = &mut until => return true,
+            c = commands.recv() => match c {
+                None => return false,
+                Some(c) => tracing::debug!(%device, point = %c.point, on = c.on, "switch command dropped: no link"),
+            },
+        }
     }
 }
 
@@ -271,6 +296,11 @@ pub fn parse_availability(payload: &[u8]) -> Option<bool> {
 /// Listens to a Zigbee2MQTT bridge's devices and switches its plugs, for ever. It
 /// subscribes to exactly the topics the config names (a friendly name may hold '/'), each
 /// device's availability and the bridge's state.
+///
+/// Each connection gets a fresh client: a switch command is published only while the
+/// broker has acknowledged this connection, and whatever was pending when the link broke
+/// is dropped with it, never delivered after a reconnect. The engine repeats the switch
+/// state it wants, so a dropped command costs one repetition, not a late switch.
 pub async fn zigbee2mqtt(
     device: String,
     broker: (String, u16),
@@ -280,83 +310,171 @@ pub async fn zigbee2mqtt(
     tx: mpsc::Sender<Report>,
     mut commands: mpsc::Receiver<SwitchCommand>,
 ) {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let mut options = MqttOptions::new(
-        format!("stackroom-env-{device}-{}", std::process::id()),
-        broker.0,
-        broker.1,
-    );
-    options.set_keep_alive(Duration::from_secs(10));
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
-    let topic = |p: &DriverPoint| match &p.address {
-        Address::Topic(t) => Some(format!("{prefix}/{t}")),
-        _ => None,
-    };
-    let bridge = format!("{prefix}/bridge/state");
-    let mut topics: Vec<String> = points
-        .iter()
-        .filter_map(topic)
-        .flat_map(|t| [format!("{t}/availability"), t])
-        .collect();
-    topics.push(bridge.clone());
-    let report = |point: &DriverPoint, available: bool, why: String| Report::Availability {
-        point: point.id.clone(),
-        available,
-        why,
+    let bridge = Bridge {
+        topics: BridgeTopics::new(&prefix, &points),
+        device,
+        prefix,
+        keys,
+        points,
     };
     loop {
-        tokio::select! {
-            event = eventloop.poll() => match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    for t in &topics {
-                        let _ = client.try_subscribe(t.clone(), QoS::AtLeastOnce);
-                    }
+        match bridge.session(&broker, &tx, &mut commands).await {
+            Ended::Closed => return,
+            Ended::LinkLost(e) => {
+                tracing::debug!(device = %bridge.device, error = %e, "Zigbee2MQTT connection lost; a fresh one follows");
+                if !pause_dropping(&bridge.device, &mut commands, Duration::from_millis(500)).await
+                {
+                    return;
                 }
-                Ok(Event::Incoming(Packet::Publish(message))) => {
-                    let mut out = Vec::new();
-                    if message.topic == bridge {
-                        match parse_availability(&message.payload) {
-                            Some(on) => out.extend(points.iter().map(|p| {
-                                report(p, on, format!("the Zigbee2MQTT bridge is {}", if on { "online" } else { "offline" }))
-                            })),
-                            None => tracing::warn!(%device, "unreadable bridge state"),
+            }
+        }
+    }
+}
+
+enum Ended {
+    Closed,
+    LinkLost(String),
+}
+
+struct BridgeTopics {
+    bridge_state: String,
+    subscriptions: Vec<String>,
+}
+
+impl BridgeTopics {
+    fn new(prefix: &str, points: &[DriverPoint]) -> BridgeTopics {
+        let bridge_state = format!("{prefix}/bridge/state");
+        let mut subscriptions: Vec<String> = points
+            .iter()
+            .filter_map(|p| point_topic(prefix, p))
+            .flat_map(|t| [format!("{t}/availability"), t])
+            .collect();
+        subscriptions.push(bridge_state.clone());
+        BridgeTopics {
+            bridge_state,
+            subscriptions,
+        }
+    }
+}
+
+fn point_topic(prefix: &str, p: &DriverPoint) -> Option<String> {
+    match &p.address {
+        Address::Topic(t) => Some(format!("{prefix}/{t}")),
+        _ => None,
+    }
+}
+
+struct Bridge {
+    device: String,
+    prefix: String,
+    keys: Zigbee2Mqtt,
+    points: Vec<DriverPoint>,
+    topics: BridgeTopics,
+}
+
+impl Bridge {
+    /// One connection, from connect to the first error.
+    async fn session(
+        &self,
+        broker: &(String, u16),
+        tx: &mpsc::Sender<Report>,
+        commands: &mut mpsc::Receiver<SwitchCommand>,
+    ) -> Ended {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        let mut options = MqttOptions::new(
+            format!("stackroom-env-{}-{}", self.device, std::process::id()),
+            broker.0.clone(),
+            broker.1,
+        );
+        options.set_keep_alive(Duration::from_secs(10));
+        options.set_clean_session(true);
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let mut connected = false;
+        loop {
+            tokio::select! {
+                event = eventloop.poll() => match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        connected = true;
+                        for t in &self.topics.subscriptions {
+                            let _ = client.try_subscribe(t.clone(), QoS::AtLeastOnce);
                         }
-                    } else if let Some(name) = message.topic.strip_suffix("/availability")
-                        && let Some(p) = points.iter().find(|p| topic(p).as_deref() == Some(name))
-                    {
-                        match parse_availability(&message.payload) {
-                            Some(on) => out.push(report(p, on, format!("{} says it is {}", p.id, if on { "online" } else { "offline" }))),
-                            None => tracing::warn!(%device, topic = %message.topic, "unreadable availability"),
-                        }
-                    } else {
-                        for p in points.iter().filter(|p| topic(p).as_deref() == Some(message.topic.as_str())) {
-                            match parse_z2m(&keys, p.kind, &message.payload) {
-                                Ok(Some(value)) => out.push(Report::Reading(Observation { point: p.id.clone(), at: now(), value })),
-                                Ok(None) => {}
-                                Err(e) => tracing::warn!(%device, topic = %message.topic, error = %e, "ignored a Zigbee2MQTT message"),
+                    }
+                    Ok(Event::Incoming(Packet::Publish(message))) => {
+                        for r in self.reports(&message.topic, &message.payload) {
+                            if tx.send(r).await.is_err() {
+                                return Ended::Closed;
                             }
                         }
                     }
-                    for r in out {
-                        if tx.send(r).await.is_err() {
-                            return;
-                        }
+                    Ok(_) => {}
+                    Err(e) => return Ended::LinkLost(e.to_string()),
+                },
+                command = commands.recv() => {
+                    let Some(command) = command else { return Ended::Closed };
+                    if !connected {
+                        tracing::debug!(device = %self.device, point = %command.point, "switch command dropped: not yet connected");
+                        continue;
                     }
+                    let Some(t) = self.points.iter().find(|p| p.id == command.point).and_then(|p| point_topic(&self.prefix, p)) else { continue };
+                    let body = serde_json::json!({ self.keys.state.as_str(): if command.on { "ON" } else { "OFF" } });
+                    let _ = client.try_publish(format!("{t}/set"), QoS::AtLeastOnce, false, body.to_string());
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::debug!(%device, error = %e, "Zigbee2MQTT connection reconnects");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            },
-            command = commands.recv() => {
-                let Some(command) = command else { return };
-                let Some(p) = points.iter().find(|p| p.id == command.point) else { continue };
-                let Some(t) = topic(p) else { continue };
-                let body = serde_json::json!({ keys.state.as_str(): if command.on { "ON" } else { "OFF" } });
-                let _ = client.try_publish(format!("{t}/set"), QoS::AtLeastOnce, false, body.to_string());
             }
         }
+    }
+
+    /// What one message on a subscribed topic reports.
+    fn reports(&self, topic: &str, payload: &[u8]) -> Vec<Report> {
+        let device = &self.device;
+        let availability =
+            |point: &DriverPoint, available: bool, why: String| Report::Availability {
+                point: point.id.clone(),
+                available,
+                why,
+            };
+        let word = |on: bool| if on { "online" } else { "offline" };
+        let mut out = Vec::new();
+        if topic == self.topics.bridge_state {
+            match parse_availability(payload) {
+                Some(on) => out.extend(self.points.iter().map(|p| {
+                    availability(p, on, format!("the Zigbee2MQTT bridge is {}", word(on)))
+                })),
+                None => tracing::warn!(%device, "unreadable bridge state"),
+            }
+        } else if let Some(name) = topic.strip_suffix("/availability")
+            && let Some(p) = self
+                .points
+                .iter()
+                .find(|p| point_topic(&self.prefix, p).as_deref() == Some(name))
+        {
+            match parse_availability(payload) {
+                Some(on) => out.push(availability(
+                    p,
+                    on,
+                    format!("{} says it is {}", p.id, word(on)),
+                )),
+                None => tracing::warn!(%device, %topic, "unreadable availability"),
+            }
+        } else {
+            for p in self
+                .points
+                .iter()
+                .filter(|p| point_topic(&self.prefix, p).as_deref() == Some(topic))
+            {
+                match parse_z2m(&self.keys, p.kind, payload) {
+                    Ok(Some(value)) => out.push(Report::Reading(Observation {
+                        point: p.id.clone(),
+                        at: now(),
+                        value,
+                    })),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(%device, %topic, error = %e, "ignored a Zigbee2MQTT message")
+                    }
+                }
+            }
+        }
+        out
     }
 }
 

@@ -184,6 +184,8 @@ pub struct Progress {
     pub reads: u64,
     /// `done / antennas`, 0 to 1.
     pub fraction: f64,
+    /// Shelves read a second time because a box on them, or bound to them, was in doubt.
+    pub second_look: usize,
     /// Per reader, while the sweep runs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub readers: Vec<ReaderProgress>,
@@ -552,50 +554,21 @@ impl Sweeps {
             .iter()
             .map(|a| (a.reader.clone(), a.port, a.shelf));
         let mut pipeline = Pipeline::new(antenna_map, Settings::default());
-        // (whether the live pipeline has still to see them, reads)
-        let (tx, mut rx) = mpsc::channel::<(bool, Vec<TagRead>)>(64);
-        let mut readers = JoinSet::new();
-        for (reader, ports) in &plan.by_reader {
-            let Some(handle) = self.inner.readers.get(reader).cloned() else {
-                continue;
-            };
-            readers.spawn(read_ports(
-                handle,
-                ports.clone(),
+        let (read, mut unread) = self
+            .pass(
+                &plan.by_reader,
                 dwell,
-                tx.clone(),
-                view.clone(),
-                cancelled.clone(),
-            ));
-        }
-        drop(tx);
-        while let Some((for_live, batch)) = rx.recv().await {
-            for read in &batch {
-                pipeline.push(read);
-            }
-            lock(view).progress.reads += batch.iter().map(|r| u64::from(r.count)).sum::<u64>();
-            if let Some(live) = self.inner.live.as_ref().filter(|_| for_live) {
-                live.offer(batch);
-            }
-        }
-        let mut read = HashSet::new();
-        let mut unread: Vec<(ShelfAddress, String)> = plan.unreadable;
-        while let Some(done) = readers.join_next().await {
-            let (ok, failed) = done.map_err(|e| {
-                SweepError::Location(LocationError::Store(StoreError::Task(e.to_string())))
-            })?;
-            read.extend(ok);
-            unread.extend(failed);
-        }
+                Pass::First,
+                &mut pipeline,
+                view,
+                &cancelled,
+            )
+            .await?;
+        unread.extend(plan.unreadable);
         if *cancelled.borrow() {
             lock(view).note = "cancelled: no verdicts were reached".into();
             return Ok(SweepState::Cancelled);
         }
-
-        let decisions: Vec<_> = pipeline
-            .tags()
-            .filter_map(|epc| pipeline.decide(epc, None))
-            .collect();
         let scope: HashSet<ShelfAddress> = plan.shelves.iter().copied().collect();
         let mut bound = Vec::new();
         let mut known = HashMap::new();
@@ -617,6 +590,45 @@ impl Sweeps {
             .read(|conn| crate::loans::on_loan_epcs(conn).map_err(StoreError::from))
             .await
             .map_err(|e| SweepError::Location(LocationError::Store(e)))?;
+        let second_look = self.inner.config.sweeps.second_look;
+        if !second_look.is_zero() {
+            let doubtful = doubtful_shelves(&bound, &read, &on_loan, &pipeline);
+            if !doubtful.is_empty() {
+                let by_reader: BTreeMap<String, Vec<(u16, ShelfAddress)>> = plan
+                    .by_reader
+                    .iter()
+                    .map(|(reader, ports)| {
+                        let ports: Vec<_> = ports
+                            .iter()
+                            .filter(|(_, shelf)| doubtful.contains(shelf))
+                            .copied()
+                            .collect();
+                        (reader.clone(), ports)
+                    })
+                    .filter(|(_, ports)| !ports.is_empty())
+                    .collect();
+                lock(view).progress.second_look = doubtful.len();
+                tracing::info!(sweep = id, shelves = doubtful.len(), "second look");
+                // A shelf the second look cannot read keeps the first pass's evidence.
+                self.pass(
+                    &by_reader,
+                    second_look,
+                    Pass::Second,
+                    &mut pipeline,
+                    view,
+                    &cancelled,
+                )
+                .await?;
+                if *cancelled.borrow() {
+                    lock(view).note = "cancelled: no verdicts were reached".into();
+                    return Ok(SweepState::Cancelled);
+                }
+            }
+        }
+        let decisions: Vec<_> = pipeline
+            .tags()
+            .filter_map(|epc| pipeline.decide(epc, None))
+            .collect();
         let (findings, summary) = reconcile(&bound, &read, &decisions, &known, &on_loan);
         unread.sort_by_key(|(shelf, _)| *shelf);
 
@@ -624,7 +636,10 @@ impl Sweeps {
         let locations = self.inner.locations.clone();
         let finished = now_ms();
         let antennas_read = read.len();
-        let reads = lock(view).progress.reads;
+        let (reads, second_look) = {
+            let v = lock(view);
+            (v.progress.reads, v.progress.second_look)
+        };
         let applied = self
             .inner
             .locations
@@ -639,7 +654,7 @@ impl Sweeps {
                     &findings,
                     &unread,
                     summary,
-                    antennas_read,
+                    (antennas_read, second_look),
                     reads,
                     finished,
                 )
@@ -652,6 +667,56 @@ impl Sweeps {
         v.finished_at = Some(time(finished));
         v.progress.read = antennas_read;
         Ok(SweepState::Done)
+    }
+
+    /// Reads the plan's ports, every reader at once, into `pipeline`; the shelves read and
+    /// those that could not be, with the reason.
+    async fn pass(
+        &self,
+        by_reader: &BTreeMap<String, Vec<(u16, ShelfAddress)>>,
+        dwell: Duration,
+        pass: Pass,
+        pipeline: &mut Pipeline,
+        view: &Arc<std::sync::Mutex<SweepView>>,
+        cancelled: &watch::Receiver<bool>,
+    ) -> Result<(HashSet<ShelfAddress>, Vec<(ShelfAddress, String)>), SweepError> {
+        // (whether the live pipeline has still to see them, reads)
+        let (tx, mut rx) = mpsc::channel::<(bool, Vec<TagRead>)>(64);
+        let mut readers = JoinSet::new();
+        for (reader, ports) in by_reader {
+            let Some(handle) = self.inner.readers.get(reader).cloned() else {
+                continue;
+            };
+            readers.spawn(read_ports(
+                handle,
+                ports.clone(),
+                dwell,
+                pass,
+                tx.clone(),
+                view.clone(),
+                cancelled.clone(),
+            ));
+        }
+        drop(tx);
+        while let Some((for_live, batch)) = rx.recv().await {
+            for read in &batch {
+                pipeline.push(read);
+            }
+            lock(view).progress.reads += batch.iter().map(|r| u64::from(r.count)).sum::<u64>();
+            if let Some(live) = self.inner.live.as_ref().filter(|_| for_live) {
+                live.offer(batch);
+            }
+        }
+        let mut read = HashSet::new();
+        let mut unread = Vec::new();
+        while let Some(done) = readers.join_next().await {
+            let (ok, failed) = done.map_err(|e| {
+                SweepError::Location(LocationError::Store(StoreError::Task(e.to_string())))
+            })?;
+            read.extend(ok);
+            unread.extend(failed);
+        }
+        Ok((read, unread))
     }
 
     /// A sweep: the running one as it goes, or a finished one from the database.
@@ -839,10 +904,51 @@ fn time(ms: i64) -> DateTime<Utc> {
 }
 
 /// Reads one reader's ports; the shelves read and those not read, with the reason.
+/// Which pass of a sweep reads: the first reads every shelf of the scope, the second
+/// only the doubtful ones again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    First,
+    Second,
+}
+
+/// The shelves that deserve a second look: for every box bound to a shelf the first pass
+/// read, but heard nowhere or decided on another shelf, its own shelf and the one it was
+/// decided on. One read is a noisy measurement: a tag in a read shadow, or a strong
+/// cross-read through the shelf board, is the common cause, and a second look tells it from
+/// a box that really moved.
+fn doubtful_shelves(
+    bound: &[Bound],
+    read: &HashSet<ShelfAddress>,
+    on_loan: &HashSet<String>,
+    pipeline: &Pipeline,
+) -> HashSet<ShelfAddress> {
+    let mut doubtful = HashSet::new();
+    for b in bound
+        .iter()
+        .filter(|b| read.contains(&b.shelf) && !on_loan.contains(&b.epc))
+    {
+        match pipeline.decide(&b.epc, None) {
+            Some(d) if d.shelf == b.shelf => {}
+            Some(d) => {
+                doubtful.insert(b.shelf);
+                if read.contains(&d.shelf) {
+                    doubtful.insert(d.shelf);
+                }
+            }
+            None => {
+                doubtful.insert(b.shelf);
+            }
+        }
+    }
+    doubtful
+}
+
 async fn read_ports(
     handle: ReaderHandle,
     ports: Vec<(u16, ShelfAddress)>,
     dwell: Duration,
+    pass: Pass,
     reads: mpsc::Sender<(bool, Vec<TagRead>)>,
     view: Arc<std::sync::Mutex<SweepView>>,
     mut cancelled: watch::Receiver<bool>,
@@ -850,6 +956,9 @@ async fn read_ports(
     let mut read = Vec::new();
     let mut unread = Vec::new();
     let progress = |done: usize, ok: usize, error: Option<String>| {
+        if pass == Pass::Second {
+            return;
+        }
         let mut v = lock(&view);
         let p = &mut v.progress;
         p.done += done;
@@ -946,7 +1055,7 @@ fn record(
     findings: &[Finding],
     unread: &[(ShelfAddress, String)],
     summary: Summary,
-    antennas_read: usize,
+    (antennas_read, second_look): (usize, usize),
     reads: u64,
     now: i64,
 ) -> Result<usize, SweepError> {
@@ -1022,7 +1131,7 @@ fn record(
     conn.execute(
         "UPDATE sweeps SET state = 'done', finished_at = ?2, antennas_read = ?3, reads = ?4,
             present = ?5, misplaced = ?6, missing = ?7, not_read = ?8, unknown = ?9, applied = ?10,
-            on_loan = ?11, returned_without_check_in = ?12
+            on_loan = ?11, returned_without_check_in = ?12, second_look = ?13
          WHERE id = ?1",
         params![
             id,
@@ -1036,7 +1145,8 @@ fn record(
             summary.unknown as i64,
             applied as i64,
             summary.on_loan as i64,
-            summary.returned_without_check_in as i64
+            summary.returned_without_check_in as i64,
+            second_look as i64
         ],
     )?;
     Ok(applied)
@@ -1147,7 +1257,7 @@ fn load(conn: &Connection, id: i64) -> Result<Option<SweepView>, SweepError> {
         .prepare_cached(
             "SELECT trigger, scope, apply, state, started_at, finished_at, dwell_ms, antennas, antennas_read,
                 reads, present, misplaced, missing, not_read, unknown, applied, note,
-                on_loan, returned_without_check_in
+                on_loan, returned_without_check_in, second_look
              FROM sweeps WHERE id = ?1",
         )?
         .query_row([id], |r| {
@@ -1181,6 +1291,7 @@ fn load(conn: &Connection, id: i64) -> Result<Option<SweepView>, SweepError> {
                         done as f64 / antennas as f64
                     },
                     readers: Vec::new(),
+                    second_look: r.get::<_, i64>(19)? as usize,
                 },
                 started_at: time(r.get(4)?),
                 finished_at: finished.map(time),
@@ -1254,4 +1365,69 @@ pub fn report_csv(report: &Report) -> Result<String, csv::Error> {
         .into_inner()
         .map_err(|e| csv::Error::from(e.into_error()))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shelf(s: &str) -> ShelfAddress {
+        s.parse().unwrap()
+    }
+
+    fn read(port: u16, epc: &str, rssi_dbm: f64, at_ms: u64) -> TagRead {
+        TagRead {
+            reader: "r".into(),
+            port,
+            epc: epc.into(),
+            rssi_dbm,
+            at_ms,
+            frequency_khz: None,
+            phase_deg: None,
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn boxes_heard_elsewhere_or_not_at_all_bring_their_shelves_a_second_look() {
+        let shelves = [
+            "R1-C1-L-S1-L1",
+            "R1-C1-L-S1-L2",
+            "R1-C1-L-S1-L3",
+            "R1-C1-L-S1-L4",
+        ];
+        let mut pipeline = Pipeline::new(
+            shelves
+                .iter()
+                .enumerate()
+                .map(|(i, s)| ("r".to_string(), i as u16 + 1, shelf(s))),
+            Settings::default(),
+        );
+        // A: at home. B: only a cross-read from the level above. C: heard nowhere.
+        // D: on loan and not heard (no doubt: it is out). E: its shelf was not read.
+        pipeline.push(&read(1, "A", -52.0, 0));
+        pipeline.push(&read(3, "B", -60.0, 0));
+        let bound: Vec<Bound> = [
+            ("A", "R1-C1-L-S1-L1"),
+            ("B", "R1-C1-L-S1-L2"),
+            ("C", "R1-C1-L-S1-L1"),
+            ("D", "R1-C1-L-S1-L4"),
+            ("E", "R1-C2-L-S1-L1"),
+        ]
+        .iter()
+        .map(|(epc, s)| Bound {
+            archive_no: format!("box {epc}"),
+            epc: epc.to_string(),
+            shelf: shelf(s),
+        })
+        .collect();
+        let read_shelves: HashSet<ShelfAddress> = shelves.iter().map(|s| shelf(s)).collect();
+        let on_loan = HashSet::from(["D".to_string()]);
+        let doubtful = doubtful_shelves(&bound, &read_shelves, &on_loan, &pipeline);
+        let expected: HashSet<ShelfAddress> = ["R1-C1-L-S1-L1", "R1-C1-L-S1-L2", "R1-C1-L-S1-L3"]
+            .iter()
+            .map(|s| shelf(s))
+            .collect();
+        assert_eq!(doubtful, expected);
+    }
 }
