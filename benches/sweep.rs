@@ -11,8 +11,10 @@
 //!
 //! Three times: as shipped (three R2000 rounds per inventory command, a second look of
 //! 300 ms at the shelves of boxes in doubt), without the second look, and with one round per
-//! command and no second look, to show what each costs and buys. Wrong placements are
-//! listed on stderr with their evidence.
+//! command and no second look, to show what each costs and buys. Each case runs in a process
+//! of its own (the bench starts itself again with `SWEEP_BENCH_CASE=n`): a demo room keeps
+//! simulating after its case ends, and two such rooms beside a third would load the machine.
+//! Wrong placements are listed on stderr with their evidence.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,14 +27,29 @@ use stackroom::rfid::sweep::{Apply, Scope, SweepRequest, SweepState};
 use stackroom::server::Controller;
 use stackroom::sim::{self, SimSettings};
 
+const CASES: [(Option<u8>, bool); 3] = [(None, true), (None, false), (Some(1), false)];
+
 #[tokio::main]
 async fn main() {
+    if let Some(case) = std::env::var("SWEEP_BENCH_CASE")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+    {
+        let (repeat, second_look) = CASES[case];
+        run(repeat, second_look).await;
+        return;
+    }
     println!(
         "| R2000 rounds per command | second look | scope | antennas | duration | physical limit (busiest reader) | ratio | sum of dwell times | placed right |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (repeat, second_look) in [(None, true), (None, false), (Some(1), false)] {
-        run(repeat, second_look).await;
+    let me = std::env::current_exe().expect("the bench binary");
+    for case in 0..CASES.len() {
+        let status = std::process::Command::new(&me)
+            .env("SWEEP_BENCH_CASE", case.to_string())
+            .status()
+            .expect("the bench runs itself");
+        assert!(status.success(), "case {case} failed");
     }
 }
 
