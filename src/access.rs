@@ -227,6 +227,19 @@ impl Access {
     }
 
     /// Whose live token `secret` is.
+    /// Whether the token named `name` is still live (not revoked), as another process may
+    /// have revoked it in the database.
+    pub async fn is_live(&self, name: &str) -> Result<bool, AccessError> {
+        let name = name.to_string();
+        self.store
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached("SELECT 1 FROM tokens WHERE name = ?1 AND revoked_at IS NULL")?
+                    .exists([name])?)
+            })
+            .await
+    }
+
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Identity>, AccessError> {
         let hashed = hash(secret);
         self.store

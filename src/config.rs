@@ -250,6 +250,11 @@ struct RawMqtt {
     broker: String,
     #[serde(default = "default_mqtt_listen")]
     embedded_listen: String,
+    secrets_dir: Option<PathBuf>,
+    password_env: Option<String>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
 }
 
 impl Default for RawMqtt {
@@ -257,6 +262,11 @@ impl Default for RawMqtt {
         RawMqtt {
             broker: default_broker(),
             embedded_listen: default_mqtt_listen(),
+            secrets_dir: None,
+            password_env: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 }
@@ -469,6 +479,8 @@ pub struct RoomConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub mqtt: Mqtt,
+    /// Who the controller is on the bus and where the bus's passwords are.
+    pub bus: crate::bus::BusSettings,
     pub archive_rule: ArchiveRule,
     pub default_box_width_mm: u32,
     pub layout: Layout,
@@ -487,6 +499,49 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    fn bus(&self, raw: &RawMqtt, mqtt: &Mqtt) -> Result<crate::bus::BusSettings, ConfigError> {
+        let url = match mqtt {
+            Mqtt::External { url } => crate::bus::BrokerUrl::parse(url).ok(),
+            Mqtt::Embedded { .. } => None,
+        };
+        let tls = url.as_ref().is_some_and(|u| u.tls);
+        if tls && raw.ca_file.is_none() {
+            return Err(self.fail(
+                "mqtt.ca_file",
+                "is needed for an mqtts:// broker: the CA that signed the broker's certificate",
+            ));
+        }
+        if !tls && (raw.ca_file.is_some() || raw.client_cert.is_some()) {
+            return Err(self.fail(
+                "mqtt.ca_file",
+                "and mqtt.client_cert are for an mqtts:// broker only",
+            ));
+        }
+        let client_cert = match (&raw.client_cert, &raw.client_key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(self.fail("mqtt.client_cert", "and mqtt.client_key come together"));
+            }
+        };
+        if let Some(v) = &raw.password_env
+            && (v.is_empty() || v.contains('='))
+        {
+            return Err(self.fail("mqtt.password_env", "must name an environment variable"));
+        }
+        let user = url
+            .and_then(|u| u.user)
+            .unwrap_or_else(|| "stackroom".to_string());
+        self.name("the broker URL's user", &user)?;
+        Ok(crate::bus::BusSettings {
+            user,
+            secrets_dir: raw.secrets_dir.clone(),
+            password_env: raw.password_env.clone(),
+            ca_file: raw.ca_file.clone(),
+            client_cert,
+        })
+    }
+
     fn motion(&self, raw: &RawShelving) -> Result<MotionSettings, ConfigError> {
         use std::time::Duration;
         let ms = Duration::from_millis;
@@ -597,19 +652,21 @@ impl RoomConfig {
             Mqtt::Embedded {
                 listen: c.addr("mqtt.embedded_listen", &raw.mqtt.embedded_listen)?,
             }
-        } else if raw.mqtt.broker.starts_with("mqtt://") || raw.mqtt.broker.starts_with("tcp://") {
+        } else {
+            crate::bus::BrokerUrl::parse(&raw.mqtt.broker).map_err(|_| {
+                c.fail(
+                    "mqtt.broker",
+                    format!(
+                        "'{}' is neither \"embedded\" nor a broker URL like mqtt://host:1883 or mqtts://user@host:8883 (no password: that goes in a file or mqtt.password_env)",
+                        raw.mqtt.broker
+                    ),
+                )
+            })?;
             Mqtt::External {
                 url: raw.mqtt.broker.clone(),
             }
-        } else {
-            return Err(c.fail(
-                "mqtt.broker",
-                format!(
-                    "'{}' is neither \"embedded\" nor a broker URL like mqtt://host:1883",
-                    raw.mqtt.broker
-                ),
-            ));
         };
+        let bus = c.bus(&raw.mqtt, &mqtt)?;
         let a = &raw.archive_number;
         let archive_rule = ArchiveRule::new(&a.pattern, &a.parts, &a.series)
             .map_err(|e| c.fail("archive_number", e.to_string()))?;
@@ -677,6 +734,7 @@ impl RoomConfig {
             listen,
             data_dir: raw.storage.data_dir,
             mqtt,
+            bus,
             archive_rule,
             default_box_width_mm: raw.boxes.default_width_mm,
             layout,

@@ -59,6 +59,31 @@ enum Command {
     },
     /// Check a room config and summarise it.
     CheckConfig { file: PathBuf },
+    /// Write the site broker's config for a room: mosquitto.conf, passwd and acl in --out;
+    /// makes the devices' missing passwords in the secrets directory.
+    BrokerConfig {
+        #[arg(long)]
+        config: PathBuf,
+        /// Where to write the files.
+        #[arg(long)]
+        out: PathBuf,
+        /// Port the broker listens on (default: the broker URL's, else 1883).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Address the broker listens on (default: all).
+        #[arg(long)]
+        bind: Option<String>,
+        /// TLS listener: the broker's certificate (PEM). With --tls-key and --tls-ca.
+        #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        #[arg(long, requires = "tls_cert")]
+        tls_ca: Option<PathBuf>,
+        /// Clients must present a certificate signed by --tls-ca.
+        #[arg(long, requires = "tls_cert")]
+        require_client_cert: bool,
+    },
     /// Run an inventory sweep on a running controller, with a progress bar (Ctrl-C cancels).
     Sweep {
         /// What to read: room, range=R, or shelves=ADDRESS,ADDRESS,...
@@ -225,6 +250,59 @@ async fn run(command: Command) -> Result<(), String> {
         Command::CheckConfig { file } => {
             let config = RoomConfig::load(&file).map_err(|e| e.to_string())?;
             print!("{}", config.summary());
+            let missing = stackroom::bus::missing(&config);
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(missing.join("\n"))
+            }
+        }
+        Command::BrokerConfig {
+            config,
+            out,
+            port,
+            bind,
+            tls_cert,
+            tls_key,
+            tls_ca,
+            require_client_cert,
+        } => {
+            use stackroom::bus::{self, mosquitto};
+            let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
+            let url = match &config.mqtt {
+                stackroom::config::Mqtt::External { url } => bus::BrokerUrl::parse(url).ok(),
+                stackroom::config::Mqtt::Embedded { .. } => None,
+            };
+            let grants = bus::grants(&config, &config.bus.user);
+            let passwords = bus::passwords(&config, &grants, true).map_err(|e| e.to_string())?;
+            let tls = match (tls_cert, tls_key, tls_ca) {
+                (Some(cert), Some(key), Some(ca)) => Some(mosquitto::ListenerTls {
+                    cert,
+                    key,
+                    ca,
+                    require_client_cert,
+                }),
+                _ => None,
+            };
+            let listener = mosquitto::Listener {
+                bind,
+                port: port.or(url.map(|u| u.port)).unwrap_or(1883),
+                tls,
+            };
+            let written = mosquitto::write(&out, &grants, &passwords, &listener)
+                .map_err(|e| e.to_string())?;
+            for f in written {
+                println!("wrote {}", f.display());
+            }
+            let secrets = config.bus.secrets(&config.data_dir);
+            for g in grants.iter().filter(|g| !config.bus.is_controller(&g.user)) {
+                println!(
+                    "device {}: user {}, password in {}",
+                    g.user,
+                    g.user,
+                    secrets.path(&g.user).display()
+                );
+            }
             Ok(())
         }
         Command::Demo {
@@ -256,8 +334,7 @@ async fn run(command: Command) -> Result<(), String> {
                 sim::simulate(&mut controller, settings, mqtt_listen, sim_control).await?;
             let config = controller.config.clone();
             stackroom::mqtt::publish_events(
-                "127.0.0.1".into(),
-                broker.addr.port(),
+                &broker.endpoint,
                 &config.site_id,
                 &config.room_id,
                 &controller.shelving,
@@ -276,32 +353,32 @@ async fn run(command: Command) -> Result<(), String> {
                 tracing::warn!(warning = %w, "config");
             }
             let listen = listen.unwrap_or(config.listen);
-            // The room's broker: the embedded one (started here) or the site's.
-            let (_embedded, host, port) = match &config.mqtt {
-                stackroom::config::Mqtt::Embedded { listen } => {
-                    let broker = EmbeddedBroker::start(*listen).map_err(|e| e.to_string())?;
-                    let port = broker.addr.port();
-                    (Some(broker), "127.0.0.1".to_string(), port)
-                }
-                stackroom::config::Mqtt::External { url } => {
-                    let b = sim::broker(url)?;
-                    (None, b.host, b.port)
-                }
-            };
             let mut controller = Controller::start(config, data.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
+            let config = controller.config.clone();
+            // The room's broker: the embedded one (started here) or the site's.
+            let (_embedded, endpoint) = match &config.mqtt {
+                stackroom::config::Mqtt::Embedded { listen } => {
+                    let broker =
+                        EmbeddedBroker::start(*listen, &config).map_err(|e| e.to_string())?;
+                    let endpoint = broker.endpoint.clone();
+                    (Some(broker), endpoint)
+                }
+                stackroom::config::Mqtt::External { .. } => (
+                    None,
+                    stackroom::bus::endpoint(&config).map_err(|e| e.to_string())?,
+                ),
+            };
             controller
                 .start_devices(&Wiring {
                     tcp_addresses: Default::default(),
                     serial_paths: Default::default(),
-                    mqtt: Some((host.clone(), port)),
+                    mqtt: Some(endpoint.clone()),
                 })
                 .await?;
-            let config = controller.config.clone();
             stackroom::mqtt::publish_events(
-                host,
-                port,
+                &endpoint,
                 &config.site_id,
                 &config.room_id,
                 &controller.shelving,

@@ -59,6 +59,9 @@ impl Controller {
     ) -> Result<Controller, StartError> {
         let dir: PathBuf = data_dir.map_or_else(|| config.data_dir.clone(), Path::to_path_buf);
         let store = Store::open(&dir.join(DB_FILE)).map_err(LocationError::from)?;
+        // What lives in the data directory (the bus's secrets among it) follows it.
+        let mut config = config;
+        config.data_dir = dir;
         let config = Arc::new(config);
         let locations = LocationService::open(config.clone(), store.clone()).await?;
         let audit = Audit::new(store.clone());
@@ -134,11 +137,21 @@ impl Controller {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let (failures, audit) = (self.failures.clone(), self.audit.clone());
+        let denied = tokio::spawn(async move {
+            failures
+                .denied
+                .write(&audit, std::time::Duration::from_secs(60))
+                .await
+        });
+        let served = crate::http::serve(
+            listener,
+            self.router(),
+            crate::http::Limits::default(),
+            shutdown,
+        )
+        .await;
+        denied.abort();
+        served
     }
 }

@@ -42,22 +42,19 @@ impl Default for SimSettings {
     }
 }
 
-/// A broker address from `mqtt://host:port` (or `tcp://`, or bare `host:port`).
+/// A broker address from `mqtt://host:port` (or `tcp://`, or bare `host:port`); the
+/// simulated devices speak plain MQTT only.
 pub fn broker(url: &str) -> Result<Broker, String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| format!("'{url}' needs a port, e.g. mqtt://127.0.0.1:1883"))?;
-    let port = port
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|_| format!("'{url}': '{port}' is not a port"))?;
+    let u = crate::bus::BrokerUrl::parse(url).map_err(|e| e.to_string())?;
+    if u.tls {
+        return Err(format!(
+            "'{url}': the simulated devices speak plain MQTT; give them a plain listener"
+        ));
+    }
     Ok(Broker {
-        host: host.to_string(),
-        port,
+        host: u.host,
+        port: u.port,
+        passwords: Default::default(),
     })
 }
 
@@ -410,17 +407,18 @@ pub async fn simulate(
     mqtt_listen: SocketAddr,
     control: SocketAddr,
 ) -> Result<(Simulator, crate::mqtt::EmbeddedBroker), String> {
-    let broker = crate::mqtt::EmbeddedBroker::start(mqtt_listen).map_err(|e| e.to_string())?;
+    let broker = crate::mqtt::EmbeddedBroker::start(mqtt_listen, &controller.config)
+        .map_err(|e| e.to_string())?;
     let placement = placement_from(&controller.locations).await?;
     let settings = SimSettings {
-        mqtt: Some(self::broker(&broker.url())?),
+        mqtt: Some(broker.for_devices()),
         ..settings
     };
     let simulator = start(&controller.config, placement, &settings, control).await?;
     controller
         .start_devices(&crate::shelving::Wiring::of(
             &simulator,
-            Some(("127.0.0.1".into(), broker.addr.port())),
+            Some(broker.endpoint.clone()),
         ))
         .await?;
     Ok((simulator, broker))

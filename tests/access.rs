@@ -418,3 +418,32 @@ async fn changes_motions_and_refusals_are_in_the_audit_trail() {
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+#[tokio::test]
+async fn revoking_a_token_ends_its_open_event_stream() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    let watcher = token(&d, "wall-screen", "viewer").await;
+    let mut stream = reqwest::Client::new()
+        .get(format!("{}/api/v1/events", d.base))
+        .bearer_auth(&watcher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    // The current range states come first: the stream is open.
+    assert!(matches!(stream.chunk().await, Ok(Some(_))));
+    let r = api_client(&d.base)
+        .delete(format!("{}/api/v1/tokens/wall-screen", d.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let revoked = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream of a revoked token is still open");
+    eprintln!("ended {:?} after the revocation", revoked.elapsed());
+}

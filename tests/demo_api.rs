@@ -252,3 +252,53 @@ fn cli_import_rejects_a_bad_file_whole_and_takes_a_good_one() {
             .contains("imported 1 boxes")
     );
 }
+
+/// 1,500 connections that open and say nothing, against a server that may hold 1,024 files:
+/// the health check still answers (the idle ones make room), and a slow client that never
+/// finishes its headers is cut off.
+#[tokio::test]
+async fn idle_connections_do_not_keep_the_health_check_out() {
+    use std::io::Read;
+    // This process needs more than 1,500 descriptors itself.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max.min(8192);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    let data = tempfile::tempdir().unwrap();
+    let d = common::start_demo_with(data.path(), &[], Some(1024));
+    let addr = d.base.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..1500 {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("connection {} refused: {e}", idle.len()),
+        }
+    }
+    let started = std::time::Instant::now();
+    let (status, _, body) = common::get(&d.base, "/api/v1/health").await;
+    assert_eq!(status, 200, "{body}");
+    eprintln!(
+        "health answered in {:?} with 1,500 idle connections",
+        started.elapsed()
+    );
+    // The oldest idle connections were closed to make room.
+    let mut first = idle.remove(0);
+    first
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let read = first.read(&mut buf);
+    assert!(
+        match &read {
+            Ok(0) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        },
+        "the oldest idle connection is still open: {read:?}"
+    );
+}

@@ -347,7 +347,7 @@ async fn a_stocktake_reports_boxes_on_loan_and_boxes_back_without_check_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overdue_loan_is_listed_told_of_once_on_mqtt_and_shown_by_the_cli() {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    use rumqttc::{AsyncClient, Event, Packet, QoS};
     let dir = tempfile::tempdir().unwrap();
     let demo = start_demo(dir.path(), &[]);
     let base = demo.base.as_str();
@@ -365,9 +365,7 @@ async fn an_overdue_loan_is_listed_told_of_once_on_mqtt_and_shown_by_the_cli() {
     let (status, _, _) = post_json(base, &format!("/api/v1/loans/{id}/checkout"), &json!({})).await;
     assert_eq!(status, 200);
 
-    let port: u16 = demo.mqtt.rsplit(':').next().unwrap().parse().unwrap();
-    let (client, mut events) =
-        AsyncClient::new(MqttOptions::new("test-overdue", "127.0.0.1", port), 64);
+    let (client, mut events) = AsyncClient::new(demo.mqtt_options("test-overdue"), 64);
     client
         .subscribe("stackroom/gd-power/stack-1/loans/overdue", QoS::AtLeastOnce)
         .await

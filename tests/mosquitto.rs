@@ -6,98 +6,31 @@
 //! without Mosquitto, it says so and passes.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use stackroom::config::{Mqtt, RoomConfig};
+use stackroom::config::RoomConfig;
 use stackroom::demo;
 use stackroom::shelving::plan::Goal;
 use stackroom::shelving::{OpState, Shelving, Wiring};
 use stackroom::sim::{self, SimSettings};
 
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Broker {
-    /// Stops Mosquitto the way a service manager does (SIGTERM): it writes its persistent
-    /// sessions and their queued messages to disk first.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts Mosquitto on `port` (a free one if none), keeping its sessions in `dir`.
-fn mosquitto(dir: &std::path::Path, port: Option<u16>) -> Option<(Broker, u16)> {
-    let path = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())?;
-    let port = match port {
-        Some(p) => p,
-        None => std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port(),
-    };
-    // Mosquitto started as root drops to the `mosquitto` user, which must be able to write
-    // its persistence file here.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).ok()?;
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\n\
-             persistence true\npersistence_location {}/\n",
-            dir.display()
-        ),
-    )
-    .ok()?;
-    let child = Command::new(path)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let broker = Broker(child);
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some((broker, port));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
+#[path = "common/mosquitto.rs"]
+mod mosquitto;
 
 #[tokio::test]
 async fn mqtt_shelving_works_through_mosquitto() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((broker, port)) = mosquitto(dir.path(), None) else {
-        assert!(
-            std::env::var_os("STACKROOM_REQUIRE_MOSQUITTO").is_none(),
-            "Mosquitto is required here but did not start"
-        );
-        eprintln!("skipped: Mosquitto is not installed (apt-get install mosquitto)");
-        return;
-    };
-    let url = format!("mqtt://127.0.0.1:{port}");
+    let port = mosquitto::free_port();
     let mut config = RoomConfig::load(&demo::config_path()).unwrap();
-    config.mqtt = Mqtt::External { url: url.clone() };
     config.keep_devices(|d| d.id == "shelving-2");
+    let config = mosquitto::on_site_broker(config, dir.path(), port);
+    // The site broker as `stackroom broker-config` sets it up: passwords and ACLs.
+    let Some(broker) = mosquitto::start(dir.path(), port, &config) else {
+        return mosquitto::skip();
+    };
     let settings = SimSettings {
         time_scale: 20.0,
-        mqtt: Some(sim::broker(&url).unwrap()),
+        mqtt: Some(mosquitto::for_devices(&config, port)),
         ..SimSettings::default()
     };
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -169,7 +102,7 @@ async fn mqtt_shelving_works_through_mosquitto() {
     );
     let logged = plc.lock().unwrap().commands_since(0).len() as u64;
     // It comes back on the same port: the driver reconnects by itself.
-    let (_broker, _) = mosquitto(dir.path(), Some(port)).expect("Mosquitto restarts");
+    let _broker = mosquitto::start(dir.path(), port, &config).expect("Mosquitto restarts");
     for _ in 0..1000 {
         if ready() {
             break;
@@ -221,20 +154,22 @@ async fn zigbee2mqtt_switch_commands_never_outlive_the_broker_link() {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     let dir = tempfile::tempdir().unwrap();
-    let Some((broker, port)) = mosquitto(dir.path(), None) else {
-        assert!(
-            std::env::var_os("STACKROOM_REQUIRE_MOSQUITTO").is_none(),
-            "Mosquitto is required here but did not start"
-        );
-        eprintln!("skipped: Mosquitto is not installed (apt-get install mosquitto)");
-        return;
+    let port = mosquitto::free_port();
+    let mut config = RoomConfig::load(&demo::config_path()).unwrap();
+    config.keep_devices(|d| d.id == "env-zigbee");
+    let config = mosquitto::on_site_broker(config, dir.path(), port);
+    let Some(broker) = mosquitto::start(dir.path(), port, &config) else {
+        return mosquitto::skip();
     };
+    let passwords = mosquitto::for_devices(&config, port).passwords;
     // A watcher with a persistent session: what is published on `/set` while it is away is
     // queued for it by the broker, across the broker's own restart.
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
     let restored = std::sync::Arc::new(AtomicBool::new(false));
     let restored_by_broker = restored.clone();
-    let mut options = MqttOptions::new("zigbee-watcher", "127.0.0.1", port);
+    // It logs in as the bridge (which may read everything under its prefix).
+    let mut options = MqttOptions::new("env-zigbee", "127.0.0.1", port);
+    options.set_credentials("env-zigbee", passwords["env-zigbee"].clone());
     options.set_clean_session(false);
     let (watcher, mut events) = AsyncClient::new(options, 16);
     watcher
@@ -269,8 +204,8 @@ async fn zigbee2mqtt_switch_commands_never_outlive_the_broker_link() {
     let (reports, _readings) = tokio::sync::mpsc::channel(64);
     let (commands, rx) = tokio::sync::mpsc::channel(8);
     tokio::spawn(driver::zigbee2mqtt(
-        "zigbee".into(),
-        ("127.0.0.1".into(), port),
+        "env-zigbee".into(),
+        stackroom::bus::endpoint(&config).unwrap(),
         "zigbee2mqtt".into(),
         keys,
         points,
@@ -306,7 +241,7 @@ async fn zigbee2mqtt_switch_commands_never_outlive_the_broker_link() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     commands.send(switch(false)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_broker, _) = mosquitto(dir.path(), Some(port)).expect("Mosquitto restarts");
+    let _broker = mosquitto::start(dir.path(), port, &config).expect("Mosquitto restarts");
     // Both the driver and the watcher reconnect; anything the driver still held would now
     // reach the broker and be queued for the watcher.
     let late = next(&mut seen, 3000).await;

@@ -17,18 +17,22 @@ struct Room {
     config: RoomConfig,
     sim: Simulator,
     broker: EmbeddedBroker,
+    /// The bus's passwords.
+    _data: tempfile::TempDir,
 }
 
 async fn room() -> Room {
-    let config = RoomConfig::load(&demo::config_path()).unwrap();
-    let broker = EmbeddedBroker::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = RoomConfig::load(&demo::config_path()).unwrap();
+    config.data_dir = data.path().into();
+    let broker = EmbeddedBroker::start(SocketAddr::from(([127, 0, 0, 1], 0)), &config).unwrap();
     let shelves: Vec<_> = config.layout.shelves().collect();
     let placement =
         sim::placement_csv(demo::seed_csv(&shelves, demo::SEED_BOXES).as_bytes()).unwrap();
     let settings = SimSettings {
         seed: 9,
         time_scale: 10.0,
-        mqtt: Some(sim::broker(&broker.url()).unwrap()),
+        mqtt: Some(broker.for_devices()),
         ..SimSettings::default()
     };
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -39,6 +43,7 @@ async fn room() -> Room {
         config,
         sim,
         broker,
+        _data: data,
     }
 }
 
@@ -60,8 +65,7 @@ fn driver(room: &Room, id: &str) -> ReaderHandle {
         }
     } else {
         ReaderWire::Impinj {
-            host: "127.0.0.1".into(),
-            port: room.broker.addr.port(),
+            broker: room.broker.endpoint.clone(),
             prefix: format!("devices/{id}"),
             settings: p.impinj_iot.clone().unwrap(),
         }

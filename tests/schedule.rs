@@ -89,8 +89,7 @@ async fn a_run_that_meets_a_running_sweep_is_skipped_or_waits_and_says_so() {
     let handle = reader::start(
         "reader-3".into(),
         ReaderWire::Impinj {
-            host: "127.0.0.1".into(),
-            port,
+            broker: stackroom::bus::Endpoint::plain("127.0.0.1", port, "stackroom", "unused"),
             prefix: "devices/reader-3".into(),
             settings: ImpinjIot {
                 ports: 4,

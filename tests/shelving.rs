@@ -272,13 +272,11 @@ async fn unknown_ranges_and_aisles_are_404_and_stop_is_always_taken() {
 
 #[tokio::test]
 async fn range_states_and_operations_go_out_on_mqtt() {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    use rumqttc::{AsyncClient, Event, Packet, QoS};
     let data = tempfile::tempdir().unwrap();
     let d = demo(&data);
     range_ready(&d, 1).await;
-    let port: u16 = d.mqtt.rsplit(':').next().unwrap().parse().unwrap();
-    let (client, mut events) =
-        AsyncClient::new(MqttOptions::new("test-events", "127.0.0.1", port), 64);
+    let (client, mut events) = AsyncClient::new(d.mqtt_options("test-events"), 64);
     client
         .subscribe("stackroom/gd-power/stack-1/#", QoS::AtLeastOnce)
         .await
@@ -419,4 +417,59 @@ async fn a_plc_that_acts_on_its_next_scan_50_ms_later_completes_the_opening() {
         let late = open["acted_ms"].as_i64().unwrap() - open["received_ms"].as_i64().unwrap();
         assert!(late >= 50, "{open}");
     }
+}
+
+/// Carriages that move with no operation of the controller's (a local button, a forged
+/// command on the bus) raise an `unexpected_motion` alarm, are stopped, and the range
+/// says so.
+#[tokio::test]
+async fn motion_nobody_asked_for_raises_an_alarm_and_is_stopped() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    let before = range_ready(&d, 1).await;
+    // The aisle farthest from the open one: the longest motion.
+    let aisle = if before["open_aisle"].as_u64().unwrap_or(1) < 5 {
+        9
+    } else {
+        1
+    };
+    let (_, _, log) = get(&d.sim, "/sim/ranges/1/commands?since=0").await;
+    let since = log.as_array().map_or(0, |l| l.len());
+    assert_eq!(
+        put(&d.sim, "/sim/ranges/1/local-open", &aisle.to_string()).await,
+        200
+    );
+    let alarms = wait_for(&d.base, "/api/v1/alarms?state=open", 15, |v| {
+        v["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["kind"] == "unexpected_motion"))
+    })
+    .await;
+    let alarm = alarms["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "unexpected_motion")
+        .unwrap_or_else(|| panic!("no unexpected_motion alarm: {alarms}"))
+        .clone();
+    assert_eq!(alarm["sensor"], "range-1", "{alarm}");
+    // The controller sent Stop, and the range comes to rest.
+    let (_, _, log) = get(&d.sim, &format!("/sim/ranges/1/commands?since={since}")).await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["command"]["command"] == "stop"),
+        "no Stop reached the PLC: {log}"
+    );
+    let view = wait_for(&d.base, "/api/v1/ranges/1", 15, |v| {
+        v["motion"] != "moving" && v["stop_pending"] == false
+    })
+    .await;
+    assert_ne!(view["motion"], "moving", "{view}");
+    let (_, _, audit) = get(&d.base, "/api/v1/audit?limit=200").await;
+    assert!(
+        audit.to_string().contains("unexpected_motion range-1"),
+        "the alarm is in the audit trail"
+    );
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hw_sim::Simulator;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
 use serde_json::{Value, json};
 use stackroom::config::RoomConfig;
 use stackroom::demo;
@@ -13,16 +13,19 @@ use stackroom::mqtt::EmbeddedBroker;
 use stackroom::sim::{self, SimSettings};
 use stackroom_wire::mqtt_json::ImpinjEvent;
 
-async fn start() -> (Simulator, EmbeddedBroker) {
-    let config = RoomConfig::load(&demo::config_path()).unwrap();
-    let broker = EmbeddedBroker::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+/// The simulated room on an embedded broker whose passwords live in the returned directory.
+async fn start() -> (Simulator, EmbeddedBroker, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = RoomConfig::load(&demo::config_path()).unwrap();
+    config.data_dir = data.path().into();
+    let broker = EmbeddedBroker::start(SocketAddr::from(([127, 0, 0, 1], 0)), &config).unwrap();
     let shelves: Vec<_> = config.layout.shelves().collect();
     let csv = demo::seed_csv(&shelves, demo::SEED_BOXES);
     let placement = sim::placement_csv(csv.as_bytes()).unwrap();
     let settings = SimSettings {
         seed: 3,
         time_scale: 10.0,
-        mqtt: Some(sim::broker(&broker.url()).unwrap()),
+        mqtt: Some(broker.for_devices()),
         ..SimSettings::default()
     };
     let simulator = sim::start(
@@ -33,11 +36,12 @@ async fn start() -> (Simulator, EmbeddedBroker) {
     )
     .await
     .unwrap();
-    (simulator, broker)
+    (simulator, broker, data)
 }
 
+/// A client that logs in as one of the controller's connections.
 fn client(broker: &EmbeddedBroker, id: &str) -> (AsyncClient, EventLoop) {
-    let mut options = MqttOptions::new(id, "127.0.0.1", broker.addr.port());
+    let mut options = broker.endpoint.options(Some(id));
     options.set_keep_alive(Duration::from_secs(5));
     AsyncClient::new(options, 64)
 }
@@ -63,7 +67,7 @@ async fn next(events: &mut EventLoop, want: impl Fn(&str, &Value) -> bool) -> Va
 
 #[tokio::test]
 async fn the_json_shelving_controller_takes_commands_and_publishes_its_state() {
-    let (sim, broker) = start().await;
+    let (sim, broker, _data) = start().await;
     let (c, mut events) = client(&broker, "test-shelving");
     c.subscribe("devices/shelving-2/#", QoS::AtLeastOnce)
         .await
@@ -138,7 +142,7 @@ async fn the_json_shelving_controller_takes_commands_and_publishes_its_state() {
 
 #[tokio::test]
 async fn the_impinj_style_reader_publishes_tag_events_for_its_shelves() {
-    let (sim, broker) = start().await;
+    let (sim, broker, _data) = start().await;
     let (c, mut events) = client(&broker, "test-impinj");
     c.subscribe("devices/reader-3/events", QoS::AtMostOnce)
         .await
@@ -178,15 +182,14 @@ fn hex(text: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn the_controller_says_it_is_online_and_its_last_will_says_when_it_is_gone() {
-    let (_simulator, broker) = start().await;
+    let (_simulator, broker, _data) = start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = RoomConfig::load(&demo::config_path()).unwrap();
     let controller = stackroom::server::Controller::start(config, Some(dir.path()))
         .await
         .unwrap();
     let publisher = stackroom::mqtt::publish_events(
-        "127.0.0.1".into(),
-        broker.addr.port(),
+        &broker.endpoint,
         "gd-power",
         "stack-1",
         &controller.shelving,

@@ -564,11 +564,8 @@ pub async fn serve_zigbee2mqtt(
     online: Arc<AtomicBool>,
     clock: Clock,
 ) {
-    let (client, mut incoming, task) = crate::mqtt_devices::connect(
-        &broker,
-        &format!("sim-{device}"),
-        vec![format!("{prefix}/#")],
-    );
+    let (client, mut incoming, task) =
+        crate::mqtt_devices::connect(&broker, &device, vec![format!("{prefix}/#")]);
     let battery = Duration::from_millis(keys.battery_report_interval_ms.max(1000));
     let mains = Duration::from_millis(keys.mains_report_interval_ms.max(1000));
     let bridge = format!("{prefix}/bridge/state");

@@ -19,11 +19,14 @@ use crate::rf::Radio;
 use crate::shelving::{Command, Fault, Moment, Motion, RangeSim, Refused};
 use crate::world::{World, epc_bytes};
 
-/// Where the broker is.
+/// Where the broker is, and each simulated device's password: a device logs in with its
+/// id as user name and client id, as a real one is set up on a site with an authenticated
+/// bus. A device without a password connects anonymously.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broker {
     pub host: String,
     pub port: u16,
+    pub passwords: std::collections::BTreeMap<String, String>,
 }
 
 /// A client, what arrives on its subscription, and the task that polls it.
@@ -33,10 +36,13 @@ pub(crate) type Connection = (
     tokio::task::JoinHandle<()>,
 );
 
-/// Connects, keeps the connection polled (rumqttc reconnects on its own), subscribes to
-/// `subscribe` after every (re)connection and forwards what arrives there.
-pub(crate) fn connect(broker: &Broker, client_id: &str, subscribe: Vec<String>) -> Connection {
-    let mut options = MqttOptions::new(client_id, &broker.host, broker.port);
+/// Connects as `device`, keeps the connection polled (rumqttc reconnects on its own),
+/// subscribes to `subscribe` after every (re)connection and forwards what arrives there.
+pub(crate) fn connect(broker: &Broker, device: &str, subscribe: Vec<String>) -> Connection {
+    let mut options = MqttOptions::new(device, &broker.host, broker.port);
+    if let Some(password) = broker.passwords.get(device) {
+        options.set_credentials(device, password);
+    }
     options.set_keep_alive(Duration::from_secs(5));
     options.set_max_packet_size(256 * 1024, 256 * 1024);
     let (client, mut events) = AsyncClient::new(options, 256);
@@ -122,7 +128,7 @@ pub async fn serve_shelving(
     let subscribe = std::iter::once(command_topic.clone())
         .chain(heartbeat_topic.clone())
         .collect();
-    let (client, mut incoming, poller) = connect(&broker, &format!("sim-{device}"), subscribe);
+    let (client, mut incoming, poller) = connect(&broker, &device, subscribe);
     let result_topic = format!("{prefix}/{}", topics.result_topic);
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let mut seq = 0u64;
@@ -228,7 +234,7 @@ pub async fn serve_gate(
     online: Arc<AtomicBool>,
     clock: Clock,
 ) {
-    let (client, _incoming, _poller) = connect(&broker, &format!("sim-{device}"), vec![]);
+    let (client, _incoming, _poller) = connect(&broker, &device, vec![]);
     let topic = format!("{prefix}/{}", settings.event_topic);
     while let Some((epc, out)) = walks.recv().await {
         if !online.load(Ordering::Relaxed) {
@@ -287,7 +293,7 @@ pub async fn serve_impinj(
     online: Arc<AtomicBool>,
     clock: Clock,
 ) {
-    let (client, _incoming, _poller) = connect(&broker, &format!("sim-{device}"), vec![]);
+    let (client, _incoming, _poller) = connect(&broker, &device, vec![]);
     let topic = format!("{prefix}/{}", settings.event_topic);
     let mut ports: Vec<(u16, usize)> = antennas.into_iter().collect();
     ports.sort_unstable();

@@ -802,6 +802,21 @@ fn control_router(shared: Arc<Shared>) -> Router {
             }),
         )
         .route(
+            // Someone pushes a carriage's local "open" button: the PLC moves the range with
+            // no command from the controller (what an unauthorised client on the bus, or a
+            // local control panel, does).
+            "/sim/ranges/{range}/local-open",
+            put(|State(s): State<Arc<Shared>>, Path(r): Path<u16>, text: String| async move {
+                let aisle: u16 = body(&text, "an aisle number")?;
+                with_range(&s, r, |sim| {
+                    check_gap(r, sim, aisle)?;
+                    sim.command(crate::shelving::Command::OpenAisle { aisle })
+                        .map_err(|e| ApiError(StatusCode::CONFLICT, format!("{e:?}")))?;
+                    Ok(Json(sim.state()))
+                })
+            }),
+        )
+        .route(
             "/sim/ranges/{range}/fault",
             put(|State(s): State<Arc<Shared>>, Path(r): Path<u16>, text: String| async move {
                 let fault: Option<Fault> = body(

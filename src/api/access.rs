@@ -3,9 +3,12 @@
 //!
 //! `Authorization: Bearer srt_…`; a GET may also carry `?access_token=srt_…` (a browser's
 //! EventSource cannot set headers). 401 without a valid token, 403 with too low a role,
-//! both as problem+json. A client that keeps failing is slowed down: after five failures
-//! each answer waits twice as long as the one before, up to five seconds, until it gets
-//! one right or ten minutes pass.
+//! both as problem+json. An address that keeps failing is slowed down: after five failures
+//! each failed answer waits twice as long as the one before, up to five seconds, until ten
+//! minutes pass without one, and each valid token from the address halves its count; the
+//! failure is counted before the wait (hanging up early does not help) and a valid token is
+//! never held, whoever else failed from its address (behind a proxy, everyone shares one). Denied anonymous requests go into the audit trail counted
+//! per source and route once a minute, so a flood cannot flood the append-only trail.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -77,10 +80,72 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
 /// The role a sweep with `apply: sync` needs (it re-binds boxes), checked by its handler.
 pub(super) const SYNC_ROLE: Role = Role::Archivist;
 
-/// Failed attempts per client.
+/// Failed attempts per client, and the denied anonymous requests not yet in the trail.
 #[derive(Default)]
 pub struct Failures {
     by_client: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    pub denied: DeniedLog,
+}
+
+/// Denied anonymous requests, counted per source and request line until the next
+/// [`DeniedLog::write`].
+#[derive(Default)]
+pub struct DeniedLog {
+    counts: Mutex<HashMap<(String, String), u64>>,
+}
+
+/// Characters of a request line kept in the trail.
+const DENIED_LINE: usize = 120;
+/// Sources and lines counted apart at most per minute; beyond, they are counted together.
+const DENIED_KEYS: usize = 1000;
+
+impl DeniedLog {
+    pub fn note(&self, source: String, line: String) {
+        let mut line = line;
+        if line.len() > DENIED_LINE {
+            let cut = (0..=DENIED_LINE)
+                .rev()
+                .find(|i| line.is_char_boundary(*i))
+                .unwrap_or(0);
+            line.truncate(cut);
+            line.push('…');
+        }
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let key = if counts.len() >= DENIED_KEYS
+            && !counts.contains_key(&(source.clone(), line.clone()))
+        {
+            ("many sources".to_string(), "many requests".to_string())
+        } else {
+            (source, line)
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+
+    /// What was counted since the last call, emptied.
+    pub fn take(&self) -> Vec<(String, String, u64)> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = counts.drain().map(|((s, l), n)| (s, l, n)).collect();
+        out.sort();
+        out
+    }
+
+    /// Writes one audit row per source and request line counted, every `every`, for ever.
+    pub async fn write(self: &DeniedLog, audit: &crate::audit::Audit, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            for (source, line, n) in self.take() {
+                audit
+                    .record(
+                        NewEntry::new("anonymous", "denied", &line, format!("401 x{n}")).detail(
+                            format!("{n} from {source} in the last {} s", every.as_secs()),
+                        ),
+                    )
+                    .await;
+            }
+        }
+    }
 }
 
 /// Failures a client may have before it is slowed down.
@@ -108,6 +173,15 @@ impl Failures {
         }
     }
 
+    /// A valid token came from `client`: someone legitimate is there, so its count halves
+    /// (a guesser behind the same proxy keeps most of its count; a user's typo is soon
+    /// forgotten).
+    pub fn succeed(&self, client: IpAddr) {
+        if let Some((n, _)) = self.lock().get_mut(&client) {
+            *n /= 2;
+        }
+    }
+
     pub fn fail(&self, client: IpAddr) {
         let mut all = self.lock();
         if all.len() >= MAX_CLIENTS && !all.contains_key(&client) {
@@ -124,10 +198,6 @@ impl Failures {
         }
         entry.0 += 1;
         entry.1 = Instant::now();
-    }
-
-    pub fn clear(&self, client: IpAddr) {
-        self.lock().remove(&client);
     }
 }
 
@@ -169,12 +239,6 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    if let Some(ip) = client {
-        let wait = s.failures.delay(ip);
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-    }
     let identity = match bearer(&req) {
         Some(secret) => match s.access.authenticate(&secret).await {
             Ok(found) => found,
@@ -189,6 +253,10 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
     let Some(identity) = identity else {
         if let Some(ip) = client {
             s.failures.fail(ip);
+            let wait = s.failures.delay(ip);
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
         }
         let detail = if req.headers().contains_key(header::AUTHORIZATION) {
             "the token is not valid: unknown or revoked"
@@ -196,9 +264,8 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
             "this route needs a token: Authorization: Bearer srt_… (stackroom token create)"
         };
         if changes(&method) {
-            s.audit
-                .record(NewEntry::new("anonymous", "denied", &action, "401"))
-                .await;
+            let source = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+            s.failures.denied.note(source, action);
         }
         return (
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -207,7 +274,7 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
             .into_response();
     };
     if let Some(ip) = client {
-        s.failures.clear(ip);
+        s.failures.succeed(ip);
     }
     if identity.role < need {
         s.audit
@@ -264,7 +331,46 @@ mod tests {
             f.fail(ip);
         }
         assert_eq!(f.delay(ip), MAX_DELAY);
-        f.clear(ip);
+        assert_eq!(
+            f.delay([192, 0, 2, 2].into()),
+            Duration::ZERO,
+            "keyed by address"
+        );
+        // 26 failures: halved once it is still at the longest wait; five more halvings
+        // bring it under the free failures.
+        f.succeed(ip);
+        assert_eq!(f.delay(ip), MAX_DELAY, "a guesser keeps most of its count");
+        for _ in 0..5 {
+            f.succeed(ip);
+        }
         assert_eq!(f.delay(ip), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_flood_of_denied_requests_is_one_row_per_source_and_line() {
+        let log = DeniedLog::default();
+        for _ in 0..1000 {
+            log.note("192.0.2.1".into(), "POST /api/v1/ranges/1/close".into());
+        }
+        log.note(
+            "192.0.2.9".into(),
+            format!("POST /api/v1/{}", "x".repeat(5000)),
+        );
+        let rows = log.take();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows[0],
+            (
+                "192.0.2.1".into(),
+                "POST /api/v1/ranges/1/close".into(),
+                1000
+            )
+        );
+        assert!(rows[1].1.chars().count() <= DENIED_LINE + 1, "cut");
+        assert!(log.take().is_empty(), "taken once");
+        for i in 0..(DENIED_KEYS + 50) {
+            log.note(format!("10.0.{}.{}", i / 256, i % 256), "GET /".into());
+        }
+        assert_eq!(log.take().len(), DENIED_KEYS + 1, "bounded");
     }
 }

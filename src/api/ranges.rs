@@ -250,7 +250,23 @@ fn sse(event: &Event) -> SseEvent {
     responses((status = 200, description = "text/event-stream of `range`, `operation`, `alarm` and `sensor` events", content_type = "text/event-stream")))]
 pub(super) async fn events(
     State(s): State<AppState>,
+    who: Option<axum::Extension<Identity>>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    // The stream ends when its token is revoked (here or by `stackroom token revoke`).
+    let access = s.access.clone();
+    let revoked = async move {
+        let Some(axum::Extension(who)) = who else {
+            return std::future::pending().await;
+        };
+        let mut check = tokio::time::interval(REVOCATION_CHECK);
+        loop {
+            check.tick().await;
+            if let Ok(false) = access.is_live(&who.name).await {
+                tracing::info!(token = %who.name, "event stream ended: its token was revoked");
+                return;
+            }
+        }
+    };
     let current: Vec<Result<SseEvent, Infallible>> = s
         .shelving
         .ranges()
@@ -283,7 +299,12 @@ pub(super) async fn events(
             .unwrap_or_else(|_| SseEvent::default().event("error"))))
     });
     Sse::new(
-        stream::iter(current).chain(stream::select(live, stream::select(environment, overdue))),
+        stream::iter(current)
+            .chain(stream::select(live, stream::select(environment, overdue)))
+            .take_until(revoked),
     )
     .keep_alive(KeepAlive::default())
 }
+
+/// How often an open event stream checks that its token is still live.
+const REVOCATION_CHECK: std::time::Duration = std::time::Duration::from_millis(250);

@@ -87,15 +87,32 @@ async fn run(cli: Cli) -> Result<(), String> {
         .iter()
         .any(|d| matches!(d.transport, stackroom::config::Transport::Mqtt { .. }));
     let mut embedded = None;
+    // On a site broker each simulated device logs in with its password from the room's
+    // secrets directory (where `stackroom broker-config` made it).
+    let site_passwords = || {
+        let grants = stackroom::bus::grants(&config, &config.bus.user);
+        stackroom::bus::passwords(&config, &grants, false).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the simulated devices connect without passwords");
+            Default::default()
+        })
+    };
     let mqtt = match (&cli.mqtt, &config.mqtt) {
-        (Some(url), _) => Some(sim::broker(url)?),
+        (Some(url), _) => Some(sim::broker(url)?).map(|b| hw_sim::mqtt_devices::Broker {
+            passwords: site_passwords(),
+            ..b
+        }),
         (None, _) if !uses_mqtt => None,
-        (None, Mqtt::External { url }) => Some(sim::broker(url)?),
+        (None, Mqtt::External { url }) => {
+            Some(sim::broker(url)?).map(|b| hw_sim::mqtt_devices::Broker {
+                passwords: site_passwords(),
+                ..b
+            })
+        }
         (None, Mqtt::Embedded { listen }) => {
-            let broker = EmbeddedBroker::start(*listen).map_err(|e| e.to_string())?;
-            let url = broker.url();
+            let broker = EmbeddedBroker::start(*listen, &config).map_err(|e| e.to_string())?;
+            let devices = broker.for_devices();
             embedded = Some(broker);
-            Some(sim::broker(&url)?)
+            Some(devices)
         }
     };
     let settings = SimSettings {

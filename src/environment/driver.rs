@@ -14,7 +14,7 @@ use tokio_modbus::client::{Context, Reader, Writer};
 use tokio_modbus::prelude::*;
 
 use super::config::{Address, PointKind};
-use crate::shelving::device::backoff;
+use crate::link::{Backoff, refusing};
 
 /// What a point reported.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,7 +81,7 @@ pub async fn modbus(
     tx: mpsc::Sender<Report>,
     mut commands: mpsc::Receiver<SwitchCommand>,
 ) {
-    let mut attempt = 0u32;
+    let mut backoff = Backoff::default();
     let poll = Duration::from_millis(timing.poll_interval_ms.max(50));
     let timeout = Duration::from_millis(timing.command_timeout_ms.max(50));
     loop {
@@ -89,10 +89,9 @@ pub async fn modbus(
             Ok(serial) => tokio_modbus::client::rtu::attach_slave(serial, Slave(unit)),
             Err(e) => {
                 tracing::warn!(%device, %path, error = %e, "cannot open the environment device's line");
-                if !pause_dropping(&device, &mut commands, backoff(attempt)).await {
+                if !pause_dropping(&device, &mut commands, backoff.next_pause()).await {
                     return;
                 }
-                attempt += 1;
                 continue;
             }
         };
@@ -103,7 +102,7 @@ pub async fn modbus(
                 _ = ticker.tick() => {
                     match tokio::time::timeout(timeout * 3, read_all(&mut ctx, &map, &points, timeout)).await {
                         Ok(Ok(observations)) => {
-                            attempt = 0;
+                            backoff.reset();
                             for o in observations {
                                 if tx.send(Report::Reading(o)).await.is_err() {
                                     return;
@@ -131,10 +130,9 @@ pub async fn modbus(
             }
         };
         tracing::debug!(%device, error = %failed, "environment device lost; reconnecting");
-        if !pause_dropping(&device, &mut commands, backoff(attempt)).await {
+        if !pause_dropping(&device, &mut commands, backoff.next_pause()).await {
             return;
         }
-        attempt += 1;
     }
 }
 
@@ -146,17 +144,11 @@ async fn pause_dropping(
     commands: &mut mpsc::Receiver<SwitchCommand>,
     pause: Duration,
 ) -> bool {
-    let until = tokio::time::sleep(pause);
-    tokio::pin!(until);
-    loop {
-        tokio::select! {
-            _ = &mut until => return true,
-            c = commands.recv() => match c {
-                None => return false,
-                Some(c) => tracing::debug!(%device, point = %c.point, on = c.on, "switch command dropped: no link"),
-            },
-        }
-    }
+    refusing(commands, tokio::time::sleep(pause), |c| {
+        tracing::debug!(%device, point = %c.point, on = c.on, "switch command dropped: no link")
+    })
+    .await
+    .is_some()
 }
 
 async fn read_all(
@@ -303,7 +295,7 @@ pub fn parse_availability(payload: &[u8]) -> Option<bool> {
 /// state it wants, so a dropped command costs one repetition, not a late switch.
 pub async fn zigbee2mqtt(
     device: String,
-    broker: (String, u16),
+    broker: crate::bus::Endpoint,
     prefix: String,
     keys: Zigbee2Mqtt,
     points: Vec<DriverPoint>,
@@ -317,13 +309,16 @@ pub async fn zigbee2mqtt(
         keys,
         points,
     };
+    let mut backoff = Backoff::default();
     loop {
-        match bridge.session(&broker, &tx, &mut commands).await {
+        match bridge
+            .session(&broker, &tx, &mut commands, &mut backoff)
+            .await
+        {
             Ended::Closed => return,
             Ended::LinkLost(e) => {
                 tracing::debug!(device = %bridge.device, error = %e, "Zigbee2MQTT connection lost; a fresh one follows");
-                if !pause_dropping(&bridge.device, &mut commands, Duration::from_millis(500)).await
-                {
+                if !pause_dropping(&bridge.device, &mut commands, backoff.next_pause()).await {
                     return;
                 }
             }
@@ -376,16 +371,13 @@ impl Bridge {
     /// One connection, from connect to the first error.
     async fn session(
         &self,
-        broker: &(String, u16),
+        broker: &crate::bus::Endpoint,
         tx: &mpsc::Sender<Report>,
         commands: &mut mpsc::Receiver<SwitchCommand>,
+        backoff: &mut Backoff,
     ) -> Ended {
-        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-        let mut options = MqttOptions::new(
-            format!("stackroom-env-{}-{}", self.device, std::process::id()),
-            broker.0.clone(),
-            broker.1,
-        );
+        use rumqttc::{AsyncClient, Event, Packet, QoS};
+        let mut options = broker.options(Some(&self.device));
         options.set_keep_alive(Duration::from_secs(10));
         options.set_clean_session(true);
         let (client, mut eventloop) = AsyncClient::new(options, 64);
@@ -395,6 +387,7 @@ impl Bridge {
                 event = eventloop.poll() => match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         connected = true;
+                        backoff.reset();
                         for t in &self.topics.subscriptions {
                             let _ = client.try_subscribe(t.clone(), QoS::AtLeastOnce);
                         }

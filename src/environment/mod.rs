@@ -498,6 +498,8 @@ struct Engine {
     last_sent: HashMap<String, Instant>,
     /// When each range was last moved by someone other than us.
     last_used: HashMap<u16, Instant>,
+    /// Ranges whose carriages are moving with no operation of the controller's.
+    moving_unbidden: std::collections::HashSet<u16>,
     /// Zones whose dampness already asked for ventilation (until it dries).
     damp: HashMap<String, bool>,
     /// Ranges ventilated since their zone became damp, and when each damp zone last tried:
@@ -528,6 +530,7 @@ impl Engine {
             dehumidifiers: HashMap::new(),
             last_sent: HashMap::new(),
             last_used: HashMap::new(),
+            moving_unbidden: Default::default(),
             damp: HashMap::new(),
             ventilated: Default::default(),
             last_ventilation: HashMap::new(),
@@ -563,16 +566,66 @@ impl Engine {
                     Some(Report::Availability { point, available, why }) => self.availability(&point, available, why),
                     None => return,
                 },
-                e = motions.recv() => {
-                    if let Ok(crate::shelving::Event::Operation(op)) = e {
+                e = motions.recv() => match e {
+                    Ok(crate::shelving::Event::Operation(op)) => {
                         if op.actor == ACTOR {
                             self.secured(&op).await;
                         } else {
                             self.last_used.insert(op.range, Instant::now());
                         }
                     }
-                }
+                    Ok(crate::shelving::Event::Range(view)) => self.unbidden(&view).await,
+                    Err(_) => {}
+                },
                 _ = tick.tick() => self.tick().await,
+            }
+        }
+    }
+
+    /// Carriages that move with no operation of the controller's: an `unexpected_motion`
+    /// alarm (the range controller is already stopping them), raised once per episode and
+    /// left active until someone acknowledges it.
+    async fn unbidden(&mut self, view: &crate::shelving::controller::RangeView) {
+        if !view.unexpected_motion {
+            self.moving_unbidden.remove(&view.range);
+            return;
+        }
+        if !self.moving_unbidden.insert(view.range) {
+            return;
+        }
+        let zone = self
+            .env
+            .config()
+            .zones
+            .iter()
+            .find(|z| z.ranges.contains(&view.range))
+            .map_or(String::new(), |z| z.id.clone());
+        let sensor = format!("range-{}", view.range);
+        let message = format!(
+            "the carriages of range {} moved and no operation asked for it; stop sent",
+            view.range
+        );
+        tracing::error!(range = view.range, "unexpected motion: alarm raised");
+        match self
+            .env
+            .raise("unexpected_motion", &zone, &sensor, message.clone())
+            .await
+        {
+            Ok(alarm) => {
+                self.audit
+                    .record(
+                        NewEntry::new(
+                            ACTOR,
+                            "alarm",
+                            format!("unexpected_motion {sensor}"),
+                            "raised",
+                        )
+                        .detail(format!("alarm {}: {message}", alarm.id)),
+                    )
+                    .await
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the unexpected-motion alarm could not be recorded")
             }
         }
     }

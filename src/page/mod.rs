@@ -288,6 +288,7 @@ mod tests {
                     "door_open",
                     "sensor_stale",
                     "range_unsecured",
+                    "unexpected_motion",
                 ],
             ),
             ("alarm_state_", &["active", "acknowledged", "cleared"]),

@@ -72,15 +72,11 @@ impl Rfid {
                         settings: settings.clone(),
                     }
                 }
-                (Transport::Mqtt { prefix }, _, _, Some(settings)) => {
-                    let (host, port) = wiring.broker(config)?;
-                    ReaderWire::Impinj {
-                        host,
-                        port,
-                        prefix: prefix.clone(),
-                        settings: settings.clone(),
-                    }
-                }
+                (Transport::Mqtt { prefix }, _, _, Some(settings)) => ReaderWire::Impinj {
+                    broker: wiring.broker(config)?,
+                    prefix: prefix.clone(),
+                    settings: settings.clone(),
+                },
                 (transport, _, _, _) => {
                     return Err(format!(
                         "device '{}': no reader driver for protocol {} over {transport}",

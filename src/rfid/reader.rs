@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
 use stackroom_wire::mercury::{self, Command, Direction, Frame, TagRecord};
 use stackroom_wire::mqtt_json::ImpinjEvent;
 use stackroom_wire::profile::{ImpinjIot, Mercury, R2000};
@@ -20,6 +20,7 @@ use tokio_serial::SerialStream;
 
 use super::live::Live;
 use super::pipeline::TagRead;
+use crate::link::Backoff;
 
 /// Why a read did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,10 +49,6 @@ pub struct ReaderCounters {
 
 type Reply_ = oneshot::Sender<Result<Vec<TagRead>, ReaderError>>;
 type Request = (u16, Duration, Reply_);
-
-/// Least and most time between attempts to open a serial line that failed to open.
-const MIN_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How a reader reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,8 +114,7 @@ pub enum ReaderWire {
         settings: Mercury,
     },
     Impinj {
-        host: String,
-        port: u16,
+        broker: crate::bus::Endpoint,
         prefix: String,
         settings: ImpinjIot,
     },
@@ -193,14 +189,11 @@ pub fn start(id: String, wire: ReaderWire, tap: Option<Live>) -> ReaderHandle {
             ));
         }
         ReaderWire::Impinj {
-            host,
-            port,
+            broker,
             prefix,
             settings,
         } => {
-            tokio::spawn(impinj_loop(
-                id, host, port, prefix, settings, counters, tap, rx,
-            ));
+            tokio::spawn(impinj_loop(id, broker, prefix, settings, counters, tap, rx));
         }
     }
     handle
@@ -237,8 +230,8 @@ async fn serial_loop<F>(
     // Whether the reader still has to be configured (power, session) on this line.
     let mut fresh = true;
     // After a failed open the device is not tried again before `retry_at`; the wait
-    // doubles with each failure (up to MAX_BACKOFF), so a missing adapter is not hammered.
-    let mut backoff = MIN_BACKOFF;
+    // doubles with each failure, so a missing adapter is not hammered.
+    let mut backoff = Backoff::default();
     let mut retry_at: Option<(Instant, String)> = None;
     while let Some((port, dwell, reply)) = requests.recv().await {
         if port == ALL_PORTS {
@@ -264,13 +257,12 @@ async fn serial_loop<F>(
                 Ok(l) => {
                     line = Some(l);
                     fresh = true;
-                    backoff = MIN_BACKOFF;
+                    backoff.reset();
                     retry_at = None;
                 }
                 Err(e) => {
                     tracing::warn!(reader = %id, %path, error = %e, "cannot open the reader's line");
-                    retry_at = Some((Instant::now() + backoff, e.to_string()));
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    retry_at = Some((Instant::now() + backoff.next_pause(), e.to_string()));
                     let _ = reply.send(Err(ReaderError::Open {
                         reader: id.clone(),
                         path: path.clone(),
@@ -650,8 +642,7 @@ async fn mercury_inventory(
 #[allow(clippy::too_many_arguments)]
 async fn impinj_loop(
     id: String,
-    host: String,
-    port: u16,
+    broker: crate::bus::Endpoint,
     prefix: String,
     settings: ImpinjIot,
     counters: Arc<ReaderCounters>,
@@ -659,7 +650,7 @@ async fn impinj_loop(
     mut requests: mpsc::Receiver<Request>,
 ) {
     let topic = format!("{prefix}/{}", settings.event_topic);
-    let mut options = MqttOptions::new(format!("stackroom-{id}"), host, port);
+    let mut options = broker.options(Some(&id));
     options.set_keep_alive(Duration::from_secs(5));
     options.set_max_packet_size(256 * 1024, 256 * 1024);
     let (client, mut events) = AsyncClient::new(options, 64);
@@ -668,9 +659,11 @@ async fn impinj_loop(
     let origin = Instant::now();
     let reader = id.clone();
     tokio::spawn(async move {
+        let mut backoff = Backoff::default();
         loop {
             match events.poll().await {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    backoff.reset();
                     let _ = client.try_subscribe(topic.clone(), QoS::AtMostOnce);
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
@@ -703,7 +696,7 @@ async fn impinj_loop(
                     let _ = tx.try_send(Some(read));
                 }
                 Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                Err(_) => tokio::time::sleep(backoff.next_pause()).await,
             }
         }
     });

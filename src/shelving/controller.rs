@@ -76,6 +76,10 @@ pub struct RangeView {
     pub stop_pending: bool,
     /// The room's alarms that forbid motion here (smoke, water).
     pub interlocks: Vec<String>,
+    /// The carriages moved and no operation of the controller asked for it (another client
+    /// on the device bus, a local control, a fault): the controller is stopping them and
+    /// the room has an `unexpected_motion` alarm.
+    pub unexpected_motion: bool,
 }
 
 /// A request to the controller.
@@ -1332,6 +1336,7 @@ impl Controller {
             operation: rt.active.as_ref().map(|a| a.id.clone()),
             stop_pending: rt.stop.is_some(),
             interlocks: self.alarms(),
+            unexpected_motion: rt.unexpected,
         };
         // Every poll refreshes `updated_at`; an event goes out when something else changed,
         // and as a heartbeat every `stale_after`, so listeners can tell the state is live.

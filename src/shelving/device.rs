@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::link::Backoff;
+
 pub use stackroom_wire::shelving::Command;
 use stackroom_wire::shelving::{Refusal, fault_words};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -218,11 +220,6 @@ impl DriverHandle {
     }
 }
 
-/// Back-off between connection attempts: 100 ms doubling to 5 s.
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
-}
-
 /// One connected session with a device.
 pub trait Session: Send {
     /// Something the session must do by itself: a poll is due, a message came.
@@ -323,7 +320,8 @@ pub async fn run<C: Connector>(
     watchdog: Option<Duration>,
     mut ports: DriverPorts,
 ) {
-    let mut attempt = 0;
+    // Not longer than a second: a Stop may be waiting for the line.
+    let mut backoff = Backoff::capped(Duration::from_secs(1));
     let mut why = "not connected yet".to_string();
     loop {
         let session = refuse_while(&mut ports, &why, connector.connect()).await;
@@ -333,9 +331,8 @@ pub async fn run<C: Connector>(
             Some(Err(e)) => {
                 why = e.to_string();
                 let _ = ports.link.send(Link::Down(why.clone()));
-                let pause = backoff(attempt).min(Duration::from_secs(1));
+                let pause = backoff.next_pause();
                 refuse_while(&mut ports, &why, tokio::time::sleep(pause)).await;
-                attempt += 1;
                 continue;
             }
         };
@@ -391,7 +388,7 @@ pub async fn run<C: Connector>(
                 }
                 Next::Wake(w) => match guarded(session.handle(w)).await {
                     Ok(Ok(Some(state))) => {
-                        attempt = 0;
+                        backoff.reset();
                         let _ = ports.link.send(Link::Up(state));
                     }
                     Ok(Ok(None)) => {}
@@ -414,10 +411,8 @@ pub async fn run<C: Connector>(
         while let Ok(o) = ports.commands.try_recv() {
             o.not_sent(format!("the link is down: {why}"));
         }
-        // Not longer than a second: a Stop may be waiting for the line.
-        let pause = backoff(attempt).min(Duration::from_secs(1));
+        let pause = backoff.next_pause();
         refuse_while(&mut ports, &why, tokio::time::sleep(pause)).await;
-        attempt += 1;
     }
 }
 

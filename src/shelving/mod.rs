@@ -227,12 +227,13 @@ struct RangeHandle {
 pub struct Wiring {
     pub serial_paths: HashMap<String, String>,
     pub tcp_addresses: HashMap<String, String>,
-    pub mqtt: Option<(String, u16)>,
+    /// The broker and the controller's credentials, overriding the config's.
+    pub mqtt: Option<crate::bus::Endpoint>,
 }
 
 impl Wiring {
     /// Every device where the simulator serves it, and the broker.
-    pub fn of(simulator: &hw_sim::Simulator, mqtt: Option<(String, u16)>) -> Wiring {
+    pub fn of(simulator: &hw_sim::Simulator, mqtt: Option<crate::bus::Endpoint>) -> Wiring {
         let find = |pick: fn(&hw_sim::sim::Endpoint) -> Option<&String>| {
             simulator
                 .endpoints
@@ -247,18 +248,12 @@ impl Wiring {
         }
     }
 
-    /// The MQTT broker's host and port: the override, else the config's.
-    pub fn broker(&self, config: &RoomConfig) -> Result<(String, u16), String> {
-        Ok(match (&self.mqtt, &config.mqtt) {
-            (Some((h, p)), _) => (h.clone(), *p),
-            (None, crate::config::Mqtt::Embedded { listen }) => {
-                (listen.ip().to_string(), listen.port())
-            }
-            (None, crate::config::Mqtt::External { url }) => {
-                let b = crate::sim::broker(url)?;
-                (b.host, b.port)
-            }
-        })
+    /// The MQTT broker and the controller's credentials: the override, else the config's.
+    pub fn broker(&self, config: &RoomConfig) -> Result<crate::bus::Endpoint, String> {
+        match &self.mqtt {
+            Some(e) => Ok(e.clone()),
+            None => crate::bus::endpoint(config).map_err(|e| e.to_string()),
+        }
     }
 }
 
@@ -369,11 +364,9 @@ impl Shelving {
                         .mqtt_json
                         .clone()
                         .ok_or("mqtt-json profile without [mqtt_json]")?;
-                    let (host, port) = wiring.broker(config)?;
                     let connector = mqtt::MqttJson {
                         device: device.id.clone(),
-                        host,
-                        port,
+                        broker: wiring.broker(config)?,
                         prefix: prefix.clone(),
                         topics,
                         timing: timing.clone(),
@@ -413,6 +406,7 @@ impl Shelving {
                 operation: None,
                 stop_pending: false,
                 interlocks: vec![],
+                unexpected_motion: false,
             };
             let (view_tx, view_rx) = watch::channel(initial);
             let (req_tx, req_rx) = mpsc::channel(64);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use stackroom_wire::mqtt_json::{Heartbeat, ShelvingCommand, ShelvingResult, ShelvingState};
 use stackroom_wire::profile::{MqttShelving, Timing};
 use tokio::sync::{mpsc, watch};
@@ -46,8 +46,7 @@ fn now_ms() -> i64 {
 /// How to reach the controller.
 pub struct MqttJson {
     pub device: String,
-    pub host: String,
-    pub port: u16,
+    pub broker: crate::bus::Endpoint,
     pub prefix: String,
     pub topics: MqttShelving,
     pub timing: Timing,
@@ -76,8 +75,7 @@ impl Connector for MqttJson {
     type Session = MqttSession;
 
     async fn connect(&mut self) -> Result<MqttSession, DriverError> {
-        let mut options =
-            MqttOptions::new(format!("stackroom-{}", self.device), &self.host, self.port);
+        let mut options = self.broker.options(Some(&self.device));
         options.set_keep_alive(Duration::from_secs(5));
         options.set_clean_session(true);
         let heartbeat = self

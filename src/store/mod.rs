@@ -79,6 +79,20 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     Ok(())
 }
 
+/// Creates `path` readable and writable by its owner only (SQLite gives its WAL and
+/// shared-memory files the same mode), or makes an existing file so: the database holds
+/// who borrowed which customer's file.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrates it to the current schema
     /// and starts the writer thread.
@@ -90,6 +104,7 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open_err(&e))?;
         }
+        private_file(path).map_err(|e| open_err(&e))?;
         let mut conn = Connection::open(path).map_err(|e| open_err(&e))?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -159,10 +174,12 @@ impl Store {
     pub async fn backup(&self, dest: &Path) -> Result<usize, StoreError> {
         let dest = dest.to_path_buf();
         self.read(move |conn| {
-            let mut out = Connection::open(&dest).map_err(|e| StoreError::Open {
+            let failed = |e: &dyn std::fmt::Display| StoreError::Open {
                 path: dest.clone(),
                 message: e.to_string(),
-            })?;
+            };
+            private_file(&dest).map_err(|e| failed(&e))?;
+            let mut out = Connection::open(&dest).map_err(|e| failed(&e))?;
             let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
             backup.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
             let pages = backup.progress().pagecount as usize;
@@ -276,6 +293,34 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_database_and_its_backups_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write(|c: &Connection| -> Result<(), StoreError> {
+                c.execute(
+                    "INSERT INTO boxes (archive_no, series, created_at) VALUES ('A', 's', 0)",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        store.backup(&dir.path().join("copy.db")).await.unwrap();
+        for f in ["t.db", "t.db-wal", "copy.db"] {
+            assert_eq!(mode(f), 0o600, "{f}");
+        }
     }
 
     #[tokio::test]

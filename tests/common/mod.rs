@@ -20,6 +20,8 @@ pub struct Demo {
     pub token: String,
     /// The staff page's address with the token in its fragment.
     pub page: String,
+    /// The data directory (the bus's passwords are in `mqtt-secrets` there).
+    pub data: std::path::PathBuf,
     _stdout: BufReader<ChildStdout>,
 }
 
@@ -32,7 +34,20 @@ impl Drop for Demo {
 
 /// Starts the demo on free ports with its data in `data`, and reads the lines it prints.
 pub fn start_demo(data: &Path, extra: &[&str]) -> Demo {
-    let mut child = Command::new(BIN)
+    start_demo_with(data, extra, None)
+}
+
+/// [`start_demo`] with at most `max_files` open file descriptors (`ulimit -n`).
+pub fn start_demo_with(data: &Path, extra: &[&str], max_files: Option<u32>) -> Demo {
+    let mut command = match max_files {
+        None => Command::new(BIN),
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+            c
+        }
+    };
+    let mut child = command
         .args(["demo", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(extra)
@@ -67,7 +82,20 @@ pub fn start_demo(data: &Path, extra: &[&str]) -> Demo {
         mqtt,
         token,
         page,
+        data: data.to_path_buf(),
         _stdout: stdout,
+    }
+}
+
+impl Demo {
+    /// MQTT options for a client of the demo's broker that logs in as one of the
+    /// controller's connections (`stackroom.{name}`), with the password the demo made.
+    pub fn mqtt_options(&self, name: &str) -> rumqttc::MqttOptions {
+        let port: u16 = self.mqtt.rsplit(':').next().unwrap().parse().unwrap();
+        let password =
+            std::fs::read_to_string(self.data.join("mqtt-secrets").join("stackroom")).unwrap();
+        stackroom::bus::Endpoint::plain("127.0.0.1", port, "stackroom", password.trim())
+            .options(Some(name))
     }
 }
 

@@ -734,23 +734,27 @@ struct Room {
     timelines: HashMap<u16, Arc<Mutex<Timeline>>>,
     samples: HashMap<u16, Arc<Mutex<Vec<Sample>>>>,
     _broker: EmbeddedBroker,
+    /// The bus's passwords.
+    _data: tempfile::TempDir,
 }
 
 async fn start(settings: &Settings) -> Room {
     let ranges = settings.ranges_per_transport * TRANSPORTS;
-    let config = config(ranges);
-    let broker = EmbeddedBroker::start(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let mut config = config(ranges);
+    let data = tempfile::tempdir().unwrap();
+    config.data_dir = data.path().into();
+    let broker = EmbeddedBroker::start(SocketAddr::from(([127, 0, 0, 1], 0)), &config).unwrap();
     let sim_settings = SimSettings {
         seed: settings.seed,
         time_scale: settings.time_scale,
-        mqtt: Some(sim::broker(&broker.url()).unwrap()),
+        mqtt: Some(broker.for_devices()),
         ..SimSettings::default()
     };
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let simulator = sim::start(&config, vec![], &sim_settings, any)
         .await
         .unwrap();
-    let wiring = Wiring::of(&simulator, Some(("127.0.0.1".into(), broker.addr.port())));
+    let wiring = Wiring::of(&simulator, Some(broker.endpoint.clone()));
     let shelving = Shelving::start(&config, &wiring).unwrap();
     let mut timelines = HashMap::new();
     let mut samples = HashMap::new();
@@ -823,6 +827,7 @@ async fn start(settings: &Settings) -> Room {
         timelines,
         samples,
         _broker: broker,
+        _data: data,
     }
 }
 

@@ -72,6 +72,7 @@ fn bench_with(settings: MotionSettings) -> Bench {
         operation: None,
         stop_pending: false,
         interlocks: vec![],
+        unexpected_motion: false,
     });
     let (alarms, alarms_rx) = watch::channel(RoomAlarms::new());
     let operations = Operations::default();

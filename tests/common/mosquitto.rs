@@ -1,0 +1,131 @@
+//! Debian's Mosquitto as a test peer, run with the configuration `stackroom broker-config`
+//! writes for a room (password file, ACL file, user name as client id).
+//!
+//! `.ci/run` installs it and sets `STACKROOM_REQUIRE_MOSQUITTO=1`, so in CI a test cannot
+//! pass without it; elsewhere [`skip`] says it is missing and the test passes.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use stackroom::bus::{self, mosquitto::Listener};
+use stackroom::config::{Mqtt, RoomConfig};
+
+/// A running Mosquitto, killed when dropped.
+pub struct Mosquitto(Child);
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Mosquitto {
+    /// Stops Mosquitto the way a service manager does (SIGTERM): it writes its persistent
+    /// sessions and their queued messages to disk first.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Says that Mosquitto is missing, or fails where it is required.
+pub fn skip() {
+    assert!(
+        std::env::var_os("STACKROOM_REQUIRE_MOSQUITTO").is_none(),
+        "Mosquitto is required here but did not start"
+    );
+    eprintln!("skipped: Mosquitto is not installed (apt-get install mosquitto)");
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `config` pointed at a site broker on `port`, its data (and the bus's passwords) in `dir`.
+pub fn on_site_broker(mut config: RoomConfig, dir: &Path, port: u16) -> RoomConfig {
+    config.mqtt = Mqtt::External {
+        url: format!("mqtt://127.0.0.1:{port}"),
+    };
+    config.data_dir = dir.to_path_buf();
+    config
+}
+
+/// Starts Mosquitto on `port` with the broker config of `config`'s room (written into
+/// `dir/broker`, passwords made in the room's secrets directory), keeping its sessions in
+/// `dir`. None if Mosquitto is not installed.
+pub fn start(dir: &Path, port: u16, config: &RoomConfig) -> Option<Mosquitto> {
+    start_with(dir, port, config, None)
+}
+
+/// [`start`] with a TLS listener.
+pub fn start_with(
+    dir: &Path,
+    port: u16,
+    config: &RoomConfig,
+    tls: Option<bus::mosquitto::ListenerTls>,
+) -> Option<Mosquitto> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let grants = bus::grants(config, &config.bus.user);
+    let passwords = bus::passwords(config, &grants, true).unwrap();
+    let conf_dir = dir.join("broker");
+    let listener = Listener {
+        bind: Some("127.0.0.1".into()),
+        port,
+        tls,
+    };
+    bus::mosquitto::write(&conf_dir, &grants, &passwords, &listener).unwrap();
+    // Mosquitto started as root drops to the `mosquitto` user, which must read the files
+    // and write its persistence file (on a site: `chown root:mosquitto`).
+    for f in ["passwd", "acl"] {
+        std::fs::set_permissions(conf_dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&conf_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = conf_dir.join("mosquitto.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!(
+        "persistence true\npersistence_location {}/\n",
+        dir.display()
+    ));
+    std::fs::write(&conf, text).unwrap();
+    let log = std::fs::File::create(dir.join("mosquitto.log")).ok()?;
+    let child = Command::new(path)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .ok()?;
+    let broker = Mosquitto(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(broker);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// The broker as the simulated devices of `config` see it, each with its password.
+pub fn for_devices(config: &RoomConfig, port: u16) -> hw_sim::mqtt_devices::Broker {
+    let grants = bus::grants(config, &config.bus.user);
+    hw_sim::mqtt_devices::Broker {
+        host: "127.0.0.1".into(),
+        port,
+        passwords: bus::passwords(config, &grants, true).unwrap(),
+    }
+}
