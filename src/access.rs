@@ -7,6 +7,7 @@
 //! ventilate aisles, stop, retrieve, start and cancel sweeps), `archivist` (+ register,
 //! bind, import, sweeps that re-bind), `admin` (+ tokens, lock and unlock, the audit trail).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -122,11 +123,53 @@ fn time(ms: i64) -> DateTime<Utc> {
 pub struct Access {
     store: Store,
     audit: Audit,
+    /// Event-stream tickets not yet used: who, and until when.
+    tickets: std::sync::Arc<std::sync::Mutex<HashMap<String, (Identity, std::time::Instant)>>>,
 }
+
+/// How long an event-stream ticket may wait to be used.
+pub const TICKET_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30);
+/// Unused tickets kept at most.
+const MAX_TICKETS: usize = 10_000;
 
 impl Access {
     pub fn new(store: Store, audit: Audit) -> Access {
-        Access { store, audit }
+        Access {
+            store,
+            audit,
+            tickets: Default::default(),
+        }
+    }
+
+    /// A ticket for one event stream of `who` (a browser's EventSource cannot send a
+    /// header): used once, within [`TICKET_LIFETIME`], it stands for the token.
+    pub fn ticket(&self, who: &Identity) -> String {
+        let bytes: [u8; 24] = rand::rng().random();
+        let ticket: String = std::iter::once("srk_".to_string())
+            .chain(bytes.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let now = std::time::Instant::now();
+        let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
+        tickets.retain(|_, (_, until)| *until > now);
+        if tickets.len() < MAX_TICKETS {
+            tickets.insert(ticket.clone(), (who.clone(), now + TICKET_LIFETIME));
+        }
+        ticket
+    }
+
+    /// Whose ticket this is, if it is unused and in time; it is used up either way.
+    pub async fn redeem(&self, ticket: &str) -> Result<Option<Identity>, AccessError> {
+        let found = {
+            let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
+            tickets
+                .remove(ticket)
+                .filter(|(_, until)| *until > std::time::Instant::now())
+        };
+        match found {
+            // The token may have been revoked since.
+            Some((who, _)) if self.is_live(&who.name).await? => Ok(Some(who)),
+            _ => Ok(None),
+        }
     }
 
     /// Makes a token; the secret is returned this once and never again.

@@ -1,8 +1,9 @@
 //! The API's door: every route but `health` needs a bearer token whose role is high
 //! enough; every change asked (and every refusal at the door) goes into the audit trail.
 //!
-//! `Authorization: Bearer srt_…`; a GET may also carry `?access_token=srt_…` (a browser's
-//! EventSource cannot set headers). 401 without a valid token, 403 with too low a role,
+//! `Authorization: Bearer srt_…`. Only the event stream, which a browser's EventSource
+//! opens without headers, also takes `?ticket=srk_…` (from `POST /api/v1/events/ticket`:
+//! used once, within 30 s) or `?access_token=srt_…`. 401 without a valid token, 403 with too low a role,
 //! both as problem+json. An address that keeps failing is slowed down: after five failures
 //! each failed answer waits twice as long as the one before, up to five seconds, until ten
 //! minutes pass without one, and each valid token from the address halves its count; the
@@ -53,7 +54,7 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
         (_, "/api/v1/audit" | "/api/v1/tokens" | "/api/v1/tokens/{name}") => Admin,
         // Printing customers' labels is watched and an archivist's.
         (_, "/api/v1/boxes/{archive_no}/label" | "/api/v1/labels") => Archivist,
-        ("GET" | "HEAD", _) => Viewer,
+        ("GET" | "HEAD", _) | ("POST", "/api/v1/events/ticket") => Viewer,
         (
             "POST",
             "/api/v1/ranges/{range}/aisles/{aisle}/open"
@@ -201,23 +202,38 @@ impl Failures {
     }
 }
 
-fn bearer(req: &Request) -> Option<String> {
+/// The route a browser's EventSource opens, which cannot send a header.
+const EVENTS: &str = "/api/v1/events";
+
+/// What the request offers as proof: a token in the header, or (the event stream only) a
+/// ticket or a token in the query.
+enum Credential {
+    Token(String),
+    Ticket(String),
+}
+
+fn credential(req: &Request, template: Option<&str>) -> Option<Credential> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
         return scheme
             .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_string());
+            .then(|| Credential::Token(token.trim().to_string()));
     }
-    if req.method() == Method::GET {
-        return req.uri().query().and_then(|q| {
-            q.split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .find(|(k, _)| *k == "access_token")
-                .map(|(_, v)| v.to_string())
-        });
+    if req.method() != Method::GET || template != Some(EVENTS) {
+        return None;
     }
-    None
+    let query = req.uri().query()?;
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    param("ticket")
+        .map(Credential::Ticket)
+        .or_else(|| param("access_token").map(Credential::Token))
 }
 
 fn changes(method: &Method) -> bool {
@@ -239,16 +255,18 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let identity = match bearer(&req) {
-        Some(secret) => match s.access.authenticate(&secret).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot check a token");
-                return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-                    .into_response();
-            }
-        },
-        None => None,
+    let checked = match credential(&req, template.as_deref()) {
+        Some(Credential::Token(secret)) => s.access.authenticate(&secret).await,
+        Some(Credential::Ticket(ticket)) => s.access.redeem(&ticket).await,
+        None => Ok(None),
+    };
+    let identity = match checked {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check a token");
+            return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+                .into_response();
+        }
     };
     let Some(identity) = identity else {
         if let Some(ip) = client {
@@ -260,6 +278,8 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
         }
         let detail = if req.headers().contains_key(header::AUTHORIZATION) {
             "the token is not valid: unknown or revoked"
+        } else if req.uri().query().is_some_and(|q| q.contains("ticket=")) {
+            "the ticket is not valid: unknown, used, expired or its token revoked"
         } else {
             "this route needs a token: Authorization: Bearer srt_… (stackroom token create)"
         };

@@ -116,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(ranges::get_operation))
         .routes(routes!(ranges::retrieve_box))
         .routes(routes!(ranges::events))
+        .routes(routes!(ranges::ticket))
         .routes(routes!(rfid::start_sweep, rfid::list_sweeps))
         .routes(routes!(rfid::get_sweep, rfid::cancel_sweep))
         .routes(routes!(rfid::sweep_report))

@@ -244,6 +244,29 @@ fn sse(event: &Event) -> SseEvent {
         .unwrap_or_else(|_| SseEvent::default().event("error"))
 }
 
+/// A ticket for one event stream.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Ticket {
+    /// Pass as `GET /api/v1/events?ticket=…`; valid once.
+    ticket: String,
+    /// It must be used within this many ms.
+    expires_in_ms: u64,
+}
+
+/// A ticket that opens one event stream as this token, for a browser's EventSource (which
+/// cannot send the Authorization header): used once, within 30 s.
+#[utoipa::path(post, path = "/api/v1/events/ticket", tag = "ranges",
+    responses((status = 201, body = Ticket)))]
+pub(super) async fn ticket(State(s): State<AppState>, Who(who): Who) -> (StatusCode, Json<Ticket>) {
+    (
+        StatusCode::CREATED,
+        Json(Ticket {
+            ticket: s.access.ticket(&who),
+            expires_in_ms: crate::access::TICKET_LIFETIME.as_millis() as u64,
+        }),
+    )
+}
+
 /// Server-sent events: every range state (first the current ones) and operation change;
 /// environment alarms (`alarm`) and sensor changes (`sensor`).
 #[utoipa::path(get, path = "/api/v1/events", tag = "ranges",

@@ -225,9 +225,19 @@ function applyRole() {
 
 // ---------------------------------------------------------------- live events
 
-function connectEvents() {
+async function connectEvents() {
   if (state.events) state.events.close();
-  const source = new EventSource(`/api/v1/events?access_token=${encodeURIComponent(state.token)}`);
+  state.events = null;
+  // The token stays out of URLs (and so out of logs): a one-time ticket opens the stream.
+  let ticket;
+  try {
+    ticket = (await api("POST", "/api/v1/events/ticket")).ticket;
+  } catch {
+    $("link").hidden = false;
+    setTimeout(() => state.token && !state.events && connectEvents(), 2000);
+    return;
+  }
+  const source = new EventSource(`/api/v1/events?ticket=${encodeURIComponent(ticket)}`);
   state.events = source;
   source.addEventListener("range", (e) => onRange(JSON.parse(e.data).data));
   source.addEventListener("operation", (e) => onOperation(JSON.parse(e.data).data));
