@@ -54,6 +54,8 @@ impl LoanKind {
 pub struct KindRule {
     /// The role that approves it; `None`: no approval, approved when requested.
     pub approval: Option<Role>,
+    /// Four eyes: the approver may not be the token that asked for the loan.
+    pub four_eyes: bool,
     /// The longest loan, in days from the request.
     pub max_days: u32,
 }
@@ -71,10 +73,12 @@ impl Default for LoanRules {
         LoanRules {
             reading_room: KindRule {
                 approval: None,
+                four_eyes: false,
                 max_days: 7,
             },
             external: KindRule {
                 approval: Some(Role::Approver),
+                four_eyes: true,
                 max_days: 30,
             },
             max_boxes_per_borrower: 20,
@@ -105,6 +109,8 @@ pub(crate) struct RawLoans {
 struct RawKind {
     /// `none` or a role.
     approval: String,
+    /// Default: true where there is an approval.
+    four_eyes: Option<bool>,
     max_days: u32,
 }
 
@@ -126,7 +132,14 @@ pub(crate) fn rules(raw: RawLoans) -> Result<LoanRules, (String, String)> {
         if raw.max_days == 0 || raw.max_days > 3660 {
             return Err((format!("loans.{key}.max_days"), "is 1 to 3660".into()));
         }
+        if raw.four_eyes == Some(true) && approval.is_none() {
+            return Err((
+                format!("loans.{key}.four_eyes"),
+                "needs an approval to apply to".into(),
+            ));
+        }
         Ok(KindRule {
+            four_eyes: raw.four_eyes.unwrap_or(approval.is_some()),
             approval,
             max_days: raw.max_days,
         })
@@ -254,6 +267,8 @@ pub enum LoanError {
         need: Role,
         what: String,
     },
+    #[error("loan {id} was asked for by '{who}', who may not also approve it (four eyes)")]
+    FourEyes { id: i64, who: String },
     #[error("box {archive_no} is already in loan {loan} ({state})")]
     BoxTaken {
         archive_no: String,
@@ -705,6 +720,19 @@ impl Loans {
                         need,
                         what: format!("to {} a {kind} loan", action.as_str()),
                     });
+                }
+                if action == Action::Approve && rules.rule(LoanKind::parse(&kind)).four_eyes {
+                    let requester: String = conn.query_row(
+                        "SELECT requested_by FROM loans WHERE id = ?1",
+                        [id],
+                        |r| r.get(0),
+                    )?;
+                    if requester == who.name {
+                        return Err(LoanError::FourEyes {
+                            id,
+                            who: who.name.clone(),
+                        });
+                    }
                 }
                 let now = now_ms();
                 match action {

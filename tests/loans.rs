@@ -85,6 +85,26 @@ async fn a_loan_is_requested_approved_checked_out_and_returned_with_its_inspecti
     );
     let (status, _) = call(base, &chief, &path("approve"), json!({})).await;
     assert_eq!(status, 409, "approved once");
+    // Four eyes: an approver who asks for an external loan cannot approve it too.
+    let own = json!({
+        "borrower": {"name": "Chen Jie", "department": "Audit"},
+        "boxes": ["0451-H-001-00005"],
+        "purpose": "internal audit",
+        "kind": "external",
+        "due": day(5),
+    });
+    let (status, mine) = call(base, &chief, "/api/v1/loans", own).await;
+    assert_eq!(status, 201, "{mine}");
+    let own_path = format!("/api/v1/loans/{}/approve", mine["id"]);
+    let (status, body) = call(base, &chief, &own_path, json!({})).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("four_eyes")),
+        "{body}"
+    );
+    let admin = token(base, "head", "admin").await;
+    let (status, body) = call(base, &admin, &own_path, json!({})).await;
+    assert_eq!(status, 200, "another approves it: {body}");
 
     // Out: locate says to whom, and the aisle is not opened for it.
     let (status, loan) = call(base, &desk, &path("checkout"), json!({})).await;

@@ -24,6 +24,11 @@ impl From<LoanError> for Problem {
                 Problem::new(StatusCode::CONFLICT, "loan-state", detail)
             }
             LoanError::Forbidden { .. } => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            LoanError::FourEyes { .. } => {
+                let mut p = Problem::new(StatusCode::FORBIDDEN, "forbidden", detail);
+                p.reason = Some("four_eyes");
+                p
+            }
             LoanError::BoxTaken { .. } => Problem::new(StatusCode::CONFLICT, "box-on-loan", detail),
             LoanError::Limit { .. } => Problem::new(StatusCode::CONFLICT, "borrower-limit", detail),
             LoanError::Store(e) => Problem::from(e),
