@@ -68,7 +68,7 @@ async fn main() {
         .unwrap();
     let (token, _) = controller
         .access
-        .create("load", Role::Viewer, "bench")
+        .create("load", Role::Viewer, "bench", None)
         .await
         .unwrap();
     let listener = Controller::listen(any).await.unwrap();

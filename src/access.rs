@@ -85,6 +85,8 @@ pub struct TokenView {
     pub role: Role,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Past this the token opens nothing; none: it does not expire.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Why a token operation failed.
@@ -178,6 +180,7 @@ impl Access {
         name: &str,
         role: Role,
         by: &str,
+        expires_in: Option<chrono::Duration>,
     ) -> Result<(String, TokenView), AccessError> {
         let ok_name = !name.is_empty()
             && name.len() <= 64
@@ -192,9 +195,16 @@ impl Access {
             .chain(bytes.iter().map(|b| format!("{b:02x}")))
             .collect();
         let (hashed, name_, now) = (hash(&secret), name.to_string(), now_ms());
+        let expires = expires_in.map(|d| now + d.num_milliseconds());
         let view = self
             .store
             .write(move |conn| {
+                // An expired token gives its name back: it is closed as revoked when it
+                // expired.
+                conn.prepare_cached(
+                    "UPDATE tokens SET revoked_at = expires_at WHERE name = ?1 AND revoked_at IS NULL AND expires_at <= ?2",
+                )?
+                .execute(params![name_, now])?;
                 let taken: bool = conn
                     .prepare_cached("SELECT 1 FROM tokens WHERE name = ?1 AND revoked_at IS NULL")?
                     .exists([&name_])?;
@@ -202,14 +212,15 @@ impl Access {
                     return Err(AccessError::NameTaken(name_));
                 }
                 conn.prepare_cached(
-                    "INSERT INTO tokens (name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO tokens (name, role, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
-                .execute(params![name_, role.as_str(), hashed, now])?;
+                .execute(params![name_, role.as_str(), hashed, now, expires])?;
                 Ok(TokenView {
                     name: name_,
                     role,
                     created_at: time(now),
                     revoked_at: None,
+                    expires_at: expires.map(time),
                 })
             })
             .await?;
@@ -227,7 +238,7 @@ impl Access {
         self.store
             .read(|conn| {
                 let rows = conn
-                    .prepare("SELECT name, role, created_at, revoked_at FROM tokens ORDER BY id")?
+                    .prepare("SELECT name, role, created_at, revoked_at, expires_at FROM tokens ORDER BY id")?
                     .query_map([], |r| {
                         let role: String = r.get(1)?;
                         Ok(TokenView {
@@ -235,6 +246,7 @@ impl Access {
                             role: role.parse().unwrap_or(Role::Viewer),
                             created_at: time(r.get(2)?),
                             revoked_at: r.get::<_, Option<i64>>(3)?.map(time),
+                            expires_at: r.get::<_, Option<i64>>(4)?.map(time),
                         })
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
@@ -277,8 +289,10 @@ impl Access {
         self.store
             .read(move |conn| {
                 Ok(conn
-                    .prepare_cached("SELECT 1 FROM tokens WHERE name = ?1 AND revoked_at IS NULL")?
-                    .exists([name])?)
+                    .prepare_cached(
+                        "SELECT 1 FROM tokens WHERE name = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
+                    )?
+                    .exists(params![name, now_ms()])?)
             })
             .await
     }
@@ -289,14 +303,30 @@ impl Access {
             .read(move |conn| {
                 let row = conn
                     .prepare_cached(
-                        "SELECT name, role FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
+                        "SELECT name, role FROM tokens WHERE hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
                     )?
-                    .query_row([hashed], |r| {
+                    .query_row(params![hashed, now_ms()], |r| {
                         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                     })
                     .optional()?;
                 Ok(row
                     .and_then(|(name, role)| role.parse().ok().map(|role| Identity { name, role })))
+            })
+            .await
+    }
+
+    /// When the (not revoked) token `secret` expired, if it has: to tell its holder so.
+    pub async fn expired_at(&self, secret: &str) -> Result<Option<DateTime<Utc>>, AccessError> {
+        let hashed = hash(secret);
+        self.store
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT expires_at FROM tokens WHERE hash = ?1 AND revoked_at IS NULL AND expires_at <= ?2",
+                    )?
+                    .query_row(params![hashed, now_ms()], |r| r.get::<_, i64>(0))
+                    .optional()?
+                    .map(time))
             })
             .await
     }
@@ -312,7 +342,7 @@ mod tests {
         let store = Store::open(&dir.path().join("db")).unwrap();
         let access = Access::new(store.clone(), Audit::new(store.clone()));
         let (secret, view) = access
-            .create("desk-1", Role::Operator, "test")
+            .create("desk-1", Role::Operator, "test", None)
             .await
             .unwrap();
         assert!(secret.starts_with("srt_") && secret.len() == 68, "{secret}");
@@ -321,11 +351,11 @@ mod tests {
         assert_eq!((who.name.as_str(), who.role), ("desk-1", Role::Operator));
         assert!(access.authenticate("srt_guess").await.unwrap().is_none());
         assert!(matches!(
-            access.create("desk-1", Role::Admin, "test").await,
+            access.create("desk-1", Role::Admin, "test", None).await,
             Err(AccessError::NameTaken(_))
         ));
         assert!(matches!(
-            access.create("no spaces", Role::Admin, "test").await,
+            access.create("no spaces", Role::Admin, "test", None).await,
             Err(AccessError::BadName(_))
         ));
         let stored: String = store
@@ -343,7 +373,10 @@ mod tests {
             Err(AccessError::NoSuchToken(_))
         ));
         // The name is free again; the revoked token is still listed.
-        access.create("desk-1", Role::Viewer, "test").await.unwrap();
+        access
+            .create("desk-1", Role::Viewer, "test", None)
+            .await
+            .unwrap();
         let list = access.list().await.unwrap();
         assert_eq!(list.len(), 2);
         assert!(list[0].revoked_at.is_some() && list[1].revoked_at.is_none());
@@ -352,5 +385,46 @@ mod tests {
                 && Role::Archivist < Role::Approver
                 && Role::Approver < Role::Admin
         );
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_opens_nothing_says_so_and_gives_its_name_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let access = Access::new(store.clone(), Audit::new(store.clone()));
+        let (lasting, view) = access
+            .create(
+                "night-desk",
+                Role::Operator,
+                "test",
+                Some(chrono::Duration::days(90)),
+            )
+            .await
+            .unwrap();
+        assert!(
+            view.expires_at
+                .is_some_and(|at| at > Utc::now() + chrono::Duration::days(89))
+        );
+        assert!(access.authenticate(&lasting).await.unwrap().is_some());
+        assert_eq!(access.expired_at(&lasting).await.unwrap(), None);
+        access.revoke("night-desk", "test").await.unwrap();
+        // Already past its time.
+        let (gone, _) = access
+            .create(
+                "night-desk",
+                Role::Operator,
+                "test",
+                Some(chrono::Duration::seconds(-1)),
+            )
+            .await
+            .unwrap();
+        assert!(access.authenticate(&gone).await.unwrap().is_none());
+        assert!(!access.is_live("night-desk").await.unwrap());
+        assert!(access.expired_at(&gone).await.unwrap().is_some());
+        // Its name can be given again.
+        access
+            .create("night-desk", Role::Operator, "test", None)
+            .await
+            .unwrap();
     }
 }

@@ -163,7 +163,7 @@ pub async fn admin_token(
         Err(e) => return Err(e),
     }
     let (secret, _) = access
-        .create(DEMO_TOKEN, crate::access::Role::Admin, "demo")
+        .create(DEMO_TOKEN, crate::access::Role::Admin, "demo", None)
         .await?;
     Ok(secret)
 }

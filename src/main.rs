@@ -192,6 +192,9 @@ enum TokenAction {
         /// A name of its own: recorded as the actor of what the token does.
         #[arg(long)]
         name: String,
+        /// It expires after this long: `90d` (days) or `12h` (hours); default never.
+        #[arg(long, value_parser = parse_expiry)]
+        expires: Option<chrono::Duration>,
     },
     /// Every token, live and revoked.
     List,
@@ -242,6 +245,21 @@ fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `90d` or `12h`: how long until a token expires.
+fn parse_expiry(text: &str) -> Result<chrono::Duration, String> {
+    let bad = || format!("'{text}': give days or hours, e.g. 90d or 12h");
+    let (n, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    if !(1..=87_600).contains(&n) {
+        return Err(bad());
+    }
+    match unit {
+        "d" if n <= 3650 => Ok(chrono::Duration::days(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        _ => Err(bad()),
     }
 }
 
@@ -408,10 +426,14 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Token { action, room } => {
             let controller = room.open().await?;
             match action {
-                TokenAction::Create { role, name } => {
+                TokenAction::Create {
+                    role,
+                    name,
+                    expires,
+                } => {
                     let (secret, view) = controller
                         .access
-                        .create(&name, role, "cli")
+                        .create(&name, role, "cli", expires)
                         .await
                         .map_err(|e| e.to_string())?;
                     eprintln!(
@@ -422,9 +444,15 @@ async fn run(command: Command) -> Result<(), String> {
                 }
                 TokenAction::List => {
                     for t in controller.access.list().await.map_err(|e| e.to_string())? {
-                        let state = match t.revoked_at {
-                            Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
-                            None => "live".into(),
+                        let state = match (t.revoked_at, t.expires_at) {
+                            (Some(at), _) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+                            (None, Some(at)) if at <= chrono::Utc::now() => {
+                                format!("expired {}", at.format("%Y-%m-%d %H:%M"))
+                            }
+                            (None, Some(at)) => {
+                                format!("live until {}", at.format("%Y-%m-%d %H:%M"))
+                            }
+                            (None, None) => "live".into(),
                         };
                         say(&format!(
                             "{}\t{}\t{}\tcreated {}",

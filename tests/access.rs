@@ -499,3 +499,48 @@ async fn revoking_a_token_ends_its_open_event_stream() {
     assert!(ended.is_ok(), "the stream of a revoked token is still open");
     eprintln!("ended {:?} after the revocation", revoked.elapsed());
 }
+
+#[tokio::test]
+async fn an_expired_token_is_told_so() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    let r = api_client(&d.base)
+        .post(format!("{}/api/v1/tokens", d.base))
+        .json(&json!({"name": "temp", "role": "viewer", "expires_in_days": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["expires_at"].is_string(), "{body}");
+    let secret = body["secret"].as_str().unwrap().to_string();
+    assert_eq!(
+        status(&d, "get", "/api/v1/ranges", Some(&secret)).await.0,
+        200
+    );
+    // Thirty days pass (written as another process would).
+    let db = rusqlite::Connection::open(data.path().join("stackroom.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute(
+        "UPDATE tokens SET expires_at = 1000 WHERE name = 'temp'",
+        [],
+    )
+    .unwrap();
+    let (code, problem) = status(&d, "get", "/api/v1/ranges", Some(&secret)).await;
+    assert_eq!(code, 401);
+    assert_eq!(problem["type"], "urn:stackroom:token-expired", "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expired at 1970-01-01"),
+        "{problem}"
+    );
+    let r = api_client(&d.base)
+        .post(format!("{}/api/v1/tokens", d.base))
+        .json(&json!({"name": "temp2", "role": "viewer", "expires_in_days": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+}

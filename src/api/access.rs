@@ -255,9 +255,10 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let checked = match credential(&req, template.as_deref()) {
-        Some(Credential::Token(secret)) => s.access.authenticate(&secret).await,
-        Some(Credential::Ticket(ticket)) => s.access.redeem(&ticket).await,
+    let offered = credential(&req, template.as_deref());
+    let checked = match &offered {
+        Some(Credential::Token(secret)) => s.access.authenticate(secret).await,
+        Some(Credential::Ticket(ticket)) => s.access.redeem(ticket).await,
         None => Ok(None),
     };
     let identity = match checked {
@@ -276,12 +277,26 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
                 tokio::time::sleep(wait).await;
             }
         }
-        let detail = if req.headers().contains_key(header::AUTHORIZATION) {
-            "the token is not valid: unknown or revoked"
+        let expired = match &offered {
+            Some(Credential::Token(secret)) => s.access.expired_at(secret).await.ok().flatten(),
+            _ => None,
+        };
+        let detail = if let Some(at) = expired {
+            format!(
+                "the token expired at {}; ask for a new one",
+                at.format("%Y-%m-%d %H:%M UTC")
+            )
+        } else if req.headers().contains_key(header::AUTHORIZATION) {
+            "the token is not valid: unknown or revoked".into()
         } else if req.uri().query().is_some_and(|q| q.contains("ticket=")) {
-            "the ticket is not valid: unknown, used, expired or its token revoked"
+            "the ticket is not valid: unknown, used, expired or its token revoked".into()
         } else {
-            "this route needs a token: Authorization: Bearer srt_… (stackroom token create)"
+            "this route needs a token: Authorization: Bearer srt_… (stackroom token create)".into()
+        };
+        let kind = if expired.is_some() {
+            "token-expired"
+        } else {
+            "unauthorized"
         };
         if changes(&method) {
             let source = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
@@ -289,7 +304,7 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
         }
         return (
             [(header::WWW_AUTHENTICATE, "Bearer")],
-            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail),
+            Problem::new(StatusCode::UNAUTHORIZED, kind, detail),
         )
             .into_response();
     };

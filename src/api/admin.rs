@@ -32,6 +32,9 @@ pub(super) struct NewToken {
     /// Letters, digits, `-`, `_`, `.`; recorded as the actor of what the token does.
     name: String,
     role: Role,
+    /// Days until the token expires (1 to 3650); none: it does not expire.
+    #[serde(default)]
+    expires_in_days: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -50,7 +53,15 @@ pub(super) async fn create_token(
     Who(who): Who,
     ApiJson(new): ApiJson<NewToken>,
 ) -> Result<impl IntoResponse, Problem> {
-    let (secret, token) = s.access.create(&new.name, new.role, &who.name).await?;
+    let expires = match new.expires_in_days {
+        None => None,
+        Some(d @ 1..=3650) => Some(chrono::Duration::days(d.into())),
+        Some(_) => return Err(Problem::invalid("expires_in_days", "1 to 3650 days")),
+    };
+    let (secret, token) = s
+        .access
+        .create(&new.name, new.role, &who.name, expires)
+        .await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { token, secret })))
 }
 

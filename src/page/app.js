@@ -114,6 +114,13 @@ function why(reason, range, fallback) {
 
 // ---------------------------------------------------------------- the API
 
+// Why the token no longer opens anything, in words: expired (and when) or not valid.
+function tokenTrouble(problem) {
+  return problem && problem.type === "urn:stackroom:token-expired"
+    ? t("err_token_expired", { detail: problem.detail })
+    : t("err_token");
+}
+
 class ApiError extends Error {
   constructor(status, problem) {
     super(problem.detail || `HTTP ${status}`);
@@ -144,7 +151,7 @@ async function api(method, path, body, { signal, raw } = {}) {
     } catch {
       problem = {};
     }
-    if (response.status === 401) signOut(t("err_token"));
+    if (response.status === 401) signOut(tokenTrouble(problem));
     throw new ApiError(response.status, problem);
   }
   if (raw) return response;
@@ -169,7 +176,7 @@ async function signIn(token) {
   } catch (e) {
     state.token = null;
     state.me = null;
-    showSignIn(e.status === 401 ? t("err_token") : e.message);
+    showSignIn(e.status === 401 ? tokenTrouble(e.problem) : e.message);
     return;
   }
   sessionStorage.setItem(TOKEN_KEY, token);
