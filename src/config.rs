@@ -210,12 +210,16 @@ struct RawRoom {
 struct RawApi {
     #[serde(default = "default_listen")]
     listen: String,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 impl Default for RawApi {
     fn default() -> Self {
         RawApi {
             listen: default_listen(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -477,6 +481,8 @@ pub struct RoomConfig {
     pub room_name: String,
     pub language: Language,
     pub listen: SocketAddr,
+    /// The API's own TLS certificate and key (PEM), if it serves HTTPS itself.
+    pub api_tls: Option<(PathBuf, PathBuf)>,
     pub data_dir: PathBuf,
     pub mqtt: Mqtt,
     /// Who the controller is on the bus and where the bus's passwords are.
@@ -648,6 +654,11 @@ impl RoomConfig {
         c.name("site.id", &raw.site.id)?;
         c.name("room.id", &raw.room.id)?;
         let listen = c.addr("api.listen", &raw.api.listen)?;
+        let api_tls = match (&raw.api.tls_cert, &raw.api.tls_key) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
+            _ => return Err(c.fail("api.tls_cert", "and api.tls_key come together")),
+        };
         let mqtt = if raw.mqtt.broker == "embedded" {
             Mqtt::Embedded {
                 listen: c.addr("mqtt.embedded_listen", &raw.mqtt.embedded_listen)?,
@@ -732,6 +743,7 @@ impl RoomConfig {
             room_name: raw.room.name,
             language: raw.room.language,
             listen,
+            api_tls,
             data_dir: raw.storage.data_dir,
             mqtt,
             bus,

@@ -5,7 +5,8 @@
 //! the longest (no request under way); only if every connection is busy is the newcomer
 //! answered `503` and closed. So a crowd of idle or slow clients cannot keep
 //! `/api/v1/health` (or anyone else) out. Running out of file descriptors is treated the
-//! same way: the oldest idle connection is closed and accepting goes on.
+//! same way: the oldest idle connection is closed and accepting goes on. With [`Tls`] every
+//! connection is TLS (rustls), its handshake within the header time limit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -38,6 +39,30 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// The API's own certificate and key (PEM files), for sites without a reverse proxy.
+#[derive(Clone)]
+pub struct Tls(tokio_rustls::TlsAcceptor);
+
+impl Tls {
+    pub fn from_pem_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Tls, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certs = CertificateDer::pem_file_iter(cert)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("api.tls_cert {}: {e}", cert.display()))?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| format!("api.tls_key {}: {e}", key.display()))?;
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("api.tls_cert and api.tls_key: {e}"))?;
+        Ok(Tls(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+            config,
+        ))))
     }
 }
 
@@ -90,6 +115,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Tls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
@@ -138,6 +164,7 @@ pub async fn serve(
         };
         let app = router.clone();
         let connections = connections.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -159,14 +186,30 @@ pub async fn serve(
             http.timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
                 .keep_alive(true);
-            let conn = http.serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "HTTP connection ended");
+            let served = async {
+                let r = match tls {
+                    None => http.serve_connection(TokioIo::new(stream), service).await,
+                    Some(Tls(acceptor)) => {
+                        let handshake =
+                            tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
+                        match handshake.await {
+                            Ok(Ok(stream)) => {
+                                http.serve_connection(TokioIo::new(stream), service).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        }
                     }
+                };
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended");
                 }
+            };
+            tokio::select! {
+                _ = served => {}
                 _ = closed => {
                     tracing::debug!(%peer, "idle HTTP connection closed to make room");
                 }

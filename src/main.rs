@@ -101,9 +101,20 @@ enum Command {
         /// Also write the report as CSV to this file.
         #[arg(long)]
         report: Option<PathBuf>,
-        /// An API token of an operator or above (archivist for --apply sync).
-        #[arg(long, env = "STACKROOM_TOKEN", hide_env_values = true)]
-        token: String,
+        /// An API token of an operator or above (archivist for --apply sync); better from
+        /// the environment (STACKROOM_TOKEN) or --token-file than on the command line, where
+        /// other users see it in the process list.
+        #[arg(
+            long,
+            env = "STACKROOM_TOKEN",
+            hide_env_values = true,
+            required_unless_present = "token_file",
+            conflicts_with = "token_file"
+        )]
+        token: Option<String>,
+        /// A file holding the token (readable by its owner only).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Make, list and revoke API tokens (in the room's database; a running controller sees
     /// them at once).
@@ -412,7 +423,16 @@ async fn run(command: Command) -> Result<(), String> {
             api,
             report,
             token,
+            token_file,
         } => {
+            let token = match (token, token_file) {
+                (Some(t), _) => t,
+                (None, Some(file)) => std::fs::read_to_string(&file)
+                    .map_err(|e| format!("--token-file {}: {e}", file.display()))?
+                    .trim()
+                    .to_string(),
+                (None, None) => return Err("give --token-file or STACKROOM_TOKEN".into()),
+            };
             stackroom::cli_sweep::run(stackroom::cli_sweep::Args {
                 api,
                 token,

@@ -137,6 +137,12 @@ impl Controller {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let tls = match &self.config.api_tls {
+            Some((cert, key)) => {
+                Some(crate::http::Tls::from_pem_files(cert, key).map_err(std::io::Error::other)?)
+            }
+            None => None,
+        };
         let (failures, audit) = (self.failures.clone(), self.audit.clone());
         let denied = tokio::spawn(async move {
             failures
@@ -148,10 +154,20 @@ impl Controller {
             listener,
             self.router(),
             crate::http::Limits::default(),
+            tls,
             shutdown,
         )
         .await;
         denied.abort();
+        // What was counted since the last minute's row.
+        for (source, line, n) in self.failures.denied.take() {
+            self.audit
+                .record(
+                    crate::audit::NewEntry::new("anonymous", "denied", &line, format!("401 x{n}"))
+                        .detail(format!("{n} from {source} before the server stopped")),
+                )
+                .await;
+        }
         served
     }
 }

@@ -404,10 +404,19 @@ async fn the_sweep_command_runs_one_with_progress_and_writes_the_report() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--scope 'aisle=3'"));
+    // The token from a file: the answer comes from the controller, past its door.
+    let token_file = data.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", d.token)).unwrap();
     let out = tokio::process::Command::new(common::BIN)
         .args([
-            "sweep", "--api", &d.base, "--scope", "range=9", "--token", &d.token,
+            "sweep",
+            "--api",
+            &d.base,
+            "--scope",
+            "range=9",
+            "--token-file",
         ])
+        .arg(&token_file)
         .output()
         .await
         .unwrap();
