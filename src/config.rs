@@ -73,6 +73,29 @@ struct RawConfig {
     gates: Vec<Gate>,
     #[serde(default)]
     shelving: RawShelving,
+    #[serde(default)]
+    lookups: RawLookups,
+}
+
+/// `[lookups]`: how long each lookup of a box is kept one by one before it is rolled up
+/// into daily counts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLookups {
+    #[serde(default = "default_lookup_days")]
+    keep_days: u32,
+}
+
+impl Default for RawLookups {
+    fn default() -> Self {
+        RawLookups {
+            keep_days: default_lookup_days(),
+        }
+    }
+}
+
+fn default_lookup_days() -> u32 {
+    400
 }
 
 /// `[shelving]`: how motions are started and how long the controller waits for the
@@ -498,6 +521,8 @@ pub struct RoomConfig {
     pub labels: crate::labels::LabelSize,
     pub gates: Vec<Gate>,
     pub motion: MotionSettings,
+    /// Lookups are kept one by one this long, then rolled up into daily counts.
+    pub lookups_keep: std::time::Duration,
 }
 
 struct Checker<'a> {
@@ -654,6 +679,9 @@ impl RoomConfig {
         c.name("site.id", &raw.site.id)?;
         c.name("room.id", &raw.room.id)?;
         let listen = c.addr("api.listen", &raw.api.listen)?;
+        if !(1..=36_500).contains(&raw.lookups.keep_days) {
+            return Err(c.fail("lookups.keep_days", "is 1 to 36500"));
+        }
         let api_tls = match (&raw.api.tls_cert, &raw.api.tls_key) {
             (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
             (None, None) => None,
@@ -758,6 +786,7 @@ impl RoomConfig {
             labels,
             gates,
             motion,
+            lookups_keep: std::time::Duration::from_secs(u64::from(raw.lookups.keep_days) * 86_400),
         })
     }
 

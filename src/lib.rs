@@ -31,6 +31,7 @@ pub mod link;
 pub mod loans;
 pub mod location;
 pub mod logging;
+pub mod lookups;
 pub mod mqtt;
 pub mod page;
 pub mod rfid;

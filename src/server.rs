@@ -121,6 +121,7 @@ impl Controller {
             environment: self.environment.clone(),
             loans: self.loans.clone(),
             failures: self.failures.clone(),
+            lookups: crate::lookups::Lookups::new(self.store.clone()),
         })
     }
 
@@ -143,6 +144,8 @@ impl Controller {
             }
             None => None,
         };
+        let register = crate::lookups::Lookups::new(self.store.clone());
+        let rolling = tokio::spawn(register.keep_bounded(self.config.lookups_keep));
         let (failures, audit) = (self.failures.clone(), self.audit.clone());
         let denied = tokio::spawn(async move {
             failures
@@ -159,6 +162,7 @@ impl Controller {
         )
         .await;
         denied.abort();
+        rolling.abort();
         // What was counted since the last minute's row.
         for (source, line, n) in self.failures.denied.take() {
             self.audit

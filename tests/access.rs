@@ -80,7 +80,13 @@ async fn routes(d: &Demo) -> Vec<(String, String)> {
 fn needs(method: &str, path: &str) -> &'static str {
     match (method, path) {
         (_, "/api/v1/health") => "none",
-        (_, p) if p.starts_with("/api/v1/tokens") || p.starts_with("/api/v1/audit") => "admin",
+        (_, p)
+            if p.starts_with("/api/v1/tokens")
+                || p.starts_with("/api/v1/audit")
+                || p.starts_with("/api/v1/lookups") =>
+        {
+            "admin"
+        }
         (_, p) if p.ends_with("/label") || p == "/api/v1/labels" => "archivist",
         ("get", _) | ("post", "/api/v1/events/ticket") => "viewer",
         ("post", p)
@@ -543,4 +549,65 @@ async fn an_expired_token_is_told_so() {
         .await
         .unwrap();
     assert_eq!(r.status(), 422);
+}
+
+/// 查阅登记: who was shown which box, how and why; admins read and export it.
+#[tokio::test]
+async fn every_box_shown_is_in_the_lookup_register_with_its_purpose() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    let desk = token(&d, "reading-desk", "viewer").await;
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!(
+            "{}/api/v1/locate?archive_no=0451-H-001-00001",
+            d.base
+        ))
+        .bearer_auth(&desk)
+        // "客户投诉 #12", percent-encoded as the page sends it.
+        .header("x-purpose", "%E5%AE%A2%E6%88%B7%E6%8A%95%E8%AF%89%20%2312")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(format!("{}/api/v1/boxes/0451-H-001-00002/history", d.base))
+        .bearer_auth(&desk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let (code, _) = status(&d, "get", "/api/v1/lookups", Some(&desk)).await;
+    assert_eq!(code, 403, "only admins read the register");
+    let (_, _, list) = get(&d.base, "/api/v1/lookups?actor=reading-desk").await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    assert_eq!(items[0]["what"], "history");
+    assert_eq!(items[0]["archive_no"], "0451-H-001-00002");
+    assert!(items[0].get("purpose").is_none(), "{list}");
+    assert_eq!(items[1]["what"], "locate");
+    assert_eq!(items[1]["archive_no"], "0451-H-001-00001");
+    assert_eq!(items[1]["purpose"], "客户投诉 #12");
+
+    let r = api_client(&d.base)
+        .get(format!(
+            "{}/api/v1/lookups?format=csv&archive_no=0451-H-001-00001",
+            d.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csv = r.text().await.unwrap();
+    assert!(csv.starts_with("at,actor,archive_no,what,purpose"), "{csv}");
+    assert!(
+        csv.contains("reading-desk,0451-H-001-00001,locate,客户投诉 #12"),
+        "{csv}"
+    );
+    let (_, _, audit) = get(&d.base, "/api/v1/audit?kind=export").await;
+    assert!(
+        audit.to_string().contains("lookup register as CSV"),
+        "{audit}"
+    );
 }

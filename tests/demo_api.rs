@@ -216,6 +216,57 @@ fn check_config_summarises_and_names_the_key_at_fault() {
         err.contains("broken.toml: ranges[0].levels: must be at least 1"),
         "{err}"
     );
+
+    // On a site broker every password must exist: check-config names the missing ones.
+    let site = dir.path().join("site.toml");
+    let secrets = dir.path().join("secrets");
+    let text = demo
+        .replacen(
+            "profiles_dir = \"../device-profiles\"",
+            &format!("profiles_dir = {:?}", root.join("device-profiles")),
+            1,
+        )
+        .replacen(
+            "broker = \"embedded\"",
+            &format!(
+                "broker = \"mqtts://stackroom@broker.example:8883\"\nca_file = \"ca.pem\"\nsecrets_dir = {secrets:?}"
+            ),
+            1,
+        );
+    std::fs::write(&site, text).unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&site)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success(), "{err}");
+    for user in ["'stackroom'", "'shelving-2'", "'reader-3'", "'env-zigbee'"] {
+        assert!(err.contains(user), "{user} missing from: {err}");
+    }
+    // Once `broker-config` has made them, nothing is missing.
+    let out = Command::new(BIN)
+        .args(["broker-config", "--config"])
+        .arg(&site)
+        .arg("--out")
+        .arg(dir.path().join("broker"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

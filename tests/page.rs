@@ -669,7 +669,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         .unwrap();
     click(&client, "#loan-form button[type=submit]").await;
 
-    // Approved (the admin may), checked out, on loan.
+    // Requested, approved by another, checked out, on loan.
     let card = ".loan[data-state='requested']";
     until(
         &client,
@@ -679,6 +679,40 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
     )
     .await;
     click(&client, &format!("{card} [data-action='approve']")).await;
+    // Four eyes: the admin asked for this external loan, so someone else approves it.
+    until(
+        &client,
+        "document.body.innerText.includes('four eyes')",
+        10,
+        "the four-eyes refusal in words",
+    )
+    .await;
+    let (status, _, chief) = post_json(
+        &demo.base,
+        "/api/v1/tokens",
+        &json!({"name": "chief", "role": "approver"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{chief}");
+    let (_, _, loans) = get(&demo.base, "/api/v1/loans").await;
+    let id = loans["items"][0]["id"].as_i64().unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/loans/{id}/approve", demo.base))
+        .bearer_auth(chief["secret"].as_str().unwrap())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    client.refresh().await.unwrap();
+    until(
+        &client,
+        "document.querySelector('#who-name').textContent === 'demo'",
+        15,
+        "signing in again",
+    )
+    .await;
+    click(&client, "[data-tab='loans']").await;
     let card = ".loan[data-state='approved']";
     until(
         &client,

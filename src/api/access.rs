@@ -51,7 +51,9 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
     };
     Some(match (method.as_str(), path) {
         (_, "/api/v1/health") => return None,
-        (_, "/api/v1/audit" | "/api/v1/tokens" | "/api/v1/tokens/{name}") => Admin,
+        (_, "/api/v1/audit" | "/api/v1/tokens" | "/api/v1/tokens/{name}" | "/api/v1/lookups") => {
+            Admin
+        }
         // Printing customers' labels is watched and an archivist's.
         (_, "/api/v1/boxes/{archive_no}/label" | "/api/v1/labels") => Archivist,
         ("GET" | "HEAD", _) | ("POST", "/api/v1/events/ticket") => Viewer,

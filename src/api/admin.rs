@@ -136,3 +136,107 @@ pub(super) async fn audit_trail(
         .map_err(|e| Problem::from(crate::location::LocationError::from(e)))?;
     Ok(Json(AuditList { items }))
 }
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LookupQuery {
+    /// Only lookups of this box.
+    archive_no: Option<String>,
+    /// Only lookups by this token.
+    actor: Option<String>,
+    /// From this moment (RFC 3339, or a day meaning its start, UTC).
+    since: Option<String>,
+    /// At most this many, newest first (1 to 100000, default 1000).
+    limit: Option<usize>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct LookupList {
+    items: Vec<crate::lookups::LookupView>,
+}
+
+/// The lookup register (查阅登记): who was shown which box, when, how and why; as JSON or,
+/// with `format=csv`, as a file (the export is itself in the audit trail).
+#[utoipa::path(get, path = "/api/v1/lookups", tag = "system", params(LookupQuery),
+    responses((status = 200, body = LookupList), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn lookups(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiQuery(q): ApiQuery<LookupQuery>,
+) -> Result<axum::response::Response, Problem> {
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=100_000).contains(&limit) {
+        return Err(Problem::invalid("limit", "is 1 to 100000"));
+    }
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(Problem::invalid(
+                "format",
+                format!("'{other}' is not a format: json or csv"),
+            ));
+        }
+    };
+    let since = match q.since.as_deref() {
+        Some(text) => Some(
+            parse_moment(text, false)
+                .map_err(|p| p.field("since"))?
+                .timestamp_millis(),
+        ),
+        None => None,
+    };
+    let items = s
+        .lookups
+        .list(crate::lookups::Filter {
+            archive_no: q.archive_no,
+            actor: q.actor,
+            since,
+            limit,
+        })
+        .await?;
+    if !csv {
+        return Ok(Json(LookupList { items }).into_response());
+    }
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = ["at", "actor", "archive_no", "what", "purpose"];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    rows.extend(items.iter().map(|l| {
+        vec![
+            l.at.to_rfc3339(),
+            l.actor.clone(),
+            l.archive_no.clone(),
+            l.what.clone(),
+            l.purpose.clone().unwrap_or_default(),
+        ]
+    }));
+    for row in &rows {
+        out.write_record(row).map_err(|e| {
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })?;
+    }
+    let body = out
+        .into_inner()
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    s.audit
+        .record(crate::audit::NewEntry::new(
+            &who.name,
+            "export",
+            "lookup register as CSV",
+            format!("{} rows", items.len()),
+        ))
+        .await;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"lookups.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

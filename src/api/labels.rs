@@ -103,10 +103,19 @@ fn label(s: &AppState, archive_no: String, title: String, shelf: Option<String>)
 pub(super) async fn box_label(
     State(s): State<AppState>,
     Who(who): Who,
+    headers: axum::http::HeaderMap,
     ApiPath(archive_no): ApiPath<String>,
     ApiQuery(q): ApiQuery<Format>,
 ) -> Result<Response, Problem> {
     let b = s.locations.get_box(&archive_no).await?;
+    super::looked_up(
+        &s,
+        &who,
+        crate::lookups::What::Label,
+        &b.archive_no,
+        &headers,
+    )
+    .await?;
     let shelf = b.location.as_ref().map(|l| l.shelf.address.clone());
     let labels = [label(&s, b.archive_no, b.title, shelf)];
     let (body, ctype, ext) = render(&s, &labels, q.format.as_deref())?;

@@ -33,6 +33,7 @@ use crate::location::{
     BoxKey, BoxView, History, ImportSummary, Location, LocationService, Move, NewBox, Provenance,
     ShelfFill, Suggestion,
 };
+use crate::lookups::What;
 use crate::shelving::Shelving;
 pub use access::{Failures, Who};
 pub use problem::{Problem, ProblemInfo};
@@ -55,6 +56,7 @@ pub struct AppState {
     pub environment: crate::environment::Environment,
     pub loans: crate::loans::Loans,
     pub failures: Arc<Failures>,
+    pub lookups: crate::lookups::Lookups,
 }
 
 /// A JSON body whose rejection is a problem response.
@@ -126,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(admin::list_tokens, admin::create_token))
         .routes(routes!(admin::revoke_token))
         .routes(routes!(admin::audit_trail))
+        .routes(routes!(admin::lookups))
         .routes(routes!(environment::environment))
         .routes(routes!(environment::history))
         .routes(routes!(environment::compliance))
@@ -244,9 +247,29 @@ async fn register_box(
     responses((status = 200, body = BoxView), (status = 404, body = Problem)))]
 async fn get_box(
     State(s): State<AppState>,
+    Who(who): Who,
+    headers: axum::http::HeaderMap,
     ApiPath(archive_no): ApiPath<String>,
 ) -> ApiResult<BoxView> {
-    Ok(Json(s.locations.get_box(&archive_no).await?))
+    let view = s.locations.get_box(&archive_no).await?;
+    looked_up(&s, &who, What::Box, &view.archive_no, &headers).await?;
+    Ok(Json(view))
+}
+
+/// Records in the lookup register that `who` was shown `archive_no`. If it cannot be
+/// recorded the box is not shown: a lookup nobody can account for does not happen.
+async fn looked_up(
+    s: &AppState,
+    who: &crate::access::Identity,
+    what: What,
+    archive_no: &str,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), Problem> {
+    let purpose = crate::lookups::purpose(headers);
+    s.lookups
+        .record(&who.name, what, archive_no, purpose.as_deref())
+        .await
+        .map_err(Problem::from)
 }
 
 /// Where a box is: shelf, aisle, and on whose word.
@@ -256,11 +279,13 @@ async fn get_box(
         (status = 404, description = "unknown box, or a known box on no shelf", body = Problem)))]
 async fn box_location(
     State(s): State<AppState>,
+    Who(who): Who,
+    headers: axum::http::HeaderMap,
     ApiPath(archive_no): ApiPath<String>,
 ) -> ApiResult<Location> {
-    Ok(Json(
-        s.locations.locate(BoxKey::ArchiveNo(archive_no)).await?,
-    ))
+    let location = s.locations.locate(BoxKey::ArchiveNo(archive_no)).await?;
+    looked_up(&s, &who, What::Location, &location.archive_no, &headers).await?;
+    Ok(Json(location))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -350,11 +375,15 @@ fn parse_moment(text: &str, end_of_day: bool) -> Result<DateTime<Utc>, Problem> 
     responses((status = 200, body = History), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn box_history(
     State(s): State<AppState>,
+    Who(who): Who,
+    headers: axum::http::HeaderMap,
     ApiPath(archive_no): ApiPath<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<History> {
     let at = q.at.as_deref().map(|t| parse_moment(t, true)).transpose()?;
-    Ok(Json(s.locations.history(&archive_no, at).await?))
+    let history = s.locations.history(&archive_no, at).await?;
+    looked_up(&s, &who, What::History, &archive_no, &headers).await?;
+    Ok(Json(history))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -373,6 +402,8 @@ struct LocateQuery {
     responses((status = 200, body = Location), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn locate(
     State(s): State<AppState>,
+    Who(who): Who,
+    headers: axum::http::HeaderMap,
     ApiQuery(q): ApiQuery<LocateQuery>,
 ) -> ApiResult<Location> {
     let key = match (q.epc, q.barcode, q.archive_no) {
@@ -386,7 +417,9 @@ async fn locate(
             ));
         }
     };
-    Ok(Json(s.locations.locate(key).await?))
+    let location = s.locations.locate(key).await?;
+    looked_up(&s, &who, What::Locate, &location.archive_no, &headers).await?;
+    Ok(Json(location))
 }
 
 #[derive(Deserialize, IntoParams)]

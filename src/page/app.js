@@ -131,6 +131,9 @@ class ApiError extends Error {
 
 async function api(method, path, body, { signal, raw } = {}) {
   const headers = { Authorization: `Bearer ${state.token}` };
+  // The lookup register keeps why a box was looked up, as the person said it.
+  const purpose = $("purpose") ? $("purpose").value.trim() : "";
+  if (purpose && method === "GET") headers["X-Purpose"] = encodeURIComponent(purpose);
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {

@@ -1,0 +1,21 @@
+-- Who looked up which box (查阅登记): one row per box shown to a token, with the purpose the
+-- person gave. Rows older than lookups.keep_days are rolled up into lookup_days (counts per
+-- day, token and kind of lookup) and deleted, so the register stays bounded.
+CREATE TABLE lookups (
+    id          INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,           -- ms since the epoch
+    actor       TEXT NOT NULL,              -- the token's name
+    archive_no  TEXT NOT NULL,
+    what        TEXT NOT NULL CHECK (what IN ('locate', 'box', 'location', 'history', 'label')),
+    purpose     TEXT                        -- as given, or NULL
+) STRICT;
+CREATE INDEX lookups_by_box ON lookups (archive_no, at);
+CREATE INDEX lookups_by_at ON lookups (at);
+
+CREATE TABLE lookup_days (
+    day         TEXT NOT NULL,              -- YYYY-MM-DD (UTC)
+    actor       TEXT NOT NULL,
+    what        TEXT NOT NULL,
+    lookups     INTEGER NOT NULL,
+    PRIMARY KEY (day, actor, what)
+) STRICT;
