@@ -173,12 +173,24 @@ pub async fn serve(
                     let busy = busy.clone();
                     let last_used = last_used.clone();
                     busy.fetch_add(1, Ordering::Relaxed);
+                    // Busy until the response's body is sent: an event stream is a request
+                    // under way for as long as it is open.
+                    let done = Busy {
+                        busy,
+                        last_used,
+                        origin,
+                    };
                     async move {
                         use tower::ServiceExt;
                         let response = app.oneshot(req).await;
-                        busy.fetch_sub(1, Ordering::Relaxed);
-                        last_used.store(now_ms(origin), Ordering::Relaxed);
-                        response
+                        response.map(|r| {
+                            r.map(|body| {
+                                axum::body::Body::new(Guarded {
+                                    inner: body,
+                                    _done: done,
+                                })
+                            })
+                        })
                     }
                 },
             );
@@ -216,6 +228,46 @@ pub async fn serve(
             }
             lock(&connections).open.remove(&id);
         });
+    }
+}
+
+/// Marks the end of a request (its response body sent or dropped).
+struct Busy {
+    busy: Arc<AtomicU32>,
+    last_used: Arc<AtomicU64>,
+    origin: std::time::Instant,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.busy.fetch_sub(1, Ordering::Relaxed);
+        self.last_used.store(now_ms(self.origin), Ordering::Relaxed);
+    }
+}
+
+/// A response body that holds its request's [`Busy`] until it is done.
+struct Guarded {
+    inner: axum::body::Body,
+    _done: Busy,
+}
+
+impl http_body::Body for Guarded {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -265,5 +317,56 @@ mod tests {
         assert!(closed[0].try_recv().is_ok(), "1: idle since 30");
         assert!(!c.evict_idle(), "2 is busy");
         assert!(closed[1].try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn an_open_event_stream_is_busy_and_an_idle_connection_makes_room() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let router = Router::new().route(
+            "/stream",
+            axum::routing::get(|| async {
+                axum::body::Body::from_stream(futures_util::stream::pending::<
+                    Result<axum::body::Bytes, std::io::Error>,
+                >())
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections: 2,
+            ..Limits::default()
+        };
+        tokio::spawn(serve(
+            listener,
+            router,
+            limits,
+            None,
+            std::future::pending(),
+        ));
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _newcomer = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "the idle connection made room: {closed:?}"
+        );
+        // The rest of its head may still come; then nothing, and no end.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await {
+                Err(_) => break,
+                Ok(Ok(n)) if n > 0 => continue,
+                other => panic!("the event stream was closed: {other:?}"),
+            }
+        }
     }
 }

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::v4::{
-    ConnAck, ConnectReturnCode, Packet, PubAck, SubAck, Subscribe, SubscribeReasonCode,
+    ConnAck, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, SubAck, Subscribe,
+    SubscribeReasonCode,
 };
 use rumqttc::mqttbytes::{Error as CodecError, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -190,6 +191,8 @@ impl Door {
         let mut from_broker = BytesMut::with_capacity(4096);
         // SUBSCRIBEs passed on in part: the failures to merge into the broker's SUBACK.
         let mut partial: HashMap<u16, Vec<Option<SubscribeReasonCode>>> = HashMap::new();
+        // QoS 2 deliveries kept from the client: their release is answered here.
+        let mut withheld: std::collections::HashSet<u16> = Default::default();
         loop {
             tokio::select! {
                 p = read_packet(&mut client_rx, &mut from_client) => {
@@ -225,10 +228,16 @@ impl Door {
                 }
                 p = read_packet(&mut broker_rx, &mut from_broker) => {
                     match p? {
-                        Packet::Publish(p) if !grant.may_read(&p.topic) => {
-                            if p.qos == QoS::AtLeastOnce {
-                                write_packet(&mut broker_tx, Packet::PubAck(PubAck::new(p.pkid))).await?;
+                        Packet::Publish(p) if !grant.may_read(&p.topic) => match p.qos {
+                            QoS::AtMostOnce => {}
+                            QoS::AtLeastOnce => write_packet(&mut broker_tx, Packet::PubAck(PubAck::new(p.pkid))).await?,
+                            QoS::ExactlyOnce => {
+                                withheld.insert(p.pkid);
+                                write_packet(&mut broker_tx, Packet::PubRec(PubRec::new(p.pkid))).await?;
                             }
+                        },
+                        Packet::PubRel(r) if withheld.remove(&r.pkid) => {
+                            write_packet(&mut broker_tx, Packet::PubComp(PubComp::new(r.pkid))).await?;
                         }
                         Packet::SubAck(mut ack) => {
                             if let Some(slots) = partial.remove(&ack.pkid) {
