@@ -180,14 +180,8 @@ async fn an_event_stream_ticket_opens_one_stream_once() {
     let data = tempfile::tempdir().unwrap();
     let d = demo(&data);
     let viewer = token(&d, "kiosk", "viewer").await;
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/events/ticket", d.base))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let ticket: Value = r.json().await.unwrap();
+    let (code, ticket) = status(&d, "post", "/api/v1/events/ticket", Some(&viewer)).await;
+    assert_eq!(code, 201);
     let ticket = ticket["ticket"].as_str().unwrap().to_string();
     assert!(ticket.starts_with("srk_"), "{ticket}");
     let events = format!("/api/v1/events?ticket={ticket}");
@@ -196,13 +190,7 @@ async fn an_event_stream_ticket_opens_one_stream_once() {
     let (code, _) = status(&d, "get", &format!("/api/v1/ranges?ticket={ticket}"), None).await;
     assert_eq!(code, 401, "a ticket opens the event stream only");
     // A ticket of a token revoked before it is used opens nothing.
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/events/ticket", d.base))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .unwrap();
-    let ticket: Value = r.json().await.unwrap();
+    let (_, ticket) = status(&d, "post", "/api/v1/events/ticket", Some(&viewer)).await;
     let r = api_client(&d.base)
         .delete(format!("{}/api/v1/tokens/kiosk", d.base))
         .send()

@@ -170,16 +170,7 @@ pub(super) async fn lookups(
     if !(1..=100_000).contains(&limit) {
         return Err(Problem::invalid("limit", "is 1 to 100000"));
     }
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(Problem::invalid(
-                "format",
-                format!("'{other}' is not a format: json or csv"),
-            ));
-        }
-    };
+    let csv = super::wants_csv(q.format.as_deref())?;
     let since = match q.since.as_deref() {
         Some(text) => Some(
             parse_moment(text, false)

@@ -256,6 +256,18 @@ async fn get_box(
     Ok(Json(view))
 }
 
+/// Whether a `format` query asks for CSV (`csv`) rather than JSON (`json`, the default).
+fn wants_csv(format: Option<&str>) -> Result<bool, Problem> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(Problem::invalid(
+            "format",
+            format!("'{other}' is not a format: json or csv"),
+        )),
+    }
+}
+
 /// Records in the lookup register that `who` was shown `archive_no`. If it cannot be
 /// recorded the box is not shown: a lookup nobody can account for does not happen.
 async fn looked_up(

@@ -153,16 +153,7 @@ pub(super) async fn sweep_report(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, Problem> {
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(Problem::invalid(
-                "format",
-                format!("'{other}' is not a format: json or csv"),
-            ));
-        }
-    };
+    let csv = super::wants_csv(q.format.as_deref())?;
     let report = rfid(&s)?.sweeps.report(id).await?;
     if report.sweep.state == sweep::SweepState::Running {
         return Err(Problem::new(

@@ -96,18 +96,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             Default::default()
         })
     };
-    let mqtt = match (&cli.mqtt, &config.mqtt) {
-        (Some(url), _) => Some(sim::broker(url)?).map(|b| hw_sim::mqtt_devices::Broker {
+    let site_broker = |url: &str| -> Result<_, String> {
+        Ok(hw_sim::mqtt_devices::Broker {
             passwords: site_passwords(),
-            ..b
-        }),
+            ..sim::broker(url)?
+        })
+    };
+    let mqtt = match (&cli.mqtt, &config.mqtt) {
+        (Some(url), _) => Some(site_broker(url)?),
         (None, _) if !uses_mqtt => None,
-        (None, Mqtt::External { url }) => {
-            Some(sim::broker(url)?).map(|b| hw_sim::mqtt_devices::Broker {
-                passwords: site_passwords(),
-                ..b
-            })
-        }
+        (None, Mqtt::External { url }) => Some(site_broker(url)?),
         (None, Mqtt::Embedded { listen }) => {
             let broker = EmbeddedBroker::start(*listen, &config).map_err(|e| e.to_string())?;
             let devices = broker.for_devices();

@@ -220,18 +220,7 @@ mod tests {
             vec![1, 2, 3, 4, 5],
         ] {
             let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
-            let t = TagInventoryEvent {
-                epc: base64(&bytes),
-                epc_hex: String::new(),
-                antenna_port: 1,
-                antenna_name: String::new(),
-                peak_rssi_cdbm: None,
-                frequency: None,
-                transmit_power_cdbm: None,
-                last_seen_time: None,
-                phase_angle: None,
-            };
-            assert_eq!(t.epc_hex().unwrap(), hex);
+            assert_eq!(event(&base64(&bytes)).epc_hex().unwrap(), hex);
         }
         assert_eq!(base64(&[0x8A, 0x45, 0x02, 0x24]), "ikUCJA==");
     }
