@@ -285,6 +285,35 @@ struct Runtime {
     warning_on: bool,
     /// The device was seen moving with no operation of ours.
     unexpected: bool,
+    held: Held,
+}
+
+/// Occupancy that may not be taken at its word. A person does not vanish from an aisle
+/// between two reports unless they walked out, and a forged or garbled report looks just
+/// the same; so a gap that was occupied in one report and clear in the next is held
+/// occupied until a further report agrees that it is clear.
+#[derive(Default)]
+struct Held {
+    /// When the last report seen was heard, and what it said was occupied.
+    report_at: Option<Instant>,
+    occupied: Vec<u16>,
+    /// Gaps occupied in the report before the last one and clear in the last one.
+    vanished: Vec<u16>,
+}
+
+impl Held {
+    /// `state` with the held gaps counted as occupied.
+    fn apply(&self, mut state: DeviceState) -> DeviceState {
+        if state.at == self.report_at.unwrap_or(state.at) {
+            for &g in &self.vanished {
+                if !state.occupied.contains(&g) {
+                    state.occupied.push(g);
+                }
+            }
+            state.occupied.sort_unstable();
+        }
+        state
+    }
 }
 
 fn wall() -> DateTime<Utc> {
@@ -312,12 +341,50 @@ impl Controller {
     fn fresh(&self, rt: &Runtime) -> Option<DeviceState> {
         self.state()
             .filter(|s| s.at >= rt.trust_after && s.at.elapsed() <= self.timing.max_state_age)
+            .map(|s| rt.held.apply(s))
     }
 
     /// The device's state if it is live at all (for supervision).
     fn live(&self, rt: &Runtime) -> Option<DeviceState> {
         self.state()
             .filter(|s| s.at >= rt.trust_after && s.at.elapsed() <= self.timing.stale_after)
+            .map(|s| rt.held.apply(s))
+    }
+
+    /// Takes in a new report: which occupants vanished since the one before (see [`Held`]).
+    fn observe(&self, rt: &mut Runtime) {
+        let Some(state) = self.state() else { return };
+        if rt.held.report_at == Some(state.at) {
+            return;
+        }
+        let vanished: Vec<u16> = rt
+            .held
+            .occupied
+            .iter()
+            .copied()
+            .filter(|g| !state.occupied.contains(g))
+            .collect();
+        if !vanished.is_empty() {
+            let wall = self.geometry.right_wall_gap();
+            let gaps = vanished
+                .iter()
+                .map(|g| gap_words(*g, wall))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if rt.active.is_some() || rt.waiting.is_some() || !rt.queue.is_empty() {
+                tracing::warn!(
+                    range = self.range,
+                    "{gaps} reported clear straight after occupied while a motion is pending: held occupied until the next report agrees"
+                );
+            } else {
+                tracing::debug!(range = self.range, "{gaps} clear: held until confirmed");
+            }
+        }
+        rt.held = Held {
+            report_at: Some(state.at),
+            occupied: state.occupied,
+            vanished,
+        };
     }
 
     fn alarms(&self) -> Vec<String> {
@@ -814,6 +881,7 @@ impl Controller {
     /// Decides what to do from what is known now.
     fn step(&self, rt: &mut Runtime) {
         let now = Instant::now();
+        self.observe(rt);
         let live = self.live(rt);
         if let Some(s) = &live {
             for &g in &s.occupied {
@@ -843,7 +911,11 @@ impl Controller {
             // Checked again on every report while the warning sounds, and at its end on a
             // fresh one.
             let link_down = matches!(&*self.driver.link.borrow(), Link::Down(_));
-            let Some(state) = self.state().filter(|s| s.at >= rt.trust_after) else {
+            let Some(state) = self
+                .state()
+                .filter(|s| s.at >= rt.trust_after)
+                .map(|s| rt.held.apply(s))
+            else {
                 // A command's fate was unknown a moment ago: wait for the next report.
                 if link_down || rt.trust_after.elapsed() > self.timing.stale_after {
                     let (reason, message) = self.unknown_reason();
@@ -1088,6 +1160,9 @@ impl Controller {
             }
             return;
         };
+        if !rt.held.vanished.is_empty() && w.since.elapsed() <= self.timing.stale_after {
+            return; // someone left an aisle a report ago: decide on the next report
+        }
         let w = rt.waiting.take().expect("checked above");
         match self.check(w.goal, w.automatic, &fresh, &rt.last_occupied) {
             Err(refusal) => {
@@ -1291,7 +1366,7 @@ impl Controller {
     fn publish_view(&self, rt: &Runtime) {
         let link = self.driver.link.borrow().clone();
         let (state, error) = match link {
-            Link::Up(s) => (Some(s), None),
+            Link::Up(s) => (Some(rt.held.apply(s)), None),
             Link::Down(why) => (None, Some(why)),
         };
         let fresh = state
@@ -1372,6 +1447,7 @@ impl Controller {
             last_occupied: vec![start; self.geometry.right_wall_gap() as usize + 1],
             warning_on: false,
             unexpected: false,
+            held: Held::default(),
         };
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

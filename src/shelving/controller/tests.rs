@@ -43,6 +43,8 @@ struct Bench {
     state: DeviceState,
     /// The device answers the warning's orders by itself.
     auto_warning: bool,
+    /// What the controller shows of the range.
+    view: watch::Receiver<RangeView>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -56,7 +58,7 @@ fn bench_with(settings: MotionSettings) -> Bench {
     let (handle, device) = device::channel();
     let layout = range(1, 6, 1, 1);
     let geometry = Geometry::of(&layout);
-    let (view, _) = watch::channel(RangeView {
+    let (view, view_rx) = watch::channel(RangeView {
         range: 1,
         carriages: vec![],
         open_aisle: None,
@@ -109,6 +111,7 @@ fn bench_with(settings: MotionSettings) -> Bench {
         geometry,
         task,
         auto_warning: true,
+        view: view_rx,
     }
 }
 
@@ -245,13 +248,14 @@ async fn every_interlock_refuses_with_its_reason() {
         b.report();
         let refusal = b.open(3, false).await.unwrap_err();
         assert_eq!(refusal.reason, reason, "{}", refusal.message);
-        // The device moving with no operation is stopped: answer that stop and settle.
+        // The device moving with no operation is stopped: answer that stop. Then calm
+        // reports, so that no case follows one that had someone in an aisle.
         if let Said::Order(o) = b.run_for(Duration::from_millis(300)).await {
             assert_eq!(o.command, Command::Stop);
             o.answer(Ok(Outcome::Accepted));
-            b.state = calm.clone();
-            b.run_for(Duration::from_millis(500)).await;
         }
+        b.state = calm.clone();
+        b.run_for(Duration::from_millis(500)).await;
     }
     b.state = calm.clone();
     b.report();
@@ -641,4 +645,57 @@ async fn a_stop_asked_while_another_is_unconfirmed_is_sent_and_told_in_its_turn(
     b.run_for(Duration::from_millis(300)).await;
     assert_eq!(b.op(&first).state, OpState::Done);
     assert_eq!(b.op(&second).state, OpState::Done);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_occupant_who_vanishes_in_one_report_is_held_until_the_next_agrees() {
+    let mut b = bench();
+    b.state.occupied = vec![1];
+    b.run_for(Duration::from_millis(300)).await;
+    let ask = |b: &Bench| {
+        let (reply, rx) = oneshot::channel();
+        let requests = b.requests.clone();
+        tokio::spawn(async move {
+            requests
+                .send(Request::Motion {
+                    kind: "open",
+                    goal: Goal::OpenAisle(3),
+                    actor: "test".into(),
+                    automatic: false,
+                    reply,
+                })
+                .await
+        });
+        rx
+    };
+
+    // One report (forged, garbled, or someone walked out) says aisle 1 is clear: the view
+    // still shows it occupied, and a motion that would close it waits for the next report.
+    b.state.occupied = vec![];
+    b.report();
+    let mut answer = ask(&b);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(b.view.borrow().occupied_aisles, vec![1]);
+    let early = answer.try_recv();
+    assert!(early.is_err(), "no answer on one report: {early:?}");
+    // The next report says someone is there after all: refused.
+    b.state.occupied = vec![1];
+    b.report();
+    let refusal = answer.await.unwrap().unwrap_err();
+    assert_eq!(refusal.reason, "aisle_occupied");
+
+    // Clear in two reports in a row: the motion goes ahead.
+    tokio::time::sleep(POLL).await;
+    b.state.occupied = vec![];
+    b.report();
+    let mut answer = ask(&b);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let early = answer.try_recv();
+    assert!(early.is_err(), "no answer on one report: {early:?}");
+    tokio::time::sleep(POLL).await;
+    b.report();
+    assert!(answer.await.unwrap().is_ok());
+    assert_eq!(b.view.borrow().occupied_aisles, Vec::<u16>::new());
+    let motion = b.next_command(Duration::from_secs(3)).await;
+    assert_eq!(motion.command, Command::OpenAisle { aisle: 3 });
 }
