@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use stackroom::access::Role;
 use stackroom::config::RoomConfig;
+use stackroom::config::{Apply, Scope};
 use stackroom::demo;
-use stackroom::rfid::sweep::{Apply, Scope, SweepRequest};
+use stackroom::rfid::sweep::SweepRequest;
 use stackroom::server::Controller;
 use stackroom::sim::{self, SimSettings};
 

@@ -21,9 +21,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use stackroom::config::RoomConfig;
+use stackroom::config::{Apply, Scope};
 use stackroom::demo;
 use stackroom::rfid::reader::Mode;
-use stackroom::rfid::sweep::{Apply, Scope, SweepRequest, SweepState};
+use stackroom::rfid::sweep::{SweepRequest, SweepState};
 use stackroom::server::Controller;
 use stackroom::sim::{self, SimSettings};
 

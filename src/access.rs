@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::audit::{Audit, NewEntry};
-use crate::location::now_ms;
 use crate::store::{Store, StoreError};
+use crate::time::{now_ms, wall};
 
 /// What a token may do; each role has the rights of those before it.
 #[derive(
@@ -114,10 +114,6 @@ fn hash(secret: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// The tokens of a room; cheap to clone.
@@ -218,9 +214,9 @@ impl Access {
                 Ok(TokenView {
                     name: name_,
                     role,
-                    created_at: time(now),
+                    created_at: wall(now),
                     revoked_at: None,
-                    expires_at: expires.map(time),
+                    expires_at: expires.map(wall),
                 })
             })
             .await?;
@@ -244,9 +240,9 @@ impl Access {
                         Ok(TokenView {
                             name: r.get(0)?,
                             role: role.parse().unwrap_or(Role::Viewer),
-                            created_at: time(r.get(2)?),
-                            revoked_at: r.get::<_, Option<i64>>(3)?.map(time),
-                            expires_at: r.get::<_, Option<i64>>(4)?.map(time),
+                            created_at: wall(r.get(2)?),
+                            revoked_at: r.get::<_, Option<i64>>(3)?.map(wall),
+                            expires_at: r.get::<_, Option<i64>>(4)?.map(wall),
                         })
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
@@ -326,7 +322,7 @@ impl Access {
                     )?
                     .query_row(params![hashed, now_ms()], |r| r.get::<_, i64>(0))
                     .optional()?
-                    .map(time))
+                    .map(wall))
             })
             .await
     }

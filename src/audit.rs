@@ -12,9 +12,8 @@ use rusqlite::{ToSql, params_from_iter};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::location::now_ms;
-use crate::shelving::{Event, OpState, Shelving};
 use crate::store::{Store, StoreError};
+use crate::time::now_ms;
 
 /// An entry to record.
 #[derive(Debug, Clone)]
@@ -185,48 +184,5 @@ impl Audit {
             })
             .map_err(|e| e.to_string())
             .and_then(|n| w.flush().map(|_| n).map_err(|e| e.to_string()))
-    }
-
-    /// Records every operation of the shelving when it ends: who asked, what, how it ended.
-    pub fn watch(&self, shelving: &Shelving) {
-        let mut events = shelving.subscribe();
-        let audit = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match events.recv().await {
-                    Ok(Event::Operation(op)) if op.finished_at.is_some() => {
-                        let outcome = match &op.reason {
-                            Some(reason) if op.state != OpState::Done => {
-                                format!("{}: {reason}", op.state)
-                            }
-                            _ => op.state.to_string(),
-                        };
-                        let action = format!("{} range {} ({})", op.kind, op.range, op.id);
-                        audit
-                            .record(
-                                NewEntry::new(&op.actor, "motion", action, outcome)
-                                    .detail(op.message.clone().unwrap_or_default()),
-                            )
-                            .await;
-                    }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::error!(
-                            missed = n,
-                            "the audit trail fell behind the shelving events"
-                        );
-                        audit
-                            .record(NewEntry::new(
-                                "stackroom",
-                                "motion",
-                                "event stream",
-                                format!("{n} operation events missed"),
-                            ))
-                            .await;
-                    }
-                    Err(_) => return,
-                }
-            }
-        });
     }
 }

@@ -6,36 +6,9 @@
 //! font `STSong-Light` (GB1, `UniGB-UCS2-H`) for the title and the shelf, which every PDF
 //! reader supplies, so Chinese titles print without a font file in the binary.
 
+use crate::config::LabelSize;
 use pdf_writer::types::{CidFontType, FontFlags, SystemInfo};
 use pdf_writer::{Content, Name, Pdf, Rect, Ref, Str};
-use serde::Deserialize;
-
-/// The size of a label.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LabelSize {
-    pub width_mm: f64,
-    pub height_mm: f64,
-}
-
-impl Default for LabelSize {
-    fn default() -> Self {
-        LabelSize {
-            width_mm: 100.0,
-            height_mm: 60.0,
-        }
-    }
-}
-
-impl LabelSize {
-    pub fn check(&self) -> Result<(), String> {
-        let ok = |v: f64| (30.0..=300.0).contains(&v);
-        if !(ok(self.width_mm) && ok(self.height_mm)) {
-            return Err("width_mm and height_mm are 30 to 300".into());
-        }
-        Ok(())
-    }
-}
 
 /// What one label says.
 #[derive(Debug, Clone, PartialEq)]

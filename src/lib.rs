@@ -1,18 +1,19 @@
 //! stackroom: the controller of an archive stack room with RFID compact shelving.
 //!
 //! ARCHITECTURE.md in the repository is the map: the crates, the modules, which way they
-//! point and the invariants they keep (the shelving's safety rules first). In short:
-//! - [`shelf`], [`layout`], [`archive_no`], [`config`]: the room as configured;
-//! - [`store`]: SQLite with one batching writer and pooled readers;
-//! - [`location`], [`loans`], [`gate`], [`labels`]: boxes, bindings, circulation;
-//! - [`shelving`]: drivers, motion planning and the range controllers;
-//! - [`rfid`]: tag reads, the location decision, sweeps;
-//! - [`environment`]: climate and safety sensors, alarms, dehumidifiers, ventilation;
-//! - [`access`], [`audit`]: tokens and roles, the audit trail;
-//! - [`api`], [`page`]: the HTTP API and the staff page;
-//! - [`mqtt`]: the embedded broker and the event publisher;
-//! - [`server`], [`demo`], [`sim`], [`cli_sweep`], [`logging`]: starting a controller, the
-//!   demo room, hw-sim from a room config, `stackroom sweep`, log setup.
+//! point and the invariants they keep (the shelving's safety rules first). The layers,
+//! lowest first; a module uses only those below it (checked by `architecture`'s tests):
+//! - foundation, no I/O: [`time`], [`shelf`], [`archive_no`], [`layout`];
+//! - records: [`store`] (SQLite, one batching writer), [`audit`], [`access`], [`lookups`],
+//!   [`loans`];
+//! - room: [`config`];
+//! - services: [`link`], [`bus`], [`location`], [`labels`], [`shelving`] (the only code
+//!   that moves carriages), [`rfid`], [`environment`], [`gate`];
+//! - edges: [`mqtt`], [`http`], [`logging`], [`page`], [`api`], [`server`], [`demo`],
+//!   [`sim`], [`cli_sweep`].
+
+#[cfg(test)]
+mod architecture;
 
 pub mod access;
 pub mod api;
@@ -40,3 +41,4 @@ pub mod shelf;
 pub mod shelving;
 pub mod sim;
 pub mod store;
+pub mod time;

@@ -14,13 +14,14 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::access::{Identity, Role};
 use crate::store::{Store, StoreError};
+use crate::time::{now_ms, wall};
 
 /// The kinds of loan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -298,40 +299,25 @@ fn invalid(field: &str, message: impl Into<String>) -> LoanError {
     }
 }
 
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
-fn time(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-/// Loans that hold their boxes.
-const OPEN: &str = "('requested', 'approved', 'checked_out', 'return_refused')";
-
 /// The loan a box is out on, if it is.
 pub fn loan_of_box(conn: &Connection, box_id: i64) -> rusqlite::Result<Option<LoanRef>> {
-    conn.prepare_cached(
-        "SELECT l.id, l.borrower, l.due, l.checked_out_at FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
-         WHERE lb.box_id = ?1 AND lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused')",
-    )?
-    .query_row([box_id], |r| {
-        let due: String = r.get(2)?;
-        Ok(LoanRef {
-            id: r.get(0)?,
-            borrower: r.get(1)?,
-            due: NaiveDate::parse_from_str(&due, "%Y-%m-%d").unwrap_or_default(),
-            since: r.get::<_, Option<i64>>(3)?.map(time),
+    conn.prepare_cached("SELECT loan_id, borrower, due, out_at FROM boxes_out WHERE box_id = ?1")?
+        .query_row([box_id], |r| {
+            let due: String = r.get(2)?;
+            Ok(LoanRef {
+                id: r.get(0)?,
+                borrower: r.get(1)?,
+                due: NaiveDate::parse_from_str(&due, "%Y-%m-%d").unwrap_or_default(),
+                since: r.get::<_, Option<i64>>(3)?.map(wall),
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
 /// The EPCs of the boxes out on loan now.
 pub fn on_loan_epcs(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<String>> {
     conn.prepare_cached(
-        "SELECT b.epc FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id JOIN boxes b ON b.id = lb.box_id
-         WHERE lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused') AND b.epc IS NOT NULL",
+        "SELECT b.epc FROM boxes_out o JOIN boxes b ON b.id = o.box_id WHERE b.epc IS NOT NULL",
     )?
     .query_map([], |r| r.get(0))?
     .collect()
@@ -427,7 +413,7 @@ fn view(conn: &Connection, id: i64, today: NaiveDate) -> Result<LoanView, LoanEr
                 archive_no: r.get(0)?,
                 inspection: r.get(1)?,
                 note: r.get(2)?,
-                returned_at: r.get::<_, Option<i64>>(3)?.map(time),
+                returned_at: r.get::<_, Option<i64>>(3)?.map(wall),
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -435,7 +421,7 @@ fn view(conn: &Connection, id: i64, today: NaiveDate) -> Result<LoanView, LoanEr
         .prepare_cached("SELECT at, actor, from_state, to_state, note FROM loan_events WHERE loan_id = ?1 ORDER BY id")?
         .query_map([id], |r| {
             Ok(LoanEvent {
-                at: time(r.get(0)?),
+                at: wall(r.get(0)?),
                 actor: r.get(1)?,
                 from: r.get(2)?,
                 to: r.get(3)?,
@@ -457,9 +443,9 @@ fn view(conn: &Connection, id: i64, today: NaiveDate) -> Result<LoanView, LoanEr
         overdue: matches!(state.as_str(), "checked_out" | "return_refused") && due < today,
         state,
         requested_by,
-        created_at: time(created),
-        checked_out_at: out.map(time),
-        closed_at: closed.map(time),
+        created_at: wall(created),
+        checked_out_at: out.map(wall),
+        closed_at: closed.map(wall),
         events,
     })
 }
@@ -514,13 +500,16 @@ impl Loans {
                 let day = today.format("%Y-%m-%d").to_string();
                 let ids: Vec<i64> = conn
                     .prepare_cached(
-                        "SELECT id FROM loans WHERE state IN ('checked_out', 'return_refused') AND due < ?1
+                        "SELECT id FROM loans_out WHERE due < ?1
                          AND (overdue_notified IS NULL OR overdue_notified != ?1)",
                     )?
                     .query_map([&day], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 for id in &ids {
-                    conn.execute("UPDATE loans SET overdue_notified = ?2 WHERE id = ?1", params![id, day])?;
+                    conn.execute(
+                        "UPDATE loans SET overdue_notified = ?2 WHERE id = ?1",
+                        params![id, day],
+                    )?;
                 }
                 Ok::<_, LoanError>(ids)
             })
@@ -584,10 +573,7 @@ impl Loans {
                         return Err(invalid("boxes", format!("{a} is named twice")));
                     }
                     let taken: Option<(i64, String)> = conn
-                        .prepare_cached(&format!(
-                            "SELECT l.id, l.state FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
-                             WHERE lb.box_id = ?1 AND lb.returned_at IS NULL AND l.state IN {OPEN}"
-                        ))?
+                        .prepare_cached("SELECT loan_id, state FROM boxes_held WHERE box_id = ?1")?
                         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()?;
                     if let Some((loan, state)) = taken {
@@ -600,10 +586,7 @@ impl Loans {
                     ids.push(id);
                 }
                 let held: i64 = conn
-                    .prepare_cached(&format!(
-                        "SELECT count(*) FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
-                         WHERE l.borrower = ?1 AND lb.returned_at IS NULL AND l.state IN {OPEN}"
-                    ))?
+                    .prepare_cached("SELECT count(*) FROM boxes_held WHERE borrower = ?1")?
                     .query_row([&new.borrower.name], |r| r.get(0))?;
                 let would = held as usize + ids.len();
                 if would > max {
@@ -664,7 +647,7 @@ impl Loans {
                 if filter.overdue {
                     args.push(today.format("%Y-%m-%d").to_string());
                     sql += &format!(
-                        " AND state IN ('checked_out', 'return_refused') AND due < ?{}",
+                        " AND id IN (SELECT id FROM loans_out) AND due < ?{}",
                         args.len()
                     );
                 }

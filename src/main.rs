@@ -299,7 +299,9 @@ async fn run(command: Command) -> Result<(), String> {
             use stackroom::bus::{self, mosquitto};
             let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
             let url = match &config.mqtt {
-                stackroom::config::Mqtt::External { url } => bus::BrokerUrl::parse(url).ok(),
+                stackroom::config::Mqtt::External { url } => {
+                    stackroom::config::bus::BrokerUrl::parse(url).ok()
+                }
                 stackroom::config::Mqtt::Embedded { .. } => None,
             };
             let grants = bus::grants(&config, &config.bus.user);
@@ -323,7 +325,7 @@ async fn run(command: Command) -> Result<(), String> {
             for f in written {
                 println!("wrote {}", f.display());
             }
-            let secrets = config.bus.secrets(&config.data_dir);
+            let secrets = stackroom::bus::Secrets::of(&config.bus, &config.data_dir);
             for g in grants.iter().filter(|g| !config.bus.is_controller(&g.user)) {
                 println!(
                     "device {}: user {}, password in {}",

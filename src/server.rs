@@ -86,7 +86,7 @@ impl Controller {
     /// sweeps and their schedule.
     pub async fn start_devices(&mut self, wiring: &Wiring) -> Result<(), String> {
         self.shelving = Shelving::start(&self.config, wiring)?;
-        self.audit.watch(&self.shelving);
+        self.shelving.audit_operations(&self.audit);
         self.rfid = Some(Rfid::start(&self.config, &self.locations, wiring).await?);
         self.loans.watch_overdue(std::time::Duration::from_secs(10));
         let gate_readers = self

@@ -45,7 +45,7 @@ impl Default for SimSettings {
 /// A broker address from `mqtt://host:port` (or `tcp://`, or bare `host:port`); the
 /// simulated devices speak plain MQTT only.
 pub fn broker(url: &str) -> Result<Broker, String> {
-    let u = crate::bus::BrokerUrl::parse(url).map_err(|e| e.to_string())?;
+    let u = crate::config::bus::BrokerUrl::parse(url).map_err(|e| e.to_string())?;
     if u.tls {
         return Err(format!(
             "'{url}': the simulated devices speak plain MQTT; give them a plain listener"
@@ -239,7 +239,7 @@ pub fn spec(
 
 /// The simulated climate and environment devices of the config's `[environment]`.
 fn climate_spec(config: &RoomConfig) -> Result<hw_sim::climate::ClimateSpec, String> {
-    use crate::environment::config::{Address, PointKind};
+    use crate::config::environment::{Address, PointKind};
     use hw_sim::climate::{BinaryKind, ClimateSpec, EnvDevice, EnvWire};
     let env = &config.environment;
     let mut spec = ClimateSpec {

@@ -149,7 +149,7 @@ async fn mqtt_shelving_works_through_mosquitto() {
 #[tokio::test]
 async fn zigbee2mqtt_switch_commands_never_outlive_the_broker_link() {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    use stackroom::environment::config::{Address, PointKind};
+    use stackroom::config::environment::{Address, PointKind};
     use stackroom::environment::driver::{self, DriverPoint, SwitchCommand};
     use std::sync::atomic::{AtomicBool, Ordering};
 

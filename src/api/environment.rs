@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who, parse_moment};
-use crate::environment::config::PointKind;
+use crate::config::environment::PointKind;
 use crate::environment::history::{Resolution, Series};
 use crate::environment::{AlarmView, EnvError, PointView};
 

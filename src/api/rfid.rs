@@ -58,7 +58,7 @@ pub(super) async fn start_sweep(
     headers: HeaderMap,
     ApiJson(request): ApiJson<SweepRequest>,
 ) -> Result<Response, Problem> {
-    if request.apply == sweep::Apply::Sync && who.role < super::access::SYNC_ROLE {
+    if request.apply == crate::config::Apply::Sync && who.role < super::access::SYNC_ROLE {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -23,13 +23,14 @@ use std::time::Duration;
 
 use stackroom_wire::profile::Protocol;
 
+use crate::config::bus::{BadBrokerUrl, BrokerUrl, BusSettings};
 use crate::config::{Mqtt, RoomConfig, Transport};
 
 /// Why the bus cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("'{0}' is not a broker URL like mqtt://host:1883 or mqtts://user@host:8883")]
-    Url(String),
+    #[error(transparent)]
+    Url(#[from] BadBrokerUrl),
     #[error("the MQTT password of '{user}' is missing: {how}")]
     Missing { user: String, how: String },
     #[error("cannot use the MQTT secret {path}: {source}")]
@@ -42,83 +43,6 @@ pub enum BusError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// A broker URL: `mqtt://host:port`, `mqtts://user@host:port` (TLS), `tcp://` as `mqtt://`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub tls: bool,
-    pub user: Option<String>,
-    pub host: String,
-    pub port: u16,
-}
-
-impl BrokerUrl {
-    pub fn parse(url: &str) -> Result<BrokerUrl, BusError> {
-        let bad = || BusError::Url(url.to_string());
-        let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
-            (true, r)
-        } else if let Some(r) = url
-            .strip_prefix("mqtt://")
-            .or_else(|| url.strip_prefix("tcp://"))
-        {
-            (false, r)
-        } else {
-            (false, url)
-        };
-        let rest = rest.trim_end_matches('/');
-        let (user, hostport) = match rest.rsplit_once('@') {
-            Some((u, h)) if !u.is_empty() && !u.contains(':') => (Some(u.to_string()), h),
-            // A password in the URL would sit in the config in clear text.
-            Some(_) => return Err(bad()),
-            None => (None, rest),
-        };
-        let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
-        if host.is_empty() {
-            return Err(bad());
-        }
-        Ok(BrokerUrl {
-            tls,
-            user,
-            host: host.trim_start_matches('[').trim_end_matches(']').into(),
-            port: port.parse().map_err(|_| bad())?,
-        })
-    }
-}
-
-/// How the controller reaches the broker and proves who it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BusSettings {
-    /// The controller's user name; each device driver connects as `{user}.{device}`.
-    pub user: String,
-    /// One file per user, named after it, holding its password (default: `mqtt-secrets` in
-    /// the data directory).
-    pub secrets_dir: Option<PathBuf>,
-    /// The controller's password from this environment variable instead of its file.
-    pub password_env: Option<String>,
-    /// TLS (an `mqtts://` broker): the CA that signed the broker's certificate.
-    pub ca_file: Option<PathBuf>,
-    /// TLS client certificate and key (PEM), for brokers that require them.
-    pub client_cert: Option<(PathBuf, PathBuf)>,
-}
-
-impl BusSettings {
-    /// The secrets directory, for a controller whose data lives in `data_dir`.
-    pub fn secrets(&self, data_dir: &Path) -> Secrets {
-        Secrets::new(
-            self.secrets_dir
-                .clone()
-                .unwrap_or_else(|| data_dir.join("mqtt-secrets")),
-        )
-    }
-
-    /// Whether `user` is the controller or one of its connections.
-    pub fn is_controller(&self, user: &str) -> bool {
-        user == self.user
-            || user
-                .strip_prefix(self.user.as_str())
-                .is_some_and(|rest| rest.starts_with('.'))
-    }
 }
 
 /// The broker address and credentials every MQTT client of the controller uses.
@@ -201,6 +125,11 @@ pub struct Secrets {
 impl Secrets {
     pub fn new(dir: impl Into<PathBuf>) -> Secrets {
         Secrets { dir: dir.into() }
+    }
+
+    /// The secrets of a controller whose data lives in `data_dir`.
+    pub fn of(bus: &BusSettings, data_dir: &Path) -> Secrets {
+        Secrets::new(bus.secrets_dir(data_dir))
     }
 
     pub fn path(&self, user: &str) -> PathBuf {
@@ -346,7 +275,7 @@ pub fn passwords(
     make_missing: bool,
 ) -> Result<BTreeMap<String, String>, BusError> {
     let bus = &config.bus;
-    let secrets = bus.secrets(&config.data_dir);
+    let secrets = Secrets::of(bus, &config.data_dir);
     let own = controller_password(bus, &secrets, make_missing)?;
     let mut out = BTreeMap::new();
     for g in grants {
@@ -431,7 +360,7 @@ pub fn endpoint(config: &RoomConfig) -> Result<Endpoint, BusError> {
         host,
         port,
         user: bus.user.clone(),
-        password: controller_password(bus, &bus.secrets(&config.data_dir), embedded)?,
+        password: controller_password(bus, &Secrets::of(bus, &config.data_dir), embedded)?,
         tls,
     })
 }
@@ -440,7 +369,7 @@ pub fn endpoint(config: &RoomConfig) -> Result<Endpoint, BusError> {
 pub fn missing(config: &RoomConfig) -> Vec<String> {
     let grants = grants(config, &config.bus.user);
     let embedded = matches!(config.mqtt, Mqtt::Embedded { .. });
-    let secrets = config.bus.secrets(&config.data_dir);
+    let secrets = Secrets::of(&config.bus, &config.data_dir);
     let mut out = Vec::new();
     if let Err(e) = controller_password(&config.bus, &secrets, false) {
         // Without password_env, the embedded broker makes it on first start.

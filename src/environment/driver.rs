@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_modbus::client::{Context, Reader, Writer};
 use tokio_modbus::prelude::*;
 
-use super::config::{Address, PointKind};
+use crate::config::environment::{Address, PointKind};
 use crate::link::{Backoff, refusing};
 
 /// What a point reported.

@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::store::{Store, StoreError};
+use crate::time::wall;
 
 /// One reading of a point.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,10 +172,6 @@ fn stat(n: i64, min: Option<i64>, sum: Option<i64>, max: Option<i64>) -> Option<
     }
 }
 
-fn ms_to_time(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
 impl History {
     pub fn new(store: Store) -> History {
         History { store }
@@ -251,7 +248,7 @@ impl History {
                 let rows = stmt.query_map(params![id, step_s, from_s, to_s], |r| {
                     let n: i64 = r.get(1)?;
                     Ok(Step {
-                        at: ms_to_time(r.get::<_, i64>(0)? * 1000),
+                        at: wall(r.get::<_, i64>(0)? * 1000),
                         n,
                         temperature: stat(n, r.get(2)?, r.get(3)?, r.get(4)?),
                         humidity: stat(n, r.get(5)?, r.get(6)?, r.get(7)?),
@@ -371,6 +368,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn reading(point: &str, at_ms: i64, t: f64, h: f64) -> Reading {
         Reading {

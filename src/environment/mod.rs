@@ -11,7 +11,6 @@
 //! default: stop and lock every range). Motion goes through the range controllers like
 //! any other request, so every interlock still applies.
 
-pub mod config;
 pub mod driver;
 pub mod history;
 pub mod rules;
@@ -20,18 +19,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use utoipa::ToSchema;
 
 use crate::audit::{Audit, NewEntry};
+use crate::config::environment::{Action, Address, EnvironmentConfig, PointKind};
 use crate::config::{RoomConfig, Transport};
 use crate::shelving::plan::Goal;
 use crate::shelving::{Shelving, Wiring};
 use crate::store::{Store, StoreError};
-use config::{Action, Address, EnvironmentConfig, PointKind};
+use crate::time::wall;
 use driver::{DriverPoint, Measured, Observation, Report, SwitchCommand};
 use history::{History, Reading, Retention};
 use rules::{Change, Condition, Switch};
@@ -137,10 +137,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn ms(at: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(at).single().unwrap_or_default()
-}
-
 fn alarm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlarmView> {
     Ok(AlarmView {
         id: r.get(0)?,
@@ -148,12 +144,12 @@ fn alarm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlarmView> {
         zone: r.get(2)?,
         sensor: r.get(3)?,
         state: r.get(4)?,
-        raised_at: ms(r.get(5)?),
+        raised_at: wall(r.get(5)?),
         message: r.get(6)?,
-        acked_at: r.get::<_, Option<i64>>(7)?.map(ms),
+        acked_at: r.get::<_, Option<i64>>(7)?.map(wall),
         acked_by: r.get(8)?,
         ack_note: r.get(9)?,
-        cleared_at: r.get::<_, Option<i64>>(10)?.map(ms),
+        cleared_at: r.get::<_, Option<i64>>(10)?.map(wall),
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::config::{Dehumidify, WithoutReading};
+use crate::config::environment::{Dehumidify, WithoutReading};
 
 /// An alarm condition: raised once it has held for `hold`, cleared once the clear
 /// condition holds (which, for a value, lies back inside the limit by a margin: the

@@ -13,10 +13,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{
-    LocationError, LocationService, NewBox, Provenance, Source, insert_box, now_ms, record_event,
-};
+use super::{LocationError, LocationService, NewBox, Provenance, Source, insert_box, record_event};
 use crate::layout::Capacity;
+use crate::time::now_ms;
 
 /// Stop collecting errors after this many: the file is rejected anyway.
 const MAX_ERRORS: usize = 1000;

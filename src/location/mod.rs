@@ -11,7 +11,7 @@ mod words;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,6 +21,7 @@ use crate::layout::{Capacity, NoSuchShelf};
 use crate::loans::LoanRef;
 use crate::shelf::{AddressError, AisleRef, Face, ShelfAddress};
 use crate::store::{Store, StoreError};
+use crate::time::{now_ms, wall};
 
 pub use import::{ImportSummary, RowError};
 
@@ -291,10 +292,6 @@ pub struct LocationService {
     shelves: Arc<Shelves>,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
 /// A binding's columns as a query returns them (all null for a box on no shelf).
 struct BindingColumns {
     source: Option<String>,
@@ -306,11 +303,7 @@ struct BindingColumns {
 /// The joins that give a box's open loan (`ol`) and its gate flag (`fl`).
 macro_rules! circulation {
     () => {
-        "LEFT JOIN (SELECT lb.box_id AS box_id, l.id AS loan_id, l.borrower AS borrower, l.due AS due,
-                l.checked_out_at AS out_at
-            FROM loan_boxes lb JOIN loans l ON l.id = lb.loan_id
-            WHERE lb.returned_at IS NULL AND l.state IN ('checked_out', 'return_refused')) ol
-          ON ol.box_id = x.id
+        "LEFT JOIN boxes_out ol ON ol.box_id = x.id
          LEFT JOIN box_flags fl ON fl.box_id = x.id"
     };
 }
@@ -326,14 +319,8 @@ fn loan_ref(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Option<LoanRef>> {
         id,
         borrower: r.get(at + 1)?,
         due: chrono::NaiveDate::parse_from_str(&due, "%Y-%m-%d").unwrap_or_default(),
-        since: r.get::<_, Option<i64>>(at + 3)?.map(time),
+        since: r.get::<_, Option<i64>>(at + 3)?.map(wall),
     }))
-}
-
-fn time(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 fn unit(capacity: Capacity) -> (u32, &'static str) {
@@ -881,8 +868,8 @@ impl LocationService {
             aisle: self.aisle_of(shelf),
             source: Source::parse(b.source.as_deref().unwrap_or("manual")),
             confidence: b.confidence.unwrap_or(1.0),
-            since: time(b.since.unwrap_or(0)),
-            last_seen: b.last_seen.map(time),
+            since: wall(b.since.unwrap_or(0)),
+            last_seen: b.last_seen.map(wall),
         }
     }
 
@@ -919,7 +906,7 @@ impl LocationService {
             title: r.get(3)?,
             width_mm: r.get(4)?,
             fields: serde_json::from_str(&fields).unwrap_or(serde_json::Value::Null),
-            created_at: time(r.get(6)?),
+            created_at: wall(r.get(6)?),
             location,
         })
     }
@@ -1034,7 +1021,7 @@ impl LocationService {
                             confidence: r.get(4)?,
                             actor: r.get(5)?,
                             reason: r.get(6)?,
-                            at: time(r.get(7)?),
+                            at: wall(r.get(7)?),
                         })
                     })?
                     .collect::<Result<_, _>>()?;

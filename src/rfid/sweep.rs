@@ -32,85 +32,11 @@ use super::live::Live;
 use super::pipeline::{Pipeline, Settings, TagRead};
 use super::reader::{ALL_PORTS, Mode, ReaderError, ReaderHandle};
 use super::reconcile::{Bound, Finding, Summary, reconcile};
-use crate::config::RoomConfig;
-use crate::layout::Layout;
-use crate::location::{LocationError, LocationService, Provenance, Source, now_ms};
+use crate::config::{Apply, RoomConfig, Scope};
+use crate::location::{LocationError, LocationService, Provenance, Source};
 use crate::shelf::ShelfAddress;
 use crate::store::StoreError;
-
-/// What a sweep reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Scope {
-    /// Every shelf of a range.
-    Range(u16),
-    /// Every shelf of the room (`true`).
-    Room(bool),
-    /// These shelves, by address.
-    Shelves(Vec<String>),
-}
-
-impl Scope {
-    /// The shelves of the scope, checked against the layout.
-    pub fn shelves(&self, layout: &Layout) -> Result<Vec<ShelfAddress>, String> {
-        match self {
-            Scope::Range(r) => layout
-                .range(*r)
-                .map(|range| range.shelves().collect())
-                .ok_or_else(|| format!("the room has no range {r}")),
-            Scope::Room(true) => Ok(layout.shelves().collect()),
-            Scope::Room(false) => {
-                Err("{\"room\": false} is no scope: ask for {\"room\": true}, {\"range\": R} or {\"shelves\": [...]}".into())
-            }
-            Scope::Shelves(list) if list.is_empty() => Err("lists no shelves".into()),
-            Scope::Shelves(list) => {
-                let mut seen = HashSet::new();
-                let mut out = Vec::new();
-                for text in list {
-                    let shelf: ShelfAddress = text
-                        .parse()
-                        .map_err(|e: crate::shelf::AddressError| format!("'{text}': {e}"))?;
-                    layout.check(&shelf).map_err(|e| format!("'{text}': {e}"))?;
-                    if seen.insert(shelf) {
-                        out.push(shelf);
-                    }
-                }
-                Ok(out)
-            }
-        }
-    }
-}
-
-/// What a sweep does with what it finds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Apply {
-    /// Report only; the bindings stay as they are.
-    #[default]
-    Report,
-    /// Also re-bind misplaced boxes found with enough confidence.
-    Sync,
-}
-
-impl Apply {
-    fn as_str(self) -> &'static str {
-        match self {
-            Apply::Report => "report",
-            Apply::Sync => "sync",
-        }
-    }
-}
-
-/// What a scheduled sweep does when another sweep is running at its time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Overlap {
-    /// Record the run as skipped.
-    #[default]
-    Skip,
-    /// Start as soon as the running sweep ends.
-    Wait,
-}
+use crate::time::{now_ms, wall};
 
 /// A sweep to run.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -463,7 +389,7 @@ impl Sweeps {
                     .collect(),
                 ..Progress::default()
             },
-            started_at: time(started),
+            started_at: wall(started),
             finished_at: None,
             summary: Summary::default(),
             applied: 0,
@@ -528,7 +454,7 @@ impl Sweeps {
                 let mut v = lock(&shared);
                 v.state = state;
                 v.note = note;
-                v.finished_at = Some(time(finished));
+                v.finished_at = Some(wall(finished));
             }
             tracing::info!(sweep = id, state = state.as_str(), "sweep ended");
             *this.inner.current.lock().await = None;
@@ -664,7 +590,7 @@ impl Sweeps {
         v.state = SweepState::Done;
         v.summary = summary;
         v.applied = applied;
-        v.finished_at = Some(time(finished));
+        v.finished_at = Some(wall(finished));
         v.progress.read = antennas_read;
         Ok(SweepState::Done)
     }
@@ -897,10 +823,6 @@ impl Sweeps {
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Reads one reader's ports; the shelves read and those not read, with the reason.
@@ -1293,8 +1215,8 @@ fn load(conn: &Connection, id: i64) -> Result<Option<SweepView>, SweepError> {
                     readers: Vec::new(),
                     second_look: r.get::<_, i64>(19)? as usize,
                 },
-                started_at: time(r.get(4)?),
-                finished_at: finished.map(time),
+                started_at: wall(r.get(4)?),
+                finished_at: finished.map(wall),
                 summary: Summary {
                     present: r.get::<_, i64>(10)? as usize,
                     misplaced: r.get::<_, i64>(11)? as usize,

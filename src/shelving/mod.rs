@@ -266,6 +266,49 @@ pub struct Shelving {
 }
 
 impl Shelving {
+    /// Records every operation in the audit trail when it ends: who asked, what, how it ended.
+    pub fn audit_operations(&self, audit: &crate::audit::Audit) {
+        let mut events = self.subscribe();
+        let audit = audit.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(Event::Operation(op)) if op.finished_at.is_some() => {
+                        let outcome = match &op.reason {
+                            Some(reason) if op.state != OpState::Done => {
+                                format!("{}: {reason}", op.state)
+                            }
+                            _ => op.state.to_string(),
+                        };
+                        let action = format!("{} range {} ({})", op.kind, op.range, op.id);
+                        audit
+                            .record(
+                                crate::audit::NewEntry::new(&op.actor, "motion", action, outcome)
+                                    .detail(op.message.clone().unwrap_or_default()),
+                            )
+                            .await;
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::error!(
+                            missed = n,
+                            "the audit trail fell behind the shelving events"
+                        );
+                        audit
+                            .record(crate::audit::NewEntry::new(
+                                "stackroom",
+                                "motion",
+                                "event stream",
+                                format!("{n} operation events missed"),
+                            ))
+                            .await;
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+
     /// No motorized ranges (until [`Shelving::start`] is called with the room's devices).
     pub fn empty() -> Shelving {
         Shelving {

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use super::device::{
     CommandError, Connector, DeviceFault, DeviceState, DriverError, Link, Order, Outcome, Session,
 };
+use crate::time::now_ms;
 
 fn state(s: ShelvingState) -> DeviceState {
     DeviceState {
@@ -37,10 +38,6 @@ fn state(s: ShelvingState) -> DeviceState {
         obstacle: !s.obstacle_aisles.is_empty(),
         at: Instant::now(),
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// How to reach the controller.

@@ -54,6 +54,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0008_second_look.sql")),
         M::up(include_str!("migrations/0009_token_expiry.sql")),
         M::up(include_str!("migrations/0010_lookups.sql")),
+        M::up(include_str!("migrations/0011_loan_views.sql")),
     ])
 });
 

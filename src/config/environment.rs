@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{Device, DeviceKind, Transport};
+use super::{Device, DeviceKind, Transport};
 use crate::layout::Layout;
 use stackroom_wire::profile::Protocol;
 

@@ -18,6 +18,10 @@ use crate::archive_no::ArchiveRule;
 use crate::layout::{Capacity, Carriage, Layout, RangeLayout};
 use crate::shelf::{Language, ShelfAddress};
 
+pub mod bus;
+pub mod environment;
+pub mod sweep;
+
 /// Why a config file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -64,11 +68,11 @@ struct RawConfig {
     #[serde(default)]
     sweeps: RawSweeps,
     #[serde(default)]
-    environment: crate::environment::config::RawEnvironment,
+    environment: crate::config::environment::RawEnvironment,
     #[serde(default)]
     loans: crate::loans::RawLoans,
     #[serde(default)]
-    labels: crate::labels::LabelSize,
+    labels: LabelSize,
     #[serde(default)]
     gates: Vec<Gate>,
     #[serde(default)]
@@ -439,7 +443,7 @@ impl fmt::Display for Transport {
 
 pub use stackroom_wire::profile::{Kind as DeviceKind, Profile, Protocol};
 
-pub use crate::rfid::sweep::{Apply, Overlap, Scope};
+pub use sweep::{Apply, Overlap, Scope};
 
 /// Inventory sweeps: how long each antenna is read, when `apply = "sync"` trusts a
 /// finding, and the schedule.
@@ -509,16 +513,16 @@ pub struct RoomConfig {
     pub data_dir: PathBuf,
     pub mqtt: Mqtt,
     /// Who the controller is on the bus and where the bus's passwords are.
-    pub bus: crate::bus::BusSettings,
+    pub bus: bus::BusSettings,
     pub archive_rule: ArchiveRule,
     pub default_box_width_mm: u32,
     pub layout: Layout,
     pub devices: Vec<Device>,
     pub antennas: Vec<Antenna>,
     pub sweeps: SweepSettings,
-    pub environment: crate::environment::config::EnvironmentConfig,
+    pub environment: crate::config::environment::EnvironmentConfig,
     pub loans: crate::loans::LoanRules,
-    pub labels: crate::labels::LabelSize,
+    pub labels: LabelSize,
     pub gates: Vec<Gate>,
     pub motion: MotionSettings,
     /// Lookups are kept one by one this long, then rolled up into daily counts.
@@ -530,9 +534,9 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn bus(&self, raw: &RawMqtt, mqtt: &Mqtt) -> Result<crate::bus::BusSettings, ConfigError> {
+    fn bus(&self, raw: &RawMqtt, mqtt: &Mqtt) -> Result<bus::BusSettings, ConfigError> {
         let url = match mqtt {
-            Mqtt::External { url } => crate::bus::BrokerUrl::parse(url).ok(),
+            Mqtt::External { url } => bus::BrokerUrl::parse(url).ok(),
             Mqtt::Embedded { .. } => None,
         };
         let tls = url.as_ref().is_some_and(|u| u.tls);
@@ -564,7 +568,7 @@ impl Checker<'_> {
             .and_then(|u| u.user)
             .unwrap_or_else(|| "stackroom".to_string());
         self.name("the broker URL's user", &user)?;
-        Ok(crate::bus::BusSettings {
+        Ok(bus::BusSettings {
             user,
             secrets_dir: raw.secrets_dir.clone(),
             password_env: raw.password_env.clone(),
@@ -692,7 +696,7 @@ impl RoomConfig {
                 listen: c.addr("mqtt.embedded_listen", &raw.mqtt.embedded_listen)?,
             }
         } else {
-            crate::bus::BrokerUrl::parse(&raw.mqtt.broker).map_err(|_| {
+            bus::BrokerUrl::parse(&raw.mqtt.broker).map_err(|_| {
                 c.fail(
                     "mqtt.broker",
                     format!(
@@ -723,7 +727,7 @@ impl RoomConfig {
         let devices = Self::devices(&c, &raw.devices, &profiles_dir, &layout)?;
         let antennas = Self::antennas(&c, &raw, &devices, &layout)?;
         let sweeps = Self::sweeps(&c, &raw.sweeps, &layout)?;
-        let environment = crate::environment::config::check(raw.environment, &devices, &layout)
+        let environment = crate::config::environment::check(raw.environment, &devices, &layout)
             .map_err(|(key, message)| c.fail(key, message))?;
         let loans =
             crate::loans::rules(raw.loans).map_err(|(key, message)| c.fail(key, message))?;
@@ -1301,6 +1305,33 @@ impl RoomConfig {
             }
         }
         out
+    }
+}
+
+/// `[labels]`: the size of the printed box labels.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelSize {
+    pub width_mm: f64,
+    pub height_mm: f64,
+}
+
+impl Default for LabelSize {
+    fn default() -> Self {
+        LabelSize {
+            width_mm: 100.0,
+            height_mm: 60.0,
+        }
+    }
+}
+
+impl LabelSize {
+    pub fn check(&self) -> Result<(), String> {
+        let ok = |v: f64| (30.0..=300.0).contains(&v);
+        if !(ok(self.width_mm) && ok(self.height_mm)) {
+            return Err("width_mm and height_mm are 30 to 300".into());
+        }
+        Ok(())
     }
 }
 
