@@ -364,7 +364,7 @@ async fn run(command: Command) -> Result<(), String> {
             let (simulator, broker) =
                 sim::simulate(&mut controller, settings, mqtt_listen, sim_control).await?;
             let config = controller.config.clone();
-            stackroom::mqtt::publish_events(
+            let publisher = stackroom::mqtt::publish_events(
                 &broker.endpoint,
                 &config.site_id,
                 &config.room_id,
@@ -372,7 +372,13 @@ async fn run(command: Command) -> Result<(), String> {
                 &controller.environment,
                 &controller.loans,
             );
-            serve(controller, listen, Some((&simulator, &broker, token))).await
+            serve(
+                controller,
+                listen,
+                publisher,
+                Some((&simulator, &broker, token)),
+            )
+            .await
         }
         Command::Serve {
             config,
@@ -408,7 +414,7 @@ async fn run(command: Command) -> Result<(), String> {
                     mqtt: Some(endpoint.clone()),
                 })
                 .await?;
-            stackroom::mqtt::publish_events(
+            let publisher = stackroom::mqtt::publish_events(
                 &endpoint,
                 &config.site_id,
                 &config.room_id,
@@ -416,7 +422,7 @@ async fn run(command: Command) -> Result<(), String> {
                 &controller.environment,
                 &controller.loans,
             );
-            serve(controller, listen, None).await
+            serve(controller, listen, publisher, None).await
         }
         Command::Sweep {
             scope,
@@ -729,9 +735,12 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
+/// Serves until Ctrl-C or SIGTERM, then shuts down in order: the API closes, the ranges
+/// stop, the event publisher says offline, the writer commits what is queued.
 async fn serve(
     controller: Controller,
     listen: SocketAddr,
+    publisher: stackroom::mqtt::Publisher,
     simulated: Option<(&Simulator, &EmbeddedBroker, String)>,
 ) -> Result<(), String> {
     let listener = Controller::listen(listen)
@@ -751,13 +760,17 @@ async fn serve(
     }
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, db = %controller.locations.store().path().display(), "serving");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
     };
-    controller
-        .serve(listener, shutdown)
-        .await
-        .map_err(|e| format!("the API server failed: {e}"))?;
-    Ok(())
+    let served = controller.serve(listener, shutdown).await;
+    controller.shut_down().await;
+    publisher.close().await;
+    tracing::info!("stopped");
+    served.map_err(|e| format!("the API server failed: {e}"))
 }

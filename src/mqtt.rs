@@ -177,8 +177,8 @@ pub fn publish_events(
     shelving: &crate::shelving::Shelving,
     environment: &crate::environment::Environment,
     loans: &crate::loans::Loans,
-) -> tokio::task::JoinHandle<()> {
-    use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
+) -> Publisher {
+    use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
     let base = format!("stackroom/{site}/{room}");
     let status = format!("{base}/status");
     let mut options = endpoint.options(None);
@@ -196,44 +196,35 @@ pub fn publish_events(
     let ranges = shelving.clone();
     let announcer = client.clone();
     let state_base = base.clone();
-    tokio::spawn(async move {
-        let poller = tokio::spawn(async move {
-            let mut backoff = crate::link::Backoff::default();
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        backoff.reset();
-                        let online =
-                            serde_json::json!({"online": true, "since": chrono::Utc::now()});
-                        let _ = announcer.try_publish(
-                            &status,
-                            QoS::AtLeastOnce,
-                            true,
-                            online.to_string(),
-                        );
-                        for view in ranges.ranges() {
-                            if let Ok(body) = serde_json::to_vec(&view) {
-                                let topic = format!("{state_base}/ranges/{}/state", view.range);
-                                let _ = announcer.try_publish(topic, QoS::AtLeastOnce, true, body);
-                            }
+    let closing = client.clone();
+    let closing_status = status.clone();
+    let poller = tokio::spawn(async move {
+        let mut backoff = crate::link::Backoff::default();
+        loop {
+            match eventloop.poll().await {
+                // `Publisher::close` said goodbye.
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff.reset();
+                    let online = serde_json::json!({"online": true, "since": chrono::Utc::now()});
+                    let _ =
+                        announcer.try_publish(&status, QoS::AtLeastOnce, true, online.to_string());
+                    for view in ranges.ranges() {
+                        if let Ok(body) = serde_json::to_vec(&view) {
+                            let topic = format!("{state_base}/ranges/{}/state", view.range);
+                            let _ = announcer.try_publish(topic, QoS::AtLeastOnce, true, body);
                         }
                     }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::debug!(error = %e, "event publisher reconnects");
-                        tokio::time::sleep(backoff.next_pause()).await;
-                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "event publisher reconnects");
+                    tokio::time::sleep(backoff.next_pause()).await;
                 }
             }
-        });
-        // Whatever ends this task ends the connection with it (and the will goes out).
-        struct Abort(tokio::task::JoinHandle<()>);
-        impl Drop for Abort {
-            fn drop(&mut self) {
-                self.0.abort();
-            }
         }
-        let _poller = Abort(poller);
+    });
+    let task = tokio::spawn(async move {
         let publish = |event: &crate::shelving::Event| -> Option<(String, bool, Vec<u8>)> {
             match event {
                 crate::shelving::Event::Range(r) => Some((
@@ -293,5 +284,51 @@ pub fn publish_events(
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
         }
-    })
+    });
+    Publisher {
+        client: closing,
+        status: closing_status,
+        poller,
+        task,
+    }
+}
+
+/// The running event publisher.
+pub struct Publisher {
+    client: rumqttc::AsyncClient,
+    status: String,
+    poller: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Publisher {
+    /// Drops the connection without a goodbye, as a crash would: the broker sends the will.
+    pub fn abort(self) {
+        self.task.abort();
+        self.poller.abort();
+    }
+
+    /// Says `{"online":false}` (retained) and leaves the broker with a clean DISCONNECT, so
+    /// listeners hear the controller went away on purpose; waits up to two seconds.
+    pub async fn close(self) {
+        use rumqttc::QoS;
+        self.task.abort();
+        let goodbye = async {
+            let _ = self
+                .client
+                .publish(&self.status, QoS::AtLeastOnce, true, r#"{"online":false}"#)
+                .await;
+            let _ = self.client.disconnect().await;
+        };
+        let mut poller = self.poller;
+        let ended = tokio::time::timeout(Duration::from_secs(2), async {
+            goodbye.await;
+            (&mut poller).await
+        })
+        .await;
+        if ended.is_err() {
+            tracing::warn!("the event publisher did not leave the broker in time");
+            poller.abort();
+        }
+    }
 }

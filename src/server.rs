@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -123,6 +124,37 @@ impl Controller {
             failures: self.failures.clone(),
             lookups: crate::lookups::Lookups::new(self.store.clone()),
         })
+    }
+
+    /// Stops what the controller runs, in the order that loses nothing: no new motion and
+    /// every range not known to be at rest stopped (waiting up to five seconds for each
+    /// stop to be confirmed), the stops in the audit trail, then every queued write
+    /// committed. Call it after [`Controller::serve`] has returned.
+    pub async fn shut_down(&self) {
+        let since = chrono::Utc::now();
+        let stops = self.shelving.stop_all(Duration::from_secs(5)).await;
+        for (range, ended) in &stops {
+            match ended {
+                Ok(()) => tracing::info!(range, "stopped for the shutdown"),
+                Err(why) => tracing::error!(range, %why, "not confirmed at rest at the shutdown"),
+            }
+        }
+        // The stops reach the trail through the shelving's audit task: wait for them.
+        let filter = crate::audit::Filter {
+            since: Some(since),
+            actor: Some(crate::shelving::SHUTDOWN_ACTOR.into()),
+            ..Default::default()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !stops.is_empty() && tokio::time::Instant::now() < deadline {
+            match self.audit.query(filter.clone()).await {
+                Ok(rows) if rows.len() >= stops.len() => break,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "the last writes may be lost");
+        }
     }
 
     /// Binds the API listener (port 0 picks a free port).

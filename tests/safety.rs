@@ -60,10 +60,20 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_controller_killed_mid_motion_leaves_the_drives_stopped_by_the_watchdog() {
+/// A `stackroom serve` process of its own driving a ten-carriage range on hw-sim's PLC (in
+/// this process, real time: a motion lasts about ten seconds), with a motion to aisle 9
+/// under way and the PLC's watchdog armed.
+struct Moving {
+    child: std::process::Child,
+    plc: std::sync::Arc<std::sync::Mutex<hw_sim::shelving::RangeSim>>,
+    data: std::path::PathBuf,
+    watchdog_ms: i64,
+    _simulator: hw_sim::sim::Simulator,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve_a_moving_range() -> Moving {
     let dir = tempfile::tempdir().unwrap();
-    // The simulated PLC in this process, in real time: a motion lasts about ten seconds.
     let config = RoomConfig::parse(
         &dir.path().join("room.toml"),
         &room(10, "generic-modbus-shelving", "/dev/null"),
@@ -103,7 +113,6 @@ async fn the_controller_killed_mid_motion_leaves_the_drives_stopped_by_the_watch
     );
     let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
 
-    // The controller in a process of its own.
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&file)
@@ -157,12 +166,26 @@ async fn the_controller_killed_mid_motion_leaves_the_drives_stopped_by_the_watch
         "the watchdog is armed"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let watchdog_ms = config.devices[0].spec.watchdog.as_ref().unwrap().timeout_ms as i64;
+    Moving {
+        child,
+        plc,
+        data,
+        watchdog_ms,
+        _simulator: simulator,
+        _dir: dir,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_killed_mid_motion_leaves_the_drives_stopped_by_the_watchdog() {
+    // Bound whole: the simulator and the directory live to the end of the test.
+    let mut moving = serve_a_moving_range().await;
+    let (child, plc, timeout) = (&mut moving.child, moving.plc.clone(), moving.watchdog_ms);
     // SIGKILL: no goodbye, no Stop.
     child.kill().unwrap();
     let killed = now_ms();
     child.wait().unwrap();
-    let timeout = config.devices[0].spec.watchdog.as_ref().unwrap().timeout_ms as i64;
     for _ in 0..60 {
         if plc.lock().unwrap().state().motion != Motion::Moving {
             break;
@@ -186,6 +209,56 @@ async fn the_controller_killed_mid_motion_leaves_the_drives_stopped_by_the_watch
     let before = plc.lock().unwrap().state().positions_mm;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(plc.lock().unwrap().state().positions_mm, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_moving_range_records_it_and_exits_cleanly() {
+    // Bound whole: the simulator and the directory live to the end of the test.
+    let mut moving = serve_a_moving_range().await;
+    let (child, plc, data) = (&mut moving.child, moving.plc.clone(), moving.data.clone());
+    // SIGTERM, as systemd or docker stop sends it.
+    let pid = child.id() as libc::pid_t;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let mut status = None;
+    for _ in 0..200 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(status) = status else {
+        child.kill().unwrap();
+        panic!("the controller did not exit within ten seconds of SIGTERM");
+    };
+    assert!(status.success(), "exit status {status:?}");
+    // The controller stopped the range itself, before it went: no watchdog needed.
+    let state = plc.lock().unwrap().state();
+    assert_eq!(state.motion, Motion::Stopped, "{state:?}");
+    assert_eq!(state.stop_reason.as_deref(), Some("stop command"));
+    assert!(!state.watchdog_tripped);
+    // And the stop is in the audit trail, committed before the process ended.
+    let db = rusqlite::Connection::open(data.join("stackroom.db")).unwrap();
+    let (actor, outcome): (String, String) = db
+        .query_row(
+            "SELECT actor, outcome FROM audit WHERE kind = 'motion' AND action LIKE 'stop range 1%'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (actor.as_str(), outcome.as_str()),
+        (stackroom::shelving::SHUTDOWN_ACTOR, "done")
+    );
+    // The motion it interrupted is recorded as stopped.
+    let open: String = db
+        .query_row(
+            "SELECT outcome FROM audit WHERE kind = 'motion' AND action LIKE 'open range 1%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(open.starts_with("stopped"), "{open}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

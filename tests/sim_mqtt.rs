@@ -214,3 +214,46 @@ async fn the_controller_says_it_is_online_and_its_last_will_says_when_it_is_gone
     .await;
     assert_eq!(gone, json!({"online": false}));
 }
+
+#[tokio::test]
+async fn a_controller_that_shuts_down_says_so_itself_and_leaves_cleanly() {
+    let (_simulator, broker, _data) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = RoomConfig::load(&demo::config_path()).unwrap();
+    let controller = stackroom::server::Controller::start(config, Some(dir.path()))
+        .await
+        .unwrap();
+    let publisher = stackroom::mqtt::publish_events(
+        &broker.endpoint,
+        "gd-power",
+        "stack-1",
+        &controller.shelving,
+        &controller.environment,
+        &controller.loans,
+    );
+    let (watcher, mut events) = client(&broker, "test-status");
+    watcher
+        .subscribe("stackroom/gd-power/stack-1/status", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    next(&mut events, |t, v| {
+        t.ends_with("/status") && v["online"] == true
+    })
+    .await;
+    // close() returns only once the goodbye is out and the session is closed.
+    tokio::time::timeout(Duration::from_secs(3), publisher.close())
+        .await
+        .expect("closed within its two seconds");
+    let gone = next(&mut events, |t, v| {
+        t.ends_with("/status") && v["online"] == false
+    })
+    .await;
+    assert_eq!(gone, json!({"online": false}));
+    // Retained: whoever subscribes later hears it too.
+    let (late, mut late_events) = client(&broker, "test-late");
+    late.subscribe("stackroom/gd-power/stack-1/status", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let retained = next(&mut late_events, |t, _| t.ends_with("/status")).await;
+    assert_eq!(retained, json!({"online": false}));
+}

@@ -283,6 +283,8 @@ struct Runtime {
     /// When each gap was last seen occupied (at start: now, as nothing is known).
     last_occupied: Vec<Instant>,
     warning_on: bool,
+    /// The last switch of the warning failed: not again before this.
+    warning_retry: Option<Instant>,
     /// The device was seen moving with no operation of ours.
     unexpected: bool,
     held: Held,
@@ -843,13 +845,18 @@ impl Controller {
                     self.set(&id, OpState::Failed, Some(("not_confirmed", why)))
                 }
             },
-            Purpose::Warning(on) => {
-                if let Err(e) = answer {
-                    tracing::warn!(range = self.range, on, error = %e, "the pre-motion warning could not be switched");
-                    // Try again on the next step if it still matters.
+            Purpose::Warning(on) => match answer {
+                Ok(_) => rt.warning_retry = None,
+                Err(e) => {
+                    if rt.warning_retry.is_none() {
+                        tracing::warn!(range = self.range, on, error = %e, "the pre-motion warning could not be switched");
+                    }
+                    // Try again a while later, if it still matters then: not at once,
+                    // which with the link down would be a busy loop.
                     rt.warning_on = !on;
+                    rt.warning_retry = Some(now + self.settings.stop_retry);
                 }
-            }
+            },
         }
     }
 
@@ -1330,6 +1337,9 @@ impl Controller {
         if !self.timing.warning_output {
             return;
         }
+        if rt.warning_retry.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
         let want = rt.active.is_some();
         if want != rt.warning_on
             && !rt
@@ -1446,6 +1456,7 @@ impl Controller {
             trust_after: start,
             last_occupied: vec![start; self.geometry.right_wall_gap() as usize + 1],
             warning_on: false,
+            warning_retry: None,
             unexpected: false,
             held: Held::default(),
         };

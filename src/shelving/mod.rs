@@ -257,12 +257,17 @@ impl Wiring {
     }
 }
 
-/// The shelving of the room.
+/// Who stops the ranges when the controller shuts down.
+pub const SHUTDOWN_ACTOR: &str = "stackroom (shutdown)";
+
+/// The shelving of the room; cheap to clone.
 #[derive(Clone)]
 pub struct Shelving {
     ranges: Arc<BTreeMap<u16, RangeHandle>>,
     pub operations: Operations,
     events: broadcast::Sender<Event>,
+    /// Set at shutdown: no new motion.
+    closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Shelving {
@@ -315,6 +320,7 @@ impl Shelving {
             ranges: Arc::new(BTreeMap::new()),
             operations: Operations::default(),
             events: broadcast::channel(16).0,
+            closing: Arc::default(),
         }
     }
 
@@ -480,6 +486,7 @@ impl Shelving {
             ranges: Arc::new(ranges),
             operations,
             events,
+            closing: Arc::default(),
         })
     }
 
@@ -541,6 +548,12 @@ impl Shelving {
         actor: &str,
         automatic: bool,
     ) -> Result<String, ShelvingError> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(ShelvingError::Refused(Refusal::new(
+                "shutting_down",
+                "the controller is shutting down",
+            )));
+        }
         let actor = actor.to_string();
         self.ask(range, |reply| Request::Motion {
             kind,
@@ -564,5 +577,47 @@ impl Shelving {
         let actor = actor.to_string();
         self.ask(range, |reply| Request::Stop { actor, reply })
             .await
+    }
+
+    /// At shutdown: takes no new motion, stops every range that is not known to be at rest
+    /// (moving, starting, stopping, or unknown), and waits up to `within` for each stop to
+    /// end. Returns, per range stopped, how its stop ended.
+    pub async fn stop_all(&self, within: Duration) -> Vec<(u16, Result<(), String>)> {
+        self.closing.store(true, Ordering::SeqCst);
+        let mut stops = Vec::new();
+        for (&range, handle) in self.ranges.iter() {
+            let view = handle.view.borrow().clone();
+            let at_rest = matches!(view.motion.as_str(), "idle" | "stopped")
+                && view.operation.is_none()
+                && !view.stop_pending;
+            if at_rest {
+                continue;
+            }
+            match self.stop(range, SHUTDOWN_ACTOR).await {
+                Ok(id) => stops.push((range, Ok(id))),
+                Err(e) => stops.push((range, Err(e.to_string()))),
+            }
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        let mut out = Vec::new();
+        for (range, stop) in stops {
+            let ended = match stop {
+                Err(e) => Err(e),
+                Ok(id) => loop {
+                    match self.operations.get(&id) {
+                        Some(op) if op.state == OpState::Done => break Ok(()),
+                        Some(op) if op.state.is_final() => {
+                            break Err(format!("{}: {}", op.state, op.message.unwrap_or_default()));
+                        }
+                        _ if tokio::time::Instant::now() >= deadline => {
+                            break Err("not confirmed before the process ended".into());
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                },
+            };
+            out.push((range, ended));
+        }
+        out
     }
 }

@@ -191,6 +191,11 @@ impl Store {
         .await
     }
 
+    /// Waits until every write queued before this call is committed (at shutdown).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok::<_, StoreError>(())).await
+    }
+
     /// Runs `f` on a read connection on a blocking thread.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where

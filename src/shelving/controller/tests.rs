@@ -699,3 +699,33 @@ async fn an_occupant_who_vanishes_in_one_report_is_held_until_the_next_agrees() 
     let motion = b.next_command(Duration::from_secs(3)).await;
     assert_eq!(motion.command, Command::OpenAisle { aisle: 3 });
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_warning_that_cannot_be_switched_is_retried_at_a_pace_not_at_once() {
+    let mut b = bench();
+    b.run_for(Duration::from_millis(200)).await;
+    b.open(3, false).await.unwrap();
+    b.next_command(Duration::from_secs(3))
+        .await
+        .answer(Ok(Outcome::Accepted));
+    b.state.moving = true;
+    b.run_for(Duration::from_millis(300)).await;
+    let _ = b.device.link.send(Link::Down("cable cut".into()));
+    // The driver answers every order at once while its link is down; the warning's
+    // switches off must not come back as fast as they fail.
+    let mut warnings = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) && warnings <= 100 {
+        tokio::select! {
+            o = b.device.stop.recv() => o.unwrap().not_sent("the link is down"),
+            o = b.device.commands.recv() => {
+                let o = o.unwrap();
+                assert_eq!(o.command, Command::Warning { on: false });
+                o.not_sent("the link is down");
+                warnings += 1;
+            }
+        }
+    }
+    // One try per stop_retry (250 ms), give or take the first.
+    assert!((4..=10).contains(&warnings), "{warnings} tries in 2 s");
+}
