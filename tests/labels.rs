@@ -2,11 +2,13 @@
 //! pdftoppm, decoded by rxing) scans as the archive number; many labels by shelf; the
 //! print audit; the CLI.
 //!
-//! pdftoppm comes from Debian's `poppler-utils`; `.ci/run` installs it and sets
-//! `STACKROOM_REQUIRE_POPPLER=1`. Elsewhere, without it, the scanning part says so and is
-//! left out.
+//! pdftoppm comes from Debian's `poppler-utils`, which `.ci/run` installs; without it the
+//! scanning test fails, unless `STACKROOM_OPTIONAL` names `poppler` (then it says it
+//! left the scan out).
 
 mod common;
+#[path = "common/tools.rs"]
+mod tools;
 
 use std::path::Path;
 use std::process::Command;
@@ -18,11 +20,7 @@ use common::{api_client, client, get, post_json, start_demo};
 fn pdftoppm() -> Option<&'static str> {
     let found = Path::new("/usr/bin/pdftoppm").exists();
     if !found {
-        assert!(
-            std::env::var_os("STACKROOM_REQUIRE_POPPLER").is_none(),
-            "pdftoppm is required here but not installed"
-        );
-        eprintln!("scanning left out: no /usr/bin/pdftoppm (apt-get install poppler-utils)");
+        tools::missing("poppler", "apt-get install poppler-utils");
     }
     found.then_some("/usr/bin/pdftoppm")
 }

@@ -1,9 +1,8 @@
 //! Interop with an external broker: the demo room's MQTT shelving (range 2) in hw-sim and
 //! the controller's MQTT driver, both through Mosquitto instead of the embedded broker.
 //!
-//! Mosquitto comes from Debian's `mosquitto` package; `.ci/run` installs it and sets
-//! `STACKROOM_REQUIRE_MOSQUITTO=1`, so in CI this test cannot pass without it. Elsewhere,
-//! without Mosquitto, it says so and passes.
+//! Mosquitto comes from Debian's `mosquitto` package, which `.ci/run` installs; without it
+//! the test fails, unless `STACKROOM_OPTIONAL` names `mosquitto` (then it says it skipped).
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -4,8 +4,11 @@
 //! argument apart; a PLC that acts on its next scan, 50 ms after the write. The range links
 //! up and opens its aisles.
 //!
-//! Needs python3 with pymodbus 3.6 (`pip install pymodbus==3.6.9`); skipped without it,
-//! unless `STACKROOM_REQUIRE_PYMODBUS` is set (as `.ci/run` does).
+//! Needs python3 with pymodbus 3.6 (`pip install pymodbus==3.6.9`, as `.ci/run` does); fails
+//! without it, unless `STACKROOM_OPTIONAL` names `pymodbus` (then it says it skipped).
+
+#[path = "common/tools.rs"]
+mod tools;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -53,13 +56,7 @@ async fn a_vendor_map_with_its_blocks_elsewhere_links_up_against_pymodbus() {
         .unwrap()
         .port();
     let Some(_peer) = pymodbus(port) else {
-        assert!(
-            std::env::var_os("STACKROOM_REQUIRE_PYMODBUS").is_none(),
-            "pymodbus is required here but did not start"
-        );
-        eprintln!(
-            "skipped: python3 with pymodbus 3.6 is not installed (pip install pymodbus==3.6.9)"
-        );
+        tools::missing("pymodbus", "python3 -m pip install pymodbus==3.6.9");
         return;
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -1,9 +1,12 @@
 //! Debian's Mosquitto as a test peer, run with the configuration `stackroom broker-config`
 //! writes for a room (password file, ACL file, user name as client id).
 //!
-//! `.ci/run` installs it and sets `STACKROOM_REQUIRE_MOSQUITTO=1`, so in CI a test cannot
-//! pass without it; elsewhere [`skip`] says it is missing and the test passes.
+//! A test that cannot start it fails, unless `STACKROOM_OPTIONAL` names `mosquitto`
+//! (see `tools.rs`); `.ci/run` installs it.
 #![allow(dead_code)]
+
+#[path = "tools.rs"]
+mod tools;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -34,13 +37,9 @@ impl Mosquitto {
     }
 }
 
-/// Says that Mosquitto is missing, or fails where it is required.
+/// Mosquitto did not start: fails, or says the test skipped where it is optional.
 pub fn skip() {
-    assert!(
-        std::env::var_os("STACKROOM_REQUIRE_MOSQUITTO").is_none(),
-        "Mosquitto is required here but did not start"
-    );
-    eprintln!("skipped: Mosquitto is not installed (apt-get install mosquitto)");
+    tools::missing("mosquitto", "apt-get install mosquitto");
 }
 
 pub fn free_port() -> u16 {
