@@ -39,6 +39,7 @@ pub mod rfid;
 pub mod server;
 pub mod shelf;
 pub mod shelving;
+#[cfg(feature = "demo")]
 pub mod sim;
 pub mod store;
 pub mod time;

@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hw_sim::Simulator;
 use stackroom::access::Role;
 use stackroom::config::RoomConfig;
 use stackroom::demo;
 use stackroom::location::LocationError;
-use stackroom::mqtt::EmbeddedBroker;
 use stackroom::server::Controller;
 use stackroom::shelving::Wiring;
+#[cfg(feature = "demo")]
 use stackroom::sim::{self, SimSettings};
 
 #[derive(Parser)]
@@ -30,6 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the demo room (config/demo-room.toml) with seeded boxes and serve the API.
+    #[cfg(feature = "demo")]
     Demo {
         /// Address to serve the API on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -336,6 +336,7 @@ async fn run(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
+        #[cfg(feature = "demo")]
         Command::Demo {
             listen,
             sim_control,
@@ -372,13 +373,13 @@ async fn run(command: Command) -> Result<(), String> {
                 &controller.environment,
                 &controller.loans,
             );
-            serve(
-                controller,
-                listen,
-                publisher,
-                Some((&simulator, &broker, token)),
-            )
-            .await
+            let banner = Banner {
+                sim: format!("http://{}", simulator.control),
+                mqtt: broker.url(),
+                token,
+                devices: sim::describe(&simulator),
+            };
+            serve(controller, listen, publisher, Some(banner)).await
         }
         Command::Serve {
             config,
@@ -394,18 +395,26 @@ async fn run(command: Command) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             let config = controller.config.clone();
-            // The room's broker: the embedded one (started here) or the site's.
-            let (_embedded, endpoint) = match &config.mqtt {
+            // The room's broker: the embedded one (started here, for the life of the
+            // process) or the site's.
+            let endpoint = match &config.mqtt {
+                #[cfg(feature = "demo")]
                 stackroom::config::Mqtt::Embedded { listen } => {
-                    let broker =
-                        EmbeddedBroker::start(*listen, &config).map_err(|e| e.to_string())?;
-                    let endpoint = broker.endpoint.clone();
-                    (Some(broker), endpoint)
+                    stackroom::mqtt::EmbeddedBroker::start(*listen, &config)
+                        .map_err(|e| e.to_string())?
+                        .endpoint
                 }
-                stackroom::config::Mqtt::External { .. } => (
-                    None,
-                    stackroom::bus::endpoint(&config).map_err(|e| e.to_string())?,
-                ),
+                #[cfg(not(feature = "demo"))]
+                stackroom::config::Mqtt::Embedded { .. } => {
+                    return Err(
+                        "this build has no embedded MQTT broker (it was built without \
+                        the `demo` feature): set mqtt.broker to the site's broker"
+                            .into(),
+                    );
+                }
+                stackroom::config::Mqtt::External { .. } => {
+                    stackroom::bus::endpoint(&config).map_err(|e| e.to_string())?
+                }
             };
             controller
                 .start_devices(&Wiring {
@@ -735,26 +744,35 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
+/// What the demo prints beside the API's address.
+struct Banner {
+    sim: String,
+    mqtt: String,
+    token: String,
+    /// Where each simulated device is.
+    devices: Vec<String>,
+}
+
 /// Serves until Ctrl-C or SIGTERM, then shuts down in order: the API closes, the ranges
 /// stop, the event publisher says offline, the writer commits what is queued.
 async fn serve(
     controller: Controller,
     listen: SocketAddr,
     publisher: stackroom::mqtt::Publisher,
-    simulated: Option<(&Simulator, &EmbeddedBroker, String)>,
+    demo: Option<Banner>,
 ) -> Result<(), String> {
     let listener = Controller::listen(listen)
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     say(&format!("api: http://{addr}"));
-    if let Some((simulator, broker, token)) = simulated {
-        say(&format!("sim: http://{}", simulator.control));
-        say(&format!("mqtt: {}", broker.url()));
-        say(&format!("token: {token}"));
+    if let Some(banner) = demo {
+        say(&format!("sim: {}", banner.sim));
+        say(&format!("mqtt: {}", banner.mqtt));
+        say(&format!("token: {}", banner.token));
         // The token rides in the fragment, which the browser keeps to itself.
-        say(&format!("page: http://{addr}/#token={token}"));
-        for line in sim::describe(simulator) {
+        say(&format!("page: http://{addr}/#token={}", banner.token));
+        for line in banner.devices {
             tracing::info!("{line}");
         }
     }

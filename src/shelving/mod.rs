@@ -233,6 +233,7 @@ pub struct Wiring {
 
 impl Wiring {
     /// Every device where the simulator serves it, and the broker.
+    #[cfg(feature = "demo")]
     pub fn of(simulator: &hw_sim::Simulator, mqtt: Option<crate::bus::Endpoint>) -> Wiring {
         let find = |pick: fn(&hw_sim::sim::Endpoint) -> Option<&String>| {
             simulator
