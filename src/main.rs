@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
 use stackroom::access::Role;
 use stackroom::config::RoomConfig;
@@ -184,12 +185,10 @@ struct Room {
 }
 
 impl Room {
-    async fn open(&self) -> Result<Controller, String> {
+    async fn open(&self) -> anyhow::Result<Controller> {
         let file = self.config.clone().unwrap_or_else(demo::config_path);
-        let config = RoomConfig::load(&file).map_err(|e| e.to_string())?;
-        Controller::start(config, self.data.as_deref())
-            .await
-            .map_err(|e| e.to_string())
+        let config = RoomConfig::load(&file)?;
+        Ok(Controller::start(config, self.data.as_deref()).await?)
     }
 }
 
@@ -252,8 +251,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(e) => {
+            // The whole chain: what failed, and why, down to the cause.
+            eprintln!("error: {}", stackroom::logging::chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -274,16 +274,16 @@ fn parse_expiry(text: &str) -> Result<chrono::Duration, String> {
     }
 }
 
-async fn run(command: Command) -> Result<(), String> {
+async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::CheckConfig { file } => {
-            let config = RoomConfig::load(&file).map_err(|e| e.to_string())?;
+            let config = RoomConfig::load(&file)?;
             print!("{}", config.summary());
             let missing = stackroom::bus::missing(&config);
             if missing.is_empty() {
                 Ok(())
             } else {
-                Err(missing.join("\n"))
+                Err(anyhow!(missing.join("\n")))
             }
         }
         Command::BrokerConfig {
@@ -297,7 +297,7 @@ async fn run(command: Command) -> Result<(), String> {
             require_client_cert,
         } => {
             use stackroom::bus::{self, mosquitto};
-            let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
+            let config = RoomConfig::load(&config)?;
             let url = match &config.mqtt {
                 stackroom::config::Mqtt::External { url } => {
                     stackroom::config::bus::BrokerUrl::parse(url).ok()
@@ -305,7 +305,7 @@ async fn run(command: Command) -> Result<(), String> {
                 stackroom::config::Mqtt::Embedded { .. } => None,
             };
             let grants = bus::grants(&config, &config.bus.user);
-            let passwords = bus::passwords(&config, &grants, true).map_err(|e| e.to_string())?;
+            let passwords = bus::passwords(&config, &grants, true)?;
             let tls = match (tls_cert, tls_key, tls_ca) {
                 (Some(cert), Some(key), Some(ca)) => Some(mosquitto::ListenerTls {
                     cert,
@@ -320,8 +320,7 @@ async fn run(command: Command) -> Result<(), String> {
                 port: port.or(url.map(|u| u.port)).unwrap_or(1883),
                 tls,
             };
-            let written = mosquitto::write(&out, &grants, &passwords, &listener)
-                .map_err(|e| e.to_string())?;
+            let written = mosquitto::write(&out, &grants, &passwords, &listener)?;
             for f in written {
                 println!("wrote {}", f.display());
             }
@@ -344,16 +343,12 @@ async fn run(command: Command) -> Result<(), String> {
             time_scale,
             data,
         } => {
-            let config = RoomConfig::load(&demo::config_path()).map_err(|e| e.to_string())?;
-            let controller = Controller::start(config, data.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
+            let config = RoomConfig::load(&demo::config_path())?;
+            let controller = Controller::start(config, data.as_deref()).await?;
             let seeded = demo::seed(&controller.locations)
                 .await
-                .map_err(|e| explain(&e))?;
-            let token = demo::admin_token(&controller.access)
-                .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| anyhow!(explain(&e)))?;
+            let token = demo::admin_token(&controller.access).await?;
             if seeded > 0 {
                 tracing::info!(boxes = seeded, "seeded the demo room");
             }
@@ -363,7 +358,9 @@ async fn run(command: Command) -> Result<(), String> {
                 ..SimSettings::default()
             };
             let (simulator, broker) =
-                sim::simulate(&mut controller, settings, mqtt_listen, sim_control).await?;
+                sim::simulate(&mut controller, settings, mqtt_listen, sim_control)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
             let config = controller.config.clone();
             let publisher = stackroom::mqtt::publish_events(
                 &broker.endpoint,
@@ -386,23 +383,19 @@ async fn run(command: Command) -> Result<(), String> {
             listen,
             data,
         } => {
-            let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
+            let config = RoomConfig::load(&config)?;
             for w in config.warnings() {
                 tracing::warn!(warning = %w, "config");
             }
             let listen = listen.unwrap_or(config.listen);
-            let mut controller = Controller::start(config, data.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut controller = Controller::start(config, data.as_deref()).await?;
             let config = controller.config.clone();
             // The room's broker: the embedded one (started here, for the life of the
             // process) or the site's.
             let endpoint = match &config.mqtt {
                 #[cfg(feature = "demo")]
                 stackroom::config::Mqtt::Embedded { listen } => {
-                    stackroom::mqtt::EmbeddedBroker::start(*listen, &config)
-                        .map_err(|e| e.to_string())?
-                        .endpoint
+                    stackroom::mqtt::EmbeddedBroker::start(*listen, &config)?.endpoint
                 }
                 #[cfg(not(feature = "demo"))]
                 stackroom::config::Mqtt::Embedded { .. } => {
@@ -412,9 +405,7 @@ async fn run(command: Command) -> Result<(), String> {
                             .into(),
                     );
                 }
-                stackroom::config::Mqtt::External { .. } => {
-                    stackroom::bus::endpoint(&config).map_err(|e| e.to_string())?
-                }
+                stackroom::config::Mqtt::External { .. } => stackroom::bus::endpoint(&config)?,
             };
             controller
                 .start_devices(&Wiring {
@@ -422,7 +413,8 @@ async fn run(command: Command) -> Result<(), String> {
                     serial_paths: Default::default(),
                     mqtt: Some(endpoint.clone()),
                 })
-                .await?;
+                .await
+                .map_err(anyhow::Error::msg)?;
             let publisher = stackroom::mqtt::publish_events(
                 &endpoint,
                 &config.site_id,
@@ -445,20 +437,21 @@ async fn run(command: Command) -> Result<(), String> {
             let token = match (token, token_file) {
                 (Some(t), _) => t,
                 (None, Some(file)) => std::fs::read_to_string(&file)
-                    .map_err(|e| format!("--token-file {}: {e}", file.display()))?
+                    .with_context(|| format!("--token-file {}", file.display()))?
                     .trim()
                     .to_string(),
-                (None, None) => return Err("give --token-file or STACKROOM_TOKEN".into()),
+                (None, None) => bail!("give --token-file or STACKROOM_TOKEN"),
             };
             stackroom::cli_sweep::run(stackroom::cli_sweep::Args {
                 api,
                 token,
-                scope: stackroom::cli_sweep::parse_scope(&scope)?,
+                scope: stackroom::cli_sweep::parse_scope(&scope).map_err(anyhow::Error::msg)?,
                 apply,
                 dwell_ms,
                 report,
             })
             .await
+            .map_err(anyhow::Error::msg)
         }
         Command::Token { action, room } => {
             let controller = room.open().await?;
@@ -471,8 +464,7 @@ async fn run(command: Command) -> Result<(), String> {
                     let (secret, view) = controller
                         .access
                         .create(&name, role, "cli", expires)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await?;
                     eprintln!(
                         "token '{}' ({}): keep it, it is not shown again",
                         view.name, view.role
@@ -480,7 +472,7 @@ async fn run(command: Command) -> Result<(), String> {
                     say(&secret);
                 }
                 TokenAction::List => {
-                    for t in controller.access.list().await.map_err(|e| e.to_string())? {
+                    for t in controller.access.list().await? {
                         let state = match (t.revoked_at, t.expires_at) {
                             (Some(at), _) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
                             (None, Some(at)) if at <= chrono::Utc::now() => {
@@ -501,11 +493,7 @@ async fn run(command: Command) -> Result<(), String> {
                     }
                 }
                 TokenAction::Revoke { name } => {
-                    controller
-                        .access
-                        .revoke(&name, "cli")
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    controller.access.revoke(&name, "cli").await?;
                     eprintln!("token '{name}' revoked");
                 }
             }
@@ -528,38 +516,30 @@ async fn run(command: Command) -> Result<(), String> {
             };
             let (rows, what) = match (range, shelves, boxes) {
                 (Some(r), None, None) => (
-                    stackroom::labels::boxes_on(&controller.locations, Some(r), Vec::new())
-                        .await
-                        .map_err(|e| e.to_string())?,
+                    stackroom::labels::boxes_on(&controller.locations, Some(r), Vec::new()).await?,
                     format!("labels of range {r}"),
                 ),
                 (None, Some(list), None) => {
                     let list = split(list);
                     let what = format!("labels of shelves {}", list.join(" "));
                     (
-                        stackroom::labels::boxes_on(&controller.locations, None, list)
-                            .await
-                            .map_err(|e| e.to_string())?,
+                        stackroom::labels::boxes_on(&controller.locations, None, list).await?,
                         what,
                     )
                 }
                 (None, None, Some(list)) => {
                     let mut rows = Vec::new();
                     for a in split(list) {
-                        let b = controller
-                            .locations
-                            .get_box(&a)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        let b = controller.locations.get_box(&a).await?;
                         rows.push((b.archive_no, b.title, b.location.map(|l| l.shelf.address)));
                     }
                     let what = format!("labels of {} box(es)", rows.len());
                     (rows, what)
                 }
-                _ => return Err("name one of --range, --shelves or --boxes".into()),
+                _ => bail!("name one of --range, --shelves or --boxes"),
             };
             if rows.is_empty() {
-                return Err("no boxes there to print labels for".into());
+                bail!("no boxes there to print labels for");
             }
             let labels: Vec<stackroom::labels::Label> = rows
                 .into_iter()
@@ -568,11 +548,13 @@ async fn run(command: Command) -> Result<(), String> {
             let size = controller.config.labels;
             let svg = out.extension().is_some_and(|e| e == "svg");
             let body = if svg {
-                stackroom::labels::svg(&labels, size)?.into_bytes()
+                stackroom::labels::svg(&labels, size)
+                    .map_err(anyhow::Error::msg)?
+                    .into_bytes()
             } else {
-                stackroom::labels::pdf(&labels, size)?
+                stackroom::labels::pdf(&labels, size).map_err(anyhow::Error::msg)?
             };
-            std::fs::write(&out, body).map_err(|e| format!("{}: {e}", out.display()))?;
+            std::fs::write(&out, body).with_context(|| out.display().to_string())?;
             controller
                 .audit
                 .record(
@@ -607,11 +589,7 @@ async fn run(command: Command) -> Result<(), String> {
                     ..Default::default()
                 },
             };
-            let loans = controller
-                .loans
-                .list(filter)
-                .await
-                .map_err(|e| e.to_string())?;
+            let loans = controller.loans.list(filter).await?;
             for l in &loans {
                 let boxes: Vec<&str> = l.boxes.iter().map(|b| b.archive_no.as_str()).collect();
                 say(&format!(
@@ -647,7 +625,7 @@ async fn run(command: Command) -> Result<(), String> {
                                 .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
                         })
                         .map_err(|_| {
-                            format!("--since '{t}': a day (2026-03-01) or an RFC 3339 time")
+                            anyhow!("--since '{t}': a day (2026-03-01) or an RFC 3339 time")
                         })
                 })
                 .transpose()?;
@@ -657,15 +635,17 @@ async fn run(command: Command) -> Result<(), String> {
             };
             let n = match out {
                 Some(path) => {
-                    let file = std::fs::File::create(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let file =
+                        std::fs::File::create(&path).with_context(|| path.display().to_string())?;
                     controller
                         .audit
-                        .export_csv(&filter, std::io::BufWriter::new(file))?
+                        .export_csv(&filter, std::io::BufWriter::new(file))
+                        .map_err(anyhow::Error::msg)?
                 }
                 None => controller
                     .audit
-                    .export_csv(&filter, std::io::stdout().lock())?,
+                    .export_csv(&filter, std::io::stdout().lock())
+                    .map_err(anyhow::Error::msg)?,
             };
             controller
                 .audit
@@ -681,28 +661,21 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Backup { file, room } => {
             let controller = room.open().await?;
-            let pages = controller
-                .locations
-                .store()
-                .backup(&file)
-                .await
-                .map_err(|e| e.to_string())?;
+            let pages = controller.locations.store().backup(&file).await?;
             eprintln!("backed up {} pages to {}", pages, file.display());
             Ok(())
         }
         Command::Import { file, config, data } => {
-            let config = RoomConfig::load(&config).map_err(|e| e.to_string())?;
+            let config = RoomConfig::load(&config)?;
             let input = std::fs::File::open(&file)
-                .map_err(|e| format!("{}: cannot open it: {e}", file.display()))?;
-            let controller = Controller::start(config, data.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
+                .with_context(|| format!("{}: cannot open it", file.display()))?;
+            let controller = Controller::start(config, data.as_deref()).await?;
             let reason = format!("import of {}", file_name(&file));
             let summary = controller
                 .locations
                 .import_csv(std::io::BufReader::new(input), "cli", &reason)
                 .await
-                .map_err(|e| explain(&e))?;
+                .map_err(|e| anyhow!(explain(&e)))?;
             println!(
                 "imported {} boxes ({} on shelves) from {}",
                 summary.boxes,
@@ -760,11 +733,9 @@ async fn serve(
     listen: SocketAddr,
     publisher: stackroom::mqtt::Publisher,
     demo: Option<Banner>,
-) -> Result<(), String> {
-    let listener = Controller::listen(listen)
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+) -> anyhow::Result<()> {
+    let listener = Controller::listen(listen).await?;
+    let addr = listener.local_addr()?;
     say(&format!("api: http://{addr}"));
     if let Some(banner) = demo {
         say(&format!("sim: {}", banner.sim));
@@ -779,7 +750,7 @@ async fn serve(
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, db = %controller.locations.store().path().display(), "serving");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+        .context("cannot watch for SIGTERM")?;
     let shutdown = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
@@ -790,5 +761,5 @@ async fn serve(
     controller.shut_down().await;
     publisher.close().await;
     tracing::info!("stopped");
-    served.map_err(|e| format!("the API server failed: {e}"))
+    served.context("the API server failed")
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use stackroom::config::{Mqtt, RoomConfig};
 use stackroom::location::LocationService;
@@ -55,30 +56,31 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(e) => {
+            eprintln!("error: {}", stackroom::logging::chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    let config = RoomConfig::load(&cli.config).map_err(|e| e.to_string())?;
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = RoomConfig::load(&cli.config)?;
     let placement = match (&cli.placement, &cli.db) {
         (Some(file), _) => {
             let input = std::fs::File::open(file)
-                .map_err(|e| format!("{}: cannot open it: {e}", file.display()))?;
-            sim::placement_csv(input).map_err(|e| format!("{}: {e}", file.display()))?
+                .with_context(|| format!("{}: cannot open it", file.display()))?;
+            sim::placement_csv(input).map_err(|e| anyhow!("{}: {e}", file.display()))?
         }
         (None, Some(db)) => {
             if !db.exists() {
-                return Err(format!("{}: no such database", db.display()));
+                bail!("{}: no such database", db.display());
             }
-            let store = Store::open(db).map_err(|e| e.to_string())?;
-            let locations = LocationService::open(std::sync::Arc::new(config.clone()), store)
+            let store = Store::open(db)?;
+            let locations =
+                LocationService::open(std::sync::Arc::new(config.clone()), store).await?;
+            sim::placement_from(&locations)
                 .await
-                .map_err(|e| e.to_string())?;
-            sim::placement_from(&locations).await?
+                .map_err(anyhow::Error::msg)?
         }
         (None, None) => Vec::new(),
     };
@@ -96,10 +98,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             Default::default()
         })
     };
-    let site_broker = |url: &str| -> Result<_, String> {
+    let site_broker = |url: &str| -> anyhow::Result<_> {
         Ok(hw_sim::mqtt_devices::Broker {
             passwords: site_passwords(),
-            ..sim::broker(url)?
+            ..sim::broker(url).map_err(anyhow::Error::msg)?
         })
     };
     let mqtt = match (&cli.mqtt, &config.mqtt) {
@@ -107,7 +109,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         (None, _) if !uses_mqtt => None,
         (None, Mqtt::External { url }) => Some(site_broker(url)?),
         (None, Mqtt::Embedded { listen }) => {
-            let broker = EmbeddedBroker::start(*listen, &config).map_err(|e| e.to_string())?;
+            let broker = EmbeddedBroker::start(*listen, &config)?;
             let devices = broker.for_devices();
             embedded = Some(broker);
             Some(devices)
@@ -120,7 +122,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         ..SimSettings::default()
     };
     let boxes = placement.len();
-    let simulator = sim::start(&config, placement, &settings, cli.control).await?;
+    let simulator = sim::start(&config, placement, &settings, cli.control)
+        .await
+        .map_err(anyhow::Error::msg)?;
     println!("sim: http://{}", simulator.control);
     if let Some(broker) = &embedded {
         println!("mqtt: {}", broker.url());
