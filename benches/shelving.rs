@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use stackroom::config::RoomConfig;
 use stackroom::demo;
 use stackroom::shelving::plan::{Geometry, Goal};
+use stackroom::shelving::{LinkState, RangeMotion};
 use stackroom::shelving::{OpState, Shelving, Wiring};
 use stackroom::sim::{self, SimSettings};
 use tokio_modbus::prelude::*;
@@ -47,7 +48,7 @@ async fn wait_idle(shelving: &Shelving) {
     loop {
         if shelving
             .range(1)
-            .is_some_and(|v| v.link == "up" && v.motion == "idle")
+            .is_some_and(|v| v.link == LinkState::Up && v.motion == RangeMotion::Idle)
         {
             return;
         }

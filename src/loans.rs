@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::access::{Identity, Role};
+use crate::store::text::{Named, day};
 use crate::store::{Store, StoreError};
 use crate::time::{now_ms, wall};
 
@@ -40,15 +41,106 @@ impl LoanKind {
             LoanKind::External => "external",
         }
     }
+}
 
-    fn parse(s: &str) -> LoanKind {
-        if s == "external" {
-            LoanKind::External
-        } else {
-            LoanKind::ReadingRoom
-        }
+impl Named for LoanKind {
+    const ALL: &'static [Self] = &[LoanKind::ReadingRoom, LoanKind::External];
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
+crate::text_column!(LoanKind);
+
+/// Where a loan is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LoanState {
+    Requested,
+    Approved,
+    Rejected,
+    CheckedOut,
+    Returned,
+    /// Back, but a box failed its inspection: the loan stays open.
+    ReturnRefused,
+    Cancelled,
+}
+
+impl LoanState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoanState::Requested => "requested",
+            LoanState::Approved => "approved",
+            LoanState::Rejected => "rejected",
+            LoanState::CheckedOut => "checked_out",
+            LoanState::Returned => "returned",
+            LoanState::ReturnRefused => "return_refused",
+            LoanState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Its boxes are out of the shelves.
+    pub fn is_out(self) -> bool {
+        matches!(self, LoanState::CheckedOut | LoanState::ReturnRefused)
+    }
+
+    /// Where `action` takes a loan in this state, or the states it may be asked from.
+    pub fn after(self, action: Action) -> Result<LoanState, &'static [LoanState]> {
+        use LoanState::*;
+        let (from, to): (&'static [LoanState], LoanState) = match action {
+            Action::Approve => (&[Requested], Approved),
+            Action::Reject => (&[Requested], Rejected),
+            Action::Cancel => (&[Requested, Approved], Cancelled),
+            Action::Checkout => (&[Approved], CheckedOut),
+        };
+        if from.contains(&self) {
+            Ok(to)
+        } else {
+            Err(from)
+        }
+    }
+
+    /// Where a return takes a loan in this state: `returned` once every box is back and
+    /// accepted, else `return_refused`; only a loan that is out is returned.
+    pub fn after_return(self, all_back: bool) -> Option<LoanState> {
+        self.is_out().then_some(if all_back {
+            LoanState::Returned
+        } else {
+            LoanState::ReturnRefused
+        })
+    }
+}
+
+impl std::fmt::Display for LoanState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LoanState {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::from_name(text).ok_or_else(|| {
+            let all: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+            format!("'{text}': one of {}", all.join(", "))
+        })
+    }
+}
+
+impl Named for LoanState {
+    const ALL: &'static [Self] = &[
+        LoanState::Requested,
+        LoanState::Approved,
+        LoanState::Rejected,
+        LoanState::CheckedOut,
+        LoanState::Returned,
+        LoanState::ReturnRefused,
+        LoanState::Cancelled,
+    ];
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+crate::text_column!(LoanState);
 
 /// The rule of one kind of loan.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -199,8 +291,8 @@ pub struct LoanBox {
 pub struct LoanEvent {
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub from: Option<String>,
-    pub to: String,
+    pub from: Option<LoanState>,
+    pub to: LoanState,
     pub note: String,
 }
 
@@ -214,9 +306,7 @@ pub struct LoanView {
     pub kind: LoanKind,
     #[schema(value_type = String)]
     pub due: NaiveDate,
-    /// `requested`, `approved`, `rejected`, `checked_out`, `returned`, `return_refused`,
-    /// `cancelled`.
-    pub state: String,
+    pub state: LoanState,
     pub requested_by: String,
     pub created_at: DateTime<Utc>,
     pub checked_out_at: Option<DateTime<Utc>>,
@@ -258,7 +348,7 @@ pub enum LoanError {
     #[error("loan {id} is {state}: {message}")]
     WrongState {
         id: i64,
-        state: String,
+        state: LoanState,
         message: String,
     },
     #[error("token '{who}' is a {role}; {what} needs {need} or above")]
@@ -274,7 +364,7 @@ pub enum LoanError {
     BoxTaken {
         archive_no: String,
         loan: i64,
-        state: String,
+        state: LoanState,
     },
     #[error("{borrower} would hold {would} boxes; at most {max} at once")]
     Limit {
@@ -303,11 +393,10 @@ fn invalid(field: &str, message: impl Into<String>) -> LoanError {
 pub fn loan_of_box(conn: &Connection, box_id: i64) -> rusqlite::Result<Option<LoanRef>> {
     conn.prepare_cached("SELECT loan_id, borrower, due, out_at FROM boxes_out WHERE box_id = ?1")?
         .query_row([box_id], |r| {
-            let due: String = r.get(2)?;
             Ok(LoanRef {
                 id: r.get(0)?,
                 borrower: r.get(1)?,
-                due: NaiveDate::parse_from_str(&due, "%Y-%m-%d").unwrap_or_default(),
+                due: day(r, 2)?,
                 since: r.get::<_, Option<i64>>(3)?.map(wall),
             })
         })
@@ -335,7 +424,7 @@ pub struct Loans {
 /// Which loans to list.
 #[derive(Debug, Default, Clone)]
 pub struct LoanFilter {
-    pub state: Option<String>,
+    pub state: Option<LoanState>,
     pub borrower: Option<String>,
     pub overdue: bool,
     pub limit: usize,
@@ -365,8 +454,8 @@ fn record(
     conn: &Connection,
     id: i64,
     actor: &str,
-    from: Option<&str>,
-    to: &str,
+    from: Option<LoanState>,
+    to: LoanState,
     note: &str,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
@@ -381,9 +470,9 @@ fn view(conn: &Connection, id: i64, today: NaiveDate) -> Result<LoanView, LoanEr
         String,
         String,
         String,
-        String,
-        String,
-        String,
+        LoanKind,
+        NaiveDate,
+        LoanState,
         String,
         i64,
         Option<i64>,
@@ -395,7 +484,7 @@ fn view(conn: &Connection, id: i64, today: NaiveDate) -> Result<LoanView, LoanEr
              FROM loans WHERE id = ?1",
         )?
         .query_row([id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, day(r, 4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
         })
         .optional()?;
     let Some((borrower, department, purpose, kind, due, state, requested_by, created, out, closed)) =
@@ -429,7 +518,6 @@ fn view(conn: &Connection, id: i64, today: NaiveDate) -> Result<LoanView, LoanEr
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let due = NaiveDate::parse_from_str(&due, "%Y-%m-%d").unwrap_or_default();
     Ok(LoanView {
         id,
         borrower: Borrower {
@@ -438,9 +526,9 @@ fn view(conn: &Connection, id: i64, today: NaiveDate) -> Result<LoanView, LoanEr
         },
         boxes,
         purpose,
-        kind: LoanKind::parse(&kind),
+        kind,
         due,
-        overdue: matches!(state.as_str(), "checked_out" | "return_refused") && due < today,
+        overdue: state.is_out() && due < today,
         state,
         requested_by,
         created_at: wall(created),
@@ -450,7 +538,7 @@ fn view(conn: &Connection, id: i64, today: NaiveDate) -> Result<LoanView, LoanEr
     })
 }
 
-fn state_of(conn: &Connection, id: i64) -> Result<String, LoanError> {
+fn state_of(conn: &Connection, id: i64) -> Result<LoanState, LoanError> {
     conn.prepare_cached("SELECT state FROM loans WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()?
@@ -572,7 +660,7 @@ impl Loans {
                     if seen.insert(id, ()).is_some() {
                         return Err(invalid("boxes", format!("{a} is named twice")));
                     }
-                    let taken: Option<(i64, String)> = conn
+                    let taken: Option<(i64, LoanState)> = conn
                         .prepare_cached("SELECT loan_id, state FROM boxes_held WHERE box_id = ?1")?
                         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()?;
@@ -614,10 +702,10 @@ impl Loans {
                     conn.prepare_cached("INSERT INTO loan_boxes (loan_id, box_id) VALUES (?1, ?2)")?
                         .execute(params![loan, b])?;
                 }
-                record(conn, loan, &actor, None, "requested", "")?;
+                record(conn, loan, &actor, None, LoanState::Requested, "")?;
                 if rule.approval.is_none() {
                     conn.execute("UPDATE loans SET state = 'approved' WHERE id = ?1", [loan])?;
-                    record(conn, loan, &actor, Some("requested"), "approved", &format!("{} loans need no approval", new.kind.as_str()))?;
+                    record(conn, loan, &actor, Some(LoanState::Requested), LoanState::Approved, &format!("{} loans need no approval", new.kind.as_str()))?;
                 }
                 Ok::<_, LoanError>(loan)
             })
@@ -636,8 +724,8 @@ impl Loans {
             .read(move |conn| {
                 let mut sql = "SELECT id FROM loans WHERE 1 = 1".to_string();
                 let mut args: Vec<String> = Vec::new();
-                if let Some(s) = &filter.state {
-                    args.push(s.clone());
+                if let Some(s) = filter.state {
+                    args.push(s.as_str().to_string());
                     sql += &format!(" AND state = ?{}", args.len());
                 }
                 if let Some(b) = &filter.borrower {
@@ -674,16 +762,11 @@ impl Loans {
         self.store
             .write(move |conn| {
                 let state = state_of(conn, id)?;
-                let kind: String =
+                let kind: LoanKind =
                     conn.query_row("SELECT kind FROM loans WHERE id = ?1", [id], |r| r.get(0))?;
-                let (allowed, to): (&[&str], &str) = match action {
-                    Action::Approve => (&["requested"], "approved"),
-                    Action::Reject => (&["requested"], "rejected"),
-                    Action::Cancel => (&["requested", "approved"], "cancelled"),
-                    Action::Checkout => (&["approved"], "checked_out"),
-                };
-                if !allowed.contains(&state.as_str()) {
-                    return Err(LoanError::WrongState {
+                let to = state.after(action).map_err(|allowed| {
+                    let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+                    LoanError::WrongState {
                         id,
                         message: format!(
                             "only a loan that is {} can be asked to {}",
@@ -691,20 +774,20 @@ impl Loans {
                             action.as_str()
                         ),
                         state,
-                    });
-                }
+                    }
+                })?;
                 if matches!(action, Action::Approve | Action::Reject)
-                    && let Some(need) = rules.rule(LoanKind::parse(&kind)).approval
+                    && let Some(need) = rules.rule(kind).approval
                     && who.role < need
                 {
                     return Err(LoanError::Forbidden {
                         who: who.name.clone(),
                         role: who.role,
                         need,
-                        what: format!("to {} a {kind} loan", action.as_str()),
+                        what: format!("to {} a {} loan", action.as_str(), kind.as_str()),
                     });
                 }
-                if action == Action::Approve && rules.rule(LoanKind::parse(&kind)).four_eyes {
+                if action == Action::Approve && rules.rule(kind).four_eyes {
                     let requester: String = conn.query_row(
                         "SELECT requested_by FROM loans WHERE id = ?1",
                         [id],
@@ -735,7 +818,7 @@ impl Loans {
                         conn.execute("UPDATE loans SET state = ?2 WHERE id = ?1", params![id, to])?;
                     }
                 }
-                record(conn, id, &who.name, Some(&state), to, &note)?;
+                record(conn, id, &who.name, Some(state), to, &note)?;
                 Ok::<_, LoanError>(())
             })
             .await?;
@@ -768,7 +851,7 @@ impl Loans {
         self.store
             .write(move |conn| {
                 let state = state_of(conn, id)?;
-                if !["checked_out", "return_refused"].contains(&state.as_str()) {
+                if !state.is_out() {
                     return Err(LoanError::WrongState {
                         id,
                         state,
@@ -803,18 +886,18 @@ impl Loans {
                     |r| r.get(0),
                 )?;
                 let inspected = inspections.iter().map(|i| format!("{} {}", i.archive_no, i.result)).collect::<Vec<_>>().join(", ");
-                let to = if out == 0 { "returned" } else { "return_refused" };
-                if to == "returned" {
-                    conn.execute("UPDATE loans SET state = 'returned', closed_at = ?2 WHERE id = ?1", params![id, now])?;
+                let to = state.after_return(out == 0).expect("checked above: the loan is out");
+                if to == LoanState::Returned {
+                    conn.execute("UPDATE loans SET state = ?2, closed_at = ?3 WHERE id = ?1", params![id, to, now])?;
                 } else {
-                    conn.execute("UPDATE loans SET state = 'return_refused' WHERE id = ?1", [id])?;
+                    conn.execute("UPDATE loans SET state = ?2 WHERE id = ?1", params![id, to])?;
                 }
                 let note = if refused.is_empty() {
                     format!("inspected: {inspected}")
                 } else {
                     format!("inspected: {inspected}; not accepted: {}", refused.join(", "))
                 };
-                record(conn, id, &who, Some(&state), to, &note)?;
+                record(conn, id, &who, Some(state), to, &note)?;
                 Ok::<_, LoanError>(())
             })
             .await?;
@@ -825,6 +908,41 @@ impl Loans {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_life_of_a_loan_is_a_table_of_states() {
+        use LoanState::*;
+        assert_eq!(Requested.after(Action::Approve), Ok(Approved));
+        assert_eq!(Requested.after(Action::Reject), Ok(Rejected));
+        assert_eq!(Approved.after(Action::Checkout), Ok(CheckedOut));
+        assert_eq!(Approved.after(Action::Cancel), Ok(Cancelled));
+        assert_eq!(Requested.after(Action::Checkout), Err(&[Approved][..]));
+        assert_eq!(
+            CheckedOut.after(Action::Cancel),
+            Err(&[Requested, Approved][..])
+        );
+        for s in [Rejected, Returned, Cancelled] {
+            for a in [
+                Action::Approve,
+                Action::Reject,
+                Action::Cancel,
+                Action::Checkout,
+            ] {
+                assert!(s.after(a).is_err(), "{s} may not {a:?}");
+            }
+            assert_eq!(s.after_return(true), None);
+        }
+        assert_eq!(CheckedOut.after_return(false), Some(ReturnRefused));
+        assert_eq!(ReturnRefused.after_return(true), Some(Returned));
+        assert_eq!(Approved.after_return(true), None);
+        assert_eq!("return_refused".parse(), Ok(ReturnRefused));
+        assert!(
+            "lost"
+                .parse::<LoanState>()
+                .unwrap_err()
+                .contains("one of requested")
+        );
+    }
 
     #[test]
     fn rules_take_roles_or_none_and_refuse_the_rest() {

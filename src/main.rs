@@ -218,7 +218,7 @@ enum LoansAction {
     List {
         /// requested, approved, rejected, checked_out, returned, return_refused, cancelled.
         #[arg(long)]
-        state: Option<String>,
+        state: Option<stackroom::loans::LoanState>,
         /// The borrower's name, exactly.
         #[arg(long)]
         borrower: Option<String>,

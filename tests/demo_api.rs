@@ -187,6 +187,30 @@ async fn openapi_document_lists_every_route() {
         );
     }
     assert!(doc["components"]["schemas"]["Location"].is_object());
+    // States are enums in the document, with the values the JSON carries.
+    let schemas = &doc["components"]["schemas"];
+    for (name, values) in [
+        ("RangeMotion", &["idle", "moving", "stopped", "unknown"][..]),
+        ("LinkState", &["up", "down"][..]),
+        ("OpState", &["queued", "moving", "done", "stopped"][..]),
+        ("LoanKind", &["reading_room", "external"][..]),
+        (
+            "LoanState",
+            &["requested", "checked_out", "return_refused"][..],
+        ),
+        ("SweepState", &["running", "done", "interrupted"][..]),
+        ("Source", &["manual", "import", "sweep", "live_read"][..]),
+    ] {
+        let listed: Vec<&str> = schemas[name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is not an enum in the document"))
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        for v in values {
+            assert!(listed.contains(v), "{name} lacks {v}: {listed:?}");
+        }
+    }
 }
 
 #[test]

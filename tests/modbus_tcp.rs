@@ -8,6 +8,7 @@ use hw_sim::modbus_shelving::{ModbusController, serve_tcp};
 use hw_sim::shelving::{Moment, RangeSim, RangeSpec};
 use stackroom::config::RoomConfig;
 use stackroom::shelving::plan::Goal;
+use stackroom::shelving::{LinkState, RangeMotion};
 use stackroom::shelving::{OpState, Shelving, Wiring};
 use stackroom_wire::profile::Profile;
 
@@ -76,7 +77,7 @@ transport = {{ modbus_tcp = {{ address = "{address}", unit = 1 }} }}
     let ready = || {
         shelving
             .range(1)
-            .is_some_and(|v| v.link == "up" && v.motion == "idle")
+            .is_some_and(|v| v.link == LinkState::Up && v.motion == RangeMotion::Idle)
     };
     for _ in 0..200 {
         if ready() {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use stackroom::config::RoomConfig;
 use stackroom::demo;
 use stackroom::shelving::plan::Goal;
+use stackroom::shelving::{LinkState, RangeMotion};
 use stackroom::shelving::{OpState, Shelving, Wiring};
 use stackroom::sim::{self, SimSettings};
 
@@ -40,7 +41,7 @@ async fn mqtt_shelving_works_through_mosquitto() {
     let ready = || {
         shelving
             .range(2)
-            .is_some_and(|v| v.link == "up" && v.motion == "idle")
+            .is_some_and(|v| v.link == LinkState::Up && v.motion == RangeMotion::Idle)
     };
     for _ in 0..300 {
         if ready() {
@@ -69,12 +70,12 @@ async fn mqtt_shelving_works_through_mosquitto() {
     let mut view = shelving.range(2).unwrap();
     for _ in 0..500 {
         view = shelving.range(2).unwrap();
-        if view.link == "down" {
+        if view.link == LinkState::Down {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(view.link, "down", "{view:?}");
+    assert_eq!(view.link, LinkState::Down, "{view:?}");
     let refused = shelving
         .motion(2, "open", Goal::OpenAisle(2), "test", false)
         .await

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use stackroom::config::RoomConfig;
 use stackroom::shelving::plan::Goal;
+use stackroom::shelving::{LinkState, RangeMotion};
 use stackroom::shelving::{OpState, Shelving, Wiring};
 
 struct Peer(Child);
@@ -90,9 +91,9 @@ transport = {{ modbus_tcp = {{ address = "127.0.0.1:{port}", unit = 1 }} }}
     let config = RoomConfig::parse(&dir.path().join("room.toml"), &text).unwrap();
     let shelving = Shelving::start(&config, &Wiring::default()).unwrap();
     let idle = || {
-        shelving
-            .range(1)
-            .is_some_and(|v| v.link == "up" && v.motion == "idle" && v.operation.is_none())
+        shelving.range(1).is_some_and(|v| {
+            v.link == LinkState::Up && v.motion == RangeMotion::Idle && v.operation.is_none()
+        })
     };
     for _ in 0..200 {
         if idle() {

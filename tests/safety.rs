@@ -19,6 +19,7 @@ use hw_sim::shelving::{Motion, PlcSettings};
 use serde_json::Value;
 use stackroom::config::RoomConfig;
 use stackroom::shelving::plan::Goal;
+use stackroom::shelving::{LinkState, RangeMotion};
 use stackroom::shelving::{OpState, Shelving, ShelvingError, Wiring};
 use stackroom::sim::{self, SimSettings};
 
@@ -424,8 +425,9 @@ async fn a_twenty_carriage_range_sees_a_person_in_aisle_18() {
     };
     let shelving = Shelving::start(&config, &wiring).unwrap();
     let idle = |s: &Shelving| {
-        s.range(1)
-            .is_some_and(|v| v.link == "up" && v.motion == "idle" && v.operation.is_none())
+        s.range(1).is_some_and(|v| {
+            v.link == LinkState::Up && v.motion == RangeMotion::Idle && v.operation.is_none()
+        })
     };
     for _ in 0..200 {
         if idle(&shelving) {

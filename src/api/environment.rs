@@ -389,12 +389,12 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<impl IntoRespon
     family(
         "stackroom_range_link_up",
         "1 while the range's controller answers.",
-        by_range(&|r| flag(r.link == "up")),
+        by_range(&|r| flag(r.link == crate::shelving::LinkState::Up)),
     );
     family(
         "stackroom_range_moving",
         "1 while the range's carriages move.",
-        by_range(&|r| flag(r.motion == "moving")),
+        by_range(&|r| flag(r.motion == crate::shelving::RangeMotion::Moving)),
     );
     family(
         "stackroom_range_estop",

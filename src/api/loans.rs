@@ -65,16 +65,6 @@ pub(super) struct LoanList {
     items: Vec<LoanView>,
 }
 
-const STATES: [&str; 7] = [
-    "requested",
-    "approved",
-    "rejected",
-    "checked_out",
-    "returned",
-    "return_refused",
-    "cancelled",
-];
-
 /// Loans, newest first.
 #[utoipa::path(get, path = "/api/v1/loans", tag = "loans", params(LoanQuery),
     responses((status = 200, body = LoanList), (status = 422, body = Problem)))]
@@ -82,18 +72,16 @@ pub(super) async fn list_loans(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<LoanQuery>,
 ) -> ApiResult<LoanList> {
-    if let Some(state) = &q.state
-        && !STATES.contains(&state.as_str())
-    {
-        return Err(Problem::invalid(
-            "state",
-            format!("one of {}", STATES.join(", ")),
-        ));
-    }
+    let state = q
+        .state
+        .as_deref()
+        .map(str::parse::<crate::loans::LoanState>)
+        .transpose()
+        .map_err(|e| Problem::invalid("state", e))?;
     let items = s
         .loans
         .list(LoanFilter {
-            state: q.state,
+            state,
             borrower: q.borrower,
             overdue: q.overdue.unwrap_or(false),
             limit: q.limit.unwrap_or(100),

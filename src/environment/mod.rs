@@ -1004,13 +1004,13 @@ impl Engine {
                 .last_used
                 .get(&range)
                 .is_some_and(|t| t.elapsed() < config.ventilation.idle);
-            let busy = view.motion != "idle"
+            let busy = view.motion != crate::shelving::RangeMotion::Idle
                 || !view.occupied_aisles.is_empty()
                 || view.obstacle
                 || view.locked
                 || view.estop
                 || !view.faults.is_empty()
-                || view.link != "up";
+                || view.link != crate::shelving::LinkState::Up;
             if busy || recently {
                 tracing::info!(range, %why, busy, recently, "not ventilating a range in use");
                 continue;

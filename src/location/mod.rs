@@ -20,6 +20,7 @@ use crate::config::RoomConfig;
 use crate::layout::{Capacity, NoSuchShelf};
 use crate::loans::LoanRef;
 use crate::shelf::{AddressError, AisleRef, Face, ShelfAddress};
+use crate::store::text::{Named, day};
 use crate::store::{Store, StoreError};
 use crate::time::{now_ms, wall};
 
@@ -105,16 +106,20 @@ impl Source {
             Source::LiveRead => "live_read",
         }
     }
+}
 
-    fn parse(text: &str) -> Source {
-        match text {
-            "import" => Source::Import,
-            "sweep" => Source::Sweep,
-            "live_read" => Source::LiveRead,
-            _ => Source::Manual,
-        }
+impl Named for Source {
+    const ALL: &'static [Self] = &[
+        Source::Manual,
+        Source::Import,
+        Source::Sweep,
+        Source::LiveRead,
+    ];
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
+crate::text_column!(Source);
 
 /// A shelf as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -294,7 +299,7 @@ pub struct LocationService {
 
 /// A binding's columns as a query returns them (all null for a box on no shelf).
 struct BindingColumns {
-    source: Option<String>,
+    source: Option<Source>,
     confidence: Option<f64>,
     since: Option<i64>,
     last_seen: Option<i64>,
@@ -314,11 +319,10 @@ fn loan_ref(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Option<LoanRef>> {
     let Some(id) = r.get::<_, Option<i64>>(at)? else {
         return Ok(None);
     };
-    let due: String = r.get(at + 2)?;
     Ok(Some(LoanRef {
         id,
         borrower: r.get(at + 1)?,
-        due: chrono::NaiveDate::parse_from_str(&due, "%Y-%m-%d").unwrap_or_default(),
+        due: day(r, at + 2)?,
         since: r.get::<_, Option<i64>>(at + 3)?.map(wall),
     }))
 }
@@ -807,7 +811,7 @@ impl LocationService {
         type Row = (
             String,
             Option<i64>,
-            Option<String>,
+            Option<Source>,
             Option<f64>,
             Option<i64>,
             Option<i64>,
@@ -866,7 +870,7 @@ impl LocationService {
             archive_no,
             shelf: Self::shelf_view(&self.config, shelf),
             aisle: self.aisle_of(shelf),
-            source: Source::parse(b.source.as_deref().unwrap_or("manual")),
+            source: b.source.unwrap_or(Source::Manual),
             confidence: b.confidence.unwrap_or(1.0),
             since: wall(b.since.unwrap_or(0)),
             last_seen: b.last_seen.map(wall),
@@ -1017,7 +1021,7 @@ impl LocationService {
                             kind: r.get(0)?,
                             from: r.get(1)?,
                             to: r.get(2)?,
-                            source: Source::parse(&r.get::<_, String>(3)?),
+                            source: r.get(3)?,
                             confidence: r.get(4)?,
                             actor: r.get(5)?,
                             reason: r.get(6)?,

@@ -74,18 +74,22 @@ impl SweepState {
             SweepState::Interrupted => "interrupted",
         }
     }
+}
 
-    fn parse(text: &str) -> SweepState {
-        match text {
-            "running" => SweepState::Running,
-            "done" => SweepState::Done,
-            "cancelled" => SweepState::Cancelled,
-            "skipped" => SweepState::Skipped,
-            "interrupted" => SweepState::Interrupted,
-            _ => SweepState::Failed,
-        }
+impl crate::store::text::Named for SweepState {
+    const ALL: &'static [Self] = &[
+        SweepState::Running,
+        SweepState::Done,
+        SweepState::Failed,
+        SweepState::Cancelled,
+        SweepState::Skipped,
+        SweepState::Interrupted,
+    ];
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
+crate::text_column!(SweepState);
 
 /// How far one reader is.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -1183,24 +1187,33 @@ fn load(conn: &Connection, id: i64) -> Result<Option<SweepView>, SweepError> {
              FROM sweeps WHERE id = ?1",
         )?
         .query_row([id], |r| {
+            // A row this program cannot read is an error, never a guess (the whole room).
+            let bad = |idx: usize, text: String, why: &str| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    idx,
+                    rusqlite::types::Type::Text,
+                    format!("sweep {id}: '{text}' is no {why}").into(),
+                )
+            };
             let scope: String = r.get(1)?;
-            let apply: String = r.get(2)?;
-            let state: String = r.get(3)?;
+            let scope: Scope =
+                serde_json::from_str(&scope).map_err(|_| bad(1, scope, "sweep scope"))?;
+            let apply = match r.get::<_, String>(2)?.as_str() {
+                "sync" => Apply::Sync,
+                "report" => Apply::Report,
+                other => return Err(bad(2, other.into(), "sweep apply mode")),
+            };
+            let state: SweepState = r.get(3)?;
             let antennas = r.get::<_, i64>(7)? as usize;
             let read = r.get::<_, i64>(8)? as usize;
             let finished: Option<i64> = r.get(5)?;
-            let state = SweepState::parse(&state);
             let done = if finished.is_some() { antennas } else { read };
             Ok(SweepView {
                 id,
                 state,
                 trigger: r.get(0)?,
-                scope: serde_json::from_str(&scope).unwrap_or(Scope::Room(true)),
-                apply: if apply == "sync" {
-                    Apply::Sync
-                } else {
-                    Apply::Report
-                },
+                scope,
+                apply,
                 dwell_ms: r.get::<_, i64>(6)? as u64,
                 progress: Progress {
                     antennas,

@@ -50,22 +50,41 @@ pub struct CarriageView {
     pub fixed: bool,
 }
 
+/// What a range's carriages are doing, as far as the controller knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RangeMotion {
+    /// At rest where the last motion put them.
+    Idle,
+    Moving,
+    /// At rest short of the last motion's target.
+    Stopped,
+    /// The state is not known (no fresh report).
+    Unknown,
+}
+
+/// The link to a range's shelving controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    Up,
+    Down,
+}
+
 /// The state of a range as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct RangeView {
     pub range: u16,
     pub carriages: Vec<CarriageView>,
     pub open_aisle: Option<u16>,
-    /// `idle`, `moving`, `stopped`, or `unknown` while the state is not known.
-    pub motion: String,
+    pub motion: RangeMotion,
     pub locked: bool,
     pub estop: bool,
     pub faults: Vec<String>,
     /// Occupied gaps: aisles 1 to n-1, and 0 and n for the gaps at the walls.
     pub occupied_aisles: Vec<u16>,
     pub obstacle: bool,
-    /// `up` or `down`.
-    pub link: String,
+    pub link: LinkState,
     /// Why the link is down.
     pub link_error: Option<String>,
     /// When the device last reported.
@@ -1395,12 +1414,11 @@ impl Controller {
                 .filter(|s| !s.moving)
                 .and_then(|s| self.geometry.open_aisle(&s.positions_mm)),
             motion: match fresh {
-                None => "unknown",
-                Some(s) if s.moving => "moving",
-                Some(s) if s.stopped_short => "stopped",
-                Some(_) => "idle",
-            }
-            .into(),
+                None => RangeMotion::Unknown,
+                Some(s) if s.moving => RangeMotion::Moving,
+                Some(s) if s.stopped_short => RangeMotion::Stopped,
+                Some(_) => RangeMotion::Idle,
+            },
             locked: state.as_ref().is_some_and(|s| s.locked),
             estop: state.as_ref().is_some_and(|s| s.estop),
             faults: state
@@ -1413,7 +1431,11 @@ impl Controller {
                 .map(|s| s.occupied.clone())
                 .unwrap_or_default(),
             obstacle: state.as_ref().is_some_and(|s| s.obstacle),
-            link: if error.is_none() { "up" } else { "down" }.into(),
+            link: if error.is_none() {
+                LinkState::Up
+            } else {
+                LinkState::Down
+            },
             link_error: error,
             updated_at: state
                 .as_ref()

@@ -35,6 +35,7 @@ use utoipa::ToSchema;
 
 use crate::config::{RoomConfig, Transport};
 use controller::{CarriageView, Controller, DeviceTiming, RangeView, Request, RoomAlarms};
+pub use controller::{LinkState, RangeMotion};
 use plan::{Geometry, Goal};
 
 /// Why a request was not taken: a machine-readable reason and words for a person.
@@ -444,13 +445,13 @@ impl Shelving {
                     })
                     .collect(),
                 open_aisle: None,
-                motion: "unknown".into(),
+                motion: RangeMotion::Unknown,
                 locked: false,
                 estop: false,
                 faults: vec![],
                 occupied_aisles: vec![],
                 obstacle: false,
-                link: "down".into(),
+                link: LinkState::Down,
                 link_error: Some("not connected yet".into()),
                 updated_at: None,
                 operation: None,
@@ -588,7 +589,7 @@ impl Shelving {
         let mut stops = Vec::new();
         for (&range, handle) in self.ranges.iter() {
             let view = handle.view.borrow().clone();
-            let at_rest = matches!(view.motion.as_str(), "idle" | "stopped")
+            let at_rest = matches!(view.motion, RangeMotion::Idle | RangeMotion::Stopped)
                 && view.operation.is_none()
                 && !view.stop_pending;
             if at_rest {

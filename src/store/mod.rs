@@ -13,6 +13,8 @@
 //! `synchronous = FULL` (a commit is on disk before it is acknowledged, so a power cut loses
 //! nothing that was answered "done"), `foreign_keys = ON`.
 
+pub mod text;
+
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};

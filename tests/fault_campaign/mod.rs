@@ -836,9 +836,9 @@ async fn settled(shelving: &Shelving, range: u16, limit: Duration) -> bool {
     let until = Instant::now() + limit;
     while Instant::now() < until {
         if shelving.range(range).is_some_and(|v| {
-            v.link == "up"
-                && v.motion != "moving"
-                && v.motion != "unknown"
+            v.link == stackroom::shelving::LinkState::Up
+                && v.motion != stackroom::shelving::RangeMotion::Moving
+                && v.motion != stackroom::shelving::RangeMotion::Unknown
                 && v.operation.is_none()
                 && !v.stop_pending
         }) {
