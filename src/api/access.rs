@@ -313,6 +313,7 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
     if let Some(ip) = client {
         s.failures.succeed(ip);
     }
+    tracing::Span::current().record("who", identity.name.as_str());
     if identity.role < need {
         s.audit
             .record(

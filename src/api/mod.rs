@@ -174,10 +174,30 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             access::guard,
         ))
+        .layer(axum::middleware::from_fn(traced))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         // The staff page is outside the API's door: it holds no data and signs in itself.
         .merge(crate::page::router())
         .with_state(state)
+}
+
+/// Runs every request in a `request` span (a number, the method, the path, and the
+/// token's name once the guard knows it), so what it causes, an operation's start among
+/// it, can be followed through the log.
+async fn traced(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let span = tracing::info_span!(
+        "request",
+        n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        method = %req.method(),
+        path = %req.uri().path(),
+        who = tracing::field::Empty,
+    );
+    next.run(req).instrument(span).await
 }
 
 #[derive(Serialize, ToSchema)]

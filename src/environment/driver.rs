@@ -70,6 +70,7 @@ fn now() -> chrono::DateTime<Utc> {
 
 /// Polls a Modbus device on a serial line for ever, reconnecting with back-off.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "device", skip_all, fields(device = %device))]
 pub async fn modbus(
     device: String,
     path: String,
@@ -293,6 +294,7 @@ pub fn parse_availability(payload: &[u8]) -> Option<bool> {
 /// broker has acknowledged this connection, and whatever was pending when the link broke
 /// is dropped with it, never delivered after a reconnect. The engine repeats the switch
 /// state it wants, so a dropped command costs one repetition, not a late switch.
+#[tracing::instrument(name = "device", skip_all, fields(device = %device))]
 pub async fn zigbee2mqtt(
     device: String,
     broker: crate::bus::Endpoint,

@@ -207,6 +207,7 @@ type Inventory<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Vec<TagRead>, ReaderError>> + Send + 'a>,
 >;
 
+#[tracing::instrument(name = "device", skip_all, fields(device = %id))]
 async fn serial_loop<F>(
     id: String,
     path: String,
@@ -640,6 +641,7 @@ async fn mercury_inventory(
 }
 
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "device", skip_all, fields(device = %id))]
 async fn impinj_loop(
     id: String,
     broker: crate::bus::Endpoint,

@@ -410,60 +410,64 @@ impl Sweeps {
         self.inner.running.send_replace(Some(id));
         tracing::info!(sweep = id, trigger, scope = ?request.scope, antennas, "sweep started");
         let this = self.clone();
-        tokio::spawn(async move {
-            let dwell = Duration::from_millis(dwell_ms);
-            let outcome = this.run(id, plan, dwell, apply, &shared, cancelled).await;
-            let (state, note) = match outcome {
-                Ok(state) => (state, String::new()),
-                Err(e) => {
-                    tracing::error!(sweep = id, error = %e, "sweep failed");
-                    (SweepState::Failed, e.to_string())
-                }
-            };
-            if state != SweepState::Done {
-                let (note, progress) = {
-                    let v = lock(&shared);
-                    let note = if note.is_empty() {
-                        v.note.clone()
-                    } else {
-                        note
-                    };
-                    (note, v.progress.clone())
+        let span = tracing::info_span!("sweep", sweep = id);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let dwell = Duration::from_millis(dwell_ms);
+                let outcome = this.run(id, plan, dwell, apply, &shared, cancelled).await;
+                let (state, note) = match outcome {
+                    Ok(state) => (state, String::new()),
+                    Err(e) => {
+                        tracing::error!(sweep = id, error = %e, "sweep failed");
+                        (SweepState::Failed, e.to_string())
+                    }
                 };
-                let finished = now_ms();
-                let note_ = note.clone();
-                let written = this
-                    .inner
-                    .locations
-                    .store()
-                    .write(move |conn| {
-                        conn.execute(
-                            "UPDATE sweeps SET state = ?2, finished_at = ?3, note = ?4,
+                if state != SweepState::Done {
+                    let (note, progress) = {
+                        let v = lock(&shared);
+                        let note = if note.is_empty() {
+                            v.note.clone()
+                        } else {
+                            note
+                        };
+                        (note, v.progress.clone())
+                    };
+                    let finished = now_ms();
+                    let note_ = note.clone();
+                    let written = this
+                        .inner
+                        .locations
+                        .store()
+                        .write(move |conn| {
+                            conn.execute(
+                                "UPDATE sweeps SET state = ?2, finished_at = ?3, note = ?4,
                                 antennas_read = ?5, reads = ?6 WHERE id = ?1",
-                            params![
-                                id,
-                                state.as_str(),
-                                finished,
-                                note_,
-                                progress.read as i64,
-                                progress.reads as i64
-                            ],
-                        )?;
-                        Ok::<_, SweepError>(())
-                    })
-                    .await;
-                if let Err(e) = written {
-                    tracing::error!(sweep = id, error = %e, "could not record the end of the sweep");
+                                params![
+                                    id,
+                                    state.as_str(),
+                                    finished,
+                                    note_,
+                                    progress.read as i64,
+                                    progress.reads as i64
+                                ],
+                            )?;
+                            Ok::<_, SweepError>(())
+                        })
+                        .await;
+                    if let Err(e) = written {
+                        tracing::error!(sweep = id, error = %e, "could not record the end of the sweep");
+                    }
+                    let mut v = lock(&shared);
+                    v.state = state;
+                    v.note = note;
+                    v.finished_at = Some(wall(finished));
                 }
-                let mut v = lock(&shared);
-                v.state = state;
-                v.note = note;
-                v.finished_at = Some(wall(finished));
-            }
-            tracing::info!(sweep = id, state = state.as_str(), "sweep ended");
-            *this.inner.current.lock().await = None;
-            this.inner.running.send_replace(None);
-        });
+                tracing::info!(sweep = id, state = state.as_str(), "sweep ended");
+                *this.inner.current.lock().await = None;
+                this.inner.running.send_replace(None);
+            },
+            span,
+        ));
         Ok(view)
     }
 

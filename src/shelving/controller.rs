@@ -771,6 +771,11 @@ impl Controller {
         sent_at: Instant,
         answer: Result<Outcome, CommandError>,
     ) {
+        let span = match &purpose {
+            Purpose::Motion(id) => Some(tracing::info_span!("operation", op = %id)),
+            _ => None,
+        };
+        let _in = span.as_ref().map(|s| s.enter());
         let now = Instant::now();
         if matches!(answer, Err(CommandError::Unconfirmed(_)))
             && !matches!(purpose, Purpose::Warning(_))
@@ -1509,6 +1514,12 @@ impl Controller {
                 _ = alarms.changed() => {}
                 _ = tick.tick() => self.driver.pulse(),
             }
+            // What the step logs belongs to the operation under way, if any.
+            let span = rt
+                .active
+                .as_ref()
+                .map(|a| tracing::info_span!("operation", op = %a.id));
+            let _in = span.as_ref().map(|s| s.enter());
             self.step(&mut rt);
             self.publish_view(&rt);
         }

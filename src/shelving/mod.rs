@@ -31,6 +31,7 @@ use serde::Serialize;
 use stackroom_wire::profile::Protocol;
 use stackroom_wire::shelving::Refusal as WireRefusal;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::config::{RoomConfig, Transport};
@@ -389,7 +390,10 @@ impl Shelving {
                         timing: timing.clone(),
                         carriages,
                     };
-                    tokio::spawn(device::run(id, connector, watchdog, ports));
+                    tokio::spawn(
+                        device::run(id, connector, watchdog, ports)
+                            .instrument(tracing::info_span!("device", device = %device.id)),
+                    );
                 }
                 (Protocol::FramedSerial, Transport::Serial { path, baud, .. }) => {
                     let framed = profile
@@ -408,7 +412,10 @@ impl Shelving {
                         timing: timing.clone(),
                         carriages,
                     };
-                    tokio::spawn(device::run(id, connector, watchdog, ports));
+                    tokio::spawn(
+                        device::run(id, connector, watchdog, ports)
+                            .instrument(tracing::info_span!("device", device = %device.id)),
+                    );
                 }
                 (Protocol::MqttJson, Transport::Mqtt { prefix }) => {
                     let topics = profile
@@ -423,7 +430,10 @@ impl Shelving {
                         timing: timing.clone(),
                         boot_ms,
                     };
-                    tokio::spawn(device::run(id, connector, watchdog, ports));
+                    tokio::spawn(
+                        device::run(id, connector, watchdog, ports)
+                            .instrument(tracing::info_span!("device", device = %device.id)),
+                    );
                 }
                 (protocol, _) => {
                     return Err(format!(
@@ -474,7 +484,11 @@ impl Shelving {
                 alarms: alarms_rx,
                 last_event_ms: Default::default(),
             };
-            tokio::spawn(controller.run(req_rx));
+            tokio::spawn(
+                controller
+                    .run(req_rx)
+                    .instrument(tracing::info_span!("range", range = range_id)),
+            );
             ranges.insert(
                 range_id,
                 RangeHandle {

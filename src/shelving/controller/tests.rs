@@ -729,3 +729,55 @@ async fn a_warning_that_cannot_be_switched_is_retried_at_a_pace_not_at_once() {
     // One try per stop_retry (250 ms), give or take the first.
     assert!((4..=10).contains(&warnings), "{warnings} tries in 2 s");
 }
+
+/// Log lines, as the fmt subscriber writes them.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operation_can_be_followed_through_the_log() {
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The test's runtime has one thread: the controller's task logs through this too.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let mut b = bench();
+    b.run_for(Duration::from_millis(200)).await;
+    let id = b.open(3, false).await.unwrap();
+    b.next_command(Duration::from_secs(3))
+        .await
+        .answer(Ok(Outcome::Accepted));
+    b.state.moving = true;
+    b.run_for(Duration::from_millis(300)).await;
+    b.arrive(Goal::OpenAisle(3));
+    b.run_for(Duration::from_millis(500)).await;
+    assert_eq!(b.op(&id).state, OpState::Done);
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    for event in ["motion started", "motion done"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(event))
+            .unwrap_or_else(|| panic!("no '{event}' in the log:\n{text}"));
+        assert!(line.contains(&format!("operation{{op={id}}}")), "{line}");
+    }
+}
