@@ -69,6 +69,7 @@ pub fn start(
     store: Store,
     environment: Environment,
     audit: Audit,
+    tasks: &crate::link::Tasks,
 ) {
     for gate in &config.gates {
         let Some(handle) = readers.get(&gate.reader).cloned() else {
@@ -81,7 +82,7 @@ pub fn start(
             environment: environment.clone(),
             audit: audit.clone(),
         };
-        tokio::spawn(watcher.run(handle));
+        tasks.spawn(watcher.run(handle));
     }
 }
 

@@ -103,3 +103,53 @@ mod tests {
         assert_eq!(gone, None);
     }
 }
+
+/// The long-running tasks of one service (its driver loops, its engine), ended together
+/// at shutdown. Cheap to clone; dropping the last clone aborts what is left, so a service
+/// that is dropped leaves nothing running behind it.
+#[derive(Clone, Default)]
+pub struct Tasks(std::sync::Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>);
+
+impl Tasks {
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut set = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Reap what has ended, so a long life of short tasks does not pile up.
+        while set.try_join_next().is_some() {}
+        set.spawn(task);
+    }
+
+    /// How many are still running.
+    pub fn running(&self) -> usize {
+        let mut set = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while set.try_join_next().is_some() {}
+        set.len()
+    }
+
+    /// Ends every task and waits until each has: what they held (ports, connections) is
+    /// released when this returns. Tasks spawned afterwards run as usual.
+    pub async fn shut_down(&self) {
+        let mut set = std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+    }
+}
+
+/// A task that ends when this is dropped (a session's poller, with the session).
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

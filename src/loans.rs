@@ -560,9 +560,9 @@ impl Loans {
     }
 
     /// Looks for overdue loans every `every`, and tells of each once a day.
-    pub fn watch_overdue(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    pub fn watch_overdue(&self, every: std::time::Duration, tasks: &crate::link::Tasks) {
         let this = self.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
@@ -576,7 +576,7 @@ impl Loans {
                     Err(e) => tracing::error!(error = %e, "overdue loans could not be read"),
                 }
             }
-        })
+        });
     }
 
     /// The overdue loans not told of today, marked as told.

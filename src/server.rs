@@ -49,6 +49,8 @@ pub struct Controller {
     pub loans: Loans,
     store: Store,
     failures: Arc<Failures>,
+    /// What the controller starts beside the services: the gates, the overdue watch.
+    tasks: crate::link::Tasks,
 }
 
 impl Controller {
@@ -79,6 +81,7 @@ impl Controller {
             loans,
             store,
             failures: Arc::default(),
+            tasks: Default::default(),
         })
     }
 
@@ -89,7 +92,8 @@ impl Controller {
         self.shelving = Shelving::start(&self.config, wiring)?;
         self.shelving.audit_operations(&self.audit);
         self.rfid = Some(Rfid::start(&self.config, &self.locations, wiring).await?);
-        self.loans.watch_overdue(std::time::Duration::from_secs(10));
+        self.loans
+            .watch_overdue(std::time::Duration::from_secs(10), &self.tasks);
         let gate_readers = self
             .rfid
             .as_ref()
@@ -108,6 +112,7 @@ impl Controller {
             self.store.clone(),
             self.environment.clone(),
             self.audit.clone(),
+            &self.tasks,
         );
         Ok(())
     }
@@ -128,8 +133,10 @@ impl Controller {
 
     /// Stops what the controller runs, in the order that loses nothing: no new motion and
     /// every range not known to be at rest stopped (waiting up to five seconds for each
-    /// stop to be confirmed), the stops in the audit trail, then every queued write
-    /// committed. Call it after [`Controller::serve`] has returned.
+    /// stop to be confirmed), the stops in the audit trail; then the environment's engine
+    /// and drivers, the gates and the overdue watch, the readers, and last the shelving's
+    /// controllers and drivers end (their ports and broker sessions closed); then every
+    /// queued write is committed. Call it after [`Controller::serve`] has returned.
     pub async fn shut_down(&self) {
         let since = chrono::Utc::now();
         let stops = self.shelving.stop_all(Duration::from_secs(5)).await;
@@ -152,6 +159,12 @@ impl Controller {
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
+        self.environment.shut_down().await;
+        self.tasks.shut_down().await;
+        if let Some(rfid) = &self.rfid {
+            rfid.shut_down().await;
+        }
+        self.shelving.shut_down().await;
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "the last writes may be lost");
         }

@@ -19,6 +19,8 @@ struct Room {
     broker: EmbeddedBroker,
     /// The bus's passwords.
     _data: tempfile::TempDir,
+    /// The reader drivers.
+    tasks: stackroom::link::Tasks,
 }
 
 async fn room() -> Room {
@@ -44,6 +46,7 @@ async fn room() -> Room {
         sim,
         broker,
         _data: data,
+        tasks: stackroom::link::Tasks::default(),
     }
 }
 
@@ -70,7 +73,7 @@ fn driver(room: &Room, id: &str) -> ReaderHandle {
             settings: p.impinj_iot.clone().unwrap(),
         }
     };
-    reader::start(id.to_string(), wire, None)
+    reader::start(id.to_string(), wire, None, &room.tasks)
 }
 
 #[tokio::test]
@@ -192,6 +195,7 @@ async fn a_line_that_will_not_open_is_retried_with_back_off() {
     .unwrap()
     .r2000
     .unwrap();
+    let tasks = stackroom::link::Tasks::default();
     let reader = reader::start(
         "reader-x".into(),
         ReaderWire::R2000 {
@@ -200,6 +204,7 @@ async fn a_line_that_will_not_open_is_retried_with_back_off() {
             settings,
         },
         None,
+        &tasks,
     );
     let first = reader
         .inventory(1, Duration::from_millis(50))

@@ -473,3 +473,46 @@ async fn a_twenty_carriage_range_sees_a_person_in_aisle_18() {
         "nothing reached the PLC"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_shut_down_leaves_no_task_behind_and_its_devices_hear_nothing_more() {
+    // The demo room in this process: every kind of driver, the engine, the gates.
+    let dir = tempfile::tempdir().unwrap();
+    let config = RoomConfig::load(&stackroom::demo::config_path()).unwrap();
+    let mut controller = stackroom::server::Controller::start(config, Some(dir.path()))
+        .await
+        .unwrap();
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let settings = SimSettings {
+        time_scale: 10.0,
+        ..SimSettings::default()
+    };
+    let (simulator, _broker) = sim::simulate(&mut controller, settings, any, any)
+        .await
+        .unwrap();
+    let plc = simulator.range(1).unwrap();
+    for _ in 0..200 {
+        if plc.lock().unwrap().state().heartbeats > 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        plc.lock().unwrap().state().heartbeats > 2,
+        "the driver runs"
+    );
+    assert!(controller.shelving.tasks_running() > 0);
+
+    tokio::time::timeout(Duration::from_secs(15), controller.shut_down())
+        .await
+        .expect("shut down within its bounds");
+    assert_eq!(
+        controller.shelving.tasks_running(),
+        0,
+        "drivers and controllers ended"
+    );
+    // Nothing of the controller talks to the PLC any more.
+    let beats = plc.lock().unwrap().state().heartbeats;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(plc.lock().unwrap().state().heartbeats, beats);
+}

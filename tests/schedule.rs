@@ -58,7 +58,8 @@ async fn a_schedule_starts_its_sweeps_at_their_times_and_each_run_is_recorded() 
     // No reader runs: the sweeps end at once, every shelf "not read", and say why.
     let schedule = vec![every_second("every-second", Overlap::Skip)];
     let (config, sweeps) = sweeps(&dir, schedule, BTreeMap::new()).await;
-    schedule::start(&config, &sweeps);
+    let tasks = stackroom::link::Tasks::default();
+    schedule::start(&config, &sweeps, &tasks);
     let list = until(&sweeps, |l| {
         l.iter()
             .filter(|s| s.trigger == "schedule:every-second" && s.state == SweepState::Done)
@@ -86,6 +87,7 @@ async fn a_run_that_meets_a_running_sweep_is_skipped_or_waits_and_says_so() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = dead.local_addr().unwrap().port();
     drop(dead);
+    let tasks = stackroom::link::Tasks::default();
     let handle = reader::start(
         "reader-3".into(),
         ReaderWire::Impinj {
@@ -98,6 +100,7 @@ async fn a_run_that_meets_a_running_sweep_is_skipped_or_waits_and_says_so() {
             },
         },
         None,
+        &tasks,
     );
     let readers = BTreeMap::from([("reader-3".to_string(), handle)]);
     let (_, sweeps) = sweeps(&dir, vec![], readers).await;

@@ -131,6 +131,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct Environment {
     inner: Arc<Inner>,
+    /// The drivers and the engine.
+    tasks: crate::link::Tasks,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -181,6 +183,7 @@ impl Environment {
             })
             .collect();
         Environment {
+            tasks: Default::default(),
             inner: Arc::new(Inner {
                 config: config.environment.clone(),
                 stale_after,
@@ -191,6 +194,11 @@ impl Environment {
                 events: broadcast::channel(1024).0,
             }),
         }
+    }
+
+    /// Ends the drivers and the engine (at shutdown).
+    pub async fn shut_down(&self) {
+        self.tasks.shut_down().await;
     }
 
     /// Starts the drivers of the environment devices and the engine.
@@ -238,7 +246,7 @@ impl Environment {
                         .get(&device.id)
                         .cloned()
                         .unwrap_or_else(|| path.clone());
-                    tokio::spawn(driver::modbus(
+                    env.tasks.spawn(driver::modbus(
                         device.id.clone(),
                         path,
                         *baud,
@@ -251,7 +259,7 @@ impl Environment {
                     ));
                 }
                 (Transport::Mqtt { prefix }, _, Some(keys)) => {
-                    tokio::spawn(driver::zigbee2mqtt(
+                    env.tasks.spawn(driver::zigbee2mqtt(
                         device.id.clone(),
                         wiring.broker(config)?,
                         prefix.clone(),
@@ -270,7 +278,7 @@ impl Environment {
             }
         }
         let engine = Engine::new(env.clone(), shelving, audit, switches);
-        tokio::spawn(engine.run(rx));
+        env.tasks.spawn(engine.run(rx));
         Ok(env)
     }
 

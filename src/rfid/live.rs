@@ -114,7 +114,7 @@ pub struct Live {
 
 impl Live {
     /// Starts the pipeline's task for the room's antenna map.
-    pub fn start(config: &RoomConfig) -> Live {
+    pub fn start(config: &RoomConfig, tasks: &crate::link::Tasks) -> Live {
         let map: Vec<_> = config
             .antennas
             .iter()
@@ -135,7 +135,7 @@ impl Live {
             origin: Instant::now(),
         };
         let origin = live.origin;
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             while let Some(batch) = rx.recv().await {
                 let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
                 take(&mut s, &batch, origin.elapsed().as_secs());

@@ -32,6 +32,8 @@ use sweep::{SweepError, Sweeps};
 pub struct Rfid {
     pub live: live::Live,
     pub sweeps: Sweeps,
+    /// The reader drivers, the live pipeline and the schedule.
+    tasks: crate::link::Tasks,
 }
 
 impl Rfid {
@@ -42,7 +44,8 @@ impl Rfid {
         locations: &LocationService,
         wiring: &Wiring,
     ) -> Result<Rfid, String> {
-        let live = live::Live::start(config);
+        let tasks = crate::link::Tasks::default();
+        let live = live::Live::start(config, &tasks);
         let mut readers = BTreeMap::new();
         for device in config
             .devices
@@ -86,7 +89,7 @@ impl Rfid {
             };
             readers.insert(
                 device.id.clone(),
-                reader::start(device.id.clone(), wire, Some(live.clone())),
+                reader::start(device.id.clone(), wire, Some(live.clone()), &tasks),
             );
         }
         let sweeps = Sweeps::new(
@@ -97,8 +100,17 @@ impl Rfid {
         )
         .await
         .map_err(|e: SweepError| e.to_string())?;
-        schedule::start(config, &sweeps);
-        Ok(Rfid { live, sweeps })
+        schedule::start(config, &sweeps, &tasks);
+        Ok(Rfid {
+            live,
+            sweeps,
+            tasks,
+        })
+    }
+
+    /// Ends the reader drivers, the live pipeline and the schedule (at shutdown).
+    pub async fn shut_down(&self) {
+        self.tasks.shut_down().await;
     }
 
     /// The reader drivers.

@@ -122,7 +122,13 @@ pub enum ReaderWire {
 
 /// Starts the driver of reader `id`; an autonomous reader's reads also go to `tap` as
 /// they arrive.
-pub fn start(id: String, wire: ReaderWire, tap: Option<Live>) -> ReaderHandle {
+/// Starts a reader's driver loop among `tasks`.
+pub fn start(
+    id: String,
+    wire: ReaderWire,
+    tap: Option<Live>,
+    tasks: &crate::link::Tasks,
+) -> ReaderHandle {
     let (tx, rx) = mpsc::channel(8);
     let counters = Arc::new(ReaderCounters::default());
     let mode = match &wire {
@@ -145,7 +151,7 @@ pub fn start(id: String, wire: ReaderWire, tap: Option<Live>) -> ReaderHandle {
             baud,
             settings,
         } => {
-            tokio::spawn(serial_loop(
+            tasks.spawn(serial_loop(
                 id,
                 path,
                 baud,
@@ -169,7 +175,7 @@ pub fn start(id: String, wire: ReaderWire, tap: Option<Live>) -> ReaderHandle {
             baud,
             settings,
         } => {
-            tokio::spawn(serial_loop(
+            tasks.spawn(serial_loop(
                 id,
                 path,
                 baud,
@@ -193,7 +199,7 @@ pub fn start(id: String, wire: ReaderWire, tap: Option<Live>) -> ReaderHandle {
             prefix,
             settings,
         } => {
-            tokio::spawn(impinj_loop(id, broker, prefix, settings, counters, tap, rx));
+            tasks.spawn(impinj_loop(id, broker, prefix, settings, counters, tap, rx));
         }
     }
     handle
@@ -660,7 +666,8 @@ async fn impinj_loop(
     let (tx, mut incoming) = mpsc::channel::<Option<TagRead>>(4096);
     let origin = Instant::now();
     let reader = id.clone();
-    tokio::spawn(async move {
+    // The broker session lives as long as this loop (aborted or ended).
+    let _session = crate::link::AbortOnDrop(tokio::spawn(async move {
         let mut backoff = Backoff::default();
         loop {
             match events.poll().await {
@@ -701,7 +708,7 @@ async fn impinj_loop(
                 Err(_) => tokio::time::sleep(backoff.next_pause()).await,
             }
         }
-    });
+    }));
     while let Some((port, dwell, reply)) = requests.recv().await {
         // Only what arrives during the dwell counts; a reader that published nothing at all
         // in it is not heard from, which is not the same as hearing no tags.

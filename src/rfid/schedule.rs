@@ -11,10 +11,10 @@ use super::sweep::{SweepError, SweepRequest, Sweeps};
 use crate::config::{Overlap, RoomConfig, Schedule};
 
 /// Starts the schedule's tasks.
-pub fn start(config: &Arc<RoomConfig>, sweeps: &Sweeps) {
+pub fn start(config: &Arc<RoomConfig>, sweeps: &Sweeps, tasks: &crate::link::Tasks) {
     for schedule in config.sweeps.schedule.clone() {
         let sweeps = sweeps.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             loop {
                 let now = Local::now();
                 let next = match schedule.cron.find_next_occurrence(&now, false) {

@@ -271,6 +271,8 @@ pub struct Shelving {
     events: broadcast::Sender<Event>,
     /// Set at shutdown: no new motion.
     closing: Arc<std::sync::atomic::AtomicBool>,
+    /// The drivers, the range controllers and the audit of operations.
+    tasks: crate::link::Tasks,
 }
 
 impl Shelving {
@@ -278,7 +280,7 @@ impl Shelving {
     pub fn audit_operations(&self, audit: &crate::audit::Audit) {
         let mut events = self.subscribe();
         let audit = audit.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             loop {
                 match events.recv().await {
                     Ok(Event::Operation(op)) if op.finished_at.is_some() => {
@@ -324,6 +326,7 @@ impl Shelving {
             operations: Operations::default(),
             events: broadcast::channel(16).0,
             closing: Arc::default(),
+            tasks: Default::default(),
         }
     }
 
@@ -332,6 +335,7 @@ impl Shelving {
         let operations = Operations::default();
         let (events, _) = broadcast::channel(1024);
         let mut ranges = BTreeMap::new();
+        let tasks = crate::link::Tasks::default();
         let boot_ms = Utc::now().timestamp_millis();
         for device in config.devices.iter().filter(|d| d.range.is_some()) {
             let range_id = device.range.unwrap_or_default();
@@ -390,7 +394,7 @@ impl Shelving {
                         timing: timing.clone(),
                         carriages,
                     };
-                    tokio::spawn(
+                    tasks.spawn(
                         device::run(id, connector, watchdog, ports)
                             .instrument(tracing::info_span!("device", device = %device.id)),
                     );
@@ -412,7 +416,7 @@ impl Shelving {
                         timing: timing.clone(),
                         carriages,
                     };
-                    tokio::spawn(
+                    tasks.spawn(
                         device::run(id, connector, watchdog, ports)
                             .instrument(tracing::info_span!("device", device = %device.id)),
                     );
@@ -430,7 +434,7 @@ impl Shelving {
                         timing: timing.clone(),
                         boot_ms,
                     };
-                    tokio::spawn(
+                    tasks.spawn(
                         device::run(id, connector, watchdog, ports)
                             .instrument(tracing::info_span!("device", device = %device.id)),
                     );
@@ -484,7 +488,7 @@ impl Shelving {
                 alarms: alarms_rx,
                 last_event_ms: Default::default(),
             };
-            tokio::spawn(
+            tasks.spawn(
                 controller
                     .run(req_rx)
                     .instrument(tracing::info_span!("range", range = range_id)),
@@ -503,6 +507,7 @@ impl Shelving {
             operations,
             events,
             closing: Arc::default(),
+            tasks,
         })
     }
 
@@ -593,6 +598,17 @@ impl Shelving {
         let actor = actor.to_string();
         self.ask(range, |reply| Request::Stop { actor, reply })
             .await
+    }
+
+    /// Ends the drivers and the range controllers (after [`Shelving::stop_all`]): their
+    /// ports and broker sessions are closed when this returns.
+    pub async fn shut_down(&self) {
+        self.tasks.shut_down().await;
+    }
+
+    /// The drivers, controllers and audit task still running.
+    pub fn tasks_running(&self) -> usize {
+        self.tasks.running()
     }
 
     /// At shutdown: takes no new motion, stops every range that is not known to be at rest
