@@ -399,10 +399,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
                 #[cfg(not(feature = "demo"))]
                 stackroom::config::Mqtt::Embedded { .. } => {
-                    return Err(
+                    bail!(
                         "this build has no embedded MQTT broker (it was built without \
-                        the `demo` feature): set mqtt.broker to the site's broker"
-                            .into(),
+                         the `demo` feature): set mqtt.broker to the site's broker"
                     );
                 }
                 stackroom::config::Mqtt::External { .. } => stackroom::bus::endpoint(&config)?,
