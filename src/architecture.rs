@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     // Values and rules with no I/O: no tokio, no SQLite.
     ("foundation", &["time", "shelf", "archive_no", "layout"]),
+    // What every long-running task shares (tokio, nothing of the domain).
+    ("runtime", &["link"]),
     // The store and the records kept in it that need nothing of the room config.
     ("records", &["store", "audit", "access", "lookups", "loans"]),
     // The room as configured.
@@ -18,7 +20,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "services",
         &[
-            "link",
             "bus",
             "location",
             "labels",

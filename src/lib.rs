@@ -4,10 +4,11 @@
 //! point and the invariants they keep (the shelving's safety rules first). The layers,
 //! lowest first; a module uses only those below it (checked by `architecture`'s tests):
 //! - foundation, no I/O: [`time`], [`shelf`], [`archive_no`], [`layout`];
+//! - runtime: [`link`] (back-off, the tasks of a service);
 //! - records: [`store`] (SQLite, one batching writer), [`audit`], [`access`], [`lookups`],
 //!   [`loans`];
 //! - room: [`config`];
-//! - services: [`link`], [`bus`], [`location`], [`labels`], [`shelving`] (the only code
+//! - services: [`bus`], [`location`], [`labels`], [`shelving`] (the only code
 //!   that moves carriages), [`rfid`], [`environment`], [`gate`];
 //! - edges: [`mqtt`], [`http`], [`logging`], [`page`], [`api`], [`server`], [`demo`],
 //!   [`sim`], [`cli_sweep`].

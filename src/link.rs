@@ -1,5 +1,5 @@
-//! What every device loop shares about its link: one back-off between connection attempts,
-//! and refusing what comes while there is no link.
+//! What every long-running loop shares: one back-off between connection attempts,
+//! refusing what comes while there is no link, and the tasks of a service ([`Tasks`]).
 //!
 //! Every driver (shelving, RFID readers, environment devices, the event publisher) runs the
 //! same rule: connect, work until the link fails, pause with [`Backoff`], connect afresh.
