@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{Audit, NewEntry};
 use crate::store::{Store, StoreError};
-use crate::time::{now_ms, wall};
+use crate::time::{Clock, SystemClock, wall};
 
 /// What a token may do; each role has the rights of those before it.
 #[derive(
@@ -121,6 +121,8 @@ fn hash(secret: &str) -> String {
 pub struct Access {
     store: Store,
     audit: Audit,
+    /// Wall time, for expiry: the system's, or a test's.
+    clock: std::sync::Arc<dyn Clock>,
     /// Event-stream tickets not yet used: who, and until when.
     tickets: std::sync::Arc<std::sync::Mutex<HashMap<String, (Identity, std::time::Instant)>>>,
 }
@@ -135,8 +137,14 @@ impl Access {
         Access {
             store,
             audit,
+            clock: std::sync::Arc::new(SystemClock),
             tickets: Default::default(),
         }
+    }
+
+    /// The same tokens, reading wall time from `clock`.
+    pub fn with_clock(self, clock: std::sync::Arc<dyn Clock>) -> Access {
+        Access { clock, ..self }
     }
 
     /// A ticket for one event stream of `who` (a browser's EventSource cannot send a
@@ -190,7 +198,7 @@ impl Access {
         let secret: String = std::iter::once("srt_".to_string())
             .chain(bytes.iter().map(|b| format!("{b:02x}")))
             .collect();
-        let (hashed, name_, now) = (hash(&secret), name.to_string(), now_ms());
+        let (hashed, name_, now) = (hash(&secret), name.to_string(), self.clock.now_ms());
         let expires = expires_in.map(|d| now + d.num_milliseconds());
         let view = self
             .store
@@ -253,7 +261,7 @@ impl Access {
 
     /// Revokes the live token named `name`: it opens nothing from now on.
     pub async fn revoke(&self, name: &str, by: &str) -> Result<(), AccessError> {
-        let (name_, now) = (name.to_string(), now_ms());
+        let (name_, now) = (name.to_string(), self.clock.now_ms());
         self.store
             .write(move |conn| {
                 let n = conn.execute(
@@ -282,26 +290,28 @@ impl Access {
     /// have revoked it in the database.
     pub async fn is_live(&self, name: &str) -> Result<bool, AccessError> {
         let name = name.to_string();
+        let now = self.clock.now_ms();
         self.store
             .read(move |conn| {
                 Ok(conn
                     .prepare_cached(
                         "SELECT 1 FROM tokens WHERE name = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
                     )?
-                    .exists(params![name, now_ms()])?)
+                    .exists(params![name, now])?)
             })
             .await
     }
 
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Identity>, AccessError> {
         let hashed = hash(secret);
+        let now = self.clock.now_ms();
         self.store
             .read(move |conn| {
                 let row = conn
                     .prepare_cached(
                         "SELECT name, role FROM tokens WHERE hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
                     )?
-                    .query_row(params![hashed, now_ms()], |r| {
+                    .query_row(params![hashed, now], |r| {
                         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                     })
                     .optional()?;
@@ -314,13 +324,14 @@ impl Access {
     /// When the (not revoked) token `secret` expired, if it has: to tell its holder so.
     pub async fn expired_at(&self, secret: &str) -> Result<Option<DateTime<Utc>>, AccessError> {
         let hashed = hash(secret);
+        let now = self.clock.now_ms();
         self.store
             .read(move |conn| {
                 Ok(conn
                     .prepare_cached(
                         "SELECT expires_at FROM tokens WHERE hash = ?1 AND revoked_at IS NULL AND expires_at <= ?2",
                     )?
-                    .query_row(params![hashed, now_ms()], |r| r.get::<_, i64>(0))
+                    .query_row(params![hashed, now], |r| r.get::<_, i64>(0))
                     .optional()?
                     .map(wall))
             })
@@ -422,5 +433,35 @@ mod tests {
             .create("night-desk", Role::Operator, "test", None)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_token_expires_when_the_clock_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let clock = crate::time::ManualClock::at(1_800_000_000_000);
+        let access = Access::new(store.clone(), Audit::new(store))
+            .with_clock(std::sync::Arc::new(clock.clone()));
+        let (secret, _) = access
+            .create(
+                "desk",
+                Role::Viewer,
+                "test",
+                Some(chrono::Duration::hours(12)),
+            )
+            .await
+            .unwrap();
+        clock.advance(std::time::Duration::from_secs(11 * 3600));
+        assert!(access.authenticate(&secret).await.unwrap().is_some());
+        clock.advance(std::time::Duration::from_secs(3600));
+        assert!(access.authenticate(&secret).await.unwrap().is_none());
+        assert_eq!(
+            access
+                .expired_at(&secret)
+                .await
+                .unwrap()
+                .map(|t| t.timestamp_millis()),
+            Some(1_800_000_000_000 + 12 * 3_600_000)
+        );
     }
 }

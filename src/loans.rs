@@ -13,6 +13,7 @@
 //! the longest loan per kind, how many boxes one borrower may hold.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -22,7 +23,7 @@ use utoipa::ToSchema;
 use crate::access::{Identity, Role};
 use crate::store::text::{Named, day};
 use crate::store::{Store, StoreError};
-use crate::time::{now_ms, wall};
+use crate::time::{Clock, Millis, SystemClock, wall};
 
 /// The kinds of loan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -417,6 +418,8 @@ pub fn on_loan_epcs(conn: &Connection) -> rusqlite::Result<std::collections::Has
 pub struct Loans {
     store: Store,
     rules: LoanRules,
+    /// Wall time: the system's, or a test's.
+    clock: Arc<dyn Clock>,
     /// Overdue loans, once a day each.
     overdue: tokio::sync::broadcast::Sender<LoanView>,
 }
@@ -457,11 +460,12 @@ fn record(
     from: Option<LoanState>,
     to: LoanState,
     note: &str,
+    now: Millis,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO loan_events (loan_id, at, actor, from_state, to_state, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![id, now_ms(), actor, from, to, note])?;
+    .execute(params![id, now, actor, from, to, note])?;
     Ok(())
 }
 
@@ -550,8 +554,18 @@ impl Loans {
         Loans {
             store,
             rules,
+            clock: Arc::new(SystemClock),
             overdue: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    /// The same ledger reading wall time from `clock`.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Loans {
+        Loans { clock, ..self }
+    }
+
+    fn today(&self) -> NaiveDate {
+        self.clock.now().date_naive()
     }
 
     /// Loans found overdue: each once a day (event stream, MQTT `…/loans/overdue`).
@@ -581,7 +595,7 @@ impl Loans {
 
     /// The overdue loans not told of today, marked as told.
     async fn mark_overdue(&self) -> Result<Vec<LoanView>, LoanError> {
-        let today = Utc::now().date_naive();
+        let today = self.today();
         let ids = self
             .store
             .write(move |conn| {
@@ -615,7 +629,7 @@ impl Loans {
 
     /// Records a request; a kind that needs no approval is approved at once.
     pub async fn request(&self, new: NewLoan, who: &Identity) -> Result<LoanView, LoanError> {
-        let today = Utc::now().date_naive();
+        let today = self.today();
         if new.borrower.name.trim().is_empty() || new.borrower.name.len() > 200 {
             return Err(invalid("borrower.name", "a name of 1 to 200 characters"));
         }
@@ -646,6 +660,7 @@ impl Loans {
         }
         let max = self.rules.max_boxes_per_borrower;
         let actor = who.name.clone();
+        let now = self.clock.now_ms();
         let id = self
             .store
             .write(move |conn| {
@@ -695,17 +710,17 @@ impl Loans {
                     new.kind.as_str(),
                     new.due.format("%Y-%m-%d").to_string(),
                     actor,
-                    now_ms()
+                    now
                 ])?;
                 let loan = conn.last_insert_rowid();
                 for b in ids {
                     conn.prepare_cached("INSERT INTO loan_boxes (loan_id, box_id) VALUES (?1, ?2)")?
                         .execute(params![loan, b])?;
                 }
-                record(conn, loan, &actor, None, LoanState::Requested, "")?;
+                record(conn, loan, &actor, None, LoanState::Requested, "", now)?;
                 if rule.approval.is_none() {
                     conn.execute("UPDATE loans SET state = 'approved' WHERE id = ?1", [loan])?;
-                    record(conn, loan, &actor, Some(LoanState::Requested), LoanState::Approved, &format!("{} loans need no approval", new.kind.as_str()))?;
+                    record(conn, loan, &actor, Some(LoanState::Requested), LoanState::Approved, &format!("{} loans need no approval", new.kind.as_str()), now)?;
                 }
                 Ok::<_, LoanError>(loan)
             })
@@ -714,12 +729,12 @@ impl Loans {
     }
 
     pub async fn get(&self, id: i64) -> Result<LoanView, LoanError> {
-        let today = Utc::now().date_naive();
+        let today = self.today();
         self.store.read(move |conn| view(conn, id, today)).await
     }
 
     pub async fn list(&self, filter: LoanFilter) -> Result<Vec<LoanView>, LoanError> {
-        let today = Utc::now().date_naive();
+        let today = self.today();
         self.store
             .read(move |conn| {
                 let mut sql = "SELECT id FROM loans WHERE 1 = 1".to_string();
@@ -759,6 +774,7 @@ impl Loans {
     ) -> Result<LoanView, LoanError> {
         let rules = self.rules.clone();
         let (who, note) = (who.clone(), note.to_string());
+        let now = self.clock.now_ms();
         self.store
             .write(move |conn| {
                 let state = state_of(conn, id)?;
@@ -800,7 +816,6 @@ impl Loans {
                         });
                     }
                 }
-                let now = now_ms();
                 match action {
                     Action::Checkout => {
                         conn.execute(
@@ -818,7 +833,7 @@ impl Loans {
                         conn.execute("UPDATE loans SET state = ?2 WHERE id = ?1", params![id, to])?;
                     }
                 }
-                record(conn, id, &who.name, Some(state), to, &note)?;
+                record(conn, id, &who.name, Some(state), to, &note, now)?;
                 Ok::<_, LoanError>(())
             })
             .await?;
@@ -848,6 +863,7 @@ impl Loans {
             }
         }
         let who = who.name.clone();
+        let now = self.clock.now_ms();
         self.store
             .write(move |conn| {
                 let state = state_of(conn, id)?;
@@ -858,7 +874,6 @@ impl Loans {
                         message: "only a checked-out loan is returned".into(),
                     });
                 }
-                let now = now_ms();
                 let mut refused = Vec::new();
                 for i in &inspections {
                     let box_id: Option<i64> = conn
@@ -897,7 +912,7 @@ impl Loans {
                 } else {
                     format!("inspected: {inspected}; not accepted: {}", refused.join(", "))
                 };
-                record(conn, id, &who, Some(state), to, &note)?;
+                record(conn, id, &who, Some(state), to, &note, now)?;
                 Ok::<_, LoanError>(())
             })
             .await?;
@@ -908,6 +923,63 @@ impl Loans {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_loan_falls_overdue_when_the_clock_passes_its_due_day_and_is_told_once_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        store
+            .write(|c| {
+                c.execute_batch(
+                    "INSERT INTO boxes (archive_no, title, series, created_at) VALUES ('B-1', 't', 'B', 0)",
+                )
+                .map_err(StoreError::from)
+            })
+            .await
+            .unwrap();
+        // Noon UTC on 2027-03-01.
+        let clock = crate::time::ManualClock::at(1_803_902_400_000);
+        let loans = Loans::new(store, LoanRules::default()).with_clock(Arc::new(clock.clone()));
+        let clerk = Identity {
+            name: "desk".into(),
+            role: Role::Admin,
+        };
+        let loan = loans
+            .request(
+                NewLoan {
+                    borrower: Borrower {
+                        name: "Li".into(),
+                        department: String::new(),
+                    },
+                    boxes: vec!["B-1".into()],
+                    purpose: "audit".into(),
+                    kind: LoanKind::ReadingRoom,
+                    due: NaiveDate::from_ymd_opt(2027, 3, 3).unwrap(),
+                },
+                &clerk,
+            )
+            .await
+            .unwrap();
+        assert_eq!(loan.created_at.timestamp_millis(), 1_803_902_400_000);
+        loans
+            .act(loan.id, Action::Checkout, &clerk, "")
+            .await
+            .unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        clock.advance(2 * day);
+        assert!(!loans.get(loan.id).await.unwrap().overdue, "due today");
+        assert!(loans.mark_overdue().await.unwrap().is_empty());
+        clock.advance(day);
+        assert!(loans.get(loan.id).await.unwrap().overdue);
+        assert_eq!(loans.mark_overdue().await.unwrap().len(), 1);
+        assert!(loans.mark_overdue().await.unwrap().is_empty(), "once a day");
+        clock.advance(day);
+        assert_eq!(
+            loans.mark_overdue().await.unwrap().len(),
+            1,
+            "and the next day again"
+        );
+    }
 
     #[test]
     fn the_life_of_a_loan_is_a_table_of_states() {
