@@ -132,11 +132,12 @@ impl Controller {
     }
 
     /// Stops what the controller runs, in the order that loses nothing: no new motion and
-    /// every range not known to be at rest stopped (waiting up to five seconds for each
-    /// stop to be confirmed), the stops in the audit trail; then the environment's engine
-    /// and drivers, the gates and the overdue watch, the readers, and last the shelving's
-    /// controllers and drivers end (their ports and broker sessions closed); then every
-    /// queued write is committed. Call it after [`Controller::serve`] has returned.
+    /// every range not known to be at rest stopped (all at once, waiting up to five
+    /// seconds in all for the stops to be confirmed), the stops in the audit trail; then
+    /// the environment's engine and drivers, the gates and the overdue watch, the readers,
+    /// and last the shelving's controllers and drivers end (their ports and broker
+    /// sessions closed); then every queued write is committed. Call it after
+    /// [`Controller::serve`] has returned.
     pub async fn shut_down(&self) {
         let since = chrono::Utc::now();
         let stops = self.shelving.stop_all(Duration::from_secs(5)).await;
