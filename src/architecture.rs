@@ -84,16 +84,39 @@ fn declared() -> BTreeSet<String> {
         .collect()
 }
 
-/// Every `.rs` file under `dir`.
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
+/// A source file of the library: its path under `src/`, the top-level module it belongs
+/// to (`main` and `bin` for the binaries) and its text.
+struct Source {
+    rel: PathBuf,
+    module: String,
+    text: String,
+}
+
+/// Every `.rs` file under `src/`.
+fn sources() -> Vec<Source> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
         }
     }
+    let src = root().join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    files
+        .into_iter()
+        .map(|file| {
+            let rel = file.strip_prefix(&src).unwrap().to_path_buf();
+            let first = rel.components().next().unwrap().as_os_str();
+            let module = first.to_string_lossy().trim_end_matches(".rs").to_string();
+            let text = std::fs::read_to_string(&file).unwrap();
+            Source { rel, module, text }
+        })
+        .collect()
 }
 
 /// The code without its comments (a doc link may point anywhere).
@@ -173,23 +196,12 @@ fn every_module_is_in_one_layer() {
 #[test]
 fn modules_use_only_modules_below_them() {
     let rank = rank();
-    let mut files = Vec::new();
-    sources(&root().join("src"), &mut files);
     let mut wrong = Vec::new();
-    for file in files {
-        let rel = file.strip_prefix(root().join("src")).unwrap();
-        let first = rel
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy();
-        let module = first.trim_end_matches(".rs").to_string();
+    for Source { rel, module, text } in sources() {
         // The binaries sit on top of everything.
         let Some(&own) = rank.get(module.as_str()) else {
             continue;
         };
-        let text = std::fs::read_to_string(&file).unwrap();
         for used in uses(&code(&text)) {
             if let Some(&theirs) = rank.get(used.as_str())
                 && theirs > own
@@ -214,20 +226,11 @@ fn modules_use_only_modules_below_them() {
 #[test]
 fn the_foundation_does_no_io() {
     let foundation = LAYERS[0].1;
-    let mut files = Vec::new();
-    sources(&root().join("src"), &mut files);
-    for file in files {
-        let rel = file.strip_prefix(root().join("src")).unwrap();
-        let first = rel
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy();
-        if !foundation.contains(&first.trim_end_matches(".rs")) {
+    for Source { rel, module, text } in sources() {
+        if !foundation.contains(&module.as_str()) {
             continue;
         }
-        let text = code(&std::fs::read_to_string(&file).unwrap());
+        let text = code(&text);
         for io in ["tokio::", "rusqlite::", "std::fs::", "std::net::"] {
             assert!(!text.contains(io), "src/{} uses {io}", rel.display());
         }
@@ -272,18 +275,14 @@ fn the_code_map_names_every_module_and_no_other() {
 
 #[test]
 fn only_the_range_controller_makes_motion_commands() {
-    let mut files = Vec::new();
-    sources(&root().join("src"), &mut files);
     let motion = ["Command::OpenAisle", "Command::Close", "Command::Ventilate"];
-    for file in files {
-        let rel = file.strip_prefix(root().join("src")).unwrap();
+    for Source { rel, text, .. } in sources() {
         if rel == Path::new("shelving/controller.rs")
             || rel == Path::new("architecture.rs")
             || rel.ends_with("tests.rs")
         {
             continue;
         }
-        let text = std::fs::read_to_string(&file).unwrap();
         // Test modules drive drivers by hand; the code above them may only encode.
         let production = text.split("#[cfg(test)]").next().unwrap_or_default();
         for line in code(production).lines() {
