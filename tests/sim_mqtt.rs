@@ -180,9 +180,17 @@ fn hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-#[tokio::test]
-async fn the_controller_says_it_is_online_and_its_last_will_says_when_it_is_gone() {
-    let (_simulator, broker, _data) = start().await;
+/// The demo room's controller (no devices) publishing its events to `broker`, and a
+/// client watching its status topic. Keep the directory and the controller alive.
+async fn publishing(
+    broker: &EmbeddedBroker,
+) -> (
+    tempfile::TempDir,
+    stackroom::server::Controller,
+    stackroom::mqtt::Publisher,
+    AsyncClient,
+    EventLoop,
+) {
     let dir = tempfile::tempdir().unwrap();
     let config = RoomConfig::load(&demo::config_path()).unwrap();
     let controller = stackroom::server::Controller::start(config, Some(dir.path()))
@@ -196,11 +204,18 @@ async fn the_controller_says_it_is_online_and_its_last_will_says_when_it_is_gone
         &controller.environment,
         &controller.loans,
     );
-    let (watcher, mut events) = client(&broker, "test-status");
+    let (watcher, events) = client(broker, "test-status");
     watcher
         .subscribe("stackroom/gd-power/stack-1/status", QoS::AtLeastOnce)
         .await
         .unwrap();
+    (dir, controller, publisher, watcher, events)
+}
+
+#[tokio::test]
+async fn the_controller_says_it_is_online_and_its_last_will_says_when_it_is_gone() {
+    let (_simulator, broker, _data) = start().await;
+    let (_dir, _controller, publisher, _watcher, mut events) = publishing(&broker).await;
     let online = next(&mut events, |t, v| {
         t.ends_with("/status") && v["online"] == true
     })
@@ -218,24 +233,7 @@ async fn the_controller_says_it_is_online_and_its_last_will_says_when_it_is_gone
 #[tokio::test]
 async fn a_controller_that_shuts_down_says_so_itself_and_leaves_cleanly() {
     let (_simulator, broker, _data) = start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = RoomConfig::load(&demo::config_path()).unwrap();
-    let controller = stackroom::server::Controller::start(config, Some(dir.path()))
-        .await
-        .unwrap();
-    let publisher = stackroom::mqtt::publish_events(
-        &broker.endpoint,
-        "gd-power",
-        "stack-1",
-        &controller.shelving,
-        &controller.environment,
-        &controller.loans,
-    );
-    let (watcher, mut events) = client(&broker, "test-status");
-    watcher
-        .subscribe("stackroom/gd-power/stack-1/status", QoS::AtLeastOnce)
-        .await
-        .unwrap();
+    let (_dir, _controller, publisher, _watcher, mut events) = publishing(&broker).await;
     next(&mut events, |t, v| {
         t.ends_with("/status") && v["online"] == true
     })
