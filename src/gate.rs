@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::audit::{Audit, NewEntry};
 use crate::config::{Gate, RoomConfig};
-use crate::environment::Environment;
+use crate::environment::{AlarmKind, Environment};
 use crate::rfid::reader::{ALL_PORTS, Mode, ReaderHandle};
 use crate::store::{Store, StoreError};
 
@@ -215,7 +215,7 @@ impl Watcher {
                     .await;
                 if let Err(e) = self
                     .environment
-                    .raise("gate", gate, &archive_no, message)
+                    .raise(AlarmKind::Gate, gate, &archive_no, message)
                     .await
                 {
                     tracing::error!(error = %e, "the gate alarm could not be recorded");
@@ -230,7 +230,9 @@ impl Watcher {
                         if flagged { "back" } else { "no loan" },
                     ))
                     .await;
-                if flagged && let Err(e) = self.environment.clear("gate", &archive_no).await {
+                if flagged
+                    && let Err(e) = self.environment.clear(AlarmKind::Gate, &archive_no).await
+                {
                     tracing::error!(error = %e, "the gate alarm could not be cleared");
                 }
             }

@@ -41,8 +41,14 @@ fn of_kind<'a>(alarms: &'a Value, kind: &str, sensor: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+// The timing of the decisions (hold times, hysteresis, the dehumidifier's minimum on and
+// off times, staleness per device class, ventilation retries, the schedule) is tested on a
+// clock of the tests' own in `src/environment/engine.rs`; these tests follow what the
+// devices say through the drivers, the engine, the store and the API, and never wait for
+// a timer.
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn damp_air_raises_one_alarm_that_is_acknowledged_and_clears_and_the_dehumidifier_switches() {
+async fn damp_air_warns_and_runs_the_dehumidifier_and_a_smoke_alarm_is_acknowledged_and_clears() {
     let dir = tempfile::tempdir().unwrap();
     let demo = start_demo(dir.path(), &["--time-scale", "10"]);
     let (base, sim) = (demo.base.as_str(), demo.sim.as_str());
@@ -51,7 +57,7 @@ async fn damp_air_raises_one_alarm_that_is_acknowledged_and_clears_and_the_dehum
     let h = th["humidity"].as_f64().unwrap();
     assert!((40.0..60.0).contains(&h), "{th}");
 
-    // The air gets damp: 70 % on the transmitter.
+    // The air gets damp: 70 % on the transmitter. Outside the limits, not yet held.
     let forced = json!({"temperature": 20.0, "humidity": 70.0}).to_string();
     assert_eq!(
         put(sim, "/sim/environment/sensors/th-a", &forced).await,
@@ -63,25 +69,8 @@ async fn damp_air_raises_one_alarm_that_is_acknowledged_and_clears_and_the_dehum
         "outside the limits, not yet held: {th}"
     );
 
-    // After the hold time: one alarm.
-    let alarms = wait_for(base, "/api/v1/alarms?state=open", 60, |a| {
-        !of_kind(a, "humidity_high", "th-a").is_empty()
-    })
-    .await;
-    let raised = of_kind(&alarms, "humidity_high", "th-a");
-    assert_eq!(raised.len(), 1, "{alarms}");
-    let alarm = raised[0].clone();
-    assert_eq!(
-        (alarm["state"].as_str(), alarm["zone"].as_str()),
-        (Some("active"), Some("a"))
-    );
-    assert!(
-        alarm["message"].as_str().unwrap().contains("70.0 % RH"),
-        "{alarm}"
-    );
-    assert_eq!(sensor(base, "th-a").await["state"], "alarm");
-
-    // The dehumidifier of the zone runs (its relay is a coil of the I/O module).
+    // The dehumidifier of the zone runs (its relay is a coil of the I/O module); the
+    // other zone's stays off.
     let state = wait_for(sim, "/sim/state", 10, |s| {
         s["environment"]["actuators"]["dehumidifier-a"] == true
     })
@@ -95,14 +84,39 @@ async fn damp_air_raises_one_alarm_that_is_acknowledged_and_clears_and_the_dehum
         state["environment"]["actuators"]["dehumidifier-bc"], false,
         "the other zone is dry"
     );
-
-    // It stays one alarm while the air stays damp.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, _, alarms) = get(base, "/api/v1/alarms").await;
+    let dehumidifier = wait_sensor(base, "dehumidifier-a", 10, |s| s["value"] == 1.0).await;
     assert_eq!(
-        of_kind(&alarms, "humidity_high", "th-a").len(),
-        1,
-        "{alarms}"
+        (&dehumidifier["value"], &dehumidifier["wanted"]),
+        (&json!(1.0), &json!(true)),
+        "the I/O module confirms the relay: {dehumidifier}"
+    );
+
+    // Smoke on the I/O module's input: one alarm at once.
+    assert_eq!(
+        put(sim, "/sim/environment/binary/smoke-a", "true").await,
+        200
+    );
+    let alarms = wait_for(base, "/api/v1/alarms?state=open", 10, |a| {
+        !of_kind(a, "smoke", "smoke-a").is_empty()
+    })
+    .await;
+    let raised = of_kind(&alarms, "smoke", "smoke-a");
+    assert_eq!(raised.len(), 1, "{alarms}");
+    let alarm = raised[0].clone();
+    assert_eq!(
+        (alarm["state"].as_str(), alarm["zone"].as_str()),
+        (Some("active"), Some("a"))
+    );
+    assert!(
+        alarm["message"]
+            .as_str()
+            .unwrap()
+            .contains("smoke detected"),
+        "{alarm}"
+    );
+    assert_eq!(
+        wait_sensor(base, "smoke-a", 10, |s| s["state"] == "alarm").await["state"],
+        "alarm"
     );
 
     // Acknowledged, once.
@@ -110,7 +124,7 @@ async fn damp_air_raises_one_alarm_that_is_acknowledged_and_clears_and_the_dehum
     let (status, _, acked) = post_json(
         base,
         &format!("/api/v1/alarms/{id}/ack"),
-        &json!({"note": "door shut, dehumidifier on"}),
+        &json!({"note": "a technician checks the detector"}),
     )
     .await;
     assert_eq!(status, 200, "{acked}");
@@ -118,41 +132,26 @@ async fn damp_air_raises_one_alarm_that_is_acknowledged_and_clears_and_the_dehum
         (acked["state"].as_str(), acked["acked_by"].as_str()),
         (Some("acknowledged"), Some("demo"))
     );
-    assert_eq!(acked["ack_note"], "door shut, dehumidifier on");
+    assert_eq!(acked["ack_note"], "a technician checks the detector");
     let (status, _, again) = post_json(base, &format!("/api/v1/alarms/{id}/ack"), &json!({})).await;
     assert_eq!(status, 409, "{again}");
     let (status, _, _) = post_json(base, "/api/v1/alarms/999999/ack", &json!({})).await;
     assert_eq!(status, 404);
+    let (status, _, bad) = get(base, "/api/v1/alarms?state=loud").await;
+    assert_eq!(status, 422, "{bad}");
 
-    // The air dries: the alarm clears, and the dehumidifier stops, not before its minimum
-    // on time (20 s in the demo room; simulated time runs ten times faster).
-    assert_eq!(put(sim, "/sim/environment/sensors/th-a", "null").await, 200);
-    let alarms = wait_for(base, "/api/v1/alarms?state=cleared", 30, |a| {
-        !of_kind(a, "humidity_high", "th-a").is_empty()
-    })
-    .await;
+    // The smoke clears: the alarm with it.
     assert_eq!(
-        of_kind(&alarms, "humidity_high", "th-a").len(),
-        1,
-        "{alarms}"
+        put(sim, "/sim/environment/binary/smoke-a", "false").await,
+        200
     );
-    let state = wait_for(sim, "/sim/state", 60, |s| {
-        s["environment"]["actuators"]["dehumidifier-a"] == false
+    let alarms = wait_for(base, "/api/v1/alarms?state=cleared", 10, |a| {
+        !of_kind(a, "smoke", "smoke-a").is_empty()
     })
     .await;
-    let switches: Vec<(String, bool, f64)> =
-        serde_json::from_value(state["environment"]["switches"].clone()).unwrap();
-    let a: Vec<&(String, bool, f64)> = switches
-        .iter()
-        .filter(|s| s.0 == "dehumidifier-a")
-        .collect();
-    assert_eq!(a.len(), 2, "on once, off once: {switches:?}");
-    assert!(a[0].1 && !a[1].1, "{switches:?}");
-    let on_for = (a[1].2 - a[0].2) / 10.0;
-    assert!(
-        on_for >= 19.0,
-        "on for {on_for:.1} s, at least 20 s: {switches:?}"
-    );
+    let cleared = of_kind(&alarms, "smoke", "smoke-a");
+    assert_eq!(cleared.len(), 1, "{alarms}");
+    assert_eq!(cleared[0]["ack_note"], "a technician checks the detector");
 
     // Every alarm change is in the audit trail.
     let (_, _, audit) = get(base, "/api/v1/audit?kind=alarm").await;
@@ -160,7 +159,7 @@ async fn damp_air_raises_one_alarm_that_is_acknowledged_and_clears_and_the_dehum
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["action"] == "humidity_high th-a")
+        .filter(|e| e["action"] == "smoke smoke-a")
         .map(|e| (e["actor"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
         .collect();
     assert_eq!(
@@ -179,7 +178,7 @@ async fn damp_air_raises_one_alarm_that_is_acknowledged_and_clears_and_the_dehum
     assert_eq!(status, 200, "{series}");
     assert_eq!(series["resolution"], "raw");
     let steps = series["steps"].as_array().unwrap();
-    assert!(steps.len() > 10, "{series}");
+    assert!(steps.len() >= 2, "{series}");
     assert!(
         steps.iter().any(|s| s["humidity"]["max"] == 70.0),
         "the damp reading is kept"
@@ -233,6 +232,8 @@ async fn a_silent_sensor_is_stale_and_smoke_stops_a_moving_range_and_locks_the_r
     let demo = start_demo(dir.path(), &[]);
     let (base, sim) = (demo.base.as_str(), demo.sim.as_str());
     let th = wait_sensor(base, "th-bc", 20, |s| s["state"] == "ok").await;
+    // th-bc is "stack-1/th-bc" on the bridge (a '/' in its friendly name): the controller
+    // subscribes to exactly its topic.
     assert_eq!(th["state"], "ok", "the Zigbee2MQTT sensor is heard: {th}");
 
     // The Zigbee bridge goes quiet: its points go stale (10 s), and say so.
@@ -447,24 +448,4 @@ async fn a_damp_zone_ventilates_its_ranges_but_not_one_in_use() {
     );
     let (_, _, r3) = get(base, "/api/v1/ranges/3").await;
     assert_eq!(r3["open_aisle"], 4, "{r3}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_grouped_zigbee_sensor_that_reports_hourly_is_read_and_not_stale() {
-    // th-bc is "stack-1/th-bc" on the bridge (a '/' in its friendly name) and, as a battery
-    // sensor, reports only when its reading moves by 0.5 °C or 3 % or once an hour: the
-    // controller subscribes to exactly its topic and gives it two hours.
-    let dir = tempfile::tempdir().unwrap();
-    let demo = start_demo(dir.path(), &["--time-scale", "10"]);
-    let base = demo.base.as_str();
-    let th = wait_sensor(base, "th-bc", 20, |s| s["state"] == "ok").await;
-    assert_eq!(th["state"], "ok", "{th}");
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    let th = sensor(base, "th-bc").await;
-    assert_eq!(th["state"], "ok", "quiet is not stale: {th}");
-    let (_, _, alarms) = get(base, "/api/v1/alarms?state=open").await;
-    assert!(
-        of_kind(&alarms, "sensor_stale", "th-bc").is_empty(),
-        "{alarms}"
-    );
 }

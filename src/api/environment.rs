@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who, parse_moment};
 use crate::config::environment::PointKind;
 use crate::environment::history::{Resolution, Series};
-use crate::environment::{AlarmView, EnvError, PointView};
+use crate::environment::{AlarmFilter, AlarmView, EnvError, PointState, PointView};
 
 impl From<EnvError> for Problem {
     fn from(e: EnvError) -> Problem {
@@ -68,7 +68,9 @@ fn zones(s: &AppState, sensors: &[PointView]) -> Vec<ZoneView> {
         .map(|z| {
             let fresh: Vec<&PointView> = sensors
                 .iter()
-                .filter(|p| p.zone == z.id && p.kind == PointKind::Climate && p.state != "stale")
+                .filter(|p| {
+                    p.zone == z.id && p.kind == PointKind::Climate && p.state != PointState::Stale
+                })
                 .collect();
             let mean = |f: fn(&PointView) -> Option<f64>| {
                 let v: Vec<f64> = fresh.iter().filter_map(|p| f(p)).collect();
@@ -268,18 +270,17 @@ pub(super) async fn alarms(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<AlarmQuery>,
 ) -> ApiResult<AlarmList> {
-    if let Some(state) = &q.state
-        && !["active", "acknowledged", "cleared", "open"].contains(&state.as_str())
-    {
-        return Err(Problem::invalid(
-            "state",
-            "active, acknowledged, cleared or open",
-        ));
-    }
-    let items = s
-        .environment
-        .alarms(q.state.as_deref(), q.limit.unwrap_or(100))
-        .await?;
+    let filter = match q.state.as_deref().map(str::parse::<AlarmFilter>) {
+        None => None,
+        Some(Ok(filter)) => Some(filter),
+        Some(Err(())) => {
+            return Err(Problem::invalid(
+                "state",
+                "active, acknowledged, cleared or open",
+            ));
+        }
+    };
+    let items = s.environment.alarms(filter, q.limit.unwrap_or(100)).await?;
     Ok(Json(AlarmList { items }))
 }
 
@@ -321,7 +322,7 @@ fn label(v: &str) -> String {
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
 pub(super) async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Problem> {
     let points = s.environment.points_now().await?;
-    let open = s.environment.alarms(Some("open"), 1000).await?;
+    let open = s.environment.alarms(Some(AlarmFilter::Open), 1000).await?;
     let mut out = String::new();
     let mut family = |name: &str, help: &str, rows: Vec<(String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -330,7 +331,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<impl IntoRespon
         }
     };
     let of = |p: &PointView| format!("sensor=\"{}\",zone=\"{}\"", label(&p.id), label(&p.zone));
-    let fresh = |p: &&PointView| p.state != "stale";
+    let fresh = |p: &&PointView| p.state != PointState::Stale;
     family(
         "stackroom_temperature_celsius",
         "Temperature of a climate sensor (fresh readings only).",
@@ -363,12 +364,21 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<impl IntoRespon
         "1 while a point has no reading younger than its profile allows.",
         points
             .iter()
-            .map(|p| (of(p), if p.state == "stale" { 1.0 } else { 0.0 }))
+            .map(|p| {
+                (
+                    of(p),
+                    if p.state == PointState::Stale {
+                        1.0
+                    } else {
+                        0.0
+                    },
+                )
+            })
             .collect(),
     );
     let mut kinds: std::collections::BTreeMap<String, f64> = Default::default();
     for a in &open {
-        *kinds.entry(a.kind.clone()).or_default() += 1.0;
+        *kinds.entry(a.kind.to_string()).or_default() += 1.0;
     }
     family(
         "stackroom_alarms_open",
