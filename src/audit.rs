@@ -77,6 +77,23 @@ pub struct Audit {
     store: Store,
 }
 
+/// Why an export of the audit trail stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("the audit trail could not be read")]
+    Store(#[from] StoreError),
+    #[error("the CSV could not be written")]
+    Csv(#[from] csv::Error),
+    #[error("the CSV could not be written")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<rusqlite::Error> for ExportError {
+    fn from(e: rusqlite::Error) -> ExportError {
+        ExportError::Store(StoreError::from(e))
+    }
+}
+
 impl Audit {
     pub fn new(store: Store) -> Audit {
         Audit { store }
@@ -154,10 +171,9 @@ impl Audit {
     }
 
     /// Writes the entries matching `filter` as CSV, streaming; how many.
-    pub fn export_csv(&self, filter: &Filter, out: impl Write) -> Result<usize, String> {
+    pub fn export_csv(&self, filter: &Filter, out: impl Write) -> Result<usize, ExportError> {
         let mut w = csv::Writer::from_writer(out);
-        w.write_record(["id", "at", "actor", "kind", "action", "outcome", "detail"])
-            .map_err(|e| e.to_string())?;
+        w.write_record(["id", "at", "actor", "kind", "action", "outcome", "detail"])?;
         self.store
             .read_blocking(|conn| {
                 let (sql, args) = Self::select(filter);
@@ -176,13 +192,11 @@ impl Audit {
                         e.action,
                         e.outcome,
                         e.detail,
-                    ])
-                    .map_err(|e| StoreError::Task(e.to_string()))?;
+                    ])?;
                     n += 1;
                 }
-                Ok::<_, StoreError>(n)
+                Ok::<_, ExportError>(n)
             })
-            .map_err(|e| e.to_string())
-            .and_then(|n| w.flush().map(|_| n).map_err(|e| e.to_string()))
+            .and_then(|n| Ok(w.flush().map(|_| n)?))
     }
 }

@@ -3,15 +3,16 @@
 
 use std::time::Duration;
 
+use anyhow::{Context, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::api::CLI_AGENT;
 
 /// `--scope`: `room`, `range=R` or `shelves=R1-C1-R-S1-L1,R1-C1-R-S1-L2`.
-pub fn parse_scope(text: &str) -> Result<Value, String> {
+pub fn parse_scope(text: &str) -> anyhow::Result<Value> {
     let bad = || {
-        format!("--scope '{text}': say room, range=R or shelves=ADDRESS,ADDRESS,... (e.g. range=1)")
+        anyhow!("--scope '{text}': say room, range=R or shelves=ADDRESS,ADDRESS,... (e.g. range=1)")
     };
     match text.split_once('=') {
         None if text == "room" => Ok(json!({"room": true})),
@@ -48,21 +49,20 @@ fn problem(v: &Value) -> String {
         .unwrap_or_else(|| v.to_string())
 }
 
-/// Runs the sweep; the exit message on failure.
-pub async fn run(args: Args) -> Result<(), String> {
+/// Runs the sweep.
+pub async fn run(args: Args) -> anyhow::Result<()> {
     let api = args.api.trim_end_matches('/').to_string();
     let mut headers = reqwest::header::HeaderMap::new();
     let bearer = format!("Bearer {}", args.token.trim())
         .parse()
-        .map_err(|_| "--token: not a token (srt_ and 64 hex digits)".to_string())?;
+        .map_err(|_| anyhow!("--token: not a token (srt_ and 64 hex digits)"))?;
     headers.insert(reqwest::header::AUTHORIZATION, bearer);
     let client = reqwest::Client::builder()
         .user_agent(format!("{CLI_AGENT}/{}", env!("CARGO_PKG_VERSION")))
         .default_headers(headers)
         .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let unreachable = |e: reqwest::Error| format!("cannot reach the controller at {api}: {e}");
+        .build()?;
+    let unreachable = || format!("cannot reach the controller at {api}");
     let mut body = json!({"scope": args.scope, "apply": args.apply});
     if let Some(d) = args.dwell_ms {
         body["dwell_ms"] = json!(d);
@@ -72,33 +72,32 @@ pub async fn run(args: Args) -> Result<(), String> {
         .json(&body)
         .send()
         .await
-        .map_err(unreachable)?;
+        .with_context(unreachable)?;
     let status = r.status();
-    let started: Value = r.json().await.map_err(|e| e.to_string())?;
+    let started: Value = r.json().await.with_context(unreachable)?;
     if status.as_u16() != 202 {
-        return Err(format!("the sweep did not start: {}", problem(&started)));
+        bail!("the sweep did not start: {}", problem(&started));
     }
     let id = started["id"]
         .as_i64()
-        .ok_or("the controller gave no sweep id")?;
+        .context("the controller gave no sweep id")?;
     let total = started["progress"]["antennas"].as_u64().unwrap_or(0);
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
             "sweep {prefix} [{bar:40}] {pos}/{len} antennas, {msg} ({elapsed}, ~{eta} left)",
-        )
-        .map_err(|e| e.to_string())?
+        )?
         .progress_chars("=> "),
     );
     bar.set_prefix(id.to_string());
     let url = format!("{api}/api/v1/sweeps/{id}");
     let view = loop {
         let v: Value = tokio::select! {
-            r = async { client.get(&url).send().await?.json::<Value>().await } => r.map_err(unreachable)?,
+            r = async { client.get(&url).send().await?.json::<Value>().await } => r.with_context(unreachable)?,
             _ = tokio::signal::ctrl_c() => {
                 bar.abandon_with_message("cancelling");
                 let _ = client.delete(&url).send().await;
-                return Err(format!("sweep {id} cancelled"));
+                bail!("sweep {id} cancelled");
             }
         };
         bar.set_position(v["progress"]["done"].as_u64().unwrap_or(0));
@@ -125,22 +124,22 @@ pub async fn run(args: Args) -> Result<(), String> {
     );
     println!("report: {url}/report (?format=csv)");
     if view["state"] != "done" {
-        return Err(format!(
+        bail!(
             "sweep {id} ended {}: {}",
             view["state"].as_str().unwrap_or("?"),
             view["note"].as_str().unwrap_or("")
-        ));
+        );
     }
     if let Some(path) = args.report {
         let csv = client
             .get(format!("{url}/report?format=csv"))
             .send()
             .await
-            .map_err(unreachable)?
+            .with_context(unreachable)?
             .text()
             .await
-            .map_err(|e| e.to_string())?;
-        std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
+            .with_context(unreachable)?;
+        std::fs::write(&path, csv).with_context(|| path.display().to_string())?;
         println!("report written to {}", path.display());
     }
     Ok(())
@@ -159,7 +158,13 @@ mod tests {
             json!({"shelves": ["R1-C1-R-S1-L1", "R1-C1-R-S1-L2"]})
         );
         for bad in ["", "range", "range=x", "shelves=", "rooms", "floor=1"] {
-            assert!(parse_scope(bad).unwrap_err().contains("--scope"), "{bad}");
+            assert!(
+                parse_scope(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("--scope"),
+                "{bad}"
+            );
         }
     }
 }

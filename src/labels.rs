@@ -19,16 +19,27 @@ pub struct Label {
     pub shelf: String,
 }
 
+/// Why a label cannot be printed.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelError {
+    #[error("'{0}' is not printable ASCII, which Code 128 (set B) encodes")]
+    NotAscii(String),
+    /// barcoders' error is no `std::error::Error`; its words are kept.
+    #[error("cannot encode '{text}' as Code 128: {why}")]
+    Encode { text: String, why: String },
+}
+
 /// The Code 128 modules (1 bar, 0 space) of `text`, quiet zones excluded.
-pub fn code128(text: &str) -> Result<Vec<u8>, String> {
+pub fn code128(text: &str) -> Result<Vec<u8>, LabelError> {
     if text.is_empty() || !text.chars().all(|c| (' '..='~').contains(&c)) {
-        return Err(format!(
-            "'{text}' is not printable ASCII, which Code 128 (set B) encodes"
-        ));
+        return Err(LabelError::NotAscii(text.to_string()));
     }
     barcoders::sym::code128::Code128::new(format!("\u{0181}{text}"))
         .map(|c| c.encode())
-        .map_err(|e| format!("cannot encode '{text}' as Code 128: {e}"))
+        .map_err(|e| LabelError::Encode {
+            text: text.to_string(),
+            why: e.to_string(),
+        })
 }
 
 const PT_PER_MM: f32 = 72.0 / 25.4;
@@ -67,7 +78,7 @@ fn escape(text: &str) -> String {
 }
 
 /// Labels as SVG: one after the other down the page, each its own size.
-pub fn svg(labels: &[Label], size: LabelSize) -> Result<String, String> {
+pub fn svg(labels: &[Label], size: LabelSize) -> Result<String, LabelError> {
     let (w, h) = (size.width_mm, size.height_mm);
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}mm\" height=\"{}mm\" viewBox=\"0 0 {w} {}\">\n",
@@ -192,7 +203,7 @@ fn fit(text: &str, max: usize) -> String {
 }
 
 /// Labels as a PDF, one page per label.
-pub fn pdf(labels: &[Label], size: LabelSize) -> Result<Vec<u8>, String> {
+pub fn pdf(labels: &[Label], size: LabelSize) -> Result<Vec<u8>, LabelError> {
     let mut pdf = Pdf::new();
     let catalog = Ref::new(1);
     let tree = Ref::new(2);

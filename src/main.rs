@@ -358,9 +358,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ..SimSettings::default()
             };
             let (simulator, broker) =
-                sim::simulate(&mut controller, settings, mqtt_listen, sim_control)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                sim::simulate(&mut controller, settings, mqtt_listen, sim_control).await?;
             let config = controller.config.clone();
             let publisher = stackroom::mqtt::publish_events(
                 &broker.endpoint,
@@ -412,8 +410,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     serial_paths: Default::default(),
                     mqtt: Some(endpoint.clone()),
                 })
-                .await
-                .map_err(anyhow::Error::msg)?;
+                .await?;
             let publisher = stackroom::mqtt::publish_events(
                 &endpoint,
                 &config.site_id,
@@ -444,13 +441,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             stackroom::cli_sweep::run(stackroom::cli_sweep::Args {
                 api,
                 token,
-                scope: stackroom::cli_sweep::parse_scope(&scope).map_err(anyhow::Error::msg)?,
+                scope: stackroom::cli_sweep::parse_scope(&scope)?,
                 apply,
                 dwell_ms,
                 report,
             })
             .await
-            .map_err(anyhow::Error::msg)
         }
         Command::Token { action, room } => {
             let controller = room.open().await?;
@@ -547,11 +543,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let size = controller.config.labels;
             let svg = out.extension().is_some_and(|e| e == "svg");
             let body = if svg {
-                stackroom::labels::svg(&labels, size)
-                    .map_err(anyhow::Error::msg)?
-                    .into_bytes()
+                stackroom::labels::svg(&labels, size)?.into_bytes()
             } else {
-                stackroom::labels::pdf(&labels, size).map_err(anyhow::Error::msg)?
+                stackroom::labels::pdf(&labels, size)?
             };
             std::fs::write(&out, body).with_context(|| out.display().to_string())?;
             controller
@@ -638,13 +632,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         std::fs::File::create(&path).with_context(|| path.display().to_string())?;
                     controller
                         .audit
-                        .export_csv(&filter, std::io::BufWriter::new(file))
-                        .map_err(anyhow::Error::msg)?
+                        .export_csv(&filter, std::io::BufWriter::new(file))?
                 }
                 None => controller
                     .audit
-                    .export_csv(&filter, std::io::stdout().lock())
-                    .map_err(anyhow::Error::msg)?,
+                    .export_csv(&filter, std::io::stdout().lock())?,
             };
             controller
                 .audit

@@ -15,7 +15,7 @@ use crate::config::RoomConfig;
 use crate::environment::Environment;
 use crate::loans::Loans;
 use crate::location::{LocationError, LocationService};
-use crate::rfid::Rfid;
+use crate::rfid::{Rfid, RfidStartError};
 use crate::shelving::{Shelving, Wiring};
 use crate::store::Store;
 
@@ -34,6 +34,10 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Devices(#[from] crate::shelving::StartError),
+    #[error(transparent)]
+    Rfid(#[from] RfidStartError),
 }
 
 /// A running controller's parts.
@@ -88,7 +92,7 @@ impl Controller {
     /// Starts the room's devices, reached as `wiring` says where it overrides the config:
     /// the shelving's drivers and range controllers, the readers, the live pipeline, the
     /// sweeps and their schedule.
-    pub async fn start_devices(&mut self, wiring: &Wiring) -> Result<(), String> {
+    pub async fn start_devices(&mut self, wiring: &Wiring) -> Result<(), StartError> {
         self.shelving = Shelving::start(&self.config, wiring)?;
         self.shelving.audit_operations(&self.audit);
         self.rfid = Some(Rfid::start(&self.config, &self.locations, wiring).await?);

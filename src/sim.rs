@@ -20,6 +20,40 @@ use crate::config::{Device, DeviceKind, RoomConfig, Transport};
 use crate::location::LocationService;
 use crate::shelf::Face;
 
+/// Why the simulated room could not be built or started.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulationError {
+    /// The room has a device (or a gate) that hw-sim cannot simulate as configured.
+    #[error("device '{device}': {why}")]
+    Device { device: String, why: String },
+    #[error("'{url}' is no broker address")]
+    BrokerUrl {
+        url: String,
+        source: crate::config::bus::BadBrokerUrl,
+    },
+    #[error("'{0}': the simulated devices speak plain MQTT; give them a plain listener")]
+    TlsBroker(String),
+    #[error("line {line}: {why}")]
+    Placement { line: u64, why: String },
+    #[error("the placement CSV")]
+    Csv(#[from] csv::Error),
+    #[error("the boxes could not be read")]
+    Boxes(#[from] crate::location::LocationError),
+    #[error("the simulator could not start")]
+    Simulator(#[from] hw_sim::SimError),
+    #[error("the embedded broker could not start")]
+    Broker(#[from] crate::mqtt::BrokerError),
+    #[error(transparent)]
+    Devices(#[from] crate::server::StartError),
+}
+
+fn cannot(device: &str, why: impl Into<String>) -> SimulationError {
+    SimulationError::Device {
+        device: device.to_string(),
+        why: why.into(),
+    }
+}
+
 /// Settings of a simulated run.
 #[derive(Debug, Clone)]
 pub struct SimSettings {
@@ -44,12 +78,14 @@ impl Default for SimSettings {
 
 /// A broker address from `mqtt://host:port` (or `tcp://`, or bare `host:port`); the
 /// simulated devices speak plain MQTT only.
-pub fn broker(url: &str) -> Result<Broker, String> {
-    let u = crate::config::bus::BrokerUrl::parse(url).map_err(|e| e.to_string())?;
+pub fn broker(url: &str) -> Result<Broker, SimulationError> {
+    let u =
+        crate::config::bus::BrokerUrl::parse(url).map_err(|source| SimulationError::BrokerUrl {
+            url: url.to_string(),
+            source,
+        })?;
     if u.tls {
-        return Err(format!(
-            "'{url}': the simulated devices speak plain MQTT; give them a plain listener"
-        ));
+        return Err(SimulationError::TlsBroker(url.to_string()));
     }
     Ok(Broker {
         host: u.host,
@@ -58,12 +94,14 @@ pub fn broker(url: &str) -> Result<Broker, String> {
     })
 }
 
-fn prefix(device: &Device) -> Result<String, String> {
+fn prefix(device: &Device) -> Result<String, SimulationError> {
     match &device.transport {
         Transport::Mqtt { prefix } => Ok(prefix.clone()),
-        other => Err(format!(
-            "device '{}' speaks MQTT but is wired as {other}; give it transport = {{ mqtt = {{ prefix = \"...\" }} }}",
-            device.id
+        other => Err(cannot(
+            &device.id,
+            format!(
+                "it speaks MQTT but is wired as {other}; give it transport = {{ mqtt = {{ prefix = \"...\" }} }}"
+            ),
         )),
     }
 }
@@ -102,31 +140,37 @@ pub fn spec(
     config: &RoomConfig,
     placement: Vec<Placement>,
     settings: &SimSettings,
-) -> Result<SimSpec, String> {
+) -> Result<SimSpec, SimulationError> {
     let shelves = shelf_specs(&config.layout);
     let mut ranges = Vec::new();
     let mut readers = Vec::new();
     for device in &config.devices {
         let profile = &device.spec;
         let unsupported = || {
-            format!(
-                "device '{}': hw-sim does not simulate protocol {} yet",
-                device.id, profile.device.protocol
+            cannot(
+                &device.id,
+                format!(
+                    "hw-sim does not simulate protocol {} yet",
+                    profile.device.protocol
+                ),
             )
         };
         match profile.device.kind {
             DeviceKind::Shelving => {
                 let id = device
                     .range
-                    .ok_or_else(|| format!("device '{}' has no range", device.id))?;
+                    .ok_or_else(|| cannot(&device.id, "it has no range"))?;
                 let layout = config
                     .layout
                     .range(id)
-                    .ok_or_else(|| format!("device '{}': no range {id}", device.id))?;
+                    .ok_or_else(|| cannot(&device.id, format!("no range {id}")))?;
                 let motion = profile.motion.clone().ok_or_else(|| {
-                    format!(
-                        "device '{}': profile {} needs a [motion] section (speed_mm_s, accel_mm_s2) to be simulated",
-                        device.id, device.profile
+                    cannot(
+                        &device.id,
+                        format!(
+                            "profile {} needs a [motion] section (speed_mm_s, accel_mm_s2) to be simulated",
+                            device.profile
+                        ),
                     )
                 })?;
                 let wire = match (profile.device.protocol, &profile.modbus, &profile.mqtt_json) {
@@ -208,11 +252,11 @@ pub fn spec(
             .devices
             .iter()
             .find(|d| d.id == g.reader)
-            .ok_or_else(|| format!("gate: no reader '{}'", g.reader))?;
+            .ok_or_else(|| cannot(&g.reader, "a gate's reader, not in the room"))?;
         let settings = device.spec.impinj_iot.clone().ok_or_else(|| {
-            format!(
-                "gate '{}': hw-sim simulates gates on Impinj-style (MQTT) readers",
-                g.reader
+            cannot(
+                &g.reader,
+                "hw-sim simulates gates on Impinj-style (MQTT) readers",
             )
         })?;
         gates.push(hw_sim::GateDevice {
@@ -238,7 +282,7 @@ pub fn spec(
 }
 
 /// The simulated climate and environment devices of the config's `[environment]`.
-fn climate_spec(config: &RoomConfig) -> Result<hw_sim::climate::ClimateSpec, String> {
+fn climate_spec(config: &RoomConfig) -> Result<hw_sim::climate::ClimateSpec, SimulationError> {
     use crate::config::environment::{Address, PointKind};
     use hw_sim::climate::{BinaryKind, ClimateSpec, EnvDevice, EnvWire};
     let env = &config.environment;
@@ -300,7 +344,7 @@ fn climate_spec(config: &RoomConfig) -> Result<hw_sim::climate::ClimateSpec, Str
                     .collect(),
             },
             (None, None) => {
-                return Err(format!("device '{}': hw-sim cannot simulate it", device.id));
+                return Err(cannot(&device.id, "hw-sim cannot simulate it"));
             }
         };
         spec.devices.push(EnvDevice {
@@ -312,11 +356,12 @@ fn climate_spec(config: &RoomConfig) -> Result<hw_sim::climate::ClimateSpec, Str
 }
 
 /// The boxes as the controller's database has them: every tagged box on its bound shelf.
-pub async fn placement_from(locations: &LocationService) -> Result<Vec<Placement>, String> {
+pub async fn placement_from(
+    locations: &LocationService,
+) -> Result<Vec<Placement>, SimulationError> {
     Ok(locations
         .tagged_boxes()
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .map(|(archive_no, epc, shelf)| Placement {
             archive_no,
@@ -332,11 +377,9 @@ pub async fn start(
     placement: Vec<Placement>,
     settings: &SimSettings,
     control: SocketAddr,
-) -> Result<Simulator, String> {
+) -> Result<Simulator, SimulationError> {
     let spec = spec(config, placement, settings)?;
-    Simulator::start(spec, control)
-        .await
-        .map_err(|e| e.to_string())
+    Ok(Simulator::start(spec, control).await?)
 }
 
 /// Lines for people: where each simulated device is.
@@ -359,35 +402,35 @@ pub fn describe(sim: &Simulator) -> Vec<String> {
 }
 
 /// Reads a placement CSV: `archive_no,epc,shelf` (shelf empty: in the room, on no shelf).
-pub fn placement_csv<R: Read>(input: R) -> Result<Vec<Placement>, String> {
+pub fn placement_csv<R: Read>(input: R) -> Result<Vec<Placement>, SimulationError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(input);
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("line 1: {e}"))?
-        .clone();
+    let headers = reader.headers()?.clone();
     let column = |name: &str| {
         headers
             .iter()
             .position(|h| h == name)
-            .ok_or_else(|| format!("line 1: the header needs a '{name}' column"))
+            .ok_or_else(|| SimulationError::Placement {
+                line: 1,
+                why: format!("the header needs a '{name}' column"),
+            })
     };
     let (no, epc, shelf) = (column("archive_no")?, column("epc")?, column("shelf")?);
     let mut out = Vec::new();
     let mut seen = HashMap::new();
     for record in reader.records() {
-        let r = record.map_err(|e| e.to_string())?;
+        let r = record?;
         let line = r.position().map_or(0, |p| p.line());
         let get = |i: usize| r.get(i).unwrap_or("").to_string();
         if get(epc).is_empty() {
             continue; // a box without a tag is invisible to the radio
         }
         if let Some(first) = seen.insert(get(no), line) {
-            return Err(format!(
-                "line {line}: box {} already placed on line {first}",
-                get(no)
-            ));
+            return Err(SimulationError::Placement {
+                line,
+                why: format!("box {} already placed on line {first}", get(no)),
+            });
         }
         out.push(Placement {
             archive_no: get(no),
@@ -406,9 +449,8 @@ pub async fn simulate(
     settings: SimSettings,
     mqtt_listen: SocketAddr,
     control: SocketAddr,
-) -> Result<(Simulator, crate::mqtt::EmbeddedBroker), String> {
-    let broker = crate::mqtt::EmbeddedBroker::start(mqtt_listen, &controller.config)
-        .map_err(|e| e.to_string())?;
+) -> Result<(Simulator, crate::mqtt::EmbeddedBroker), SimulationError> {
+    let broker = crate::mqtt::EmbeddedBroker::start(mqtt_listen, &controller.config)?;
     let placement = placement_from(&controller.locations).await?;
     let settings = SimSettings {
         mqtt: Some(broker.for_devices()),
@@ -448,7 +490,7 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert_eq!(p[1].shelf, None);
         let err = placement_csv("archive_no,epc,shelf\nA,E280,\nA,E281,\n".as_bytes()).unwrap_err();
-        assert!(err.contains("line 3"), "{err}");
+        assert!(err.to_string().contains("line 3"), "{err}");
         assert!(placement_csv("archive_no,shelf\n".as_bytes()).is_err());
     }
 }

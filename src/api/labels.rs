@@ -29,7 +29,13 @@ fn render(
     format: Option<&str>,
 ) -> Result<(Vec<u8>, &'static str, &'static str), Problem> {
     let size = s.locations.config().labels;
-    let failed = |e: String| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unprintable", e);
+    let failed = |e: labels::LabelError| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprintable",
+            crate::logging::chain(&e),
+        )
+    };
     match format.unwrap_or("pdf") {
         "pdf" => Ok((
             labels::pdf(labels, size).map_err(failed)?,

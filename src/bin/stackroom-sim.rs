@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::Parser;
 use stackroom::config::{Mqtt, RoomConfig};
 use stackroom::location::LocationService;
@@ -69,7 +69,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         (Some(file), _) => {
             let input = std::fs::File::open(file)
                 .with_context(|| format!("{}: cannot open it", file.display()))?;
-            sim::placement_csv(input).map_err(|e| anyhow!("{}: {e}", file.display()))?
+            sim::placement_csv(input).with_context(|| file.display().to_string())?
         }
         (None, Some(db)) => {
             if !db.exists() {
@@ -78,9 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::open(db)?;
             let locations =
                 LocationService::open(std::sync::Arc::new(config.clone()), store).await?;
-            sim::placement_from(&locations)
-                .await
-                .map_err(anyhow::Error::msg)?
+            sim::placement_from(&locations).await?
         }
         (None, None) => Vec::new(),
     };
@@ -101,7 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let site_broker = |url: &str| -> anyhow::Result<_> {
         Ok(hw_sim::mqtt_devices::Broker {
             passwords: site_passwords(),
-            ..sim::broker(url).map_err(anyhow::Error::msg)?
+            ..sim::broker(url)?
         })
     };
     let mqtt = match (&cli.mqtt, &config.mqtt) {
@@ -122,9 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ..SimSettings::default()
     };
     let boxes = placement.len();
-    let simulator = sim::start(&config, placement, &settings, cli.control)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let simulator = sim::start(&config, placement, &settings, cli.control).await?;
     println!("sim: http://{}", simulator.control);
     if let Some(broker) = &embedded {
         println!("mqtt: {}", broker.url());

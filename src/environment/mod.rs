@@ -30,7 +30,7 @@ use crate::audit::{Audit, NewEntry};
 use crate::config::environment::{Address, EnvironmentConfig, PointKind};
 use crate::config::{RoomConfig, Transport};
 use crate::shelving::plan::Goal;
-use crate::shelving::{Shelving, Wiring};
+use crate::shelving::{Shelving, StartError, Wiring};
 use crate::store::text::Named;
 use crate::store::{Store, StoreError};
 use crate::time::wall;
@@ -323,7 +323,7 @@ impl Environment {
         wiring: &Wiring,
         shelving: Shelving,
         audit: Audit,
-    ) -> Result<Environment, String> {
+    ) -> Result<Environment, StartError> {
         let env = Self::new(config, store);
         if config.environment.points.is_empty() {
             return Ok(env);
@@ -385,10 +385,10 @@ impl Environment {
                     ));
                 }
                 _ => {
-                    return Err(format!(
-                        "device '{}': an environment device on Modbus needs a serial transport, on Zigbee2MQTT an MQTT one",
-                        device.id
-                    ));
+                    return Err(StartError::Unsupported {
+                        device: device.id.clone(),
+                        needs: "an environment device on Modbus needs a serial transport, on Zigbee2MQTT an MQTT one".into(),
+                    });
                 }
             }
         }

@@ -23,9 +23,18 @@ use std::sync::Arc;
 
 use crate::config::{RoomConfig, Transport};
 use crate::location::LocationService;
-use crate::shelving::Wiring;
+use crate::shelving::{StartError, Wiring};
 use reader::{ReaderHandle, ReaderWire};
 use sweep::{SweepError, Sweeps};
+
+/// Why the readers, the live pipeline or the sweeps could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum RfidStartError {
+    #[error(transparent)]
+    Device(#[from] StartError),
+    #[error("the sweeps could not be started")]
+    Sweeps(#[from] SweepError),
+}
 
 /// The RFID side of a running controller.
 #[derive(Clone)]
@@ -43,7 +52,7 @@ impl Rfid {
         config: &Arc<RoomConfig>,
         locations: &LocationService,
         wiring: &Wiring,
-    ) -> Result<Rfid, String> {
+    ) -> Result<Rfid, RfidStartError> {
         let tasks = crate::link::Tasks::default();
         let live = live::Live::start(config, &tasks);
         let mut readers = BTreeMap::new();
@@ -81,10 +90,14 @@ impl Rfid {
                     settings: settings.clone(),
                 },
                 (transport, _, _, _) => {
-                    return Err(format!(
-                        "device '{}': no reader driver for protocol {} over {transport}",
-                        device.id, p.device.protocol
-                    ));
+                    return Err(StartError::Unsupported {
+                        device: device.id.clone(),
+                        needs: format!(
+                            "no reader driver for protocol {} over {transport}",
+                            p.device.protocol
+                        ),
+                    }
+                    .into());
                 }
             };
             readers.insert(
@@ -98,8 +111,7 @@ impl Rfid {
             readers,
             Some(live.clone()),
         )
-        .await
-        .map_err(|e: SweepError| e.to_string())?;
+        .await?;
         schedule::start(config, &sweeps, &tasks);
         Ok(Rfid {
             live,

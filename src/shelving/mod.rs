@@ -207,6 +207,27 @@ impl Operations {
 }
 
 /// Why a shelving request failed.
+/// Why a device of the room could not be started: the config names something no driver
+/// runs, or the device bus cannot be reached as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("device '{device}': no range {range} in the layout")]
+    NoRange { device: String, range: u16 },
+    #[error("device '{device}': {needs}")]
+    Unsupported { device: String, needs: String },
+    #[error("the device bus")]
+    Bus(#[from] crate::bus::BusError),
+}
+
+impl StartError {
+    fn unsupported(device: &str, needs: impl Into<String>) -> StartError {
+        StartError::Unsupported {
+            device: device.to_string(),
+            needs: needs.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ShelvingError {
     #[error("the room has no range {0}")]
@@ -252,10 +273,10 @@ impl Wiring {
     }
 
     /// The MQTT broker and the controller's credentials: the override, else the config's.
-    pub fn broker(&self, config: &RoomConfig) -> Result<crate::bus::Endpoint, String> {
+    pub fn broker(&self, config: &RoomConfig) -> Result<crate::bus::Endpoint, StartError> {
         match &self.mqtt {
             Some(e) => Ok(e.clone()),
-            None => crate::bus::endpoint(config).map_err(|e| e.to_string()),
+            None => Ok(crate::bus::endpoint(config)?),
         }
     }
 }
@@ -331,7 +352,7 @@ impl Shelving {
     }
 
     /// Starts a driver and a controller for each shelving device of the room.
-    pub fn start(config: &RoomConfig, wiring: &Wiring) -> Result<Shelving, String> {
+    pub fn start(config: &RoomConfig, wiring: &Wiring) -> Result<Shelving, StartError> {
         let operations = Operations::default();
         let (events, _) = broadcast::channel(1024);
         let mut ranges = BTreeMap::new();
@@ -342,7 +363,10 @@ impl Shelving {
             let layout = config
                 .layout
                 .range(range_id)
-                .ok_or_else(|| format!("device '{}': no range {range_id}", device.id))?;
+                .ok_or_else(|| StartError::NoRange {
+                    device: device.id.clone(),
+                    range: range_id,
+                })?;
             let profile = &device.spec;
             let (handle, ports) = device::channel();
             let timing = profile.timing.clone();
@@ -354,10 +378,9 @@ impl Shelving {
             let id = device.id.clone();
             match (profile.device.protocol, &device.transport) {
                 (Protocol::Modbus, transport) => {
-                    let map = profile
-                        .modbus
-                        .clone()
-                        .ok_or("modbus profile without [modbus]")?;
+                    let map = profile.modbus.clone().ok_or_else(|| {
+                        StartError::unsupported(&device.id, "a modbus profile needs [modbus]")
+                    })?;
                     let (wire, unit) = match transport {
                         Transport::Serial { path, baud, unit } => (
                             modbus::Wire::Rtu {
@@ -381,9 +404,9 @@ impl Shelving {
                             unit.unwrap_or(map.unit),
                         ),
                         Transport::Mqtt { .. } => {
-                            return Err(format!(
-                                "device '{}': a Modbus device needs a serial or modbus_tcp transport",
-                                device.id
+                            return Err(StartError::unsupported(
+                                &device.id,
+                                "a Modbus device needs a serial or modbus_tcp transport",
                             ));
                         }
                     };
@@ -400,10 +423,12 @@ impl Shelving {
                     );
                 }
                 (Protocol::FramedSerial, Transport::Serial { path, baud, .. }) => {
-                    let framed = profile
-                        .framed
-                        .clone()
-                        .ok_or("framed-serial profile without [framed]")?;
+                    let framed = profile.framed.clone().ok_or_else(|| {
+                        StartError::unsupported(
+                            &device.id,
+                            "a framed-serial profile needs [framed]",
+                        )
+                    })?;
                     let path = wiring
                         .serial_paths
                         .get(&device.id)
@@ -422,10 +447,12 @@ impl Shelving {
                     );
                 }
                 (Protocol::MqttJson, Transport::Mqtt { prefix }) => {
-                    let topics = profile
-                        .mqtt_json
-                        .clone()
-                        .ok_or("mqtt-json profile without [mqtt_json]")?;
+                    let topics = profile.mqtt_json.clone().ok_or_else(|| {
+                        StartError::unsupported(
+                            &device.id,
+                            "an mqtt-json profile needs [mqtt_json]",
+                        )
+                    })?;
                     let connector = mqtt::MqttJson {
                         device: device.id.clone(),
                         broker: wiring.broker(config)?,
@@ -440,9 +467,9 @@ impl Shelving {
                     );
                 }
                 (protocol, _) => {
-                    return Err(format!(
-                        "device '{}': no shelving driver for protocol {protocol} yet",
-                        device.id
+                    return Err(StartError::unsupported(
+                        &device.id,
+                        format!("no shelving driver for protocol {protocol} yet"),
                     ));
                 }
             }
