@@ -1,7 +1,7 @@
 //! Circulation through the API of the real demo: a loan's whole life with its role checks,
 //! locate and retrieve for a box on loan, refused transitions.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

@@ -6,9 +6,8 @@
 //! scanning test fails, unless `STACKROOM_OPTIONAL` names `poppler` (then it says it
 //! left the scan out).
 
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::tools;
 
 use std::path::Path;
 use std::process::Command;

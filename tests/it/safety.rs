@@ -6,7 +6,7 @@
 //! - a 20-carriage range sees a person in aisle 18 (and a profile whose occupancy mask is
 //!   too narrow for the range is refused).
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

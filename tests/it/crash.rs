@@ -1,7 +1,7 @@
 //! Crash safety: the process killed (SIGKILL) in the middle of an import and of a sweep;
 //! after a restart the database is intact and nothing is half-applied.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Command;

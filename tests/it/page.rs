@@ -5,9 +5,8 @@
 //! `browser` (then it says it skipped). Screenshots of each step land in
 //! `target/tmp/page-*.png`.
 
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::tools;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

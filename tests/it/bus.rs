@@ -15,8 +15,7 @@ use stackroom::demo;
 use stackroom::mqtt::EmbeddedBroker;
 use tokio::sync::mpsc;
 
-#[path = "common/mosquitto.rs"]
-mod mosquitto;
+use crate::common::mosquitto;
 
 /// How to log in: user and password, or none.
 type Login<'a> = Option<(&'a str, &'a str)>;

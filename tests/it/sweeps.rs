@@ -2,7 +2,7 @@
 //! Mercury on pseudo-terminals, an Impinj-style reader over MQTT), boxes moved, removed and
 //! stray tags added through the simulator's control API, sweeps through the HTTP API.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 
@@ -296,7 +296,7 @@ async fn a_reader_going_offline_mid_sweep_leaves_its_shelves_unread_never_missin
     let view = finished(&d, id).await;
     assert_eq!(view["progress"]["read"], 3, "{view}");
     assert!(
-        crate::report(&d, id).await["unread"]
+        self::report(&d, id).await["unread"]
             .as_array()
             .unwrap()
             .is_empty()

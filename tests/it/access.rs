@@ -1,7 +1,7 @@
 //! Access control and the audit trail, through the real demo: every route needs a token
 //! of the right role, refusals are problems, changes and motions are recorded.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The room's environment against hw-sim: a Modbus RTU transmitter and I/O module on
 //! pseudo-terminals, Zigbee2MQTT devices on the demo's broker.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

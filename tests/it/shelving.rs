@@ -2,7 +2,7 @@
 //! pseudo-terminals (range 1, Modbus RTU; range 3, framed bytes) and a real MQTT broker
 //! (range 2, JSON), with the interlocks tripped through the simulator's control API.
 
-mod common;
+use crate::common;
 
 use common::{Demo, get, post, put, start_demo, wait_for};
 use serde_json::Value;

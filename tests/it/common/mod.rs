@@ -1,6 +1,9 @@
 //! Running the real `stackroom demo` for integration tests.
 #![allow(dead_code)]
 
+pub mod mosquitto;
+pub mod tools;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};

@@ -7,8 +7,7 @@
 //! Needs python3 with pymodbus 3.6 (`pip install pymodbus==3.6.9`, as `.ci/run` does); fails
 //! without it, unless `STACKROOM_OPTIONAL` names `pymodbus` (then it says it skipped).
 
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common::tools;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

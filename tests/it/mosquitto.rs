@@ -14,8 +14,7 @@ use stackroom::shelving::{LinkState, RangeMotion};
 use stackroom::shelving::{OpState, Shelving, Wiring};
 use stackroom::sim::{self, SimSettings};
 
-#[path = "common/mosquitto.rs"]
-mod mosquitto;
+use crate::common::mosquitto;
 
 #[tokio::test]
 async fn mqtt_shelving_works_through_mosquitto() {

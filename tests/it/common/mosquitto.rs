@@ -5,8 +5,7 @@
 //! (see `tools.rs`); `.ci/run` installs it.
 #![allow(dead_code)]
 
-#[path = "tools.rs"]
-mod tools;
+use super::tools;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! The door gate in the demo: hw-sim walks a box's tag through the gate reader (Impinj
 //! events on MQTT) in either direction; with and without a loan.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

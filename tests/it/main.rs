@@ -1,0 +1,30 @@
+//! The integration tests, in one crate so the controller is linked once: each module is
+//! one area of the system (named as in README's test section), `common` runs the real
+//! `stackroom demo` and the system tools the tests need.
+//!
+//! The fault campaign (`tests/campaign.rs`) is a test binary of its own: it keeps both
+//! cores busy for minutes, and alone it cannot starve the tests here that follow real
+//! devices in real time.
+
+mod common;
+
+mod access;
+mod bus;
+mod crash;
+mod demo_api;
+mod environment;
+mod fuzz;
+mod gate;
+mod labels;
+mod loans;
+mod modbus_tcp;
+mod mosquitto;
+mod page;
+mod pymodbus;
+mod readers;
+mod safety;
+mod schedule;
+mod shelving;
+mod sim_cli;
+mod sim_mqtt;
+mod sweeps;
