@@ -701,16 +701,17 @@ impl Loans {
                 }
                 conn.prepare_cached(
                     "INSERT INTO loans (borrower, department, purpose, kind, due, state, requested_by, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'requested', ?6, ?7)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7)",
                 )?
                 .execute(params![
                     new.borrower.name.trim(),
                     new.borrower.department.trim(),
                     new.purpose.trim(),
-                    new.kind.as_str(),
+                    new.kind,
                     new.due.format("%Y-%m-%d").to_string(),
                     actor,
-                    now
+                    now,
+                    LoanState::Requested
                 ])?;
                 let loan = conn.last_insert_rowid();
                 for b in ids {

@@ -23,7 +23,7 @@ use tokio_modbus::prelude::*;
 use tokio_modbus::server::Service;
 
 use crate::clock::Clock;
-use crate::mqtt_devices::Broker;
+use crate::mqtt_devices::MqttDevice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -347,6 +347,28 @@ pub struct ModbusEnvDevice {
 }
 
 impl ModbusEnvDevice {
+    /// `sensor`: the climate point its registers report; `inputs` and `coils`: the binary
+    /// points at each address.
+    pub fn new(
+        climate: Arc<Mutex<Climate>>,
+        map: ModbusEnvironment,
+        unit: u8,
+        sensor: Option<String>,
+        inputs: Vec<(u16, String)>,
+        coils: Vec<(u16, String)>,
+        online: Arc<AtomicBool>,
+    ) -> ModbusEnvDevice {
+        ModbusEnvDevice {
+            climate,
+            map: Arc::new(map),
+            unit,
+            sensor,
+            inputs: Arc::new(inputs),
+            coils: Arc::new(coils),
+            online,
+        }
+    }
+
     fn registers(
         &self,
         table: RegisterTable,
@@ -469,27 +491,7 @@ impl Service for ModbusEnvDevice {
 }
 
 /// Serves a Modbus environment device on the serial device at `path`.
-#[allow(clippy::too_many_arguments)]
-pub async fn serve_modbus(
-    path: String,
-    baud: u32,
-    climate: Arc<Mutex<Climate>>,
-    map: ModbusEnvironment,
-    unit: u8,
-    sensor: Option<String>,
-    inputs: Vec<(u16, String)>,
-    coils: Vec<(u16, String)>,
-    online: Arc<AtomicBool>,
-) {
-    let device = ModbusEnvDevice {
-        climate,
-        map: Arc::new(map),
-        unit,
-        sensor,
-        inputs: Arc::new(inputs),
-        coils: Arc::new(coils),
-        online,
-    };
+pub async fn serve_modbus(path: String, baud: u32, device: ModbusEnvDevice) {
     loop {
         match tokio_serial::SerialStream::open(&tokio_serial::new(&path, baud)) {
             Ok(stream) => {
@@ -553,17 +555,19 @@ fn worth_reporting(keys: &Zigbee2Mqtt, last: &serde_json::Value, now: &serde_jso
 /// bridge says `{prefix}/bridge/state` (retained) online, and offline when it is unplugged
 /// (as its last will would); back online it republishes its devices' states, and every
 /// device's `{name}/availability` is online.
-#[allow(clippy::too_many_arguments)]
 pub async fn serve_zigbee2mqtt(
-    broker: Broker,
-    device: String,
+    at: MqttDevice,
     keys: Zigbee2Mqtt,
-    prefix: String,
     points: Vec<(String, String)>,
     climate: Arc<Mutex<Climate>>,
-    online: Arc<AtomicBool>,
-    clock: Clock,
 ) {
+    let MqttDevice {
+        broker,
+        device,
+        prefix,
+        online,
+        clock,
+    } = at;
     let (client, mut incoming, task) =
         crate::mqtt_devices::connect(&broker, &device, vec![format!("{prefix}/#")]);
     let battery = Duration::from_millis(keys.battery_report_interval_ms.max(1000));

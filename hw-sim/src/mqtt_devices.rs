@@ -220,20 +220,32 @@ pub async fn serve_shelving(
     }
 }
 
+/// Where a simulated MQTT device is: its broker, its id and topic prefix, whether it is
+/// online, and the simulation's clock.
+pub struct MqttDevice {
+    pub broker: Broker,
+    pub device: String,
+    pub prefix: String,
+    pub online: Arc<AtomicBool>,
+    pub clock: Clock,
+}
+
 /// A reader at the door (Impinj-style, MQTT): it hears a tag only when someone carries it
 /// through, first on the ports of the side it comes from, then on the other side's.
-#[allow(clippy::too_many_arguments)]
 pub async fn serve_gate(
-    broker: Broker,
-    device: String,
-    prefix: String,
+    at: MqttDevice,
     settings: ImpinjIot,
     inside: Vec<u16>,
     outside: Vec<u16>,
     mut walks: mpsc::Receiver<(String, bool)>,
-    online: Arc<AtomicBool>,
-    clock: Clock,
 ) {
+    let MqttDevice {
+        broker,
+        device,
+        prefix,
+        online,
+        clock,
+    } = at;
     let (client, _incoming, _poller) = connect(&broker, &device, vec![]);
     let topic = format!("{prefix}/{}", settings.event_topic);
     while let Some((epc, out)) = walks.recv().await {
@@ -281,18 +293,20 @@ pub async fn serve_gate(
 
 /// Runs an Impinj-style reader: it inventories its antennas in turn, `dwell_ms` each, and
 /// publishes one tagInventory event per tag heard, while online.
-#[allow(clippy::too_many_arguments)]
 pub async fn serve_impinj(
-    broker: Broker,
-    device: String,
-    prefix: String,
+    at: MqttDevice,
     settings: ImpinjIot,
     antennas: HashMap<u16, usize>,
     world: Arc<Mutex<World>>,
     mut radio: Radio,
-    online: Arc<AtomicBool>,
-    clock: Clock,
 ) {
+    let MqttDevice {
+        broker,
+        device,
+        prefix,
+        online,
+        clock,
+    } = at;
     let (client, _incoming, _poller) = connect(&broker, &device, vec![]);
     let topic = format!("{prefix}/{}", settings.event_topic);
     let mut ports: Vec<(u16, usize)> = antennas.into_iter().collect();

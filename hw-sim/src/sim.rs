@@ -371,16 +371,19 @@ impl Simulator {
                     ("reader/mercury", Some(path), None)
                 }
                 ReaderWire::ImpinjIot { settings, prefix } => {
+                    let at = mqtt_devices::MqttDevice {
+                        broker: broker(&r.device)?,
+                        device: r.device.clone(),
+                        prefix: prefix.clone(),
+                        online,
+                        clock,
+                    };
                     tasks.push(tokio::spawn(mqtt_devices::serve_impinj(
-                        broker(&r.device)?,
-                        r.device.clone(),
-                        prefix.clone(),
+                        at,
                         settings.clone(),
                         antennas,
                         world.clone(),
                         radio,
-                        online,
-                        clock,
                     )));
                     (
                         "reader/impinj-iot",
@@ -419,9 +422,7 @@ impl Simulator {
                         device: d.device.clone(),
                         source,
                     })?;
-                    tasks.push(tokio::spawn(crate::climate::serve_modbus(
-                        link.device_path.clone(),
-                        *baud,
+                    let device = crate::climate::ModbusEnvDevice::new(
                         climate.clone(),
                         map.clone(),
                         *unit,
@@ -429,6 +430,11 @@ impl Simulator {
                         inputs.clone(),
                         coils.clone(),
                         online,
+                    );
+                    tasks.push(tokio::spawn(crate::climate::serve_modbus(
+                        link.device_path.clone(),
+                        *baud,
+                        device,
                     )));
                     endpoints.push(Endpoint {
                         device: d.device.clone(),
@@ -444,15 +450,18 @@ impl Simulator {
                     prefix,
                     points,
                 } => {
-                    tasks.push(tokio::spawn(crate::climate::serve_zigbee2mqtt(
-                        broker(&d.device)?,
-                        d.device.clone(),
-                        keys.clone(),
-                        prefix.clone(),
-                        points.clone(),
-                        climate.clone(),
+                    let at = mqtt_devices::MqttDevice {
+                        broker: broker(&d.device)?,
+                        device: d.device.clone(),
+                        prefix: prefix.clone(),
                         online,
                         clock,
+                    };
+                    tasks.push(tokio::spawn(crate::climate::serve_zigbee2mqtt(
+                        at,
+                        keys.clone(),
+                        points.clone(),
+                        climate.clone(),
                     )));
                     endpoints.push(Endpoint {
                         device: d.device.clone(),
@@ -471,16 +480,19 @@ impl Simulator {
             online_flags.insert(g.device.clone(), online.clone());
             let (tx, rx) = tokio::sync::mpsc::channel(64);
             gates.insert(g.device.clone(), tx);
+            let at = mqtt_devices::MqttDevice {
+                broker: broker(&g.device)?,
+                device: g.device.clone(),
+                prefix: g.prefix.clone(),
+                online,
+                clock,
+            };
             tasks.push(tokio::spawn(mqtt_devices::serve_gate(
-                broker(&g.device)?,
-                g.device.clone(),
-                g.prefix.clone(),
+                at,
                 g.settings.clone(),
                 g.inside.clone(),
                 g.outside.clone(),
                 rx,
-                online,
-                clock,
             )));
             endpoints.push(Endpoint {
                 device: g.device.clone(),

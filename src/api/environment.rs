@@ -228,8 +228,7 @@ pub(super) async fn compliance(
                 .history()
                 .compliance(
                     sensors,
-                    d,
-                    d + Duration::days(1),
+                    d..d + Duration::days(1),
                     (z.temperature.min, z.temperature.max),
                     (z.humidity.min, z.humidity.max),
                     s.environment.retention(),

@@ -68,20 +68,33 @@ fn now() -> chrono::DateTime<Utc> {
     Utc::now()
 }
 
+/// A Modbus RTU environment device as its driver needs it.
+pub struct ModbusDevice {
+    pub device: String,
+    pub path: String,
+    pub baud: u32,
+    pub unit: u8,
+    pub map: ModbusEnvironment,
+    pub timing: Timing,
+    pub points: Vec<DriverPoint>,
+}
+
 /// Polls a Modbus device on a serial line for ever, reconnecting with back-off.
-#[allow(clippy::too_many_arguments)]
-#[tracing::instrument(name = "device", skip_all, fields(device = %device))]
+#[tracing::instrument(name = "device", skip_all, fields(device = %at.device))]
 pub async fn modbus(
-    device: String,
-    path: String,
-    baud: u32,
-    unit: u8,
-    map: ModbusEnvironment,
-    timing: Timing,
-    points: Vec<DriverPoint>,
+    at: ModbusDevice,
     tx: mpsc::Sender<Report>,
     mut commands: mpsc::Receiver<SwitchCommand>,
 ) {
+    let ModbusDevice {
+        device,
+        path,
+        baud,
+        unit,
+        map,
+        timing,
+        points,
+    } = at;
     let mut backoff = Backoff::default();
     let poll = Duration::from_millis(timing.poll_interval_ms.max(50));
     let timeout = Duration::from_millis(timing.command_timeout_ms.max(50));

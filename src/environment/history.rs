@@ -308,17 +308,16 @@ impl History {
 
     /// The share of samples (minutes where kept, else hours) of `sensors` from `from` to
     /// `to` whose mean temperature and humidity were within the bands; with the count.
-    #[allow(clippy::too_many_arguments)]
     pub async fn compliance(
         &self,
         sensors: Vec<String>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        span: std::ops::Range<DateTime<Utc>>,
         temperature: (f64, f64),
         humidity: (f64, f64),
         keep: Retention,
         now: DateTime<Utc>,
     ) -> Result<(Option<f64>, i64, Resolution), StoreError> {
+        let (from, to) = (span.start, span.end);
         let age_days = (now - from).num_milliseconds() as f64 / DAY_MS as f64;
         let resolution = if age_days > keep.minute_days as f64 {
             Resolution::Hour
@@ -449,8 +448,7 @@ mod tests {
         let (share, n, _) = history
             .compliance(
                 vec!["th-1".into()],
-                day10,
-                day10 + chrono::Duration::days(1),
+                day10..day10 + chrono::Duration::days(1),
                 (14.0, 24.0),
                 (45.0, 60.0),
                 keep,
@@ -462,8 +460,7 @@ mod tests {
         let (share, _, res) = history
             .compliance(
                 vec!["th-1".into()],
-                day_ago,
-                now,
+                day_ago..now,
                 (14.0, 24.0),
                 (45.0, 60.0),
                 keep,

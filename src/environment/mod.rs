@@ -361,17 +361,16 @@ impl Environment {
                         .get(&device.id)
                         .cloned()
                         .unwrap_or_else(|| path.clone());
-                    env.tasks.spawn(driver::modbus(
-                        device.id.clone(),
+                    let at = driver::ModbusDevice {
+                        device: device.id.clone(),
                         path,
-                        *baud,
-                        unit.unwrap_or(map.unit),
-                        map.clone(),
-                        spec.timing.clone(),
+                        baud: *baud,
+                        unit: unit.unwrap_or(map.unit),
+                        map: map.clone(),
+                        timing: spec.timing.clone(),
                         points,
-                        tx.clone(),
-                        command_rx,
-                    ));
+                    };
+                    env.tasks.spawn(driver::modbus(at, tx.clone(), command_rx));
                 }
                 (Transport::Mqtt { prefix }, _, Some(keys)) => {
                     env.tasks.spawn(driver::zigbee2mqtt(

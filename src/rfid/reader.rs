@@ -362,7 +362,6 @@ async fn r2000_command(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn r2000_inventory(
     line: &mut SerialStream,
     settings: R2000,
@@ -506,7 +505,6 @@ async fn mercury_ask(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn mercury_inventory(
     line: &mut SerialStream,
     settings: Mercury,
@@ -646,7 +644,6 @@ async fn mercury_inventory(
     Ok(reads)
 }
 
-#[allow(clippy::too_many_arguments)]
 #[tracing::instrument(name = "device", skip_all, fields(device = %id))]
 async fn impinj_loop(
     id: String,

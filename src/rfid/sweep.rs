@@ -579,19 +579,16 @@ impl Sweeps {
             .locations
             .store()
             .write(move |conn| {
-                record(
-                    conn,
-                    &locations,
-                    id,
-                    apply,
-                    threshold,
-                    &findings,
-                    &unread,
+                let outcome = Outcome {
+                    findings: &findings,
+                    unread: &unread,
                     summary,
-                    (antennas_read, second_look),
+                    antennas_read,
+                    second_look,
                     reads,
                     finished,
-                )
+                };
+                record(conn, &locations, id, apply, threshold, outcome)
             })
             .await?;
         let mut v = lock(view);
@@ -975,20 +972,35 @@ async fn read_ports(
 }
 
 /// Writes the end of a sweep (and its re-bindings); the number of boxes re-bound.
-#[allow(clippy::too_many_arguments)]
+/// What a finished sweep found, to be recorded.
+struct Outcome<'a> {
+    findings: &'a [Finding],
+    unread: &'a [(ShelfAddress, String)],
+    summary: Summary,
+    antennas_read: usize,
+    /// Shelves read again because their first look was doubtful.
+    second_look: usize,
+    reads: u64,
+    finished: i64,
+}
+
 fn record(
     conn: &Connection,
     locations: &LocationService,
     id: i64,
     apply: Apply,
     threshold: f64,
-    findings: &[Finding],
-    unread: &[(ShelfAddress, String)],
-    summary: Summary,
-    (antennas_read, second_look): (usize, usize),
-    reads: u64,
-    now: i64,
+    outcome: Outcome<'_>,
 ) -> Result<usize, SweepError> {
+    let Outcome {
+        findings,
+        unread,
+        summary,
+        antennas_read,
+        second_look,
+        reads,
+        finished: now,
+    } = outcome;
     let mut applied = 0usize;
     let mut insert = conn.prepare_cached(
         "INSERT INTO sweep_findings (sweep_id, seq, status, archive_no, epc, bound, found, confidence, evidence, applied)
