@@ -269,13 +269,74 @@ fn main() {
         stats(sync_t)
     );
     println!(
-        "| locate in-process, `locate` (async, on a blocking-pool thread) | {} | |",
+        "| locate in-process, `locate` (async, on the calling worker: `read_now`) | {} | |",
         stats(async_t)
     );
     println!(
         "| locate, baseline: bare indexed SELECT on one connection | {} | |",
         stats(bare_t)
     );
+
+    // --- locate with 10,000 boxes out on loan (one loan each), beside the join of the
+    // `boxes_out` view that locate used before (SQLite builds the whole view on every call).
+    let on_loan = 10_000.min(boxes);
+    bare_conn
+        .execute_batch(&format!(
+            "BEGIN;
+             INSERT INTO loans (id, borrower, purpose, kind, due, state, requested_by, created_at, checked_out_at)
+                 SELECT id, 'bench ' || id, 'audit', 'external', '2030-01-01', 'checked_out', 'bench', 0, 0
+                 FROM boxes ORDER BY id LIMIT {on_loan};
+             INSERT INTO loan_boxes (loan_id, box_id) SELECT id, id FROM loans;
+             COMMIT;"
+        ))
+        .unwrap();
+    let mut loaned_t = Vec::with_capacity(samples);
+    let mut loaned_boxes = 0;
+    let loaned: Vec<String> = numbers
+        .iter()
+        .take(samples / 2)
+        .cloned()
+        .chain(
+            // boxes that are out, from the first rows
+            (0..samples / 2).map(|i| format!("E2801170{:016X}", i % on_loan + 1)),
+        )
+        .collect();
+    for key in &loaned {
+        let key = if key.starts_with("E280") {
+            BoxKey::Epc(key.clone())
+        } else {
+            BoxKey::ArchiveNo(key.clone())
+        };
+        let t = Instant::now();
+        let found = svc.locate_blocking(&key).unwrap();
+        loaned_t.push(t.elapsed());
+        loaned_boxes += usize::from(found.loan.is_some());
+    }
+    let mut view_st = bare_conn
+        .prepare(
+            "SELECT x.archive_no, b.shelf_id, ol.loan_id, ol.borrower, ol.due, ol.out_at
+             FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
+             LEFT JOIN boxes_out ol ON ol.box_id = x.id WHERE x.archive_no = ?1",
+        )
+        .unwrap();
+    let mut view_t = Vec::with_capacity(200);
+    for no in numbers.iter().take(200) {
+        let t = Instant::now();
+        let _: String = view_st.query_row([no], |r| r.get(0)).unwrap();
+        view_t.push(t.elapsed());
+    }
+    println!(
+        "| locate in-process with {on_loan} boxes on loan, `locate_blocking` ({loaned_boxes} of {} found out) | {} | |",
+        loaned.len(),
+        stats(loaned_t)
+    );
+    println!(
+        "| locate, before: the same with a LEFT JOIN of the `boxes_out` view | {} | |",
+        stats(view_t)
+    );
+    bare_conn
+        .execute_batch("DELETE FROM loan_boxes; DELETE FROM loans;")
+        .unwrap();
 
     let queries = ["0451-H-123", "合同", "天河区", "metering", "张伟", &epcs[7]];
     for q in queries {

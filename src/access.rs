@@ -305,8 +305,9 @@ impl Access {
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Identity>, AccessError> {
         let hashed = hash(secret);
         let now = self.clock.now_ms();
+        // One lookup by a unique index: on this thread (see `Store::read_now`).
         self.store
-            .read(move |conn| {
+            .read_now(move |conn| {
                 let row = conn
                     .prepare_cached(
                         "SELECT name, role FROM tokens WHERE hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
@@ -318,7 +319,6 @@ impl Access {
                 Ok(row
                     .and_then(|(name, role)| role.parse().ok().map(|role| Identity { name, role })))
             })
-            .await
     }
 
     /// When the (not revoked) token `secret` expired, if it has: to tell its holder so.

@@ -305,10 +305,13 @@ struct BindingColumns {
     last_seen: Option<i64>,
 }
 
-/// The joins that give a box's open loan (`ol`) and its gate flag (`fl`).
+/// The joins that give a box's loan while it is out (`ol`, a row of `loans`) and its gate
+/// flag (`fl`). The loan is found through a correlated lookup by the box (the `loan_boxes`
+/// index), not a join of the `boxes_out` view: SQLite cannot flatten a view that is a join
+/// on the right of a LEFT JOIN, and would build the whole view on every call.
 macro_rules! circulation {
     () => {
-        "LEFT JOIN boxes_out ol ON ol.box_id = x.id
+        "LEFT JOIN loans ol ON ol.id = (SELECT loan_id FROM boxes_out WHERE box_id = x.id)
          LEFT JOIN box_flags fl ON fl.box_id = x.id"
     };
 }
@@ -783,12 +786,9 @@ impl LocationService {
             .await
     }
 
-    /// Where a box is.
+    /// Where a box is. A few indexed lookups: answered on this thread (`Store::read_now`).
     pub async fn locate(&self, key: BoxKey) -> Result<Location, LocationError> {
-        let this = self.clone();
-        self.store
-            .read(move |conn| this.location_of(conn, &key))
-            .await
+        self.store.read_now(|conn| self.location_of(conn, &key))
     }
 
     /// Where a box is, on this thread (benchmarks, tools).
@@ -804,7 +804,7 @@ impl LocationService {
         };
         let sql = format!(
             "SELECT x.archive_no, b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
-                 ol.loan_id, ol.borrower, ol.due, ol.out_at, fl.state
+                 ol.id, ol.borrower, ol.due, ol.checked_out_at, fl.state
              FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
              {CIRCULATION} WHERE x.{column} = ?1"
         );
@@ -880,7 +880,7 @@ impl LocationService {
     const BOX_SELECT: &str = concat!(
         "SELECT x.archive_no, x.epc, x.barcode, x.title, x.width_mm, x.fields, x.created_at,
             b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
-            ol.loan_id, ol.borrower, ol.due, ol.out_at, fl.state
+            ol.id, ol.borrower, ol.due, ol.checked_out_at, fl.state
          FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id ",
         circulation!()
     );
@@ -989,8 +989,13 @@ impl LocationService {
         {
             let mut fts = conn
                 .prepare_cached("SELECT rowid FROM box_words WHERE box_words MATCH ?1 LIMIT ?2")?;
-            for id in fts.query_map(params![m, limit as i64 * 2], |r| r.get(0))? {
-                push(id?, &mut ids);
+            for query in std::iter::once(m.exact).chain(m.typing) {
+                if ids.len() >= limit {
+                    break;
+                }
+                for id in fts.query_map(params![query, limit as i64 * 2], |r| r.get(0))? {
+                    push(id?, &mut ids);
+                }
             }
         }
         let mut one = conn.prepare_cached(&format!("{} WHERE x.id = ?1", Self::BOX_SELECT))?;

@@ -4,7 +4,11 @@
 //! characters as one token, so "供电" would not find "广州供电局合同". The indexed text
 //! therefore puts a space around every CJK character, and a query turns a run of CJK
 //! characters into a phrase of single characters ("供 电"), which matches them adjacent
-//! and in order. Latin words and numbers match as prefixes, so results come as one types.
+//! and in order. Latin words and numbers match whole, except the last while it is still
+//! being typed (no space after it yet), which also matches as a prefix, so results come as
+//! one types. A whole word is asked first: FTS5 reads a word's list from its start and stops
+//! at the limit however common the word, whereas a prefix merges the lists of every word it
+//! begins before the first row.
 
 /// True for characters of scripts written without spaces between words.
 fn is_cjk(c: char) -> bool {
@@ -35,15 +39,24 @@ pub fn index_text(title: &str, archive_no: &str, barcode: Option<&str>) -> Strin
     out
 }
 
-/// An FTS5 query that finds every word of `text` (all must match), or `None` when `text`
-/// has no word characters at all.
-pub fn match_query(text: &str) -> Option<String> {
+/// The FTS5 queries for what someone typed; every word of it must match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// Every word whole.
+    pub exact: String,
+    /// The same with the last word as a prefix, when the text ends inside a Latin word or
+    /// number (it is still being typed); asked after `exact`, for what that did not fill.
+    pub typing: Option<String>,
+}
+
+/// The queries for `text`, or `None` when it has no word characters at all.
+pub fn match_query(text: &str) -> Option<Match> {
     let mut terms: Vec<String> = Vec::new();
     let mut word = String::new();
     let mut phrase: Vec<char> = Vec::new();
     let flush_word = |word: &mut String, terms: &mut Vec<String>| {
         if !word.is_empty() {
-            terms.push(format!("\"{}\"*", word.replace('"', "\"\"")));
+            terms.push(format!("\"{}\"", word.replace('"', "\"\"")));
             word.clear();
         }
     };
@@ -66,9 +79,20 @@ pub fn match_query(text: &str) -> Option<String> {
             flush_phrase(&mut phrase, &mut terms);
         }
     }
+    let typing = !word.is_empty();
     flush_word(&mut word, &mut terms);
     flush_phrase(&mut phrase, &mut terms);
-    (!terms.is_empty()).then(|| terms.join(" AND "))
+    if terms.is_empty() {
+        return None;
+    }
+    let exact = terms.join(" AND ");
+    let typing = typing.then(|| {
+        if let Some(last) = terms.last_mut() {
+            last.push('*');
+        }
+        terms.join(" AND ")
+    });
+    Some(Match { exact, typing })
 }
 
 #[cfg(test)]
@@ -92,6 +116,7 @@ mod tests {
         conn
     }
 
+    /// What search finds: the whole words first, then what the word being typed begins.
     fn hits(conn: &Connection, q: &str) -> Vec<i64> {
         let Some(m) = match_query(q) else {
             return vec![];
@@ -99,10 +124,39 @@ mod tests {
         let mut st = conn
             .prepare("SELECT rowid FROM w WHERE w MATCH ?1 ORDER BY rowid")
             .unwrap();
-        st.query_map([m], |r| r.get(0))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect()
+        let mut out: Vec<i64> = Vec::new();
+        for query in std::iter::once(m.exact).chain(m.typing) {
+            for id in st.query_map([query], |r| r.get(0)).unwrap() {
+                let id = id.unwrap();
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn whole_words_are_asked_first_and_only_the_word_being_typed_is_a_prefix() {
+        let m = match_query("metering contr").unwrap();
+        assert_eq!(m.exact, "\"metering\" AND \"contr\"");
+        assert_eq!(m.typing.as_deref(), Some("\"metering\" AND \"contr\"*"));
+        let done = match_query("metering ").unwrap();
+        assert_eq!((done.exact.as_str(), done.typing), ("\"metering\"", None));
+        let chinese = match_query("合同").unwrap();
+        assert_eq!(
+            (chinese.exact.as_str(), chinese.typing),
+            ("\"合 同\"", None)
+        );
+        let conn = db(&["meter reading", "metering contract", "meters"]);
+        assert_eq!(hits(&conn, "meter"), vec![1, 2, 3], "the whole word first");
+        assert_eq!(hits(&conn, "meter "), vec![1], "a finished word is whole");
+        assert_eq!(hits(&conn, "metering contr"), vec![2]);
+        assert_eq!(
+            hits(&conn, "contr metering"),
+            Vec::<i64>::new(),
+            "contr is finished"
+        );
     }
 
     #[test]

@@ -98,6 +98,10 @@ fn private_file(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
+/// Read connections kept open between reads; more are opened while more read at once and
+/// closed after (each has its own page cache).
+const MAX_IDLE_READERS: usize = 8;
+
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrates it to the current schema
     /// and starts the writer thread.
@@ -198,6 +202,18 @@ impl Store {
         self.write(|_| Ok::<_, StoreError>(())).await
     }
 
+    /// Runs `f` on a read connection on this thread, though it is an async worker: only
+    /// for reads that take microseconds (one or two indexed lookups: locate, the token
+    /// check). It saves the hop to a blocking thread and back, which costs more than such a
+    /// read; anything that scans, ranks or may wait goes through [`Store::read`].
+    pub fn read_now<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        self.read_blocking(f)
+    }
+
     /// Runs `f` on a read connection on a blocking thread.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -229,7 +245,9 @@ impl Store {
             None => self.open_reader().map_err(E::from)?,
         };
         let result = f(&conn);
-        if let Ok(mut pool) = self.inner.readers.lock() {
+        if let Ok(mut pool) = self.inner.readers.lock()
+            && pool.len() < MAX_IDLE_READERS
+        {
             pool.push(conn);
         }
         result
