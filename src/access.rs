@@ -319,6 +319,7 @@ impl Access {
                 Ok(row
                     .and_then(|(name, role)| role.parse().ok().map(|role| Identity { name, role })))
             })
+            .await
     }
 
     /// When the (not revoked) token `secret` expired, if it has: to tell its holder so.

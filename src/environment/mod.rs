@@ -1,10 +1,12 @@
 //! The room's environment: temperature and humidity per zone, smoke, water and door
 //! sensors, the dehumidifiers and the ventilation of the ranges.
 //!
-//! Drivers ([`driver`]) turn what devices say into observations; one engine task takes
-//! them in order and is the only one that decides: it keeps each point's latest value
-//! (stale once older than its profile's `stale_after_ms`, never reused), writes the
-//! history ([`history`]), raises and clears alarms (a condition must hold for `hold_s`;
+//! Drivers ([`driver`]) turn what devices say into observations; one runner task takes
+//! them in order and hands them to the [`engine`], a state machine without I/O that is the
+//! only one that decides and answers with effects for the runner to carry out. It keeps
+//! each point's latest value (stale once older than its profile's `stale_after_ms`, never
+//! reused), writes the history ([`history`]), raises and clears alarms (a condition must
+//! hold for `hold_s`;
 //! a value clears back inside its limit by a margin, see [`rules`]), switches the
 //! dehumidifiers with hysteresis and minimum on/off times, ventilates idle ranges when a
 //! zone is damp or by schedule, and on smoke or water runs the configured actions (by

@@ -788,7 +788,10 @@ impl LocationService {
 
     /// Where a box is. A few indexed lookups: answered on this thread (`Store::read_now`).
     pub async fn locate(&self, key: BoxKey) -> Result<Location, LocationError> {
-        self.store.read_now(|conn| self.location_of(conn, &key))
+        let this = self.clone();
+        self.store
+            .read_now(move |conn| this.location_of(conn, &key))
+            .await
     }
 
     /// Where a box is, on this thread (benchmarks, tools).

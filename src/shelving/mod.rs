@@ -206,7 +206,6 @@ impl Operations {
     }
 }
 
-/// Why a shelving request failed.
 /// Why a device of the room could not be started: the config names something no driver
 /// runs, or the device bus cannot be reached as configured.
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +227,7 @@ impl StartError {
     }
 }
 
+/// Why a shelving request failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ShelvingError {
     #[error("the room has no range {0}")]

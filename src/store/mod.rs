@@ -76,6 +76,8 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// Short reads through the blocking pool as well (a benchmark's switch).
+    hop_short_reads: bool,
 }
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
@@ -139,6 +141,8 @@ impl Store {
                 path: path.to_path_buf(),
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
+                hop_short_reads: std::env::var_os("STACKROOM_HOP_SHORT_READS")
+                    .is_some_and(|v| v == "1"),
             }),
         })
     }
@@ -206,11 +210,17 @@ impl Store {
     /// for reads that take microseconds (one or two indexed lookups: locate, the token
     /// check). It saves the hop to a blocking thread and back, which costs more than such a
     /// read; anything that scans, ranks or may wait goes through [`Store::read`].
-    pub fn read_now<T, E, F>(&self, f: F) -> Result<T, E>
+    /// `STACKROOM_HOP_SHORT_READS=1` sends these reads through the blocking pool too, for
+    /// the benchmark that measures what this buys.
+    pub async fn read_now<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&Connection) -> Result<T, E>,
-        E: From<StoreError>,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
+        if self.inner.hop_short_reads {
+            return self.read(f).await;
+        }
         self.read_blocking(f)
     }
 
