@@ -438,35 +438,7 @@ fn main() {
             stats(t)
         );
         // Eight clients at once.
-        let start = Instant::now();
-        let per = samples / 8;
-        let tasks: Vec<_> = (0..8)
-            .map(|k| {
-                let client = client.clone();
-                let base = base.clone();
-                let nos: Vec<String> = numbers[k * per..(k + 1) * per].to_vec();
-                tokio::spawn(async move {
-                    let mut t = Vec::with_capacity(nos.len());
-                    for no in nos {
-                        let s = Instant::now();
-                        let r = client
-                            .get(format!("{base}/api/v1/boxes/{no}/location"))
-                            .send()
-                            .await
-                            .unwrap();
-                        assert_eq!(r.status(), 200);
-                        r.bytes().await.unwrap();
-                        t.push(s.elapsed());
-                    }
-                    t
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await.unwrap());
-        }
-        let rate = all.len() as f64 / start.elapsed().as_secs_f64();
+        let (rate, all) = concurrent_locates(&client, &base, &numbers, 8).await;
         println!(
             "| locate over HTTP, 8 concurrent clients | {} | {rate:.0} req/s |",
             stats(all)

@@ -5,6 +5,7 @@
 //! database, so its tests drive hours of a room in milliseconds.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -172,7 +173,8 @@ struct Check {
 
 /// The environment's state and decisions.
 pub struct Engine {
-    config: EnvironmentConfig,
+    /// Shared so that a step can walk the points and zones while it changes the state.
+    config: Arc<EnvironmentConfig>,
     stale_after: HashMap<String, Duration>,
     snapshot: Snapshot,
     conditions: HashMap<(AlarmKind, String), Condition>,
@@ -205,7 +207,7 @@ impl Engine {
         now: Now,
     ) -> Engine {
         let mut engine = Engine {
-            config,
+            config: Arc::new(config),
             stale_after,
             snapshot: Snapshot::default(),
             conditions: HashMap::new(),
@@ -718,57 +720,50 @@ impl Engine {
 
     /// Stale sensors, and the conditions that need time to pass.
     fn stale_sensors(&mut self, now: Now) {
-        let points: Vec<(String, String, bool)> = self
-            .config
-            .points
-            .iter()
-            .map(|p| (p.id.clone(), p.zone.clone(), !p.kind.is_actuator()))
-            .collect();
-        for (id, zone, sensor) in points {
-            let fresh = self.fresh(&id, now.at);
-            if sensor {
-                let limit = self.stale_after.get(&id).copied().unwrap_or(DEFAULT_STALE);
-                let latest = self.snapshot.latest.get(&id);
-                // A point not heard since the start gets its own limit's time to report.
-                let starting = latest.is_none_or(|l| l.seen.is_none())
-                    && now.at.duration_since(self.started) <= limit;
-                let message = match latest.and_then(|l| l.unavailable.as_ref()) {
-                    Some(why) => format!("{id}: {why}"),
-                    None => format!("{id}: no reading for more than {} s", limit.as_secs()),
-                };
-                let check = Check {
-                    kind: AlarmKind::SensorStale,
-                    bad: !fresh && !starting,
-                    good: fresh,
-                    hold: Duration::ZERO,
-                    message,
-                };
-                self.condition(check, &zone, &id, now);
-                if fresh {
-                    self.evaluate_point(&id, now);
-                }
+        let config = Arc::clone(&self.config);
+        for p in config.points.iter().filter(|p| !p.kind.is_actuator()) {
+            let id = &p.id;
+            let fresh = self.fresh(id, now.at);
+            let limit = self.stale_after.get(id).copied().unwrap_or(DEFAULT_STALE);
+            let latest = self.snapshot.latest.get(id);
+            // A point not heard since the start gets its own limit's time to report.
+            let starting = latest.is_none_or(|l| l.seen.is_none())
+                && now.at.duration_since(self.started) <= limit;
+            let message = match latest.and_then(|l| l.unavailable.as_ref()) {
+                Some(why) => format!("{id}: {why}"),
+                None => format!("{id}: no reading for more than {} s", limit.as_secs()),
+            };
+            let check = Check {
+                kind: AlarmKind::SensorStale,
+                bad: !fresh && !starting,
+                good: fresh,
+                hold: Duration::ZERO,
+                message,
+            };
+            self.condition(check, &p.zone, id, now);
+            if fresh {
+                self.evaluate_point(id, now);
             }
         }
     }
 
     fn dehumidify(&mut self, now: Now) {
-        let points: Vec<(String, String)> = self
-            .config
+        let config = Arc::clone(&self.config);
+        for p in config
             .points
             .iter()
             .filter(|p| p.kind == PointKind::Dehumidifier)
-            .map(|p| (p.id.clone(), p.zone.clone()))
-            .collect();
-        for (id, zone) in points {
-            let Some(band) = self.config.zone(&zone).map(|z| z.dehumidify) else {
+        {
+            let id = &p.id;
+            let Some(zone) = config.zone(&p.zone) else {
                 continue;
             };
-            let humidity = self.zone_humidity(&zone, now.at);
-            let Some(switch) = self.dehumidifiers.get_mut(&id) else {
+            let humidity = self.zone_humidity(&zone.id, now.at);
+            let Some(switch) = self.dehumidifiers.get_mut(id) else {
                 continue; // its state is not known yet
             };
-            let wanted = switch.decide(humidity, &band, now.at);
-            let latest = self.snapshot.latest.get_mut(&id);
+            let wanted = switch.decide(humidity, &zone.dehumidify, now.at);
+            let latest = self.snapshot.latest.get_mut(id);
             let reported = latest.as_ref().and_then(|l| match l.measured {
                 Some(Measured::Switched(b)) => Some(b),
                 _ => None,
@@ -778,11 +773,11 @@ impl Engine {
             }
             let resend = self
                 .last_sent
-                .get(&id)
+                .get(id)
                 .is_none_or(|&t| now.at.duration_since(t) >= RESEND);
             if reported != Some(wanted) && resend {
                 tracing::info!(point = %id, on = wanted, ?humidity, "dehumidifier");
-                self.switch(&id, wanted, now);
+                self.switch(id, wanted, now);
             }
         }
     }
@@ -790,45 +785,40 @@ impl Engine {
     /// Ventilation: dampness over its own threshold, a damp zone trying again, and the
     /// schedule.
     fn ventilation(&mut self, now: Now) {
-        let zones: Vec<(String, Vec<u16>)> = self
-            .config
-            .zones
-            .iter()
-            .map(|z| (z.id.clone(), z.ranges.clone()))
-            .collect();
-        if let Some(limit) = self.config.ventilation.humidity_above {
-            for (zone, ranges) in &zones {
-                let h = self.zone_humidity(zone, now.at);
-                let was = self.damp.get(zone).copied().unwrap_or(false);
+        let config = Arc::clone(&self.config);
+        if let Some(limit) = config.ventilation.humidity_above {
+            for z in &config.zones {
+                let h = self.zone_humidity(&z.id, now.at);
+                let was = self.damp.get(&z.id).copied().unwrap_or(false);
                 match h {
                     Some(h) if h > limit && !was => {
-                        self.damp.insert(zone.clone(), true);
-                        self.ventilate(zone, "the zone is damp", now);
+                        self.damp.insert(z.id.clone(), true);
+                        self.ventilate(&z.id, "the zone is damp", now);
                     }
-                    Some(h) if h < limit - self.config.clear_humidity => {
-                        self.damp.insert(zone.clone(), false);
-                        self.ventilated.retain(|r| !ranges.contains(r));
+                    Some(h) if h < limit - config.clear_humidity => {
+                        self.damp.insert(z.id.clone(), false);
+                        self.ventilated.retain(|r| !z.ranges.contains(r));
                     }
                     _ => {}
                 }
             }
         }
-        for (zone, ranges) in &zones {
-            let damp = self.damp.get(zone).copied().unwrap_or(false);
+        for z in &config.zones {
+            let damp = self.damp.get(&z.id).copied().unwrap_or(false);
             let due = self
                 .last_ventilation
-                .get(zone)
+                .get(&z.id)
                 .is_none_or(|&t| now.at.duration_since(t) >= VENTILATION_RETRY);
-            if damp && due && ranges.iter().any(|r| !self.ventilated.contains(r)) {
-                self.ventilate(zone, "the zone is still damp", now);
+            if damp && due && z.ranges.iter().any(|r| !self.ventilated.contains(r)) {
+                self.ventilate(&z.id, "the zone is still damp", now);
             }
         }
         if let Some(at) = self.next_ventilation
             && now.wall >= at
         {
             self.next_ventilation = self.next_cron(now.wall);
-            for (zone, _) in &zones {
-                self.ventilate(zone, "scheduled", now);
+            for z in &config.zones {
+                self.ventilate(&z.id, "scheduled", now);
             }
         }
     }
