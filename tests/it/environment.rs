@@ -41,6 +41,37 @@ fn of_kind<'a>(alarms: &'a Value, kind: &str, sensor: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// Trips (`true`) or clears a simulated binary sensor: smoke, water, a door.
+async fn trip(sim: &str, point: &str, on: bool) {
+    let path = format!("/sim/environment/binary/{point}");
+    assert_eq!(
+        put(sim, &path, if on { "true" } else { "false" }).await,
+        200
+    );
+}
+
+/// The alarms of `kind` on `sensor` listed with `?state=`, once there is one (or after
+/// `seconds`).
+async fn wait_alarms(
+    base: &str,
+    state: &str,
+    kind: &str,
+    sensor: &str,
+    seconds: u64,
+) -> Vec<Value> {
+    let alarms = wait_for(
+        base,
+        &format!("/api/v1/alarms?state={state}"),
+        seconds,
+        |a| !of_kind(a, kind, sensor).is_empty(),
+    )
+    .await;
+    of_kind(&alarms, kind, sensor)
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
 // The timing of the decisions (hold times, hysteresis, the dehumidifier's minimum on and
 // off times, staleness per device class, ventilation retries, the schedule) is tested on a
 // clock of the tests' own in `src/environment/engine.rs`; these tests follow what the
@@ -92,16 +123,9 @@ async fn damp_air_warns_and_runs_the_dehumidifier_and_a_smoke_alarm_is_acknowled
     );
 
     // Smoke on the I/O module's input: one alarm at once.
-    assert_eq!(
-        put(sim, "/sim/environment/binary/smoke-a", "true").await,
-        200
-    );
-    let alarms = wait_for(base, "/api/v1/alarms?state=open", 10, |a| {
-        !of_kind(a, "smoke", "smoke-a").is_empty()
-    })
-    .await;
-    let raised = of_kind(&alarms, "smoke", "smoke-a");
-    assert_eq!(raised.len(), 1, "{alarms}");
+    trip(sim, "smoke-a", true).await;
+    let raised = wait_alarms(base, "open", "smoke", "smoke-a", 10).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
     let alarm = raised[0].clone();
     assert_eq!(
         (alarm["state"].as_str(), alarm["zone"].as_str()),
@@ -141,16 +165,9 @@ async fn damp_air_warns_and_runs_the_dehumidifier_and_a_smoke_alarm_is_acknowled
     assert_eq!(status, 422, "{bad}");
 
     // The smoke clears: the alarm with it.
-    assert_eq!(
-        put(sim, "/sim/environment/binary/smoke-a", "false").await,
-        200
-    );
-    let alarms = wait_for(base, "/api/v1/alarms?state=cleared", 10, |a| {
-        !of_kind(a, "smoke", "smoke-a").is_empty()
-    })
-    .await;
-    let cleared = of_kind(&alarms, "smoke", "smoke-a");
-    assert_eq!(cleared.len(), 1, "{alarms}");
+    trip(sim, "smoke-a", false).await;
+    let cleared = wait_alarms(base, "cleared", "smoke", "smoke-a", 10).await;
+    assert_eq!(cleared.len(), 1, "{cleared:?}");
     assert_eq!(cleared[0]["ack_note"], "a technician checks the detector");
 
     // Every alarm change is in the audit trail.
@@ -245,15 +262,8 @@ async fn a_silent_sensor_is_stale_and_smoke_stops_a_moving_range_and_locks_the_r
     // after their battery sensors' two hours.
     let th = wait_sensor(base, "th-bc", 20, |s| s["state"] == "stale").await;
     assert_eq!(th["state"], "stale", "{th}");
-    let alarms = wait_for(base, "/api/v1/alarms?state=active", 5, |a| {
-        !of_kind(a, "sensor_stale", "th-bc").is_empty()
-    })
-    .await;
-    assert_eq!(
-        of_kind(&alarms, "sensor_stale", "th-bc").len(),
-        1,
-        "{alarms}"
-    );
+    let stale = wait_alarms(base, "active", "sensor_stale", "th-bc", 5).await;
+    assert_eq!(stale.len(), 1, "{stale:?}");
     let metrics = common::api_client(base)
         .get(format!("{base}/metrics"))
         .send()
@@ -285,10 +295,7 @@ async fn a_silent_sensor_is_stale_and_smoke_stops_a_moving_range_and_locks_the_r
     let op = started["operation"].as_str().unwrap().to_string();
     let moving = wait_for(base, "/api/v1/ranges/1", 10, |r| r["motion"] == "moving").await;
     assert_eq!(moving["motion"], "moving");
-    assert_eq!(
-        put(sim, "/sim/environment/binary/smoke-a", "true").await,
-        200
-    );
+    trip(sim, "smoke-a", true).await;
 
     let stopped = wait_for(base, &format!("/api/v1/operations/{op}"), 10, |o| {
         ["done", "refused", "failed", "stopped"].contains(&o["state"].as_str().unwrap_or(""))
@@ -313,15 +320,13 @@ async fn a_silent_sensor_is_stale_and_smoke_stops_a_moving_range_and_locks_the_r
     );
 
     // The smoke clears; the alarm with it; an administrator unlocks.
+    trip(sim, "smoke-a", false).await;
     assert_eq!(
-        put(sim, "/sim/environment/binary/smoke-a", "false").await,
-        200
+        wait_alarms(base, "cleared", "smoke", "smoke-a", 10)
+            .await
+            .len(),
+        1
     );
-    let alarms = wait_for(base, "/api/v1/alarms?state=cleared", 10, |a| {
-        !of_kind(a, "smoke", "smoke-a").is_empty()
-    })
-    .await;
-    assert_eq!(of_kind(&alarms, "smoke", "smoke-a").len(), 1);
     let (status, _) = post(base, "/api/v1/ranges/1/unlock").await;
     assert_eq!(status, 200);
 }
