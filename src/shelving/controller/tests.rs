@@ -778,6 +778,11 @@ async fn an_operation_can_be_followed_through_the_log() {
             .lines()
             .find(|l| l.contains(event))
             .unwrap_or_else(|| panic!("no '{event}' in the log:\n{text}"));
-        assert!(line.contains(&format!("operation{{op={id}}}")), "{line}");
+        // The event names its operation itself; the span adds it again when the
+        // span's callsite was registered under this subscriber (tracing caches
+        // interest globally, so a test running beside this one can hide the span).
+        let named = line.contains(&format!("operation={id}"))
+            || line.contains(&format!("operation{{op={id}}}"));
+        assert!(named, "{line}");
     }
 }
