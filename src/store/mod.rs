@@ -4,14 +4,25 @@
 //!   runs whatever has queued up in one transaction, each closure inside its own savepoint
 //!   (a failing closure rolls back alone), commits once, then answers every caller. Many
 //!   small writes thus cost one commit, and a caller hears "done" only once it is durable.
+//! - The **lookup register** (`lookups`, `lookup_days`: a row for every box shown) lives in
+//!   a file of its own beside the database, attached as `register`, because it is written on
+//!   every read: a commit to the main file makes every read connection drop its page cache
+//!   (SQLite's WAL mode), and a commit there per locate made every locate read cold. It is
+//!   written with `synchronous = NORMAL`: a register row is in its WAL file before the box
+//!   is shown (it survives the controller's process), and on disk within [`SYNC_WITHIN`],
+//!   synced by a thread of its own, so a read waits for no fsync.
 //! - **Readers** run on their own connections from a small pool, on tokio's blocking
-//!   threads, and never wait for the writer (WAL).
+//!   threads, and never wait for the writer (WAL). At most [`READERS`] read there at once
+//!   (more wait their turn without holding a thread), plus the short reads run on the async
+//!   workers ([`Store::read_now`]); the connections are kept, so none is opened per read.
+//! - **Checkpoints** (copying what the WAL files hold into the database files) run on a
+//!   thread of their own soon after the writer's batches, not inside its commits.
 //! - The schema is versioned by `rusqlite_migration` (SQLite's `user_version`); the
 //!   migrations are the SQL files in `src/store/migrations/`, applied in order at open.
 //!
 //! Settings: `journal_mode = WAL` (readers and the writer do not block each other) and
 //! `synchronous = FULL` (a commit is on disk before it is acknowledged, so a power cut loses
-//! nothing that was answered "done"), `foreign_keys = ON`.
+//! nothing that was answered "done"; `NORMAL` for the register), `foreign_keys = ON`.
 
 pub mod text;
 
@@ -57,14 +68,30 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0009_token_expiry.sql")),
         M::up(include_str!("migrations/0010_lookups.sql")),
         M::up(include_str!("migrations/0011_loan_views.sql")),
+        M::up(include_str!("migrations/0012_search_prefixes.sql")),
+        M::up(include_str!("migrations/0013_register_file.sql")),
     ])
 });
 
 /// Most jobs run in one transaction.
 const MAX_BATCH: usize = 256;
 
+/// The bytes of a WAL file kept after a checkpoint has emptied it.
+const WAL_KEPT: i64 = 16 << 20;
+
+/// How soon a register row is on disk after it was written.
+pub const SYNC_WITHIN: std::time::Duration = std::time::Duration::from_millis(50);
+
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+
+/// The register's tables, made at every open if missing (the file may have been lost).
+const REGISTER: &str = include_str!("register.sql");
+
+/// The lookup register's file beside the database `db`: `stackroom.db` → `stackroom.lookups.db`.
+pub fn register_path(db: &Path) -> PathBuf {
+    db.with_extension("lookups.db")
+}
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
@@ -76,6 +103,8 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// A permit per read on the blocking pool.
+    read_slots: tokio::sync::Semaphore,
     /// Short reads through the blocking pool as well (a benchmark's switch).
     hop_short_reads: bool,
 }
@@ -100,9 +129,18 @@ fn private_file(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
-/// Read connections kept open between reads; more are opened while more read at once and
-/// closed after (each has its own page cache).
-const MAX_IDLE_READERS: usize = 8;
+/// A benchmark's switch: `name=1` in the environment.
+fn switched_on(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| v == "1")
+}
+
+/// Reads on the blocking pool at once.
+pub const READERS: usize = 8;
+
+/// Read connections kept open between reads: the pool's, the async workers' and a few
+/// for reads made on other threads; more are closed after use (each has its own page
+/// cache).
+const MAX_IDLE_READERS: usize = READERS + 4;
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrates it to the current schema
@@ -127,22 +165,61 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         configure(&conn)?;
+        let register = register_path(path);
+        private_file(&register).map_err(|e| open_err(&e))?;
+        attach_register(&conn, &register)?;
+        let mode: String =
+            conn.pragma_update_and_check(Some("register"), "journal_mode", "WAL", |row| {
+                row.get(0)
+            })?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_err(&format!(
+                "the file system does not support WAL for the register (journal_mode is {mode})"
+            )));
+        }
+        // `STACKROOM_SYNC_REGISTER=1`: every register row on disk before the box is shown,
+        // for the benchmark that measures what not waiting buys.
+        let register_sync = if switched_on("STACKROOM_SYNC_REGISTER") {
+            "FULL"
+        } else {
+            "NORMAL"
+        };
+        conn.pragma_update(Some("register"), "synchronous", register_sync)?;
+        conn.execute_batch(REGISTER)?;
         MIGRATIONS
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
 
         let (tx, rx) = mpsc::channel::<Job>(1024);
+        // Checkpoints run on a thread of their own, not in the writer's commits; a WAL
+        // file grown by a large transaction (an import) is cut back after it.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        for schema in ["main", "register"] {
+            conn.pragma_update(Some(schema), "journal_size_limit", WAL_KEPT)?;
+        }
+        let syncer = Arc::new(Syncer::default());
+        let mut checkpoints = Connection::open(path).map_err(|e| open_err(&e))?;
+        configure(&checkpoints)?;
+        attach_register(&checkpoints, &register)?;
+        for schema in ["main", "register"] {
+            checkpoints.pragma_update(Some(schema), "journal_size_limit", WAL_KEPT)?;
+        }
+        let sync_thread = syncer.clone();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoints".into())
+            .spawn(move || sync_thread.run(&mut checkpoints, &register))
+            .map_err(|e| open_err(&e))?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(conn, rx))
+            .spawn(move || write_loop(conn, rx, &syncer))
             .map_err(|e| open_err(&e))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
-                hop_short_reads: std::env::var_os("STACKROOM_HOP_SHORT_READS")
-                    .is_some_and(|v| v == "1"),
+                read_slots: tokio::sync::Semaphore::new(READERS),
+                hop_short_reads: switched_on("STACKROOM_HOP_SHORT_READS"),
             }),
         })
     }
@@ -152,7 +229,8 @@ impl Store {
     }
 
     /// Runs `f` on the writer inside a savepoint of the current batch. `Ok` is answered
-    /// after the batch has committed; `Err` rolls back what `f` did, and only that.
+    /// after the batch has committed (on disk; the register's part in its WAL file);
+    /// `Err` rolls back what `f` did, and only that.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
@@ -182,20 +260,26 @@ impl Store {
             .unwrap_or_else(|_| Err(E::from(StoreError::Abandoned)))
     }
 
-    /// Copies the database to `dest` with SQLite's online backup, a few hundred pages at a
+    /// Copies the database to `dest` (and its lookup register beside it, see
+    /// [`register_path`]) with SQLite's online backup, a few hundred pages at a
     /// time, while writers go on; the number of pages copied.
     pub async fn backup(&self, dest: &Path) -> Result<usize, StoreError> {
         let dest = dest.to_path_buf();
         self.read(move |conn| {
-            let failed = |e: &dyn std::fmt::Display| StoreError::Open {
-                path: dest.clone(),
-                message: e.to_string(),
-            };
-            private_file(&dest).map_err(|e| failed(&e))?;
-            let mut out = Connection::open(&dest).map_err(|e| failed(&e))?;
-            let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
-            backup.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
-            let pages = backup.progress().pagecount as usize;
+            let mut pages = 0;
+            // The database, and the lookup register beside it as beside the original.
+            for (schema, dest) in [("main", dest.clone()), ("register", register_path(&dest))] {
+                let failed = |e: &dyn std::fmt::Display| StoreError::Open {
+                    path: dest.clone(),
+                    message: e.to_string(),
+                };
+                private_file(&dest).map_err(|e| failed(&e))?;
+                let mut out = Connection::open(&dest).map_err(|e| failed(&e))?;
+                let backup =
+                    rusqlite::backup::Backup::new_with_names(conn, schema, &mut out, "main")?;
+                backup.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
+                pages += backup.progress().pagecount as usize;
+            }
             Ok(pages)
         })
         .await
@@ -231,6 +315,12 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        let _turn = self
+            .inner
+            .read_slots
+            .acquire()
+            .await
+            .map_err(|e| E::from(StoreError::Task(e.to_string())))?;
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.read_blocking(f))
             .await
@@ -269,11 +359,21 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         configure(&conn)?;
+        attach_register(&conn, &register_path(&self.inner.path))?;
         Ok(conn)
     }
 }
 
-fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn attach_register(conn: &Connection, register: &Path) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "ATTACH DATABASE ?1 AS register",
+        [register.to_string_lossy()],
+    )?;
+    Ok(())
+}
+
+/// The writer; `syncer` checkpoints after it.
+fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, syncer: &Syncer) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -283,6 +383,73 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
             }
         }
         run_batch(&mut conn, batch);
+        syncer.wanted();
+    }
+    syncer.stop();
+}
+
+/// Soon after the writer's batches, off its path: checkpoints both files (copies what
+/// their WAL files hold into them, so the WAL files stay small) and syncs the register's
+/// WAL file to disk, which its commits do not wait for.
+#[derive(Default)]
+struct Syncer {
+    /// (a sync is wanted, the writer has stopped)
+    state: Mutex<(bool, bool)>,
+    wake: std::sync::Condvar,
+}
+
+impl Syncer {
+    fn wanted(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.0 = true;
+            self.wake.notify_one();
+        }
+    }
+
+    fn stop(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.1 = true;
+            self.wake.notify_one();
+        }
+    }
+
+    fn run(&self, conn: &mut Connection, register: &Path) {
+        let wal = PathBuf::from(format!("{}-wal", register.display()));
+        loop {
+            let Ok(state) = self.state.lock() else { return };
+            let Ok(mut state) = self.wake.wait_while(state, |s| !s.0 && !s.1) else {
+                return;
+            };
+            let (wanted, stopped) = *state;
+            state.0 = false;
+            drop(state);
+            if wanted {
+                if !stopped {
+                    std::thread::sleep(SYNC_WITHIN);
+                }
+                for schema in ["main", "register"] {
+                    // PASSIVE: copies what no reader still needs, waits for nobody.
+                    let done = conn.query_row(
+                        &format!("PRAGMA {schema}.wal_checkpoint(PASSIVE)"),
+                        [],
+                        |_| Ok(()),
+                    );
+                    if let Err(e) = done {
+                        tracing::warn!(error = %e, schema, "a checkpoint failed; the next one retries");
+                    }
+                }
+                // fsync is per file: this makes every frame written to the register's WAL
+                // so far durable, whoever wrote it (a checkpoint syncs only what it copies).
+                if let Err(e) = std::fs::File::open(&wal).and_then(|f| f.sync_data())
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::error!(error = %e, "cannot sync the register's WAL file");
+                }
+            }
+            if stopped {
+                return;
+            }
+        }
     }
 }
 
@@ -296,18 +463,22 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     };
     let mut replies = Vec::with_capacity(batch.len());
     for job in batch {
-        if let Err(e) = tx.execute_batch("SAVEPOINT job") {
+        if let Err(e) = tx
+            .prepare_cached("SAVEPOINT job")
+            .and_then(|mut s| s.execute([]))
+        {
             tracing::error!(error = %e, "cannot open a savepoint");
             continue;
         }
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&tx)));
         let keep = matches!(outcome, Ok((true, _)));
         let end = if keep {
-            "RELEASE job"
+            tx.prepare_cached("RELEASE job")
+                .and_then(|mut s| s.execute([]))
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            tx.execute_batch("ROLLBACK TO job; RELEASE job").map(|()| 0)
         };
-        if let Err(e) = tx.execute_batch(end) {
+        if let Err(e) = end {
             tracing::error!(error = %e, "cannot close a savepoint");
         }
         match outcome {
@@ -328,9 +499,104 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
 mod tests {
     use super::*;
 
+    /// The migrations up to the one that moved the register out of the main file.
+    const MIGRATIONS_BEFORE_THE_REGISTER_FILE: [M<'static>; 12] = [
+        M::up(include_str!("migrations/0001_locations.sql")),
+        M::up(include_str!("migrations/0002_sweeps.sql")),
+        M::up(include_str!("migrations/0003_access.sql")),
+        M::up(include_str!("migrations/0004_environment.sql")),
+        M::up(include_str!("migrations/0005_loans.sql")),
+        M::up(include_str!("migrations/0006_sweeps_and_loans.sql")),
+        M::up(include_str!("migrations/0007_gate.sql")),
+        M::up(include_str!("migrations/0008_second_look.sql")),
+        M::up(include_str!("migrations/0009_token_expiry.sql")),
+        M::up(include_str!("migrations/0010_lookups.sql")),
+        M::up(include_str!("migrations/0011_loan_views.sql")),
+        M::up(include_str!("migrations/0012_search_prefixes.sql")),
+    ];
+
     #[test]
     fn migrations_are_valid() {
-        MIGRATIONS.validate().unwrap();
+        // As `Store::open` runs them: with the register attached.
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("ATTACH DATABASE ':memory:' AS register")
+            .unwrap();
+        conn.execute_batch(REGISTER).unwrap();
+        MIGRATIONS.to_latest(&mut conn).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_register_is_a_file_of_its_own_written_without_waiting_for_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        let insert = |no: &'static str| {
+            move |c: &Connection| -> Result<(), StoreError> {
+                c.execute(
+                    "INSERT INTO lookups (at, actor, archive_no, what) VALUES (0, 'a', ?1, 'locate')",
+                    [no],
+                )?;
+                Ok(())
+            }
+        };
+        store.write(insert("A")).await.unwrap();
+        let (b, c) = tokio::join!(store.write(insert("B")), store.write(insert("C")));
+        b.unwrap();
+        c.unwrap();
+        // In the register's own file, which another connection (as after a restart) reads.
+        let other = Connection::open(register_path(&path)).unwrap();
+        let n: i64 = other
+            .query_row("SELECT count(*) FROM lookups", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+        let main = Connection::open(&path).unwrap();
+        assert!(
+            main.query_row("SELECT count(*) FROM lookups", [], |r| r.get::<_, i64>(0))
+                .is_err(),
+            "no register in the main file"
+        );
+        // Synchronous NORMAL (1) for the register, FULL (2) for the rest.
+        let mode = |schema: &'static str| {
+            move |c: &Connection| -> Result<i64, StoreError> {
+                Ok(c.pragma_query_value(Some(schema), "synchronous", |r| r.get(0))?)
+            }
+        };
+        assert_eq!(store.write(mode("register")).await.unwrap(), 1);
+        assert_eq!(store.write(mode("main")).await.unwrap(), 2);
+        // A backup takes the register along.
+        store.backup(&dir.path().join("copy.db")).await.unwrap();
+        let copy = Connection::open(dir.path().join("copy.lookups.db")).unwrap();
+        let n: i64 = copy
+            .query_row("SELECT count(*) FROM lookups", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+    }
+
+    #[tokio::test]
+    async fn lookups_kept_in_the_main_file_move_to_the_register() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            // A database as the release before made it: migrated up to 0012.
+            let mut conn = Connection::open(&path).unwrap();
+            let before = Migrations::new(MIGRATIONS_BEFORE_THE_REGISTER_FILE.to_vec());
+            before.to_latest(&mut conn).unwrap();
+            conn.execute(
+                "INSERT INTO lookups (at, actor, archive_no, what) VALUES (1, 'a', 'X', 'box')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let rows: Vec<String> = store
+            .read(|c| -> Result<Vec<String>, StoreError> {
+                Ok(c.prepare("SELECT archive_no FROM lookups")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, ["X"]);
     }
 
     #[tokio::test]
