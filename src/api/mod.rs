@@ -30,8 +30,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::location::{
-    BoxKey, BoxView, History, ImportSummary, Location, LocationService, Move, NewBox, Provenance,
-    ShelfFill, Suggestion,
+    BoxKey, BoxView, Found, History, ImportSummary, Location, LocationService, Move, NewBox, Page,
+    Provenance, ShelfFill, Suggestion,
 };
 use crate::lookups::What;
 use crate::shelving::Shelving;
@@ -44,9 +44,27 @@ pub const IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// The largest JSON body of any other route.
 pub const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
-/// What the handlers share.
+/// What the handlers share: one allocation, so that the clone axum makes for every
+/// extractor of every request is one reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind the API.
+pub struct Services {
     pub locations: LocationService,
     pub shelving: Shelving,
     /// Readers, sweeps and live locations (none when started without devices).
@@ -228,25 +246,24 @@ struct SearchQuery {
     q: String,
     /// At most this many results (1 to 200, default 20).
     limit: Option<usize>,
+    /// Skip this many results first (0 to 10,000, default 0): the next page.
+    offset: Option<usize>,
 }
 
-#[derive(Serialize, ToSchema)]
-struct BoxList {
-    items: Vec<BoxView>,
-}
-
-/// Find boxes by archive number, EPC, barcode or title words.
+/// Find boxes by archive number, EPC, barcode or title words: exact matches first, then
+/// archive numbers that begin with `q`, then title words in registration order; `total`
+/// says how many match in all (`estimated`: about, past 1,000).
 #[utoipa::path(get, path = "/api/v1/boxes", tag = "boxes", params(SearchQuery),
-    responses((status = 200, body = BoxList), (status = 422, body = Problem)))]
+    responses((status = 200, body = Found), (status = 422, body = Problem)))]
 async fn search_boxes(
     State(s): State<AppState>,
     ApiQuery(query): ApiQuery<SearchQuery>,
-) -> ApiResult<BoxList> {
-    let items = s
-        .locations
-        .search(&query.q, query.limit.unwrap_or(20))
-        .await?;
-    Ok(Json(BoxList { items }))
+) -> ApiResult<Found> {
+    let page = Page {
+        offset: query.offset.unwrap_or(0),
+        limit: query.limit.unwrap_or(20),
+    };
+    Ok(Json(s.locations.find(&query.q, page).await?))
 }
 
 /// Register a box (and bind it, if `shelf` is given).
@@ -268,11 +285,11 @@ async fn register_box(
 async fn get_box(
     State(s): State<AppState>,
     Who(who): Who,
-    headers: axum::http::HeaderMap,
+    purpose: Purpose,
     ApiPath(archive_no): ApiPath<String>,
 ) -> ApiResult<BoxView> {
     let view = s.locations.get_box(&archive_no).await?;
-    looked_up(&s, &who, What::Box, &view.archive_no, &headers).await?;
+    looked_up(&s, &who, What::Box, &view.archive_no, &purpose).await?;
     Ok(Json(view))
 }
 
@@ -288,6 +305,21 @@ fn wants_csv(format: Option<&str>) -> Result<bool, Problem> {
     }
 }
 
+/// The purpose a person gave for a lookup (the `X-Purpose` header), read without copying
+/// the request's headers.
+pub(crate) struct Purpose(Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Purpose {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Purpose, Self::Rejection> {
+        Ok(Purpose(crate::lookups::purpose(&parts.headers)))
+    }
+}
+
 /// Records in the lookup register that `who` was shown `archive_no`. If it cannot be
 /// recorded the box is not shown: a lookup nobody can account for does not happen.
 async fn looked_up(
@@ -295,11 +327,10 @@ async fn looked_up(
     who: &crate::access::Identity,
     what: What,
     archive_no: &str,
-    headers: &axum::http::HeaderMap,
+    purpose: &Purpose,
 ) -> Result<(), Problem> {
-    let purpose = crate::lookups::purpose(headers);
     s.lookups
-        .record(&who.name, what, archive_no, purpose.as_deref())
+        .record(&who.name, what, archive_no, purpose.0.as_deref())
         .await
         .map_err(Problem::from)
 }
@@ -312,11 +343,11 @@ async fn looked_up(
 async fn box_location(
     State(s): State<AppState>,
     Who(who): Who,
-    headers: axum::http::HeaderMap,
+    purpose: Purpose,
     ApiPath(archive_no): ApiPath<String>,
 ) -> ApiResult<Location> {
     let location = s.locations.locate(BoxKey::ArchiveNo(archive_no)).await?;
-    looked_up(&s, &who, What::Location, &location.archive_no, &headers).await?;
+    looked_up(&s, &who, What::Location, &location.archive_no, &purpose).await?;
     Ok(Json(location))
 }
 
@@ -408,13 +439,13 @@ fn parse_moment(text: &str, end_of_day: bool) -> Result<DateTime<Utc>, Problem> 
 async fn box_history(
     State(s): State<AppState>,
     Who(who): Who,
-    headers: axum::http::HeaderMap,
+    purpose: Purpose,
     ApiPath(archive_no): ApiPath<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<History> {
     let at = q.at.as_deref().map(|t| parse_moment(t, true)).transpose()?;
     let history = s.locations.history(&archive_no, at).await?;
-    looked_up(&s, &who, What::History, &archive_no, &headers).await?;
+    looked_up(&s, &who, What::History, &archive_no, &purpose).await?;
     Ok(Json(history))
 }
 
@@ -435,7 +466,7 @@ struct LocateQuery {
 async fn locate(
     State(s): State<AppState>,
     Who(who): Who,
-    headers: axum::http::HeaderMap,
+    purpose: Purpose,
     ApiQuery(q): ApiQuery<LocateQuery>,
 ) -> ApiResult<Location> {
     let key = match (q.epc, q.barcode, q.archive_no) {
@@ -450,7 +481,7 @@ async fn locate(
         }
     };
     let location = s.locations.locate(key).await?;
-    looked_up(&s, &who, What::Locate, &location.archive_no, &headers).await?;
+    looked_up(&s, &who, What::Locate, &location.archive_no, &purpose).await?;
     Ok(Json(location))
 }
 

@@ -6,6 +6,7 @@
 //! writer; reads run on pooled read connections.
 
 mod import;
+mod search;
 mod words;
 
 use std::collections::HashMap;
@@ -15,6 +16,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+pub use search::{Found, Page};
+use search::{Hits, Sources};
 
 use crate::config::RoomConfig;
 use crate::layout::{Capacity, NoSuchShelf};
@@ -935,6 +939,11 @@ impl LocationService {
     /// Finds boxes by archive number (exact or prefix), EPC, barcode or words of the
     /// title; exact matches first, then archive-number prefixes, then title words.
     pub async fn search(&self, q: &str, limit: usize) -> Result<Vec<BoxView>, LocationError> {
+        Ok(self.find(q, Page { offset: 0, limit }).await?.items)
+    }
+
+    /// [`Self::search`], one page of it, with how many match in all.
+    pub async fn find(&self, q: &str, page: Page) -> Result<Found, LocationError> {
         let q = q.trim().to_string();
         if q.is_empty() {
             return Err(LocationError::invalid(
@@ -945,68 +954,49 @@ impl LocationService {
         if q.chars().count() > 200 {
             return Err(LocationError::invalid("q", "is longer than 200 characters"));
         }
-        let limit = limit.clamp(1, 200);
+        if page.offset > Page::MAX_OFFSET {
+            return Err(LocationError::invalid(
+                "offset",
+                format!("is past {}: narrow the search", Page::MAX_OFFSET),
+            ));
+        }
+        let page = Page {
+            offset: page.offset,
+            limit: page.limit.clamp(1, 200),
+        };
         let this = self.clone();
         self.store
-            .read(move |conn| this.search_in(conn, &q, limit))
+            .read(move |conn| this.search_in(conn, &q, page))
             .await
     }
 
     /// [`Self::search`] on this thread.
     pub fn search_blocking(&self, q: &str, limit: usize) -> Result<Vec<BoxView>, LocationError> {
+        let page = Page { offset: 0, limit };
         self.store
-            .read_blocking(|conn| self.search_in(conn, q, limit))
+            .read_blocking(|conn| Ok(self.search_in(conn, q, page)?.items))
     }
 
-    fn search_in(
-        &self,
-        conn: &Connection,
-        q: &str,
-        limit: usize,
-    ) -> Result<Vec<BoxView>, LocationError> {
-        let mut ids: Vec<i64> = Vec::new();
-        let push = |id: i64, ids: &mut Vec<i64>| {
-            if ids.len() < limit && !ids.contains(&id) {
-                ids.push(id);
-            }
+    fn search_in(&self, conn: &Connection, q: &str, page: Page) -> Result<Found, LocationError> {
+        let sources = Sources::of(conn, q)?;
+        let want = page.offset + page.limit;
+        let mut ids = Hits::default();
+        sources.each(conn, |id| ids.add(id) < want)?;
+        let (total, estimated) = if ids.order.len() < want {
+            (ids.order.len() as u64, false) // every source ran dry: this is all of it
+        } else {
+            sources.count(conn)?
         };
-        let upper = q.to_ascii_uppercase();
-        let mut exact = conn.prepare_cached(
-            "SELECT id FROM boxes WHERE archive_no = ?1 UNION ALL SELECT id FROM boxes WHERE epc = ?2
-             UNION ALL SELECT id FROM boxes WHERE barcode = ?1",
-        )?;
-        for id in exact.query_map(params![q, upper], |r| r.get(0))? {
-            push(id?, &mut ids);
-        }
-        if ids.len() < limit {
-            let end = format!("{q}{}", char::MAX);
-            let mut prefix = conn.prepare_cached(
-                "SELECT id FROM boxes WHERE archive_no >= ?1 AND archive_no < ?2 ORDER BY archive_no LIMIT ?3",
-            )?;
-            for id in prefix.query_map(params![q, end, limit as i64], |r| r.get(0))? {
-                push(id?, &mut ids);
-            }
-        }
-        if ids.len() < limit
-            && let Some(m) = words::match_query(q)
-        {
-            let mut fts = conn
-                .prepare_cached("SELECT rowid FROM box_words WHERE box_words MATCH ?1 LIMIT ?2")?;
-            for query in std::iter::once(m.exact).chain(m.typing) {
-                if ids.len() >= limit {
-                    break;
-                }
-                for id in fts.query_map(params![query, limit as i64 * 2], |r| r.get(0))? {
-                    push(id?, &mut ids);
-                }
-            }
-        }
         let mut one = conn.prepare_cached(&format!("{} WHERE x.id = ?1", Self::BOX_SELECT))?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.push(one.query_row([id], |r| self.box_row(r))?);
+        let mut items = Vec::with_capacity(page.limit);
+        for &id in ids.order.iter().skip(page.offset) {
+            items.push(one.query_row([id], |r| self.box_row(r))?);
         }
-        Ok(out)
+        Ok(Found {
+            items,
+            total,
+            estimated,
+        })
     }
 
     /// The binding history of a box, and where it was at `at` if given.
@@ -1294,11 +1284,14 @@ pub(crate) fn insert_box(
     }
     result?;
     let id = conn.last_insert_rowid();
+    let text = words::index_text(&b.title, &b.archive_no, b.barcode.as_deref());
     conn.prepare_cached("INSERT INTO box_words (rowid, words) VALUES (?1, ?2)")?
-        .execute(params![
-            id,
-            words::index_text(&b.title, &b.archive_no, b.barcode.as_deref())
-        ])?;
+        .execute(params![id, text])?;
+    let mut vocabulary =
+        conn.prepare_cached("INSERT OR IGNORE INTO box_terms (term) VALUES (?1)")?;
+    for word in words::vocabulary(&text) {
+        vocabulary.execute([word])?;
+    }
     Ok(id)
 }
 

@@ -260,6 +260,64 @@ async fn search_finds_numbers_tags_codes_and_words() {
 }
 
 #[tokio::test]
+async fn search_pages_counts_and_expands_the_word_being_typed() {
+    let room = room().await;
+    let svc = &room.svc;
+    // 2,400 boxes; a third of them about metering, a sixth about meters.
+    let mut csv = String::from("archive_no,epc,title\n");
+    for i in 0..2_400 {
+        let word = match i % 6 {
+            0 => "meters",
+            2 | 4 => "metering",
+            _ => "contract",
+        };
+        csv += &format!("H-{:02}-{:03},,{word} 客户档案\n", i / 1000, i % 1000);
+    }
+    svc.import_csv(std::io::Cursor::new(csv.into_bytes()), "t", "test")
+        .await
+        .unwrap();
+    let page = |offset, limit| Page { offset, limit };
+    let nos = |found: &Found| -> Vec<String> {
+        found.items.iter().map(|b| b.archive_no.clone()).collect()
+    };
+
+    let first = svc.find("metering", page(0, 20)).await.unwrap();
+    let second = svc.find("metering", page(20, 20)).await.unwrap();
+    assert_eq!(first.items.len(), 20);
+    assert!(first.items.iter().all(|b| b.title.starts_with("metering")));
+    let (a, b) = (nos(&first), nos(&second));
+    assert!(
+        a.last() < b.first(),
+        "the next page goes on in order: {a:?} {b:?}"
+    );
+    let across = svc.find("metering", page(15, 10)).await.unwrap();
+    assert_eq!(nos(&across), [&a[15..], &b[..5]].concat());
+    // 800 match: counted; 1,200 with the prefix: estimated from where the 1,000th is.
+    assert_eq!((first.total, first.estimated), (800, false));
+    let typing = svc.find("mete", page(0, 20)).await.unwrap();
+    assert!(typing.estimated, "{} boxes", typing.total);
+    assert!((1_050..=1_350).contains(&typing.total), "{}", typing.total);
+    // The word being typed expands into the words it begins: "meteri" is "metering".
+    let meteri = svc.find("meteri", page(0, 200)).await.unwrap();
+    assert_eq!(
+        nos(&meteri),
+        nos(&svc.find("metering", page(0, 200)).await.unwrap())
+    );
+    // A short prefix comes from the prefix index, with the same answer as a long one.
+    let met = svc.find("met", page(0, 200)).await.unwrap();
+    let mete = svc.find("mete", page(0, 200)).await.unwrap();
+    assert_eq!((nos(&met), met.total), (nos(&mete), mete.total));
+    // A page past the end is empty and still counts.
+    let past = svc.find("meters", page(1_000, 20)).await.unwrap();
+    assert!(past.items.is_empty());
+    assert_eq!((past.total, past.estimated), (400, false));
+    assert!(matches!(
+        svc.find("meters", page(Page::MAX_OFFSET + 1, 20)).await,
+        Err(LocationError::Invalid { .. })
+    ));
+}
+
+#[tokio::test]
 async fn import_is_all_or_nothing_with_line_numbers() {
     let room = room().await;
     let svc = &room.svc;

@@ -8,7 +8,10 @@
 //! being typed (no space after it yet), which also matches as a prefix, so results come as
 //! one types. A whole word is asked first: FTS5 reads a word's list from its start and stops
 //! at the limit however common the word, whereas a prefix merges the lists of every word it
-//! begins before the first row.
+//! begins before the first row. So a prefix of up to [`PREFIX_INDEXED`] characters is
+//! answered from FTS5's own prefix indexes (one list each, read like a word's), and a
+//! longer one is first expanded into the words it begins, from the vocabulary kept beside
+//! the index (`box_terms`), and asked as those words OR-ed, which FTS5 reads as it goes.
 
 /// True for characters of scripts written without spaces between words.
 fn is_cjk(c: char) -> bool {
@@ -39,14 +42,66 @@ pub fn index_text(title: &str, archive_no: &str, barcode: Option<&str>) -> Strin
     out
 }
 
+/// Prefixes up to this many characters have an FTS5 prefix index (`prefix = '1 2 3'`).
+pub const PREFIX_INDEXED: usize = 3;
+
+/// Words this long or longer go into the vocabulary (`box_terms`): a prefix longer than
+/// [`PREFIX_INDEXED`] can only begin those.
+const VOCABULARY_MIN: usize = PREFIX_INDEXED + 1;
+
+/// The words of `text` a prefix may be expanded into: Latin words and numbers (as the
+/// tokenizer splits them, lower-cased) of at least four characters.
+pub fn vocabulary(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| is_cjk(c) || !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= VOCABULARY_MIN)
+        .map(str::to_lowercase)
+}
+
 /// The FTS5 queries for what someone typed; every word of it must match.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Match {
     /// Every word whole.
     pub exact: String,
-    /// The same with the last word as a prefix, when the text ends inside a Latin word or
-    /// number (it is still being typed); asked after `exact`, for what that did not fill.
-    pub typing: Option<String>,
+    /// When the text ends inside a Latin word or number (it is still being typed): that
+    /// word as a prefix; asked after `exact`, for what that did not fill.
+    pub typing: Option<Typing>,
+}
+
+/// A query whose last word is still being typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Typing {
+    /// The other terms, quoted.
+    before: Vec<String>,
+    /// The word being typed, lower-cased.
+    pub prefix: String,
+}
+
+impl Typing {
+    /// Whether the prefix is longer than FTS5's prefix indexes: then expand it.
+    pub fn needs_expansion(&self) -> bool {
+        self.prefix.chars().count() > PREFIX_INDEXED
+    }
+
+    /// The FTS5 query with the last word as a prefix.
+    pub fn prefix_query(&self) -> String {
+        self.with(format!("{}*", quote(&self.prefix)))
+    }
+
+    /// The FTS5 query with the last word as any of `words` (those it begins).
+    pub fn expanded_query(&self, words: &[String]) -> String {
+        let any: Vec<String> = words.iter().map(|w| quote(w)).collect();
+        self.with(format!("({})", any.join(" OR ")))
+    }
+
+    fn with(&self, last: String) -> String {
+        let mut terms = self.before.clone();
+        terms.push(last);
+        terms.join(" AND ")
+    }
+}
+
+fn quote(word: &str) -> String {
+    format!("\"{}\"", word.replace('"', "\"\""))
 }
 
 /// The queries for `text`, or `None` when it has no word characters at all.
@@ -56,7 +111,7 @@ pub fn match_query(text: &str) -> Option<Match> {
     let mut phrase: Vec<char> = Vec::new();
     let flush_word = |word: &mut String, terms: &mut Vec<String>| {
         if !word.is_empty() {
-            terms.push(format!("\"{}\"", word.replace('"', "\"\"")));
+            terms.push(quote(word));
             word.clear();
         }
     };
@@ -79,18 +134,19 @@ pub fn match_query(text: &str) -> Option<Match> {
             flush_phrase(&mut phrase, &mut terms);
         }
     }
-    let typing = !word.is_empty();
+    let prefix = word.to_lowercase();
     flush_word(&mut word, &mut terms);
     flush_phrase(&mut phrase, &mut terms);
     if terms.is_empty() {
         return None;
     }
     let exact = terms.join(" AND ");
-    let typing = typing.then(|| {
-        if let Some(last) = terms.last_mut() {
-            last.push('*');
+    let typing = (!prefix.is_empty()).then(|| {
+        terms.pop();
+        Typing {
+            before: terms,
+            prefix,
         }
-        terms.join(" AND ")
     });
     Some(Match { exact, typing })
 }
@@ -125,7 +181,25 @@ mod tests {
             .prepare("SELECT rowid FROM w WHERE w MATCH ?1 ORDER BY rowid")
             .unwrap();
         let mut out: Vec<i64> = Vec::new();
-        for query in std::iter::once(m.exact).chain(m.typing) {
+        let typing = m.typing.map(|t| {
+            if t.needs_expansion() {
+                let mut words: Vec<String> = conn
+                    .prepare("SELECT words FROM w")
+                    .unwrap()
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .unwrap()
+                    .flat_map(|text| vocabulary(&text.unwrap()).collect::<Vec<_>>())
+                    .filter(|v| v.starts_with(&t.prefix))
+                    .collect();
+                words.sort();
+                words.dedup();
+                if !words.is_empty() {
+                    return t.expanded_query(&words);
+                }
+            }
+            t.prefix_query()
+        });
+        for query in std::iter::once(m.exact).chain(typing) {
             for id in st.query_map([query], |r| r.get(0)).unwrap() {
                 let id = id.unwrap();
                 if !out.contains(&id) {
@@ -140,7 +214,20 @@ mod tests {
     fn whole_words_are_asked_first_and_only_the_word_being_typed_is_a_prefix() {
         let m = match_query("metering contr").unwrap();
         assert_eq!(m.exact, "\"metering\" AND \"contr\"");
-        assert_eq!(m.typing.as_deref(), Some("\"metering\" AND \"contr\"*"));
+        let typing = m.typing.unwrap();
+        assert_eq!(typing.prefix_query(), "\"metering\" AND \"contr\"*");
+        assert_eq!(
+            typing.expanded_query(&["contract".into(), "control".into()]),
+            "\"metering\" AND (\"contract\" OR \"control\")"
+        );
+        assert!(typing.needs_expansion());
+        assert!(
+            !match_query("met")
+                .unwrap()
+                .typing
+                .unwrap()
+                .needs_expansion()
+        );
         let done = match_query("metering ").unwrap();
         assert_eq!((done.exact.as_str(), done.typing), ("\"metering\"", None));
         let chinese = match_query("合同").unwrap();
@@ -152,6 +239,13 @@ mod tests {
         assert_eq!(hits(&conn, "meter"), vec![1, 2, 3], "the whole word first");
         assert_eq!(hits(&conn, "meter "), vec![1], "a finished word is whole");
         assert_eq!(hits(&conn, "metering contr"), vec![2]);
+        assert_eq!(
+            hits(&conn, "METE"),
+            vec![1, 2, 3],
+            "expanded: meter(ing, s)"
+        );
+        assert_eq!(hits(&conn, "meteri"), vec![2], "expanded: metering");
+        assert_eq!(hits(&conn, "me"), vec![1, 2, 3], "from the prefix index");
         assert_eq!(
             hits(&conn, "contr metering"),
             Vec::<i64>::new(),
@@ -180,6 +274,17 @@ mod tests {
             vec![1, 2, 3],
             "parts of archive numbers"
         );
+    }
+
+    #[test]
+    fn the_vocabulary_holds_the_longer_latin_words_and_numbers_lower_cased() {
+        let words: Vec<String> = vocabulary(&index_text(
+            "Metering 合同 of Müller",
+            "0451-H-012-00042",
+            None,
+        ))
+        .collect();
+        assert_eq!(words, ["metering", "müller", "0451", "00042"]);
     }
 
     #[test]

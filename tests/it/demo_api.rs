@@ -60,6 +60,29 @@ async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
     assert_eq!(found["items"].as_array().unwrap().len(), 5);
     let (_, _, found) = get(&base, "/api/v1/boxes?q=0451-L-003-0001&limit=50").await;
     assert_eq!(found["items"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        (found["total"].as_u64(), found["estimated"].as_bool()),
+        (Some(10), Some(false))
+    );
+    // The next page goes on where the first stopped, and says how many there are in all.
+    let (_, _, first) = get(&base, "/api/v1/boxes?q=0451-L-003-0001&limit=4").await;
+    let (_, _, next) = get(&base, "/api/v1/boxes?q=0451-L-003-0001&limit=4&offset=4").await;
+    let nos = |page: &serde_json::Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["archive_no"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!([nos(&first), nos(&next)].concat(), nos(&found)[..8]);
+    assert_eq!(next["total"], 10);
+    let (status, _, far) = get(&base, "/api/v1/boxes?q=0451&offset=10001").await;
+    assert_eq!(
+        (status, far["type"].as_str().is_some()),
+        (422, true),
+        "{far}"
+    );
 
     // Bind the new box where the controller suggests, and see it in the history.
     let (_, _, suggest) = get(

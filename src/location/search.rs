@@ -1,0 +1,212 @@
+//! Search: the boxes that match what someone typed, a page at a time, with how many match
+//! in all.
+//!
+//! The order is the one staff expect: an exact archive number, EPC or barcode first, then
+//! archive numbers that begin with the text (in archive-number order), then boxes whose
+//! title, archive number or barcode has the words (whole words first, then with the word
+//! being typed as a prefix: see [`super::words`]), in the order they were registered.
+//! Every source is read as a stream and left as soon as the page is full, so a common word
+//! costs no more than a rare one. The total is counted exactly up to [`COUNTED`]; beyond
+//! that it is estimated ("about 167,000") from how far into the boxes the first
+//! [`COUNTED`] matches reach.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, Statement, params};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::BoxView;
+use super::words::{self, Typing};
+
+/// Which part of the results to answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl Page {
+    /// Pages start at most this far in: past it, a search should be narrowed.
+    pub const MAX_OFFSET: usize = 10_000;
+}
+
+/// One page of a search.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Found {
+    pub items: Vec<BoxView>,
+    /// How many boxes match in all (exact up to 1,000, else rounded to three figures).
+    pub total: u64,
+    /// `total` is an estimate: "about".
+    pub estimated: bool,
+}
+
+/// Matches are counted exactly up to this many.
+pub const COUNTED: usize = 1_000;
+
+/// A prefix is expanded into at most this many words; one that begins more is asked as a
+/// prefix (FTS5 then merges their lists: rare for four or more characters).
+const EXPANSION: usize = 64;
+
+/// Box ids in the order found, each once.
+#[derive(Default)]
+pub(super) struct Hits {
+    seen: HashSet<i64>,
+    pub order: Vec<i64>,
+}
+
+impl Hits {
+    /// Adds `id` if new; how many there are now.
+    pub fn add(&mut self, id: i64) -> usize {
+        if self.seen.insert(id) {
+            self.order.push(id);
+        }
+        self.order.len()
+    }
+}
+
+/// Where matches come from, in order.
+pub(super) struct Sources {
+    text: String,
+    upper: String,
+    /// Just above every archive number that begins with `text`.
+    end: String,
+    /// FTS5 queries: the whole words, then with the word being typed.
+    fts: Vec<String>,
+}
+
+impl Sources {
+    pub fn of(conn: &Connection, q: &str) -> rusqlite::Result<Sources> {
+        let mut fts = Vec::new();
+        if let Some(m) = words::match_query(q) {
+            fts.push(m.exact);
+            if let Some(typing) = m.typing {
+                fts.push(typing_query(conn, &typing)?);
+            }
+        }
+        Ok(Sources {
+            text: q.to_string(),
+            upper: q.to_ascii_uppercase(),
+            end: format!("{q}{}", char::MAX),
+            fts,
+        })
+    }
+
+    /// Calls `more` with every matching box id in order (an id may come more than once),
+    /// for as long as it answers true.
+    pub fn each(
+        &self,
+        conn: &Connection,
+        mut more: impl FnMut(i64) -> bool,
+    ) -> rusqlite::Result<()> {
+        let mut exact = conn.prepare_cached(
+            "SELECT id FROM boxes WHERE archive_no = ?1 UNION ALL SELECT id FROM boxes WHERE epc = ?2
+             UNION ALL SELECT id FROM boxes WHERE barcode = ?1",
+        )?;
+        if !drain(&mut exact, params![self.text, self.upper], &mut more)? {
+            return Ok(());
+        }
+        let mut prefix = conn.prepare_cached(
+            "SELECT id FROM boxes WHERE archive_no >= ?1 AND archive_no < ?2 ORDER BY archive_no",
+        )?;
+        if !drain(&mut prefix, params![self.text, self.end], &mut more)? {
+            return Ok(());
+        }
+        let mut fts =
+            conn.prepare_cached("SELECT rowid FROM box_words WHERE box_words MATCH ?1")?;
+        for query in &self.fts {
+            if !drain(&mut fts, params![query], &mut more)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many boxes match, and whether that is an estimate.
+    pub fn count(&self, conn: &Connection) -> rusqlite::Result<(u64, bool)> {
+        let mut hits = Hits::default();
+        self.each(conn, |id| hits.add(id) <= COUNTED)?;
+        if hits.order.len() <= COUNTED {
+            return Ok((hits.order.len() as u64, false));
+        }
+        // The title words' matches are spread over the boxes much as the boxes are: if
+        // the first COUNTED of them reach box r of n, about COUNTED × n / r match in all.
+        let mut estimate = (COUNTED + 1) as f64;
+        if let Some(broadest) = self.fts.last() {
+            let reach: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT rowid FROM box_words WHERE box_words MATCH ?1 LIMIT 1 OFFSET ?2",
+                )?
+                .query_map(params![broadest, COUNTED as i64 - 1], |r| r.get(0))?
+                .next()
+                .transpose()?;
+            let last: Option<i64> =
+                conn.query_row("SELECT max(id) FROM boxes", [], |r| r.get(0))?;
+            if let (Some(reach), Some(last)) = (reach, last) {
+                estimate = estimate.max(COUNTED as f64 * last as f64 / reach.max(1) as f64);
+            }
+        }
+        Ok((three_figures(estimate), true))
+    }
+}
+
+/// Steps `st` with `params`, handing each id to `more`; false once `more` said stop.
+fn drain(
+    st: &mut Statement<'_>,
+    params: impl rusqlite::Params,
+    more: &mut impl FnMut(i64) -> bool,
+) -> rusqlite::Result<bool> {
+    let mut rows = st.query(params)?;
+    while let Some(row) = rows.next()? {
+        if !more(row.get(0)?) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The FTS5 query for a word being typed: a short prefix from the prefix index, a longer
+/// one as the words of the vocabulary it begins.
+fn typing_query(conn: &Connection, typing: &Typing) -> rusqlite::Result<String> {
+    if !typing.needs_expansion() {
+        return Ok(typing.prefix_query());
+    }
+    let end = format!("{}{}", typing.prefix, char::MAX);
+    let words = conn
+        .prepare_cached(
+            "SELECT term FROM box_terms WHERE term >= ?1 AND term < ?2 ORDER BY term LIMIT ?3",
+        )?
+        .query_map(params![typing.prefix, end, EXPANSION as i64 + 1], |r| {
+            r.get(0)
+        })?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    // None: a word spelt otherwise in the index (diacritics): FTS5 folds the prefix too.
+    Ok(if words.is_empty() || words.len() > EXPANSION {
+        typing.prefix_query()
+    } else {
+        typing.expanded_query(&words)
+    })
+}
+
+/// `n` rounded to three significant figures.
+fn three_figures(n: f64) -> u64 {
+    let n = n.round();
+    if n < 1000.0 {
+        return n as u64;
+    }
+    let scale = 10f64.powi(n.log10().floor() as i32 - 2);
+    ((n / scale).round() * scale) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimates_keep_three_figures() {
+        assert_eq!(three_figures(167_342.4), 167_000);
+        assert_eq!(three_figures(1_001.0), 1_000);
+        assert_eq!(three_figures(99_951.0), 100_000);
+        assert_eq!(three_figures(512.0), 512);
+    }
+}
