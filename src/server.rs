@@ -122,7 +122,7 @@ impl Controller {
     }
 
     pub fn router(&self) -> Router {
-        api::router(AppState {
+        api::router(AppState::new(api::Services {
             locations: self.locations.clone(),
             shelving: self.shelving.clone(),
             rfid: self.rfid.clone(),
@@ -132,7 +132,7 @@ impl Controller {
             loans: self.loans.clone(),
             failures: self.failures.clone(),
             lookups: crate::lookups::Lookups::new(self.store.clone()),
-        })
+        }))
     }
 
     /// Stops what the controller runs, in the order that loses nothing: no new motion and

@@ -245,19 +245,17 @@ fn changes(method: &Method) -> bool {
 /// The middleware: who is it, may they, and what came of it.
 pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let template = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
-    let Some(need) = required(&method, template.as_deref()) else {
+    let template = req.extensions().get::<MatchedPath>().cloned(); // a shared str
+    let template = template.as_ref().map(MatchedPath::as_str);
+    let Some(need) = required(&method, template) else {
         return next.run(req).await;
     };
-    let action = format!("{method} {}", req.uri().path());
+    let action = |req: &Request| format!("{method} {}", req.uri().path());
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let offered = credential(&req, template.as_deref());
+    let offered = credential(&req, template);
     let checked = match &offered {
         Some(Credential::Token(secret)) => s.access.authenticate(secret).await,
         Some(Credential::Ticket(ticket)) => s.access.redeem(ticket).await,
@@ -302,7 +300,7 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
         };
         if changes(&method) {
             let source = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-            s.failures.denied.note(source, action);
+            s.failures.denied.note(source, action(&req));
         }
         return (
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -317,7 +315,7 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
     if identity.role < need {
         s.audit
             .record(
-                NewEntry::new(&identity.name, "denied", &action, "403")
+                NewEntry::new(&identity.name, "denied", action(&req), "403")
                     .detail(format!("role {} needs {need}", identity.role)),
             )
             .await;
@@ -331,9 +329,11 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
         )
         .into_response();
     }
+    // Only what changes something is recorded: a read keeps its path to itself.
+    let recorded = changes(&method).then(|| action(&req));
     req.extensions_mut().insert(identity.clone());
     let response = next.run(req).await;
-    if changes(&method) {
+    if let Some(action) = recorded {
         let status = response.status().as_u16().to_string();
         let outcome = match response.extensions().get::<ProblemInfo>() {
             Some(p) => match p.reason {

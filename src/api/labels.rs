@@ -109,7 +109,7 @@ fn label(s: &AppState, archive_no: String, title: String, shelf: Option<String>)
 pub(super) async fn box_label(
     State(s): State<AppState>,
     Who(who): Who,
-    headers: axum::http::HeaderMap,
+    purpose: super::Purpose,
     ApiPath(archive_no): ApiPath<String>,
     ApiQuery(q): ApiQuery<Format>,
 ) -> Result<Response, Problem> {
@@ -119,7 +119,7 @@ pub(super) async fn box_label(
         &who,
         crate::lookups::What::Label,
         &b.archive_no,
-        &headers,
+        &purpose,
     )
     .await?;
     let shelf = b.location.as_ref().map(|l| l.shelf.address.clone());
