@@ -10,73 +10,16 @@
 //!
 //! Results go to stdout as a Markdown table, for BENCHMARKS.md.
 
-use std::io::{BufRead, BufReader, BufWriter};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{BenchRoom, percent, percentile, serve, serve_with, stats, viewer_token, vm_hwm};
 use rusqlite::{Connection, params};
-use stackroom::config::RoomConfig;
-use stackroom::demo;
 use stackroom::location::{BoxKey, LocationService};
 use stackroom::store::Store;
-
-const BIN: &str = env!("CARGO_BIN_EXE_stackroom");
-
-fn room_config(ranges: usize) -> String {
-    let demo = std::fs::read_to_string(demo::config_path()).unwrap();
-    let head = demo.split("[[ranges]]").next().unwrap();
-    let head = head
-        .replace("profiles_dir = \"../device-profiles\"", "")
-        .replace("127.0.0.1:1883", "127.0.0.1:0");
-    let mut text = head.to_string();
-    for id in 1..=ranges {
-        text += &format!(
-            "[[ranges]]\nid = {id}\ncarriages = 26\nsections = 10\nlevels = 8\nshelf_capacity = {{ boxes = 10 }}\n\n"
-        );
-    }
-    text
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn stats(mut samples: Vec<Duration>) -> String {
-    samples.sort();
-    format!(
-        "p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs (n = {})",
-        percentile(&samples, 0.5).as_secs_f64() * 1e6,
-        percentile(&samples, 0.99).as_secs_f64() * 1e6,
-        samples.last().unwrap().as_secs_f64() * 1e6,
-        samples.len()
-    )
-}
-
-/// Peak resident memory of a running process, in MiB.
-fn vm_hwm(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-/// Runs a child to its end, sampling its peak memory; returns (wall time, peak MiB).
-fn run_measured(mut child: Child) -> (Duration, f64) {
-    let start = Instant::now();
-    let mut peak: f64 = 0.0;
-    loop {
-        if let Some(m) = vm_hwm(child.id()) {
-            peak = peak.max(m);
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "child failed: {status}");
-            return (start.elapsed(), peak);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// The bare baseline: the same rows into a minimal table, one transaction, no checks.
 fn bare_import(csv: &Path, db: &Path) -> Duration {
@@ -103,52 +46,6 @@ fn bare_import(csv: &Path, db: &Path) -> Duration {
     }
     tx.commit().unwrap();
     start.elapsed()
-}
-
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(config: &Path, data: &Path) -> Server {
-    serve_with(config, data, &[])
-}
-
-fn serve_with(config: &Path, data: &Path, env: &[(&str, &str)]) -> Server {
-    let mut child = Command::new(BIN)
-        .envs(env.iter().copied())
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .arg("--data")
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line.trim().strip_prefix("api: ").unwrap().to_string();
-    Server { child, base }
 }
 
 /// `clients` keep-alive clients locating `numbers` between them at once: the rate, and
@@ -190,66 +87,23 @@ async fn concurrent_locates(
     (all.len() as f64 / start.elapsed().as_secs_f64(), all)
 }
 
-/// A viewer token for the benchmark's HTTP clients (every route but health needs one).
-fn viewer_token(config: &Path, data: &Path) -> String {
-    let out = Command::new(BIN)
-        .args([
-            "token", "create", "--role", "viewer", "--name", "bench", "--config",
-        ])
-        .arg(config)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn main() {
-    let boxes: usize = std::env::var("BOXES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let boxes = common::boxes();
     let samples: usize = 20_000;
     let dir = tempfile::tempdir().unwrap();
-    // 26 carriages x 2 faces - 2 = 50 faces x 80 shelves = 4,000 shelves a range, 10 boxes
-    // each; the seed puts 9 boxes on a shelf and starts each series of 60 on a new shelf.
-    let ranges = (boxes.div_ceil(60) * 7).div_ceil(4_000).max(1);
-    let config_path = dir.path().join("bench-room.toml");
-    std::fs::write(&config_path, room_config(ranges)).unwrap();
-    let config = RoomConfig::load(&config_path).unwrap();
-    let shelves: Vec<_> = config.layout.shelves().collect();
-    let csv_path = dir.path().join("boxes.csv");
-    demo::write_seed_csv(
-        BufWriter::new(std::fs::File::create(&csv_path).unwrap()),
-        &shelves,
-        boxes,
-    )
-    .unwrap();
+    let room = BenchRoom::write(dir.path(), boxes);
+    let (config_path, config, csv_path) = (&room.config_path, &room.config, &room.csv_path);
     println!(
-        "room: {ranges} ranges, {} shelves; {boxes} boxes; CSV {:.0} MiB",
-        shelves.len(),
-        std::fs::metadata(&csv_path).unwrap().len() as f64 / (1 << 20) as f64
+        "room: {} ranges, {} shelves; {boxes} boxes; CSV {:.0} MiB",
+        room.ranges,
+        room.shelves,
+        std::fs::metadata(csv_path).unwrap().len() as f64 / (1 << 20) as f64
     );
 
     // --- import
-    let bare = bare_import(&csv_path, &dir.path().join("bare.db"));
+    let bare = bare_import(csv_path, &dir.path().join("bare.db"));
     let data: PathBuf = dir.path().join("data");
-    let import = Command::new(BIN)
-        .arg("import")
-        .arg(&csv_path)
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--data")
-        .arg(&data)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (import_time, import_peak) = run_measured(import);
+    let (import_time, import_peak) = room.import(&data);
     println!(
         "| import, `stackroom import` (validation, bindings, history, FTS) | {:.1} s | peak RSS {import_peak:.0} MiB |",
         import_time.as_secs_f64()
@@ -408,9 +262,9 @@ fn main() {
     drop(svc);
 
     // --- over HTTP, against the real server
-    let server = serve(&config_path, &data);
+    let server = serve(config_path, &data);
     let mut headers = reqwest::header::HeaderMap::new();
-    let token = viewer_token(&config_path, &data);
+    let token = viewer_token(config_path, &data);
     headers.insert(
         reqwest::header::AUTHORIZATION,
         format!("Bearer {token}").parse().unwrap(),
@@ -445,7 +299,7 @@ fn main() {
         );
         // What running the token check and locate on the worker buys: the same load on a
         // second server that sends them through the blocking pool, in alternate rounds.
-        let hopping = serve_with(&config_path, &data, &[("STACKROOM_HOP_SHORT_READS", "1")]);
+        let hopping = serve_with(config_path, &data, &[("STACKROOM_HOP_SHORT_READS", "1")]);
         let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         let mut tails: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
         for _round in 0..3 {
