@@ -123,13 +123,45 @@ async fn until(client: &Client, condition: &str, seconds: u64, what: &str) {
 
 /// Clicks the element `css` selects.
 async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
+    on_fresh(client, css, |e| async move { e.click().await }).await;
+}
+
+/// Chooses `value` in the select element `css` selects.
+async fn choose(client: &Client, css: &str, value: &str) {
+    on_fresh(
+        client,
+        css,
+        |e| async move { e.select_by_value(value).await },
+    )
+    .await;
+}
+
+/// Finds `css` and does `act` on it, finding it again when the page had just drawn it
+/// anew (a tab that reloads its list when opened replaces the element found a moment
+/// before; a person would simply act on the new one).
+async fn on_fresh<'a, F, Fut>(client: &Client, css: &str, act: F)
+where
+    F: Fn(fantoccini::elements::Element) -> Fut,
+    Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>> + 'a,
+{
+    for attempt in 0.. {
+        let element = client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match act(element).await {
+            Ok(()) => return,
+            Err(e) if attempt < 5 && is_stale(&e) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
+}
+
+fn is_stale(e: &fantoccini::error::CmdError) -> bool {
+    matches!(e, fantoccini::error::CmdError::Standard(w)
+        if w.error == fantoccini::error::ErrorStatus::StaleElementReference)
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
@@ -190,13 +222,7 @@ async fn open_page(client: &Client, page: &str, lang: &str) {
         "signing in",
     )
     .await;
-    client
-        .find(Locator::Css("#lang"))
-        .await
-        .unwrap()
-        .select_by_value(lang)
-        .await
-        .unwrap();
+    choose(client, "#lang", lang).await;
     until(
         client,
         &format!("document.documentElement.lang.startsWith('{lang}')"),
@@ -335,13 +361,7 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
     .await;
 
     // In English now; opening the other box's aisle would close theirs: refused, in words.
-    client
-        .find(Locator::Css("#lang"))
-        .await
-        .unwrap()
-        .select_by_value("en")
-        .await
-        .unwrap();
+    choose(&client, "#lang", "en").await;
     until(
         &client,
         "document.documentElement.lang === 'en'",
@@ -468,13 +488,7 @@ async fn staff_take_stock_of_a_range_from_the_page() {
 
     open_page(&client, &demo.page, "en").await;
     click(&client, "[data-tab='stocktake']").await;
-    client
-        .find(Locator::Css("#sweep-scope"))
-        .await
-        .unwrap()
-        .select_by_value("range:1")
-        .await
-        .unwrap();
+    choose(&client, "#sweep-scope", "range:1").await;
     click(&client, "#sweep-form button[type=submit]").await;
     until(
         &client,
@@ -647,13 +661,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         .send_keys("court hearing")
         .await
         .unwrap();
-    client
-        .find(Locator::Css("#loan-kind"))
-        .await
-        .unwrap()
-        .select_by_value("external")
-        .await
-        .unwrap();
+    choose(&client, "#loan-kind", "external").await;
     let due = (chrono::Utc::now().date_naive() + chrono::Duration::days(5)).to_string();
     client
         .execute(
@@ -754,21 +762,9 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         "the inspection",
     )
     .await;
-    client
-        .find(Locator::Css(&format!("{card} select")))
-        .await
-        .unwrap()
-        .select_by_value("complete")
-        .await
-        .unwrap();
+    choose(&client, &format!("{card} select"), "complete").await;
     click(&client, &format!("{card} [data-action='return']")).await;
-    client
-        .find(Locator::Css("#loan-filter"))
-        .await
-        .unwrap()
-        .select_by_value("all")
-        .await
-        .unwrap();
+    choose(&client, "#loan-filter", "all").await;
     until(
         &client,
         "document.querySelector(\".loan[data-state='returned']\")",
