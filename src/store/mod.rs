@@ -16,7 +16,12 @@
 //!   (more wait their turn without holding a thread), plus the short reads run on the async
 //!   workers ([`Store::read_now`]); the connections are kept, so none is opened per read.
 //! - **Checkpoints** (copying what the WAL files hold into the database files) run on a
-//!   thread of their own soon after the writer's batches, not inside its commits.
+//!   thread of their own soon after the writer's batches, not inside its commits. That
+//!   thread alone never catches up while writes go on (new frames arrive as it copies), and
+//!   a WAL file starts again from its beginning only once all of it is copied; so the
+//!   writer also checkpoints when a WAL file passes [`WAL_RESTART_PAGES`]: by then
+//!   the thread has copied nearly everything, the writer copies the rest, and its next
+//!   commit writes the WAL file from the start again (over pages already on disk).
 //! - The schema is versioned by `rusqlite_migration` (SQLite's `user_version`); the
 //!   migrations are the SQL files in `src/store/migrations/`, applied in order at open.
 //!
@@ -78,6 +83,10 @@ const MAX_BATCH: usize = 256;
 
 /// The bytes of a WAL file kept after a checkpoint has emptied it.
 const WAL_KEPT: i64 = 16 << 20;
+
+/// The writer checkpoints (and so lets the WAL file start again) at this many pages in a
+/// WAL file; SQLite's own default, about 4 MiB.
+const WAL_RESTART_PAGES: i64 = 1000;
 
 /// How soon a register row is on disk after it was written.
 pub const SYNC_WITHIN: std::time::Duration = std::time::Duration::from_millis(50);
@@ -191,9 +200,10 @@ impl Store {
             .map_err(|e| StoreError::Migration(e.to_string()))?;
 
         let (tx, rx) = mpsc::channel::<Job>(1024);
-        // Checkpoints run on a thread of their own, not in the writer's commits; a WAL
-        // file grown by a large transaction (an import) is cut back after it.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Checkpoints run on a thread of their own, and in the writer's commits only past
+        // WAL_RESTART_PAGES (see the module's docs); a WAL file grown by a large
+        // transaction (an import) is cut back after it.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_RESTART_PAGES)?;
         for schema in ["main", "register"] {
             conn.pragma_update(Some(schema), "journal_size_limit", WAL_KEPT)?;
         }
@@ -570,6 +580,46 @@ mod tests {
             .query_row("SELECT count(*) FROM lookups", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_registers_wal_file_starts_again_while_writes_never_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        // 16 writers without a pause, about 40 MB of register rows in all: the checkpoint
+        // thread alone never finds the WAL file fully copied.
+        let purpose = "p".repeat(2_000);
+        let writers = (0..16).map(|w| {
+            let (store, purpose) = (store.clone(), purpose.clone());
+            tokio::spawn(async move {
+                for i in 0..1_250 {
+                    let (no, purpose) = (format!("{w}-{i}"), purpose.clone());
+                    store
+                        .write(move |c: &Connection| -> Result<(), StoreError> {
+                            c.execute(
+                                "INSERT INTO lookups (at, actor, archive_no, what, purpose) \
+                                 VALUES (0, 'a', ?1, 'locate', ?2)",
+                                [no, purpose],
+                            )?;
+                            Ok(())
+                        })
+                        .await
+                        .unwrap();
+                }
+            })
+        });
+        for writer in writers.collect::<Vec<_>>() {
+            writer.await.unwrap();
+        }
+        let wal = std::fs::metadata(format!("{}-wal", register_path(&path).display()))
+            .unwrap()
+            .len();
+        let bound = 3 * WAL_RESTART_PAGES as u64 * 4_200;
+        assert!(
+            wal < bound,
+            "the register's WAL file grew to {wal} bytes (bound {bound})"
+        );
     }
 
     #[tokio::test]
