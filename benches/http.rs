@@ -13,7 +13,8 @@
 //! - `stackroom`: the real `stackroom serve`: access control, locate, the lookup register;
 //!   also as it was before (`STACKROOM_HOP_SHORT_READS=1`: the token check and locate on
 //!   the blocking pool; `STACKROOM_SYNC_REGISTER=1`: each lookup's register row
-//!   synced to disk before the answer), to show what each change buys.
+//!   synced to disk before the answer; `STACKROOM_REGISTER_ON_WRITER=1`: register rows
+//!   through the main writer, a savepoint each), to show what each change buys.
 //!
 //! The peers are this benchmark's own binary run again with `STACKROOM_PEER=<kind>`.
 //!
@@ -78,9 +79,11 @@ fn main() {
     let numbers = Arc::new(sample_numbers(&db, 20_000));
 
     let stackroom = |env: &[(&str, &str)]| serve_with(&room.config_path, &data, env);
-    let (hop, sync) = (
+    // Each variant of `stackroom serve` undoes one more change (see BENCHMARKS.md).
+    let (hop, sync, on_writer) = (
         ("STACKROOM_HOP_SHORT_READS", "1"),
         ("STACKROOM_SYNC_REGISTER", "1"),
+        ("STACKROOM_REGISTER_ON_WRITER", "1"),
     );
     // `SERVERS=locate,stackroom` runs only those (the first is then "the peer").
     let chosen = std::env::var("SERVERS").ok();
@@ -96,11 +99,15 @@ fn main() {
         ("token", "plain locate + token check, inline"),
         (
             "before",
-            "`stackroom serve`, reads through the blocking pool, register synced",
+            "`stackroom serve`, reads through the blocking pool, register synced, on the main writer",
         ),
         (
             "synced",
-            "`stackroom serve`, register synced before each answer",
+            "`stackroom serve`, register synced before each answer, on the main writer",
+        ),
+        (
+            "writer",
+            "`stackroom serve`, register rows through the main writer",
         ),
         ("stackroom", "`stackroom serve`"),
     ] {
@@ -108,8 +115,9 @@ fn main() {
             continue;
         }
         let server = match kind {
-            "before" => stackroom(&[hop, sync]),
-            "synced" => stackroom(&[sync]),
+            "before" => stackroom(&[hop, sync, on_writer]),
+            "synced" => stackroom(&[sync, on_writer]),
+            "writer" => stackroom(&[on_writer]),
             "stackroom" => stackroom(&[]),
             peer => spawn_peer(peer, &db),
         };

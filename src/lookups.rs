@@ -94,7 +94,7 @@ impl Lookups {
             chrono::Utc::now().timestamp_millis(),
         );
         self.store
-            .write(move |conn| {
+            .append(move |conn| {
                 conn.prepare_cached(
                     "INSERT INTO lookups (at, actor, archive_no, what, purpose) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?

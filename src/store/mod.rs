@@ -10,7 +10,10 @@
 //!   (SQLite's WAL mode), and a commit there per locate made every locate read cold. It is
 //!   written with `synchronous = NORMAL`: a register row is in its WAL file before the box
 //!   is shown (it survives the controller's process), and on disk within [`SYNC_WITHIN`],
-//!   synced by a thread of its own, so a read waits for no fsync.
+//!   synced by a thread of its own, so a read waits for no fsync. Its rows are appended by
+//!   a writer of their own ([`Store::append`]), a thread with its own connection that
+//!   commits whatever rows have queued in one plain transaction: no savepoint per row, and
+//!   no wait behind the main writer's batches.
 //! - **Readers** run on their own connections from a small pool, on tokio's blocking
 //!   threads, and never wait for the writer (WAL). At most [`READERS`] read there at once
 //!   (more wait their turn without holding a thread), plus the short reads run on the async
@@ -94,6 +97,13 @@ pub const SYNC_WITHIN: std::time::Duration = std::time::Duration::from_millis(50
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 
+/// A register row to append (it may run twice: alone, when its batch failed), and who
+/// waits for it.
+type Append = (
+    Box<dyn Fn(&Connection) -> Result<(), rusqlite::Error> + Send>,
+    oneshot::Sender<Result<(), StoreError>>,
+);
+
 /// The register's tables, made at every open if missing (the file may have been lost).
 const REGISTER: &str = include_str!("register.sql");
 
@@ -111,11 +121,15 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<Job>,
+    appender: mpsc::Sender<Append>,
     readers: Mutex<Vec<Connection>>,
     /// A permit per read on the blocking pool.
     read_slots: tokio::sync::Semaphore,
     /// Short reads through the blocking pool as well (a benchmark's switch).
     hop_short_reads: bool,
+    /// Register rows through the main writer, as before it had its own (a benchmark's
+    /// switch).
+    append_on_writer: bool,
 }
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
@@ -217,7 +231,21 @@ impl Store {
         let sync_thread = syncer.clone();
         std::thread::Builder::new()
             .name("sqlite-checkpoints".into())
-            .spawn(move || sync_thread.run(&mut checkpoints, &register))
+            .spawn({
+                let register = register.clone();
+                move || sync_thread.run(&mut checkpoints, &register)
+            })
+            .map_err(|e| open_err(&e))?;
+        let appends = Connection::open(&register).map_err(|e| open_err(&e))?;
+        configure(&appends)?;
+        appends.pragma_update(None, "synchronous", register_sync)?;
+        appends.pragma_update(None, "wal_autocheckpoint", WAL_RESTART_PAGES)?;
+        appends.pragma_update(None, "journal_size_limit", WAL_KEPT)?;
+        let (append_tx, append_rx) = mpsc::channel::<Append>(1024);
+        let append_syncer = syncer.clone();
+        std::thread::Builder::new()
+            .name("sqlite-register".into())
+            .spawn(move || append_loop(appends, append_rx, &append_syncer))
             .map_err(|e| open_err(&e))?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -227,9 +255,11 @@ impl Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer: tx,
+                appender: append_tx,
                 readers: Mutex::new(Vec::new()),
                 read_slots: tokio::sync::Semaphore::new(READERS),
                 hop_short_reads: switched_on("STACKROOM_HOP_SHORT_READS"),
+                append_on_writer: switched_on("STACKROOM_REGISTER_ON_WRITER"),
             }),
         })
     }
@@ -270,6 +300,29 @@ impl Store {
             .unwrap_or_else(|_| Err(E::from(StoreError::Abandoned)))
     }
 
+    /// Appends to the lookup register: runs `f` on the register's own writer, in one
+    /// transaction with the other rows queued there. `Ok` once committed (in the register's
+    /// WAL file: it outlives the process; on disk within [`SYNC_WITHIN`]). For inserts that
+    /// fail only when the disk does: should `f` fail, the batch is rolled back and each of
+    /// its rows tried alone, so only the failing one is refused.
+    /// `STACKROOM_REGISTER_ON_WRITER=1` sends them through the main writer instead, for the
+    /// benchmark that measures what the register's own writer buys.
+    pub async fn append<F>(&self, f: F) -> Result<(), StoreError>
+    where
+        F: Fn(&Connection) -> Result<(), rusqlite::Error> + Send + 'static,
+    {
+        if self.inner.append_on_writer {
+            return self.write(move |c| Ok::<_, StoreError>(f(c)?)).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .appender
+            .send((Box::new(f), tx))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.unwrap_or(Err(StoreError::Abandoned))
+    }
+
     /// Copies the database to `dest` (and its lookup register beside it, see
     /// [`register_path`]) with SQLite's online backup, a few hundred pages at a
     /// time, while writers go on; the number of pages copied.
@@ -295,9 +348,11 @@ impl Store {
         .await
     }
 
-    /// Waits until every write queued before this call is committed (at shutdown).
+    /// Waits until every write and append queued before this call is committed (at
+    /// shutdown).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.write(|_| Ok::<_, StoreError>(())).await
+        self.write(|_| Ok::<_, StoreError>(())).await?;
+        self.append(|_| Ok(())).await
     }
 
     /// Runs `f` on a read connection on this thread, though it is an async worker: only
@@ -398,13 +453,52 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, syncer: &Syncer
     syncer.stop();
 }
 
-/// Soon after the writer's batches, off its path: checkpoints both files (copies what
+/// The register's writer: each batch of appends in one transaction; a batch that fails is
+/// rolled back and its rows tried one by one, so a row is refused only for itself.
+fn append_loop(mut conn: Connection, mut rx: mpsc::Receiver<Append>, syncer: &Syncer) {
+    let commit = |conn: &mut Connection, rows: &mut dyn Iterator<Item = &Append>| {
+        let tx = conn.transaction()?;
+        for (row, _) in rows {
+            std::panic::catch_unwind(AssertUnwindSafe(|| row(&tx)))
+                .map_err(|_| StoreError::Task("a register append panicked".into()))??;
+        }
+        tx.commit()?;
+        Ok::<(), StoreError>(())
+    };
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(append) => batch.push(append),
+                Err(_) => break,
+            }
+        }
+        match commit(&mut conn, &mut batch.iter()) {
+            Ok(()) => {
+                for (_, reply) in batch {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, rows = batch.len(), "a register batch failed; each row is tried alone");
+                for append in batch {
+                    let alone = commit(&mut conn, &mut std::iter::once(&append));
+                    let _ = append.1.send(alone);
+                }
+            }
+        }
+        syncer.wanted();
+    }
+    syncer.stop();
+}
+
+/// Soon after the writers' batches, off their path: checkpoints both files (copies what
 /// their WAL files hold into them, so the WAL files stay small) and syncs the register's
 /// WAL file to disk, which its commits do not wait for.
 #[derive(Default)]
 struct Syncer {
-    /// (a sync is wanted, the writer has stopped)
-    state: Mutex<(bool, bool)>,
+    /// (a sync is wanted, how many of the two writers have stopped)
+    state: Mutex<(bool, u8)>,
     wake: std::sync::Condvar,
 }
 
@@ -418,7 +512,7 @@ impl Syncer {
 
     fn stop(&self) {
         if let Ok(mut state) = self.state.lock() {
-            state.1 = true;
+            state.1 += 1;
             self.wake.notify_one();
         }
     }
@@ -427,10 +521,10 @@ impl Syncer {
         let wal = PathBuf::from(format!("{}-wal", register.display()));
         loop {
             let Ok(state) = self.state.lock() else { return };
-            let Ok(mut state) = self.wake.wait_while(state, |s| !s.0 && !s.1) else {
+            let Ok(mut state) = self.wake.wait_while(state, |s| !s.0 && s.1 < 2) else {
                 return;
             };
-            let (wanted, stopped) = *state;
+            let (wanted, stopped) = (state.0, state.1 >= 2);
             state.0 = false;
             drop(state);
             if wanted {
@@ -587,25 +681,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let store = Store::open(&path).unwrap();
-        // 16 writers without a pause, about 40 MB of register rows in all: the checkpoint
-        // thread alone never finds the WAL file fully copied.
+        // 16 writers without a pause, about 40 MB of register rows in all, half through
+        // the register's writer, half through the main one (as the roll-up writes): the
+        // checkpoint thread alone never finds the WAL file fully copied.
         let purpose = "p".repeat(2_000);
         let writers = (0..16).map(|w| {
             let (store, purpose) = (store.clone(), purpose.clone());
             tokio::spawn(async move {
                 for i in 0..1_250 {
                     let (no, purpose) = (format!("{w}-{i}"), purpose.clone());
-                    store
-                        .write(move |c: &Connection| -> Result<(), StoreError> {
-                            c.execute(
-                                "INSERT INTO lookups (at, actor, archive_no, what, purpose) \
-                                 VALUES (0, 'a', ?1, 'locate', ?2)",
-                                [no, purpose],
-                            )?;
-                            Ok(())
-                        })
-                        .await
-                        .unwrap();
+                    let insert = move |c: &Connection| {
+                        c.execute(
+                            "INSERT INTO lookups (at, actor, archive_no, what, purpose) \
+                             VALUES (0, 'a', ?1, 'locate', ?2)",
+                            [&no, &purpose],
+                        )
+                        .map(drop)
+                    };
+                    if w % 2 == 0 {
+                        store.append(insert).await.unwrap();
+                    } else {
+                        store
+                            .write(move |c| Ok::<_, StoreError>(insert(c)?))
+                            .await
+                            .unwrap();
+                    }
                 }
             })
         });
@@ -615,11 +715,82 @@ mod tests {
         let wal = std::fs::metadata(format!("{}-wal", register_path(&path).display()))
             .unwrap()
             .len();
-        let bound = 3 * WAL_RESTART_PAGES as u64 * 4_200;
+        // A file once grown past WAL_KEPT is cut back to it when it starts again.
+        let bound = WAL_KEPT as u64 + 3 * WAL_RESTART_PAGES as u64 * 4_200;
         assert!(
             wal < bound,
             "the register's WAL file grew to {wal} bytes (bound {bound})"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn register_rows_do_not_wait_behind_a_long_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        // A long job holds the main writer (as an import does) until told to finish.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let long = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |_| {
+                        held.recv().unwrap();
+                        Ok::<_, StoreError>(())
+                    })
+                    .await
+            }
+        });
+        store
+            .append(|c| {
+                c.execute(
+                    "INSERT INTO lookups (at, actor, archive_no, what) VALUES (0, 'a', 'X', 'locate')",
+                    [],
+                )
+                .map(drop)
+            })
+            .await
+            .unwrap();
+        assert!(
+            !long.is_finished(),
+            "the row was kept while the long write went on"
+        );
+        release.send(()).unwrap();
+        long.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_register_row_that_fails_is_refused_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        let insert = |what: &'static str| {
+            move |c: &Connection| {
+                c.execute(
+                    "INSERT INTO lookups (at, actor, archive_no, what) VALUES (0, 'a', 'X', ?1)",
+                    [what],
+                )
+                .map(drop)
+            }
+        };
+        // Queued together, so (most likely) one batch: the CHECK on `what` fails one row.
+        let (a, bad, b) = tokio::join!(
+            store.append(insert("locate")),
+            store.append(insert("peeked")),
+            store.append(insert("label")),
+        );
+        a.unwrap();
+        b.unwrap();
+        assert!(matches!(bad, Err(StoreError::Sqlite(_))), "{bad:?}");
+        store.flush().await.unwrap();
+        let whats: Vec<String> = store
+            .read(|c| {
+                let mut q = c.prepare("SELECT what FROM lookups ORDER BY id")?;
+                let rows = q.query_map([], |r| r.get(0))?;
+                Ok::<_, StoreError>(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(whats, ["locate", "label"]);
     }
 
     #[tokio::test]
