@@ -12,9 +12,8 @@
 //!   lookup by the unique hash), inline;
 //! - `stackroom`: the real `stackroom serve`: access control, locate, the lookup register;
 //!   also as it was before (`STACKROOM_HOP_SHORT_READS=1`: the token check and locate on
-//!   the blocking pool; `STACKROOM_SYNC_REGISTER=1`: each lookup's register row
-//!   synced to disk before the answer; `STACKROOM_REGISTER_ON_WRITER=1`: register rows
-//!   through the main writer, a savepoint each), to show what each change buys.
+//!   the blocking pool; `STACKROOM_REGISTER_ON_WRITER=1`: register rows through the
+//!   main writer, a savepoint each), to show what each change buys.
 //!
 //! The peers are this benchmark's own binary run again with `STACKROOM_PEER=<kind>`.
 //!
@@ -80,9 +79,8 @@ fn main() {
 
     let stackroom = |env: &[(&str, &str)]| serve_with(&room.config_path, &data, env);
     // Each variant of `stackroom serve` undoes one more change (see BENCHMARKS.md).
-    let (hop, sync, on_writer) = (
+    let (hop, on_writer) = (
         ("STACKROOM_HOP_SHORT_READS", "1"),
-        ("STACKROOM_SYNC_REGISTER", "1"),
         ("STACKROOM_REGISTER_ON_WRITER", "1"),
     );
     // `SERVERS=locate,stackroom` runs only those (the first is then "the peer").
@@ -99,11 +97,7 @@ fn main() {
         ("token", "plain locate + token check, inline"),
         (
             "before",
-            "`stackroom serve`, reads through the blocking pool, register synced, on the main writer",
-        ),
-        (
-            "synced",
-            "`stackroom serve`, register synced before each answer, on the main writer",
+            "`stackroom serve`, reads through the blocking pool, register rows on the main writer",
         ),
         (
             "writer",
@@ -115,8 +109,7 @@ fn main() {
             continue;
         }
         let server = match kind {
-            "before" => stackroom(&[hop, sync, on_writer]),
-            "synced" => stackroom(&[sync, on_writer]),
+            "before" => stackroom(&[hop, on_writer]),
             "writer" => stackroom(&[on_writer]),
             "stackroom" => stackroom(&[]),
             peer => spawn_peer(peer, &db),

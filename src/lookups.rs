@@ -4,7 +4,7 @@
 //! made — is one row with the token's name and the purpose the person gave (the
 //! `X-Purpose` header, percent-encoded UTF-8; the staff page offers a field for it).
 //! The row is written before the box is shown, into the register's own file beside the
-//! database (see [`crate::store`]): in its WAL when the box is shown, on disk within 50 ms.
+//! database (see [`crate::store`]), on disk before the box is shown.
 //! Admins query and export it. Rows older than `lookups.keep_days` are rolled up into counts
 //! per day, token and kind of lookup, so the register stays bounded; the roll-up runs at
 //! start and then daily.
@@ -74,9 +74,7 @@ impl Lookups {
         Lookups { store }
     }
 
-    /// Records that `actor` was shown `archive_no`; in the register's WAL file when this
-    /// returns (it outlives the controller's process), on disk within
-    /// [`crate::store::SYNC_WITHIN`].
+    /// Records that `actor` was shown `archive_no`; on disk when this returns.
     pub async fn record(
         &self,
         actor: &str,

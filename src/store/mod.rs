@@ -7,13 +7,12 @@
 //! - The **lookup register** (`lookups`, `lookup_days`: a row for every box shown) lives in
 //!   a file of its own beside the database, attached as `register`, because it is written on
 //!   every read: a commit to the main file makes every read connection drop its page cache
-//!   (SQLite's WAL mode), and a commit there per locate made every locate read cold. It is
-//!   written with `synchronous = NORMAL`: a register row is in its WAL file before the box
-//!   is shown (it survives the controller's process), and on disk within [`SYNC_WITHIN`],
-//!   synced by a thread of its own, so a read waits for no fsync. Its rows are appended by
-//!   a writer of their own ([`Store::append`]), a thread with its own connection that
-//!   commits whatever rows have queued in one plain transaction: no savepoint per row, and
-//!   no wait behind the main writer's batches.
+//!   (SQLite's WAL mode), and a commit there per locate made every locate read cold. Its
+//!   rows are appended by a writer of their own ([`Store::append`]), a thread with its own
+//!   connection that commits whatever rows have queued in one plain transaction (no
+//!   savepoint per row, no wait behind the main writer's batches), with `synchronous =
+//!   FULL` like the rest: a register row is on disk before its box is shown. (Syncing it
+//!   later measured slower: commits came more often, each smaller.)
 //! - **Readers** run on their own connections from a small pool, on tokio's blocking
 //!   threads, and never wait for the writer (WAL). At most [`READERS`] read there at once
 //!   (more wait their turn without holding a thread), plus the short reads run on the async
@@ -91,8 +90,8 @@ const WAL_KEPT: i64 = 16 << 20;
 /// WAL file; SQLite's own default, about 4 MiB.
 const WAL_RESTART_PAGES: i64 = 1000;
 
-/// How soon a register row is on disk after it was written.
-pub const SYNC_WITHIN: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long the checkpoint thread lets writes gather before it copies them.
+const CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
@@ -200,14 +199,7 @@ impl Store {
                 "the file system does not support WAL for the register (journal_mode is {mode})"
             )));
         }
-        // `STACKROOM_SYNC_REGISTER=1`: every register row on disk before the box is shown,
-        // for the benchmark that measures what not waiting buys.
-        let register_sync = if switched_on("STACKROOM_SYNC_REGISTER") {
-            "FULL"
-        } else {
-            "NORMAL"
-        };
-        conn.pragma_update(Some("register"), "synchronous", register_sync)?;
+        conn.pragma_update(Some("register"), "synchronous", "FULL")?;
         conn.execute_batch(REGISTER)?;
         MIGRATIONS
             .to_latest(&mut conn)
@@ -231,14 +223,11 @@ impl Store {
         let sync_thread = syncer.clone();
         std::thread::Builder::new()
             .name("sqlite-checkpoints".into())
-            .spawn({
-                let register = register.clone();
-                move || sync_thread.run(&mut checkpoints, &register)
-            })
+            .spawn(move || sync_thread.run(&mut checkpoints))
             .map_err(|e| open_err(&e))?;
         let appends = Connection::open(&register).map_err(|e| open_err(&e))?;
         configure(&appends)?;
-        appends.pragma_update(None, "synchronous", register_sync)?;
+        appends.pragma_update(None, "synchronous", "FULL")?;
         appends.pragma_update(None, "wal_autocheckpoint", WAL_RESTART_PAGES)?;
         appends.pragma_update(None, "journal_size_limit", WAL_KEPT)?;
         let (append_tx, append_rx) = mpsc::channel::<Append>(1024);
@@ -301,8 +290,8 @@ impl Store {
     }
 
     /// Appends to the lookup register: runs `f` on the register's own writer, in one
-    /// transaction with the other rows queued there. `Ok` once committed (in the register's
-    /// WAL file: it outlives the process; on disk within [`SYNC_WITHIN`]). For inserts that
+    /// transaction with the other rows queued there. `Ok` once committed (on disk). For
+    /// inserts that
     /// fail only when the disk does: should `f` fail, the batch is rolled back and each of
     /// its rows tried alone, so only the failing one is refused.
     /// `STACKROOM_REGISTER_ON_WRITER=1` sends them through the main writer instead, for the
@@ -493,8 +482,7 @@ fn append_loop(mut conn: Connection, mut rx: mpsc::Receiver<Append>, syncer: &Sy
 }
 
 /// Soon after the writers' batches, off their path: checkpoints both files (copies what
-/// their WAL files hold into them, so the WAL files stay small) and syncs the register's
-/// WAL file to disk, which its commits do not wait for.
+/// their WAL files hold into them, so the WAL files stay small).
 #[derive(Default)]
 struct Syncer {
     /// (a sync is wanted, how many of the two writers have stopped)
@@ -517,8 +505,7 @@ impl Syncer {
         }
     }
 
-    fn run(&self, conn: &mut Connection, register: &Path) {
-        let wal = PathBuf::from(format!("{}-wal", register.display()));
+    fn run(&self, conn: &mut Connection) {
         loop {
             let Ok(state) = self.state.lock() else { return };
             let Ok(mut state) = self.wake.wait_while(state, |s| !s.0 && s.1 < 2) else {
@@ -529,7 +516,7 @@ impl Syncer {
             drop(state);
             if wanted {
                 if !stopped {
-                    std::thread::sleep(SYNC_WITHIN);
+                    std::thread::sleep(CHECKPOINT_AFTER);
                 }
                 for schema in ["main", "register"] {
                     // PASSIVE: copies what no reader still needs, waits for nobody.
@@ -541,13 +528,6 @@ impl Syncer {
                     if let Err(e) = done {
                         tracing::warn!(error = %e, schema, "a checkpoint failed; the next one retries");
                     }
-                }
-                // fsync is per file: this makes every frame written to the register's WAL
-                // so far durable, whoever wrote it (a checkpoint syncs only what it copies).
-                if let Err(e) = std::fs::File::open(&wal).and_then(|f| f.sync_data())
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::error!(error = %e, "cannot sync the register's WAL file");
                 }
             }
             if stopped {
@@ -630,7 +610,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_register_is_a_file_of_its_own_written_without_waiting_for_the_disk() {
+    async fn the_register_is_a_file_of_its_own_synced_like_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let store = Store::open(&path).unwrap();
@@ -659,14 +639,21 @@ mod tests {
                 .is_err(),
             "no register in the main file"
         );
-        // Synchronous NORMAL (1) for the register, FULL (2) for the rest.
+        // Synchronous FULL (2) everywhere: a register row too is on disk before it is answered.
         let mode = |schema: &'static str| {
             move |c: &Connection| -> Result<i64, StoreError> {
                 Ok(c.pragma_query_value(Some(schema), "synchronous", |r| r.get(0))?)
             }
         };
-        assert_eq!(store.write(mode("register")).await.unwrap(), 1);
+        assert_eq!(store.write(mode("register")).await.unwrap(), 2);
         assert_eq!(store.write(mode("main")).await.unwrap(), 2);
+        store
+            .append(|c| {
+                let full = c.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))? == 2;
+                full.then_some(()).ok_or(rusqlite::Error::InvalidQuery)
+            })
+            .await
+            .expect("the register's own writer syncs each commit");
         // A backup takes the register along.
         store.backup(&dir.path().join("copy.db")).await.unwrap();
         let copy = Connection::open(dir.path().join("copy.lookups.db")).unwrap();
