@@ -39,6 +39,26 @@ pub struct RowError {
     pub message: String,
 }
 
+/// The title index's (FTS5's) in-memory buffer during an import, and as SQLite sets it.
+const BULK_HASH_BYTES: i64 = 64 << 20;
+const DEFAULT_HASH_BYTES: i64 = 1 << 20;
+
+/// FTS5 keeps new entries in memory and writes them out as a segment each time its buffer
+/// fills, merging segments as they pile up: row by row that was a third of an import's
+/// time. In bulk, the buffer is large, so segments are few and large and merging is rare.
+fn title_index_in_bulk(conn: &Connection, bulk: bool) -> Result<(), rusqlite::Error> {
+    let bytes = if bulk {
+        BULK_HASH_BYTES
+    } else {
+        DEFAULT_HASH_BYTES
+    };
+    conn.execute(
+        "INSERT INTO box_words (box_words, rank) VALUES ('hashsize', ?1)",
+        [bytes],
+    )?;
+    Ok(())
+}
+
 const KNOWN: [&str; 6] = ["archive_no", "epc", "barcode", "title", "shelf", "width_mm"];
 
 impl LocationService {
@@ -61,7 +81,24 @@ impl LocationService {
             .await
     }
 
+    /// The import, with the title index in bulk mode while it runs.
     fn import_in<R: Read>(
+        &self,
+        conn: &Connection,
+        input: R,
+        provenance: &Provenance,
+    ) -> Result<ImportSummary, LocationError> {
+        title_index_in_bulk(conn, true)?;
+        let imported = self.import_rows(conn, input, provenance);
+        // Restored whatever came of the rows (a failed import is rolled back, but this
+        // connection keeps the settings it last set).
+        let restored = title_index_in_bulk(conn, false);
+        let summary = imported?;
+        restored?;
+        Ok(summary)
+    }
+
+    fn import_rows<R: Read>(
         &self,
         conn: &Connection,
         input: R,

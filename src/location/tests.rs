@@ -367,6 +367,21 @@ async fn import_is_all_or_nothing_with_line_numbers() {
                 H-01-002,,unbound,,\n";
     let summary = svc.import_csv(good.as_bytes(), "t", "test").await.unwrap();
     assert_eq!((summary.boxes, summary.bound), (2, 1));
+    // The title index left bulk mode behind it, after the bad file and the good one.
+    let hash: i64 = svc
+        .store()
+        .read(|c| {
+            c.query_row(
+                "SELECT v FROM box_words_config WHERE k = 'hashsize'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(StoreError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(hash, 1 << 20);
+    assert_eq!(svc.search("ok", 20).await.unwrap().len(), 1);
     let b = svc.get_box("H-01-001").await.unwrap();
     assert_eq!(b.fields["owner"], "Wang");
     assert_eq!(b.location.unwrap().source, Source::Import);
