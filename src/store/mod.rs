@@ -29,7 +29,7 @@
 //!
 //! Settings: `journal_mode = WAL` (readers and the writer do not block each other) and
 //! `synchronous = FULL` (a commit is on disk before it is acknowledged, so a power cut loses
-//! nothing that was answered "done"; `NORMAL` for the register), `foreign_keys = ON`.
+//! nothing that was answered "done"), `foreign_keys = ON`.
 
 pub mod text;
 
@@ -258,8 +258,8 @@ impl Store {
     }
 
     /// Runs `f` on the writer inside a savepoint of the current batch. `Ok` is answered
-    /// after the batch has committed (on disk; the register's part in its WAL file);
-    /// `Err` rolls back what `f` did, and only that.
+    /// after the batch has committed (on disk); `Err` rolls back what `f` did, and only
+    /// that.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
@@ -291,9 +291,8 @@ impl Store {
 
     /// Appends to the lookup register: runs `f` on the register's own writer, in one
     /// transaction with the other rows queued there. `Ok` once committed (on disk). For
-    /// inserts that
-    /// fail only when the disk does: should `f` fail, the batch is rolled back and each of
-    /// its rows tried alone, so only the failing one is refused.
+    /// inserts that fail only when the disk does: should `f` fail, the batch is rolled back
+    /// and each of its rows tried alone, so only the failing one is refused.
     /// `STACKROOM_REGISTER_ON_WRITER=1` sends them through the main writer instead, for the
     /// benchmark that measures what the register's own writer buys.
     pub async fn append<F>(&self, f: F) -> Result<(), StoreError>
@@ -485,7 +484,7 @@ fn append_loop(mut conn: Connection, mut rx: mpsc::Receiver<Append>, syncer: &Sy
 /// their WAL files hold into them, so the WAL files stay small).
 #[derive(Default)]
 struct Syncer {
-    /// (a sync is wanted, how many of the two writers have stopped)
+    /// (a checkpoint is wanted, how many of the two writers have stopped)
     state: Mutex<(bool, u8)>,
     wake: std::sync::Condvar,
 }
