@@ -126,6 +126,24 @@ async fn click(client: &Client, css: &str) {
     on_fresh(client, css, |e| async move { e.click().await }).await;
 }
 
+/// Opens the tab `name` as a person would: clicks its button and sees the tab shown, and
+/// clicks again if the click was lost (the alarm banner appearing moves the buttons down
+/// between WebDriver finding one and clicking it).
+async fn open_tab(client: &Client, name: &str) {
+    let shown = format!("document.querySelector('#tab-{name}').hidden === false");
+    let script = format!("return {shown};");
+    for _ in 0..5 {
+        click(client, &format!("[data-tab='{name}']")).await;
+        for _ in 0..20 {
+            if client.execute(&script, vec![]).await.unwrap() == Value::Bool(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    until(client, &shown, 1, &format!("the {name} tab")).await;
+}
+
 /// Chooses `value` in the select element `css` selects.
 async fn choose(client: &Client, css: &str, value: &str) {
     on_fresh(
@@ -385,7 +403,7 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
     );
     snapshot(&client, "refused").await;
     // The range panel says the same, loudly enough.
-    click(&client, "[data-tab='ranges']").await;
+    open_tab(&client, "ranges").await;
     let card = text_of(&client, &format!(".card[data-range='{range}']")).await;
     assert!(
         card.contains(&format!("Someone in aisle {aisle}")),
@@ -452,7 +470,7 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
             .unwrap();
         assert!(!shown, "a viewer is not offered {css}");
     }
-    click(&client, "[data-tab='ranges']").await;
+    open_tab(&client, "ranges").await;
     for action in ["open", "close", "ventilate", "stop"] {
         let buttons = client
             .find_all(Locator::Css(&format!(".card [data-action='{action}']")))
@@ -487,7 +505,7 @@ async fn staff_take_stock_of_a_range_from_the_page() {
     assert_eq!(status, 204);
 
     open_page(&client, &demo.page, "en").await;
-    click(&client, "[data-tab='stocktake']").await;
+    open_tab(&client, "stocktake").await;
     choose(&client, "#sweep-scope", "range:1").await;
     click(&client, "#sweep-form button[type=submit]").await;
     until(
@@ -567,7 +585,7 @@ async fn staff_see_the_rooms_climate_and_acknowledge_an_alarm() {
     snapshot(&client, "water").await;
 
     // The environment tab: zones with their charts, the alarm, acknowledged with a note.
-    click(&client, "[data-tab='environment']").await;
+    open_tab(&client, "environment").await;
     until(
         &client,
         "document.querySelectorAll('.zone svg.chart').length === 4",
@@ -715,7 +733,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         "signing in again",
     )
     .await;
-    click(&client, "[data-tab='loans']").await;
+    open_tab(&client, "loans").await;
     let card = ".loan[data-state='approved']";
     until(
         &client,
@@ -734,7 +752,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
     )
     .await;
     snapshot(&client, "loan").await;
-    click(&client, "[data-tab='find']").await;
+    open_tab(&client, "find").await;
     choose_box(&client, a).await;
     until(
         &client,
@@ -754,7 +772,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
     );
 
     // Back, inspected complete.
-    click(&client, "[data-tab='loans']").await;
+    open_tab(&client, "loans").await;
     until(
         &client,
         &format!("document.querySelector(\"{card} select\")"),
