@@ -62,23 +62,24 @@ pub enum StoreError {
     Task(String),
 }
 
-static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    Migrations::new(vec![
-        M::up(include_str!("migrations/0001_locations.sql")),
-        M::up(include_str!("migrations/0002_sweeps.sql")),
-        M::up(include_str!("migrations/0003_access.sql")),
-        M::up(include_str!("migrations/0004_environment.sql")),
-        M::up(include_str!("migrations/0005_loans.sql")),
-        M::up(include_str!("migrations/0006_sweeps_and_loans.sql")),
-        M::up(include_str!("migrations/0007_gate.sql")),
-        M::up(include_str!("migrations/0008_second_look.sql")),
-        M::up(include_str!("migrations/0009_token_expiry.sql")),
-        M::up(include_str!("migrations/0010_lookups.sql")),
-        M::up(include_str!("migrations/0011_loan_views.sql")),
-        M::up(include_str!("migrations/0012_search_prefixes.sql")),
-        M::up(include_str!("migrations/0013_register_file.sql")),
-    ])
-});
+/// The migrations in order, the SQL files in `migrations/`.
+const STEPS: &[M<'static>] = &[
+    M::up(include_str!("migrations/0001_locations.sql")),
+    M::up(include_str!("migrations/0002_sweeps.sql")),
+    M::up(include_str!("migrations/0003_access.sql")),
+    M::up(include_str!("migrations/0004_environment.sql")),
+    M::up(include_str!("migrations/0005_loans.sql")),
+    M::up(include_str!("migrations/0006_sweeps_and_loans.sql")),
+    M::up(include_str!("migrations/0007_gate.sql")),
+    M::up(include_str!("migrations/0008_second_look.sql")),
+    M::up(include_str!("migrations/0009_token_expiry.sql")),
+    M::up(include_str!("migrations/0010_lookups.sql")),
+    M::up(include_str!("migrations/0011_loan_views.sql")),
+    M::up(include_str!("migrations/0012_search_prefixes.sql")),
+    M::up(include_str!("migrations/0013_register_file.sql")),
+];
+
+static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| Migrations::from_slice(STEPS));
 
 /// Most jobs run in one transaction.
 const MAX_BATCH: usize = 256;
@@ -582,21 +583,8 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
 mod tests {
     use super::*;
 
-    /// The migrations up to the one that moved the register out of the main file.
-    const MIGRATIONS_BEFORE_THE_REGISTER_FILE: [M<'static>; 12] = [
-        M::up(include_str!("migrations/0001_locations.sql")),
-        M::up(include_str!("migrations/0002_sweeps.sql")),
-        M::up(include_str!("migrations/0003_access.sql")),
-        M::up(include_str!("migrations/0004_environment.sql")),
-        M::up(include_str!("migrations/0005_loans.sql")),
-        M::up(include_str!("migrations/0006_sweeps_and_loans.sql")),
-        M::up(include_str!("migrations/0007_gate.sql")),
-        M::up(include_str!("migrations/0008_second_look.sql")),
-        M::up(include_str!("migrations/0009_token_expiry.sql")),
-        M::up(include_str!("migrations/0010_lookups.sql")),
-        M::up(include_str!("migrations/0011_loan_views.sql")),
-        M::up(include_str!("migrations/0012_search_prefixes.sql")),
-    ];
+    /// The migrations before the one that moved the register out of the main file.
+    const BEFORE_THE_REGISTER_FILE: usize = 12;
 
     #[test]
     fn migrations_are_valid() {
@@ -786,7 +774,7 @@ mod tests {
         {
             // A database as the release before made it: migrated up to 0012.
             let mut conn = Connection::open(&path).unwrap();
-            let before = Migrations::new(MIGRATIONS_BEFORE_THE_REGISTER_FILE.to_vec());
+            let before = Migrations::from_slice(&STEPS[..BEFORE_THE_REGISTER_FILE]);
             before.to_latest(&mut conn).unwrap();
             conn.execute(
                 "INSERT INTO lookups (at, actor, archive_no, what) VALUES (1, 'a', 'X', 'box')",
