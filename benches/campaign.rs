@@ -7,15 +7,11 @@
 //! transport) and `CAMPAIGN_SEED` change it. Prints a table row per rule for
 //! BENCHMARKS.md; exits non-zero if any rule was broken.
 
+mod common;
 #[path = "../tests/fault_campaign/mod.rs"]
 mod fault_campaign;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::env;
 
 fn main() {
     let settings = fault_campaign::Settings {

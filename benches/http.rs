@@ -37,7 +37,7 @@ use axum::extract::Path as UrlPath;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::get;
 use bytes::Bytes;
-use common::{BenchRoom, Server, percent, percentile, serve_with, viewer_token};
+use common::{BenchRoom, Server, env, percent, percentile, serve_with, viewer_token};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -46,13 +46,6 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 const LOCATE: &str = "/api/v1/boxes/{no}/location";
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     if let Ok(kind) = std::env::var("STACKROOM_PEER") {

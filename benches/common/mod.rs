@@ -211,10 +211,15 @@ impl BenchRoom {
     }
 }
 
-/// `BOXES` from the environment, else a million.
-pub fn boxes() -> usize {
-    std::env::var("BOXES")
+/// The number `name` in the environment, else `default`.
+pub fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000)
+        .unwrap_or(default)
+}
+
+/// `BOXES` from the environment, else a million.
+pub fn boxes() -> usize {
+    env("BOXES", 1_000_000) as usize
 }
