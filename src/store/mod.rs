@@ -214,17 +214,17 @@ impl Store {
         for schema in ["main", "register"] {
             conn.pragma_update(Some(schema), "journal_size_limit", WAL_KEPT)?;
         }
-        let syncer = Arc::new(Syncer::default());
+        let checkpointer = Arc::new(Checkpointer::default());
         let mut checkpoints = Connection::open(path).map_err(|e| open_err(&e))?;
         configure(&checkpoints)?;
         attach_register(&checkpoints, &register)?;
         for schema in ["main", "register"] {
             checkpoints.pragma_update(Some(schema), "journal_size_limit", WAL_KEPT)?;
         }
-        let sync_thread = syncer.clone();
+        let checkpoint_thread = checkpointer.clone();
         std::thread::Builder::new()
             .name("sqlite-checkpoints".into())
-            .spawn(move || sync_thread.run(&mut checkpoints))
+            .spawn(move || checkpoint_thread.run(&mut checkpoints))
             .map_err(|e| open_err(&e))?;
         let appends = Connection::open(&register).map_err(|e| open_err(&e))?;
         configure(&appends)?;
@@ -232,14 +232,14 @@ impl Store {
         appends.pragma_update(None, "wal_autocheckpoint", WAL_RESTART_PAGES)?;
         appends.pragma_update(None, "journal_size_limit", WAL_KEPT)?;
         let (append_tx, append_rx) = mpsc::channel::<Append>(1024);
-        let append_syncer = syncer.clone();
+        let append_checkpointer = checkpointer.clone();
         std::thread::Builder::new()
             .name("sqlite-register".into())
-            .spawn(move || append_loop(appends, append_rx, &append_syncer))
+            .spawn(move || append_loop(appends, append_rx, &append_checkpointer))
             .map_err(|e| open_err(&e))?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(conn, rx, &syncer))
+            .spawn(move || write_loop(conn, rx, &checkpointer))
             .map_err(|e| open_err(&e))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -426,8 +426,8 @@ fn attach_register(conn: &Connection, register: &Path) -> Result<(), rusqlite::E
     Ok(())
 }
 
-/// The writer; `syncer` checkpoints after it.
-fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, syncer: &Syncer) {
+/// The writer; `checkpointer` checkpoints after it.
+fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, checkpointer: &Checkpointer) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -437,14 +437,14 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, syncer: &Syncer
             }
         }
         run_batch(&mut conn, batch);
-        syncer.wanted();
+        checkpointer.wanted();
     }
-    syncer.stop();
+    checkpointer.stop();
 }
 
 /// The register's writer: each batch of appends in one transaction; a batch that fails is
 /// rolled back and its rows tried one by one, so a row is refused only for itself.
-fn append_loop(mut conn: Connection, mut rx: mpsc::Receiver<Append>, syncer: &Syncer) {
+fn append_loop(mut conn: Connection, mut rx: mpsc::Receiver<Append>, checkpointer: &Checkpointer) {
     let commit = |conn: &mut Connection, rows: &mut dyn Iterator<Item = &Append>| {
         let tx = conn.transaction()?;
         for (row, _) in rows {
@@ -476,21 +476,21 @@ fn append_loop(mut conn: Connection, mut rx: mpsc::Receiver<Append>, syncer: &Sy
                 }
             }
         }
-        syncer.wanted();
+        checkpointer.wanted();
     }
-    syncer.stop();
+    checkpointer.stop();
 }
 
 /// Soon after the writers' batches, off their path: checkpoints both files (copies what
 /// their WAL files hold into them, so the WAL files stay small).
 #[derive(Default)]
-struct Syncer {
+struct Checkpointer {
     /// (a checkpoint is wanted, how many of the two writers have stopped)
     state: Mutex<(bool, u8)>,
     wake: std::sync::Condvar,
 }
 
-impl Syncer {
+impl Checkpointer {
     fn wanted(&self) {
         if let Ok(mut state) = self.state.lock() {
             state.0 = true;
