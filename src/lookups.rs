@@ -3,8 +3,8 @@
 //! Every box shown to a token — located, opened, its location or history read, its label
 //! made — is one row with the token's name and the purpose the person gave (the
 //! `X-Purpose` header, percent-encoded UTF-8; the staff page offers a field for it).
-//! The row is written before the box is shown, into the register's own file beside the
-//! database (see [`crate::store`]), on disk before the box is shown.
+//! The row is on disk before the box is shown, in the register's own file beside the
+//! database (see [`crate::store`]).
 //! Admins query and export it. Rows older than `lookups.keep_days` are rolled up into counts
 //! per day, token and kind of lookup, so the register stays bounded; the roll-up runs at
 //! start and then daily.
