@@ -5,19 +5,24 @@
 //! reader on the embedded MQTT broker), swept through the real service at the configured
 //! dwell (100 ms):
 //! - duration against the physical limit: readers run in parallel, so a sweep cannot be
-//!   shorter than the busiest reader's ports × dwell (an autonomous reader: two of its
-//!   cycles); beside it the sum of all dwell times (one reader after another);
+//!   shorter than the busiest reader's ports × its time per port, which is the dwell or,
+//!   where one inventory round takes longer (a round cannot be cut short), one round as the
+//!   reader itself measured it in this run (an autonomous reader: two of its cycles); beside
+//!   it the sum of all dwell times (one reader after another);
 //! - placement against the simulator's truth: boxes found present on their own shelf.
 //!
-//! Three times: as shipped (three R2000 rounds per inventory command, a second look of
-//! 300 ms at the shelves of boxes in doubt), without the second look, and with one round per
-//! command and no second look, to show what each costs and buys. Each case runs in a process
+//! Three times: as shipped (the R2000s read four shelves per fast-switch command, as many
+//! rounds per shelf as fit in the dwell, and a second look of 300 ms at the shelves of boxes
+//! in doubt), the same without the second look, and the R2000s one shelf per command (set
+//! antenna, then three rounds of 0x89) with the second look, as before the fast switch, to
+//! show what each costs and buys. Each case runs in a process
 //! of its own (the bench starts itself again with `SWEEP_BENCH_CASE=n`): a demo room keeps
 //! simulating after its case ends, and two such rooms beside a third would load the machine.
 //! Wrong placements are listed on stderr with their evidence.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use stackroom::config::RoomConfig;
@@ -28,7 +33,8 @@ use stackroom::rfid::sweep::{SweepRequest, SweepState};
 use stackroom::server::Controller;
 use stackroom::sim::{self, SimSettings};
 
-const CASES: [(Option<u8>, bool); 3] = [(None, true), (None, false), (Some(1), false)];
+/// (R2000 fast switch, second look).
+const CASES: [(bool, bool); 3] = [(true, true), (true, false), (false, true)];
 
 #[tokio::main]
 async fn main() {
@@ -36,12 +42,12 @@ async fn main() {
         .ok()
         .and_then(|c| c.parse::<usize>().ok())
     {
-        let (repeat, second_look) = CASES[case];
-        run(repeat, second_look).await;
+        let (fast_switch, second_look) = CASES[case];
+        run(fast_switch, second_look).await;
         return;
     }
     println!(
-        "| R2000 rounds per command | second look | scope | antennas | duration | physical limit (busiest reader) | ratio | sum of dwell times | placed right |"
+        "| R2000 command | second look | scope | antennas | duration | physical limit (busiest reader) | ratio | sum of dwell times | placed right |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let me = std::env::current_exe().expect("the bench binary");
@@ -54,16 +60,19 @@ async fn main() {
     }
 }
 
-async fn run(r2000_repeat: Option<u8>, second_look: bool) {
+async fn run(fast_switch: bool, second_look: bool) {
     let data = tempfile::tempdir().unwrap();
     let mut config = RoomConfig::load(&demo::config_path()).unwrap();
-    let mut rounds = 0;
     for d in &mut config.devices {
         if let Some(r) = d.spec.r2000.as_mut() {
-            r.repeat = r2000_repeat.unwrap_or(r.repeat);
-            rounds = r.repeat;
+            r.fast_switch = fast_switch;
         }
     }
+    let command = if fast_switch {
+        "0x8A, 4 shelves"
+    } else {
+        "0x74 + 0x89 ×3, 1 shelf"
+    };
     if !second_look {
         config.sweeps.second_look = Duration::ZERO;
     }
@@ -102,14 +111,6 @@ async fn run(r2000_repeat: Option<u8>, second_look: bool) {
         {
             *per_reader.entry(a.reader.as_str()).or_default() += 1;
         }
-        let limit = per_reader
-            .iter()
-            .map(|(reader, ports)| match rfid.readers()[*reader].mode {
-                Mode::Commanded => dwell * *ports,
-                Mode::Autonomous { cycle } => cycle * 2,
-            })
-            .max()
-            .unwrap_or_default();
         let antennas: u32 = per_reader.values().sum();
         let start = Instant::now();
         let view = rfid
@@ -127,6 +128,22 @@ async fn run(r2000_repeat: Option<u8>, second_look: bool) {
         let view = rfid.sweeps.wait(view.id).await.unwrap();
         let took = start.elapsed();
         assert_eq!(view.state, SweepState::Done, "{view:?}");
+        // The readers' own measure of a round, from this sweep.
+        let limit = per_reader
+            .iter()
+            .map(|(reader, ports)| {
+                let handle = &rfid.readers()[*reader];
+                match handle.mode {
+                    Mode::Commanded => {
+                        let round =
+                            Duration::from_micros(handle.counters.round_us.load(Ordering::Relaxed));
+                        dwell.max(round) * *ports
+                    }
+                    Mode::Autonomous { cycle, .. } => cycle * 2,
+                }
+            })
+            .max()
+            .unwrap_or_default();
         let report = rfid.sweeps.report(view.id).await.unwrap();
         let boxes = report
             .findings
@@ -159,7 +176,7 @@ async fn run(r2000_repeat: Option<u8>, second_look: bool) {
             n => format!("{n} shelves"),
         };
         println!(
-            "| {rounds} | {looked} | {name} | {antennas} | {:.1} s | {:.1} s | {:.2}× | {:.1} s | {right} of {boxes} ({:.2} %) |",
+            "| {command} | {looked} | {name} | {antennas} | {:.1} s | {:.1} s | {:.2}× | {:.1} s | {right} of {boxes} ({:.2} %) |",
             took.as_secs_f64(),
             limit.as_secs_f64(),
             took.as_secs_f64() / limit.as_secs_f64(),

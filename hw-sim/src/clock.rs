@@ -30,10 +30,15 @@ impl Clock {
         real.as_secs_f64() * self.scale
     }
 
+    /// The real time a span of simulated time takes.
+    pub fn real(&self, simulated: Duration) -> Duration {
+        simulated.div_f64(self.scale)
+    }
+
     /// Waits out a span of simulated time.
     pub async fn sleep(&self, simulated: Duration) {
         if !simulated.is_zero() {
-            tokio::time::sleep(simulated.div_f64(self.scale)).await;
+            tokio::time::sleep(self.real(simulated)).await;
         }
     }
 }

@@ -7,6 +7,7 @@
 //!   simulated time, state out);
 //! - [`world`]: the simulated truth, which tag is on which shelf;
 //! - [`rf`]: the seeded radio model, what an antenna hears in one inventory round;
+//! - [`gen2`]: the tags' Gen2 session flags, which decide who answers a Query;
 //! - [`serial_link`]: virtual serial cables (pseudo-terminal pairs) with line faults;
 //! - [`modbus_rtu`]: a Modbus RTU slave that frames by silences, as the specification does;
 //! - [`modbus_shelving`], [`framed_shelving`], [`r2000_reader`], [`mercury_reader`]: the
@@ -25,6 +26,7 @@
 pub mod climate;
 pub mod clock;
 pub mod framed_shelving;
+pub mod gen2;
 pub mod mercury_reader;
 pub mod modbus_rtu;
 pub mod modbus_shelving;

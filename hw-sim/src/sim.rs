@@ -352,6 +352,7 @@ impl Simulator {
                         radio,
                         online,
                         clock,
+                        sessions: Default::default(),
                     };
                     tasks.push(tokio::spawn(reader.serve(device_path, *baud)));
                     ("reader/r2000", Some(path), None)

@@ -9,10 +9,13 @@
 //! 2. **Evidence** — per (tag, shelf): how many reads, their power summed (in milliwatts, so
 //!    one strong read outweighs several weak ones) and the strongest RSSI.
 //! 3. **Decision** — the shelf with the most received power wins; the confidence is its
-//!    share of the tag's total power. For live location a new shelf must beat the current
-//!    one by `hysteresis` (×) before the decision changes.
+//!    share of the tag's total power. Where a sweep says how long each shelf was listened to
+//!    (a second look listens longer), power is weighed per millisecond of listening. For
+//!    live location a new shelf must beat the current one by `hysteresis` (×) before the
+//!    decision changes.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -97,6 +100,9 @@ pub struct Pipeline {
     antennas: HashMap<(String, u16), u32>,
     antenna_shelf: Vec<u32>,
     shelves: Vec<ShelfAddress>,
+    /// How long each shelf's antennas were listened to, ms (by shelf index); all zero where
+    /// nobody says (the live pipeline).
+    listened_ms: Vec<f64>,
     tags: HashMap<String, TagState>,
     pub counters: Counters,
 }
@@ -127,9 +133,29 @@ impl Pipeline {
             settings,
             antennas,
             antenna_shelf,
+            listened_ms: vec![0.0; shelves.len()],
             shelves,
             tags: HashMap::new(),
             counters: Counters::default(),
+        }
+    }
+
+    /// The antenna on `port` of `reader` was listened to for `time` (a sweep's pass). Once
+    /// shelves were listened to for different times, a shelf's evidence is weighed per
+    /// millisecond of listening: a shelf read again for longer (a second look) hears its
+    /// neighbours' tags more often, which says nothing about where they are.
+    pub fn listened(&mut self, reader: &str, port: u16, time: Duration) {
+        if let Some(&antenna) = self.antennas.get(&(reader.to_string(), port)) {
+            let shelf = self.antenna_shelf[antenna as usize] as usize;
+            self.listened_ms[shelf] += time.as_secs_f64() * 1000.0;
+        }
+    }
+
+    /// A shelf's evidence, weighed by how long it was listened to.
+    fn score(&self, shelf: u32, e: &Evidence) -> f64 {
+        match self.listened_ms[shelf as usize] {
+            ms if ms > 0.0 => e.power_mw / ms,
+            _ => e.power_mw,
         }
     }
 
@@ -199,27 +225,27 @@ impl Pipeline {
     /// unless the challenger is `hysteresis` times stronger.
     pub fn decide(&self, epc: &str, current: Option<ShelfAddress>) -> Option<Decision> {
         let tag = self.tags.get(epc)?;
-        let total: f64 = tag.shelves.iter().map(|(_, e)| e.power_mw).sum();
-        let mut evidence: Vec<(ShelfAddress, Evidence)> = tag
+        let mut scored: Vec<(ShelfAddress, Evidence, f64)> = tag
             .shelves
             .iter()
-            .map(|(s, e)| (self.shelves[*s as usize], *e))
+            .map(|(s, e)| (self.shelves[*s as usize], *e, self.score(*s, e)))
             .collect();
-        evidence.sort_by(|a, b| b.1.power_mw.total_cmp(&a.1.power_mw).then(a.0.cmp(&b.0)));
-        let (best, best_e) = *evidence.first()?;
-        let winner = match current.and_then(|c| evidence.iter().find(|(s, _)| *s == c)) {
-            Some((c, e)) if best_e.power_mw < e.power_mw * self.settings.hysteresis => *c,
+        let total: f64 = scored.iter().map(|(_, _, score)| score).sum();
+        scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+        let (best, _, best_score) = *scored.first()?;
+        let winner = match current.and_then(|c| scored.iter().find(|(s, _, _)| *s == c)) {
+            Some((c, _, score)) if best_score < score * self.settings.hysteresis => *c,
             _ => best,
         };
-        let power = evidence
+        let score = scored
             .iter()
-            .find(|(s, _)| *s == winner)
-            .map_or(0.0, |(_, e)| e.power_mw);
+            .find(|(s, _, _)| *s == winner)
+            .map_or(0.0, |(_, _, score)| *score);
         Some(Decision {
             epc: epc.to_string(),
             shelf: winner,
-            confidence: if total > 0.0 { power / total } else { 0.0 },
-            evidence,
+            confidence: if total > 0.0 { score / total } else { 0.0 },
+            evidence: scored.into_iter().map(|(s, e, _)| (s, e)).collect(),
         })
     }
 
@@ -310,6 +336,26 @@ mod tests {
         let reads = [read(2, "A", -50.0, 0), read(3, "A", -64.0, 1)];
         let last = baseline::last_read(&reads);
         assert_eq!(last["A"], ("r", 3), "the baseline is fooled");
+    }
+
+    #[test]
+    fn a_shelf_listened_to_longer_does_not_win_by_listening_longer() {
+        // The own shelf (port 2) was read once, as a first pass reads it; the shelf above
+        // (port 3) was looked at again, four times as long, and cross-read the tag thrice.
+        let mut p = pipeline();
+        p.push(&read(2, "A", -56.0, 0));
+        for t in 1..=3 {
+            p.push(&read(3, "A", -58.0, t * 100));
+        }
+        assert_eq!(p.decide("A", None).unwrap().shelf, shelf(3), "raw power");
+        p.listened("r", 2, Duration::from_millis(100));
+        p.listened("r", 3, Duration::from_millis(400));
+        let d = p.decide("A", None).unwrap();
+        assert_eq!(d.shelf, shelf(2), "{d:?}");
+        assert!(d.confidence > 0.6, "{d:?}");
+        // An antenna the map does not know changes nothing.
+        p.listened("other", 2, Duration::from_secs(9));
+        assert_eq!(p.decide("A", None).unwrap(), d);
     }
 
     #[test]

@@ -45,10 +45,24 @@ pub struct ReaderCounters {
     pub reads: AtomicU64,
     pub corrupt_frames: AtomicU64,
     pub failures: AtomicU64,
+    /// How long the reader's last inventory round took, µs (0: none yet): a round cannot be
+    /// cut short, so a dwell shorter than this still takes this long.
+    pub round_us: AtomicU64,
 }
 
-type Reply_ = oneshot::Sender<Result<Vec<TagRead>, ReaderError>>;
-type Request = (u16, Duration, Reply_);
+/// What a reader read on a group of ports ([`ReaderHandle::inventory_group`]).
+#[derive(Debug, Default)]
+pub struct GroupRead {
+    pub reads: Vec<TagRead>,
+    /// Ports of the group the reader could not read, with its reason; the others were read.
+    pub refused: Vec<(u16, String)>,
+}
+
+type Reply_ = oneshot::Sender<Result<GroupRead, ReaderError>>;
+type Request = (Vec<u16>, Duration, Reply_);
+
+/// Ports one R2000 fast-switch inventory (0x8A) visits.
+pub const FAST_SWITCH_SLOTS: usize = 4;
 
 /// How a reader reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +71,8 @@ pub enum Mode {
     Commanded,
     /// It cycles through its ports on its own, one `cycle` for all of them, and publishes
     /// what it hears (an Impinj reader with an inventory preset): to read its ports, listen
-    /// for a whole cycle.
-    Autonomous { cycle: Duration },
+    /// for a whole cycle, of which each port has `dwell`.
+    Autonomous { cycle: Duration, dwell: Duration },
 }
 
 /// Port 0 asks an autonomous reader for every port it hears.
@@ -70,6 +84,9 @@ pub struct ReaderHandle {
     pub id: String,
     pub mode: Mode,
     pub counters: Arc<ReaderCounters>,
+    /// How many ports one request may name: more than one where the reader visits several
+    /// antennas in one command (the R2000's fast switch).
+    pub group: usize,
     requests: mpsc::Sender<Request>,
 }
 
@@ -77,17 +94,34 @@ impl ReaderHandle {
     /// Reads antenna `port` for `dwell` ([`ALL_PORTS`] with an autonomous reader: every
     /// port heard during `dwell`).
     pub async fn inventory(&self, port: u16, dwell: Duration) -> Result<Vec<TagRead>, ReaderError> {
+        let group = self.inventory_group(&[port], dwell).await?;
+        match group.refused.into_iter().next() {
+            Some((_, message)) => Err(ReaderError::Refused {
+                reader: self.id.clone(),
+                message,
+            }),
+            None => Ok(group.reads),
+        }
+    }
+
+    /// Reads each of `ports` (at most [`ReaderHandle::group`]) for `dwell`, in one command
+    /// where the reader can.
+    pub async fn inventory_group(
+        &self,
+        ports: &[u16],
+        dwell: Duration,
+    ) -> Result<GroupRead, ReaderError> {
         let (tx, rx) = oneshot::channel();
         self.requests
-            .send((port, dwell, tx))
+            .send((ports.to_vec(), dwell, tx))
             .await
             .map_err(|_| ReaderError::Gone(self.id.clone()))?;
         let result = rx.await.map_err(|_| ReaderError::Gone(self.id.clone()))?;
         match &result {
             // An autonomous reader's reads are counted as they arrive.
-            Ok(reads) if self.mode == Mode::Commanded => {
+            Ok(group) if self.mode == Mode::Commanded => {
                 self.counters.reads.fetch_add(
-                    reads.iter().map(|r| u64::from(r.count)).sum(),
+                    group.reads.iter().map(|r| u64::from(r.count)).sum(),
                     Ordering::Relaxed,
                 );
             }
@@ -132,17 +166,24 @@ pub fn start(
     let (tx, rx) = mpsc::channel(8);
     let counters = Arc::new(ReaderCounters::default());
     let mode = match &wire {
-        ReaderWire::Impinj { settings, .. } => Mode::Autonomous {
-            cycle: Duration::from_millis(
-                settings.dwell_ms.max(10) * u64::from(settings.ports.max(1)),
-            ),
-        },
+        ReaderWire::Impinj { settings, .. } => {
+            let dwell = Duration::from_millis(settings.dwell_ms.max(10));
+            Mode::Autonomous {
+                cycle: dwell * u32::from(settings.ports.max(1)),
+                dwell,
+            }
+        }
         _ => Mode::Commanded,
+    };
+    let group = match &wire {
+        ReaderWire::R2000 { settings, .. } if settings.fast_switch => FAST_SWITCH_SLOTS,
+        _ => 1,
     };
     let handle = ReaderHandle {
         id: id.clone(),
         mode,
         counters: counters.clone(),
+        group,
         requests: tx,
     };
     match wire {
@@ -157,16 +198,24 @@ pub fn start(
                 baud,
                 counters,
                 rx,
-                move |line, fresh, port, dwell, reader, counters| {
-                    Box::pin(r2000_inventory(
-                        line,
-                        settings.clone(),
-                        fresh,
-                        port,
-                        dwell,
-                        reader,
-                        counters,
-                    ))
+                move |line, fresh, ports, dwell, reader, counters| {
+                    let settings = settings.clone();
+                    Box::pin(async move {
+                        if settings.fast_switch {
+                            return r2000_fast_switch(
+                                line, settings, fresh, ports, dwell, reader, counters,
+                            )
+                            .await;
+                        }
+                        let port = ports.first().copied().unwrap_or(ALL_PORTS);
+                        let reads =
+                            r2000_inventory(line, settings, fresh, port, dwell, reader, counters)
+                                .await?;
+                        Ok(GroupRead {
+                            reads,
+                            refused: Vec::new(),
+                        })
+                    })
                 },
             ));
         }
@@ -181,16 +230,18 @@ pub fn start(
                 baud,
                 counters,
                 rx,
-                move |line, fresh, port, dwell, reader, counters| {
-                    Box::pin(mercury_inventory(
-                        line,
-                        settings.clone(),
-                        fresh,
-                        port,
-                        dwell,
-                        reader,
-                        counters,
-                    ))
+                move |line, fresh, ports, dwell, reader, counters| {
+                    let settings = settings.clone();
+                    Box::pin(async move {
+                        let port = ports.first().copied().unwrap_or(ALL_PORTS);
+                        let reads =
+                            mercury_inventory(line, settings, fresh, port, dwell, reader, counters)
+                                .await?;
+                        Ok(GroupRead {
+                            reads,
+                            refused: Vec::new(),
+                        })
+                    })
                 },
             ));
         }
@@ -205,12 +256,16 @@ pub fn start(
     handle
 }
 
-fn now_ms(origin: Instant) -> u64 {
-    origin.elapsed().as_millis() as u64
+/// Milliseconds on this host's monotonic clock, counted from the process's first read: the
+/// time base of every [`TagRead::at_ms`], shared by all readers and requests, so reads of
+/// one tag in two requests are never taken for one.
+fn host_ms() -> u64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 type Inventory<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Vec<TagRead>, ReaderError>> + Send + 'a>,
+    Box<dyn std::future::Future<Output = Result<GroupRead, ReaderError>> + Send + 'a>,
 >;
 
 #[tracing::instrument(name = "device", skip_all, fields(device = %id))]
@@ -225,7 +280,7 @@ async fn serial_loop<F>(
     F: for<'a> Fn(
             &'a mut SerialStream,
             bool,
-            u16,
+            &'a [u16],
             Duration,
             &'a str,
             &'a ReaderCounters,
@@ -240,11 +295,11 @@ async fn serial_loop<F>(
     // doubles with each failure, so a missing adapter is not hammered.
     let mut backoff = Backoff::default();
     let mut retry_at: Option<(Instant, String)> = None;
-    while let Some((port, dwell, reply)) = requests.recv().await {
-        if port == ALL_PORTS {
+    while let Some((ports, dwell, reply)) = requests.recv().await {
+        if ports.is_empty() || ports.contains(&ALL_PORTS) {
             let _ = reply.send(Err(ReaderError::Refused {
                 reader: id.clone(),
-                message: "a commanded reader reads one port at a time".into(),
+                message: "a commanded reader reads the ports it is told".into(),
             }));
             continue;
         }
@@ -280,7 +335,7 @@ async fn serial_loop<F>(
             }
         }
         let Some(l) = line.as_mut() else { continue };
-        let result = inventory(l, fresh, port, dwell, &id, &counters).await;
+        let result = inventory(l, fresh, &ports, dwell, &id, &counters).await;
         match result {
             // Open the line afresh next time: the reader may have been replugged.
             Err(ReaderError::Silent(_)) => line = None,
@@ -362,6 +417,27 @@ async fn r2000_command(
     }
 }
 
+/// What a reader is told once on a fresh line: its output power.
+async fn r2000_setup(
+    line: &mut SerialStream,
+    settings: &R2000,
+    reader: &str,
+    counters: &ReaderCounters,
+) -> Result<(), ReaderError> {
+    let Some(dbm) = settings.power_dbm else {
+        return Ok(());
+    };
+    let power = R2000Packet::new(settings.address, r2000::CMD_SET_OUTPUT_POWER, vec![dbm]);
+    match r2000_command(line, power, counters).await {
+        Ok(()) => Ok(()),
+        Err(None) => Err(ReaderError::Silent(reader.to_string())),
+        Err(Some(code)) => Err(ReaderError::Refused {
+            reader: reader.to_string(),
+            message: format!("set output power {dbm} dBm: error code 0x{code:02X}"),
+        }),
+    }
+}
+
 async fn r2000_inventory(
     line: &mut SerialStream,
     settings: R2000,
@@ -377,17 +453,8 @@ async fn r2000_inventory(
         reader: reader.to_string(),
         message,
     };
-    if fresh && let Some(dbm) = settings.power_dbm {
-        let power = R2000Packet::new(settings.address, r2000::CMD_SET_OUTPUT_POWER, vec![dbm]);
-        match r2000_command(line, power, counters).await {
-            Ok(()) => {}
-            Err(None) => return Err(silent()),
-            Err(Some(code)) => {
-                return Err(refused(format!(
-                    "set output power {dbm} dBm: error code 0x{code:02X}"
-                )));
-            }
-        }
+    if fresh {
+        r2000_setup(line, &settings, reader, counters).await?;
     }
     let antenna = u8::try_from(port.saturating_sub(1)).unwrap_or(u8::MAX);
     let set = R2000Packet::new(settings.address, r2000::CMD_SET_WORK_ANTENNA, vec![antenna]);
@@ -403,6 +470,7 @@ async fn r2000_inventory(
     let mut reads = Vec::new();
     let stop = origin + dwell;
     loop {
+        let sent = Instant::now();
         let repeat = settings.repeat.max(1);
         let inventory = match settings.session {
             Some(session) => R2000Packet::new(
@@ -424,18 +492,9 @@ async fn r2000_inventory(
             counters,
             |r| match r {
                 Reply::Tag(t) => {
-                    reads.push(TagRead {
-                        reader: reader.to_string(),
-                        // The packet's antenna field has three bits; behind a multiplexer
-                        // the work antenna is the port.
-                        port,
-                        epc: t.epc.iter().map(|b| format!("{b:02X}")).collect(),
-                        rssi_dbm: t.rssi_dbm as f64,
-                        at_ms: now_ms(origin),
-                        frequency_khz: Some(902_750 + 500 * t.frequency as u32),
-                        phase_deg: None,
-                        count: 1,
-                    });
+                    // The packet's antenna field has three bits; behind a multiplexer the
+                    // work antenna is the port.
+                    reads.push(r2000_read(reader, port, &t));
                     false
                 }
                 Reply::RoundEnd { .. } => true,
@@ -443,7 +502,7 @@ async fn r2000_inventory(
                     failure = Some(code);
                     true
                 }
-                Reply::Other(_) => false,
+                Reply::Other(_) | Reply::SwitchEnd { .. } | Reply::AntennaFault { .. } => false,
             },
         )
         .await
@@ -459,10 +518,178 @@ async fn r2000_inventory(
                 message,
             });
         }
-        if Instant::now() >= stop {
-            return Ok(reads);
+        // A command's rounds cannot be cut short: another one is sent only if it ends
+        // within the dwell, as long as this one took.
+        let took = sent.elapsed();
+        counters.round_us.store(
+            (took / u32::from(repeat)).as_micros() as u64,
+            Ordering::Relaxed,
+        );
+        if Instant::now() + took > stop {
+            return Ok(per_tag(reads));
         }
     }
+}
+
+/// The reads of one command, one per tag and port with the number of rounds that heard it
+/// and its strongest signal, as a Mercury's tag buffer reports them. A round of a few tags
+/// is shorter than the pipeline's duplicate window, so round by round they would be taken
+/// for one read reported twice.
+fn per_tag(reads: Vec<TagRead>) -> Vec<TagRead> {
+    let mut index: std::collections::HashMap<(u16, String), usize> = Default::default();
+    let mut out: Vec<TagRead> = Vec::new();
+    for read in reads {
+        match index.entry((read.port, read.epc.clone())) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let kept = &mut out[*o.get()];
+                kept.count += read.count;
+                kept.rssi_dbm = kept.rssi_dbm.max(read.rssi_dbm);
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(out.len());
+                out.push(read);
+            }
+        }
+    }
+    out
+}
+
+/// A tag packet as a read of `port`.
+fn r2000_read(reader: &str, port: u16, t: &r2000::TagPacket) -> TagRead {
+    TagRead {
+        reader: reader.to_string(),
+        port,
+        epc: t.epc.iter().map(|b| format!("{b:02X}")).collect(),
+        rssi_dbm: t.rssi_dbm as f64,
+        at_ms: host_ms(),
+        frequency_khz: Some(902_750 + 500 * t.frequency as u32),
+        phase_deg: None,
+        count: 1,
+    }
+}
+
+/// Reads `ports` with fast-switch inventories (0x8A), up to four per command: as many
+/// rounds on each antenna as fit in `dwell` (by the last round's duration), at least one.
+/// Tag packets name the antenna by its low bits only (three, and behind a multiplexer the
+/// slot is all there is), so one command takes ports that differ in their two low bits.
+async fn r2000_fast_switch(
+    line: &mut SerialStream,
+    settings: R2000,
+    fresh: bool,
+    ports: &[u16],
+    dwell: Duration,
+    reader: &str,
+    counters: &ReaderCounters,
+) -> Result<GroupRead, ReaderError> {
+    let silent = || ReaderError::Silent(reader.to_string());
+    if fresh {
+        r2000_setup(line, &settings, reader, counters).await?;
+    }
+    let mut out = GroupRead::default();
+    let mut rest: Vec<u16> = ports.to_vec();
+    while !rest.is_empty() {
+        // The next command: ports in order whose slots (low two bits) differ.
+        let mut slots: Vec<u16> = Vec::new();
+        rest.retain(|&p| {
+            let free = slots.len() < FAST_SWITCH_SLOTS
+                && !slots
+                    .iter()
+                    .any(|&q| (q - 1) & 3 == (p.wrapping_sub(1)) & 3);
+            if free && p >= 1 {
+                slots.push(p);
+            }
+            !(free && p >= 1)
+        });
+        if slots.is_empty() {
+            out.refused
+                .extend(rest.drain(..).map(|p| (p, format!("no port {p}"))));
+            break;
+        }
+        let round = Duration::from_micros(counters.round_us.load(Ordering::Relaxed));
+        let stay = if round.is_zero() {
+            settings.repeat.max(1)
+        } else {
+            (dwell.as_micros() / round.as_micros().max(1)).clamp(1, 255) as u8
+        };
+        let command = r2000::FastSwitch {
+            slots: slots
+                .iter()
+                .map(|&p| (u8::try_from(p - 1).unwrap_or(u8::MAX), stay))
+                .collect(),
+            interval_ms: 0,
+            repeat: 1,
+        };
+        let port_of = |antenna: u8| {
+            slots
+                .iter()
+                .copied()
+                .find(|&p| (p - 1) & 3 == u16::from(antenna & 3))
+        };
+        let mut failure = None;
+        let mut rounds_took = None;
+        let budget = Duration::from_secs(2) + dwell * (slots.len() as u32) * 2;
+        r2000_exchange(
+            line,
+            command.to_packet(settings.address),
+            tokio::time::Instant::now() + budget,
+            counters,
+            |r| match r {
+                Reply::Tag(t) => {
+                    if let Some(port) = port_of(t.antenna) {
+                        out.reads.push(r2000_read(reader, port, &t));
+                    }
+                    false
+                }
+                Reply::AntennaFault { antenna, code } => {
+                    if let Some(port) = port_of(antenna) {
+                        let why = if code == r2000::ANTENNA_MISSING {
+                            format!("no antenna on port {port}")
+                        } else {
+                            format!("inventory on port {port}: error code 0x{code:02X}")
+                        };
+                        out.refused.push((port, why));
+                    }
+                    false
+                }
+                Reply::SwitchEnd { duration_ms, .. } => {
+                    rounds_took = Some(duration_ms);
+                    true
+                }
+                Reply::Result { code, .. } => {
+                    failure = Some(code);
+                    true
+                }
+                Reply::RoundEnd { .. } | Reply::Other(_) => false,
+            },
+        )
+        .await
+        .map_err(|_| silent())?;
+        if let Some(code) = failure {
+            return Err(ReaderError::Refused {
+                reader: reader.to_string(),
+                message: format!(
+                    "fast-switch inventory of ports {slots:?}: error code 0x{code:02X}"
+                ),
+            });
+        }
+        // The reader says how long its rounds took: the next stay is fitted to it.
+        let read_slots = slots.len()
+            - out
+                .refused
+                .iter()
+                .filter(|(p, _)| slots.contains(p))
+                .count();
+        if let Some(ms) = rounds_took
+            && read_slots > 0
+        {
+            let rounds = read_slots as u32 * u32::from(stay);
+            counters
+                .round_us
+                .store(u64::from(ms) * 1000 / u64::from(rounds), Ordering::Relaxed);
+        }
+    }
+    out.reads = per_tag(out.reads);
+    Ok(out)
 }
 
 async fn mercury_ask(
@@ -514,7 +741,6 @@ async fn mercury_inventory(
     reader: &str,
     counters: &ReaderCounters,
 ) -> Result<Vec<TagRead>, ReaderError> {
-    let origin = Instant::now();
     let silent = || ReaderError::Silent(reader.to_string());
     let refused = |what: &str, status: u16| ReaderError::Refused {
         reader: reader.to_string(),
@@ -634,7 +860,7 @@ async fn mercury_inventory(
                 port,
                 epc: t.epc.iter().map(|b| format!("{b:02X}")).collect(),
                 rssi_dbm: t.rssi_dbm as f64,
-                at_ms: now_ms(origin),
+                at_ms: host_ms(),
                 frequency_khz: (t.frequency_khz != 0).then_some(t.frequency_khz),
                 phase_deg: None,
                 count: u32::from(t.read_count).max(1),
@@ -661,7 +887,6 @@ async fn impinj_loop(
     let (client, mut events) = AsyncClient::new(options, 64);
     // Every event the reader publishes is a sign of life; tag events also carry a read.
     let (tx, mut incoming) = mpsc::channel::<Option<TagRead>>(4096);
-    let origin = Instant::now();
     let reader = id.clone();
     // The broker session lives as long as this loop (aborted or ended).
     let _session = crate::link::AbortOnDrop(tokio::spawn(async move {
@@ -690,7 +915,7 @@ async fn impinj_loop(
                         port: tag.antenna_port,
                         epc,
                         rssi_dbm: tag.peak_rssi_cdbm.map_or(-70.0, |c| c as f64 / 100.0),
-                        at_ms: now_ms(origin),
+                        at_ms: host_ms(),
                         frequency_khz: tag.frequency,
                         phase_deg: tag.phase_angle.map(|p| p as f32),
                         count: 1,
@@ -706,7 +931,7 @@ async fn impinj_loop(
             }
         }
     }));
-    while let Some((port, dwell, reply)) = requests.recv().await {
+    while let Some((ports, dwell, reply)) = requests.recv().await {
         // Only what arrives during the dwell counts; a reader that published nothing at all
         // in it is not heard from, which is not the same as hearing no tags.
         while incoming.try_recv().is_ok() {}
@@ -715,12 +940,17 @@ async fn impinj_loop(
         let mut alive = false;
         while let Ok(Some(event)) = tokio::time::timeout_at(stop, incoming.recv()).await {
             alive = true;
-            if let Some(read) = event.filter(|r| port == ALL_PORTS || r.port == port) {
+            if let Some(read) =
+                event.filter(|r| ports.contains(&ALL_PORTS) || ports.contains(&r.port))
+            {
                 reads.push(read);
             }
         }
         let _ = reply.send(if alive {
-            Ok(reads)
+            Ok(GroupRead {
+                reads,
+                refused: Vec::new(),
+            })
         } else {
             Err(ReaderError::Silent(id.clone()))
         });

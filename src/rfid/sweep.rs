@@ -2,8 +2,9 @@
 //! the bindings, keep the result.
 //!
 //! A sweep runs the readers of its scope in parallel, each through its antenna ports in
-//! turn (a commanded reader reads a port for the dwell time; an autonomous reader is
-//! listened to for whole cycles of its own). Every read goes through one [`Pipeline`]; when
+//! turn (a commanded reader reads a port for the dwell time, or a group of ports in one
+//! command where it can, such as an R2000's fast switch; an autonomous reader is listened
+//! to for whole cycles of its own). Every read goes through one [`Pipeline`]; when
 //! the readers are done, each tag's shelf is decided from all its evidence and
 //! [`reconcile`]d with the bindings. A shelf whose antenna could not be read (reader
 //! silent, port refused, no antenna) is listed with the reason, and its boxes get no
@@ -611,8 +612,7 @@ impl Sweeps {
         view: &Arc<std::sync::Mutex<SweepView>>,
         cancelled: &watch::Receiver<bool>,
     ) -> Result<(HashSet<ShelfAddress>, Vec<(ShelfAddress, String)>), SweepError> {
-        // (whether the live pipeline has still to see them, reads)
-        let (tx, mut rx) = mpsc::channel::<(bool, Vec<TagRead>)>(64);
+        let (tx, mut rx) = mpsc::channel::<Heard>(64);
         let mut readers = JoinSet::new();
         for (reader, ports) in by_reader {
             let Some(handle) = self.inner.readers.get(reader).cloned() else {
@@ -629,7 +629,16 @@ impl Sweeps {
             ));
         }
         drop(tx);
-        while let Some((for_live, batch)) = rx.recv().await {
+        while let Some(Heard {
+            reader,
+            listened,
+            reads: batch,
+            for_live,
+        }) = rx.recv().await
+        {
+            for (port, time) in listened {
+                pipeline.listened(&reader, port, time);
+            }
             for read in &batch {
                 pipeline.push(read);
             }
@@ -871,12 +880,21 @@ fn doubtful_shelves(
     doubtful
 }
 
+/// What a reader heard on some of its ports, and how long it listened on each.
+struct Heard {
+    reader: String,
+    listened: Vec<(u16, Duration)>,
+    reads: Vec<TagRead>,
+    /// Whether the live pipeline has still to see the reads.
+    for_live: bool,
+}
+
 async fn read_ports(
     handle: ReaderHandle,
     ports: Vec<(u16, ShelfAddress)>,
     dwell: Duration,
     pass: Pass,
-    reads: mpsc::Sender<(bool, Vec<TagRead>)>,
+    reads: mpsc::Sender<Heard>,
     view: Arc<std::sync::Mutex<SweepView>>,
     mut cancelled: watch::Receiver<bool>,
 ) -> (Vec<ShelfAddress>, Vec<(ShelfAddress, String)>) {
@@ -903,7 +921,7 @@ async fn read_ports(
         }
     };
     match handle.mode {
-        Mode::Autonomous { cycle } => {
+        Mode::Autonomous { cycle, dwell } => {
             // Two cycles: every port comes round whole at least once, whatever the phase.
             let window = cycle * 2;
             let answer = tokio::select! {
@@ -918,7 +936,17 @@ async fn read_ports(
                         .filter(|r| wanted.contains(&r.port))
                         .collect();
                     // The live pipeline has had these as they arrived.
-                    let _ = reads.send((false, batch)).await;
+                    // Each port had its dwell in each of the two cycles.
+                    let share = dwell * 2;
+                    let _ = reads
+                        .send(Heard {
+                            reader: handle.id.clone(),
+                            listened: ports.iter().map(|(p, _)| (*p, share)).collect(),
+                            reads: batch,
+                            // The live pipeline has had these as they arrived.
+                            for_live: false,
+                        })
+                        .await;
                     read.extend(ports.iter().map(|(_, s)| *s));
                     progress(ports.len(), ports.len(), None);
                 }
@@ -930,38 +958,68 @@ async fn read_ports(
             }
         }
         Mode::Commanded => {
-            let mut rest = ports.iter();
-            while let Some(&(port, shelf)) = rest.next() {
+            // One request per group of ports (one port, or the four of an R2000's
+            // fast-switch inventory).
+            let mut rest = ports.chunks(handle.group.max(1));
+            while let Some(group) = rest.next() {
                 if *cancelled.borrow() {
-                    unread.push((shelf, "sweep cancelled".into()));
+                    unread.extend(group.iter().map(|(_, s)| (*s, "sweep cancelled".into())));
                     continue;
                 }
+                let numbers: Vec<u16> = group.iter().map(|(p, _)| *p).collect();
                 // A reader that does not answer is asked once more before it is given up.
-                let mut outcome = handle.inventory(port, dwell).await;
+                let mut outcome = handle.inventory_group(&numbers, dwell).await;
                 if matches!(
                     outcome,
                     Err(ReaderError::Silent(_) | ReaderError::Open { .. })
                 ) {
-                    outcome = handle.inventory(port, dwell).await;
+                    outcome = handle.inventory_group(&numbers, dwell).await;
                 }
                 match outcome {
                     Ok(batch) => {
-                        let _ = reads.send((true, batch)).await;
-                        read.push(shelf);
-                        progress(1, 1, None);
+                        let _ = reads
+                            .send(Heard {
+                                reader: handle.id.clone(),
+                                listened: numbers
+                                    .iter()
+                                    .filter(|p| batch.refused.iter().all(|(r, _)| r != *p))
+                                    .map(|p| (*p, dwell))
+                                    .collect(),
+                                reads: batch.reads,
+                                for_live: true,
+                            })
+                            .await;
+                        for &(port, shelf) in group {
+                            match batch.refused.iter().find(|(p, _)| *p == port) {
+                                Some((_, why)) => {
+                                    let e = ReaderError::Refused {
+                                        reader: handle.id.clone(),
+                                        message: why.clone(),
+                                    };
+                                    unread.push((shelf, e.to_string()));
+                                    progress(1, 0, None);
+                                }
+                                None => {
+                                    read.push(shelf);
+                                    progress(1, 1, None);
+                                }
+                            }
+                        }
                     }
                     Err(e @ ReaderError::Refused { .. }) => {
-                        unread.push((shelf, e.to_string()));
-                        progress(1, 0, None);
+                        unread.extend(group.iter().map(|(_, s)| (*s, e.to_string())));
+                        progress(group.len(), 0, None);
                     }
                     Err(e) => {
                         // Gone: nothing more is read from this reader in this sweep.
                         let reason = e.to_string();
                         tracing::warn!(reader = %handle.id, error = %reason, "reader lost during a sweep");
-                        unread.push((shelf, reason.clone()));
-                        let left: Vec<_> =
-                            rest.by_ref().map(|(_, s)| (*s, reason.clone())).collect();
-                        progress(1 + left.len(), 0, Some(reason));
+                        let left: Vec<_> = group
+                            .iter()
+                            .chain(rest.by_ref().flatten())
+                            .map(|(_, s)| (*s, reason.clone()))
+                            .collect();
+                        progress(left.len(), 0, Some(reason));
                         unread.extend(left);
                     }
                 }

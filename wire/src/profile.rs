@@ -264,6 +264,10 @@ pub struct R2000 {
     /// Gen2 session (0 to 3) of a customized session inventory (0x8B, target A) instead of
     /// the real-time inventory (0x89).
     pub session: Option<u8>,
+    /// Read up to four ports per command with the fast-switch inventory (0x8A): the reader
+    /// moves between the antennas itself, as many rounds on each as fit in the dwell.
+    #[serde(default)]
+    pub fast_switch: bool,
 }
 
 /// Settings of a ThingMagic Mercury reader.

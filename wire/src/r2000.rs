@@ -12,6 +12,12 @@
 //!   byte's top bit for antennas 4–7. RSSI in dBm is the remaining seven bits minus 129.
 //! - `0x8B` cmd_customized_session_target_inventory `[Session, Target, Repeat]`: an
 //!   inventory in Gen2 session S0–S3 and target A/B, answered like `0x89`;
+//! - `0x8A` cmd_fast_switch_ant_inventory `[A, StayA, B, StayB, C, StayC, D, StayD,
+//!   Interval, Repeat]`: the reader itself visits up to four antennas in turn (`0xFF`: the
+//!   slot is off), `Stay` inventory rounds on each, `Interval` ms of rest between them, the
+//!   whole sequence `Repeat` times. Tag packets as for `0x89`; an antenna that is missing
+//!   is reported as `[AntID, ErrorCode]` and the others are still read; the end is
+//!   `[TotalRead(3), CommandDuration(4)]` (ms), or `[ErrorCode]` on failure;
 //! - `0x76` cmd_set_output_power `[dBm]` (one value for every port) → `[ErrorCode]`.
 
 use crate::WireError;
@@ -23,10 +29,63 @@ pub const CMD_GET_WORK_ANTENNA: u8 = 0x75;
 pub const CMD_SET_OUTPUT_POWER: u8 = 0x76;
 pub const CMD_REAL_TIME_INVENTORY: u8 = 0x89;
 pub const CMD_SESSION_INVENTORY: u8 = 0x8B;
+pub const CMD_FAST_SWITCH_INVENTORY: u8 = 0x8A;
 
-/// Whether `cmd` is one of the inventories whose replies are tag packets and a round end.
+/// Whether `cmd` is one of the inventories whose replies are tag packets and an end.
 pub fn is_inventory(cmd: u8) -> bool {
-    cmd == CMD_REAL_TIME_INVENTORY || cmd == CMD_SESSION_INVENTORY
+    matches!(
+        cmd,
+        CMD_REAL_TIME_INVENTORY | CMD_SESSION_INVENTORY | CMD_FAST_SWITCH_INVENTORY
+    )
+}
+
+/// The antenna byte of a fast-switch slot that is switched off.
+pub const SLOT_OFF: u8 = 0xFF;
+
+/// A fast-switch antenna inventory (`0x8A`, the four-antenna form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastSwitch {
+    /// Up to four (antenna, rounds to stay on it), visited in this order.
+    pub slots: Vec<(u8, u8)>,
+    /// Rest between two antennas, ms.
+    pub interval_ms: u8,
+    /// How many times the whole sequence runs.
+    pub repeat: u8,
+}
+
+impl FastSwitch {
+    /// The command's data: four slots (the unused ones off), interval, repeat.
+    pub fn to_packet(&self, address: u8) -> Packet {
+        let mut data = Vec::with_capacity(10);
+        for i in 0..4 {
+            let (antenna, stay) = self.slots.get(i).copied().unwrap_or((SLOT_OFF, 1));
+            data.extend_from_slice(&[antenna, stay]);
+        }
+        data.extend_from_slice(&[self.interval_ms, self.repeat]);
+        Packet::new(address, CMD_FAST_SWITCH_INVENTORY, data)
+    }
+
+    /// Reads the command's data, as a reader does; slots switched off are left out.
+    pub fn parse(data: &[u8]) -> Result<FastSwitch, WireError> {
+        let (slots, interval_ms, repeat) = match data {
+            [slots @ .., interval_ms, repeat] if data.len() == 10 => (slots, interval_ms, repeat),
+            _ => {
+                return Err(WireError::Malformed(format!(
+                    "R2000 cmd 0x8A: {} data bytes, the four-antenna form has 10",
+                    data.len()
+                )));
+            }
+        };
+        Ok(FastSwitch {
+            slots: slots
+                .chunks(2)
+                .map(|c| (c[0], c[1]))
+                .filter(|(antenna, _)| *antenna != SLOT_OFF)
+                .collect(),
+            interval_ms: *interval_ms,
+            repeat: *repeat,
+        })
+    }
 }
 
 pub const SUCCESS: u8 = 0x10;
@@ -140,6 +199,18 @@ pub enum Reply {
         read_rate: u16,
         total_reads: u32,
     },
+    /// End of a fast-switch inventory (`0x8A`): every read of the command, and how long
+    /// the reader took for it.
+    SwitchEnd {
+        total_reads: u32,
+        duration_ms: u32,
+    },
+    /// An antenna of a fast-switch inventory could not be read (`0x22`: missing); the
+    /// command goes on with the others.
+    AntennaFault {
+        antenna: u8,
+        code: u8,
+    },
     /// A packet of a command stackroom does not use.
     Other(Packet),
 }
@@ -158,6 +229,14 @@ impl Reply {
             (cmd, 1) if is_inventory(cmd) => Reply::Result {
                 cmd: p.cmd,
                 code: p.data[0],
+            },
+            (CMD_FAST_SWITCH_INVENTORY, 7) => Reply::SwitchEnd {
+                total_reads: u32::from_be_bytes([0, p.data[0], p.data[1], p.data[2]]),
+                duration_ms: u32::from_be_bytes([p.data[3], p.data[4], p.data[5], p.data[6]]),
+            },
+            (CMD_FAST_SWITCH_INVENTORY, 2) => Reply::AntennaFault {
+                antenna: p.data[0],
+                code: p.data[1],
             },
             (cmd, 7) if is_inventory(cmd) => Reply::RoundEnd {
                 antenna: p.data[0],
@@ -219,6 +298,17 @@ impl Reply {
                 data.extend_from_slice(&read_rate.to_be_bytes());
                 data.extend_from_slice(&total_reads.to_be_bytes());
                 Packet::new(address, inventory, data)
+            }
+            Reply::SwitchEnd {
+                total_reads,
+                duration_ms,
+            } => {
+                let mut data = total_reads.to_be_bytes()[1..].to_vec();
+                data.extend_from_slice(&duration_ms.to_be_bytes());
+                Packet::new(address, inventory, data)
+            }
+            Reply::AntennaFault { antenna, code } => {
+                Packet::new(address, inventory, vec![*antenna, *code])
             }
             Reply::Other(p) => p.clone(),
         }
@@ -369,6 +459,64 @@ mod tests {
                 cmd: CMD_SET_OUTPUT_POWER,
                 code: SUCCESS
             }
+        );
+    }
+
+    // A host frame for four antennas, one round each, no rest, once, as host programs
+    // for this protocol send it (the check byte computed by the protocol's rule).
+    const FAST_SWITCH_FOUR: &str = "A0 0D 01 8A 00 01 01 01 02 01 03 01 00 01 BD";
+
+    #[test]
+    fn a_fast_switch_inventory_encodes_and_reads_back() {
+        let command = FastSwitch {
+            slots: vec![(0, 1), (1, 1), (2, 1), (3, 1)],
+            interval_ms: 0,
+            repeat: 1,
+        };
+        let packet = command.to_packet(1);
+        assert_eq!(packet.encode(), hex(FAST_SWITCH_FOUR));
+        assert_eq!(FastSwitch::parse(&packet.data).unwrap(), command);
+        let two = FastSwitch {
+            slots: vec![(37, 3), (38, 3)],
+            interval_ms: 5,
+            repeat: 2,
+        };
+        let data = two.to_packet(1).data;
+        assert_eq!(data, vec![37, 3, 38, 3, 0xFF, 1, 0xFF, 1, 5, 2]);
+        assert_eq!(FastSwitch::parse(&data).unwrap(), two);
+        assert!(FastSwitch::parse(&data[..9]).is_err());
+        assert!(FastSwitch::parse(&[]).is_err());
+    }
+
+    #[test]
+    fn a_fast_switch_answer_ends_with_reads_and_duration_and_names_a_missing_antenna() {
+        // TotalRead 0x000105 = 261, CommandDuration 0x000001F4 = 500 ms.
+        let end = Packet::new(1, CMD_FAST_SWITCH_INVENTORY, hex("00 01 05 00 00 01 F4"));
+        let end_reply = Reply::parse(&end).unwrap();
+        assert_eq!(
+            end_reply,
+            Reply::SwitchEnd {
+                total_reads: 261,
+                duration_ms: 500
+            }
+        );
+        assert_eq!(end_reply.to_packet_of(CMD_FAST_SWITCH_INVENTORY, 1), end);
+        let fault = Packet::new(1, CMD_FAST_SWITCH_INVENTORY, vec![2, ANTENNA_MISSING]);
+        assert_eq!(
+            Reply::parse(&fault).unwrap(),
+            Reply::AntennaFault {
+                antenna: 2,
+                code: ANTENNA_MISSING
+            }
+        );
+        // Its tag packets are those of 0x89.
+        let mut d = Decoder::default();
+        d.push(&hex(TAG_A));
+        let tag = d.next_packet().unwrap();
+        let switched = Packet::new(1, CMD_FAST_SWITCH_INVENTORY, tag.data.clone());
+        assert_eq!(
+            Reply::parse(&switched).unwrap(),
+            Reply::parse(&tag).unwrap()
         );
     }
 
