@@ -667,6 +667,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .import_csv(std::io::BufReader::new(input), "cli", &reason)
                 .await
                 .map_err(|e| anyhow!(explain(&e)))?;
+            // This program ends now: no checkpoint would come to cut the WAL back.
+            controller.locations.store().truncate_wal().await?;
             println!(
                 "imported {} boxes ({} on shelves) from {}",
                 summary.boxes,

@@ -13,7 +13,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{LocationError, LocationService, NewBox, Provenance, Source, insert_box, record_event};
+use super::{
+    Gathered, LocationError, LocationService, NewBox, Provenance, Source, Vocabulary, insert_box,
+    record_event,
+};
 use crate::layout::Capacity;
 use crate::time::now_ms;
 
@@ -46,15 +49,15 @@ const DEFAULT_HASH_BYTES: i64 = 1 << 20;
 /// FTS5 keeps new entries in memory and writes them out as a segment each time its buffer
 /// fills, merging segments as they pile up: row by row that was a third of an import's
 /// time. In bulk, the buffer is large, so segments are few and large and merging is rare.
-fn title_index_in_bulk(conn: &Connection, bulk: bool) -> Result<(), rusqlite::Error> {
-    let bytes = if bulk {
+fn in_bulk(conn: &Connection, bulk: bool) -> Result<(), rusqlite::Error> {
+    let hash = if bulk {
         BULK_HASH_BYTES
     } else {
         DEFAULT_HASH_BYTES
     };
     conn.execute(
         "INSERT INTO box_words (box_words, rank) VALUES ('hashsize', ?1)",
-        [bytes],
+        [hash],
     )?;
     Ok(())
 }
@@ -88,11 +91,11 @@ impl LocationService {
         input: R,
         provenance: &Provenance,
     ) -> Result<ImportSummary, LocationError> {
-        title_index_in_bulk(conn, true)?;
+        in_bulk(conn, true)?;
         let imported = self.import_rows(conn, input, provenance);
         // Restored whatever came of the rows (a failed import is rolled back, but this
         // connection keeps the settings it last set).
-        let restored = title_index_in_bulk(conn, false);
+        let restored = in_bulk(conn, false);
         let summary = imported?;
         restored?;
         Ok(summary)
@@ -149,6 +152,7 @@ impl LocationService {
         let mut errors: Vec<RowError> = Vec::new();
         let mut summary = ImportSummary { boxes: 0, bound: 0 };
         let mut record = csv::StringRecord::new();
+        let mut vocabulary = Gathered::default();
         loop {
             if errors.len() >= MAX_ERRORS {
                 errors.push(RowError {
@@ -237,7 +241,7 @@ impl LocationService {
                     }
                 },
             };
-            let box_id = match insert_box(conn, &checked, now) {
+            let box_id = match insert_box(conn, &checked, now, Vocabulary::Later(&mut vocabulary)) {
                 Ok(id) => id,
                 Err(LocationError::Duplicate { field, value }) => {
                     let message = self.duplicate_message(conn, field, &value, first_id, &lines)?;
@@ -283,11 +287,11 @@ impl LocationService {
             )?;
             summary.bound += 1;
         }
-        if errors.is_empty() {
-            Ok(summary)
-        } else {
-            Err(LocationError::Import(errors))
+        if !errors.is_empty() {
+            return Err(LocationError::Import(errors));
         }
+        vocabulary.write(conn)?;
+        Ok(summary)
     }
 
     /// Says whether a duplicate clashes with a box already registered or with an earlier

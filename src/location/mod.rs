@@ -19,6 +19,9 @@ use utoipa::ToSchema;
 
 pub use search::{Found, Page};
 use search::{Hits, Sources};
+/// What the title index holds for a box, and the words of it a typed prefix may expand
+/// into (for the import benchmark's baseline, which loads the same index).
+pub use words::{index_text, vocabulary};
 
 use crate::config::RoomConfig;
 use crate::layout::{Capacity, NoSuchShelf};
@@ -565,7 +568,7 @@ impl LocationService {
         self.store
             .write(move |conn| {
                 let now = now_ms();
-                insert_box(conn, &checked, now)?;
+                insert_box(conn, &checked, now, Vocabulary::Now)?;
                 if let Some(shelf) = target {
                     this.bind_in(conn, &checked.archive_no, &shelf, &provenance, now, true)?;
                 }
@@ -1256,10 +1259,53 @@ impl LocationService {
     }
 }
 
+/// Where the words of a new box's title index go: into `box_terms` at once, or, during an
+/// import, into a set that is written out in order when it is full and at the end (word by
+/// word in the order boxes come, each was a random insert into a large index; sorted and
+/// without repeats, they are few appends).
+pub(crate) enum Vocabulary<'a> {
+    Now,
+    Later(&'a mut Gathered),
+}
+
+/// The words an import has gathered and not yet written.
+#[derive(Default)]
+pub(crate) struct Gathered(std::collections::HashSet<String>);
+
+impl Gathered {
+    /// Words held at most before they are written out: about 20 MB.
+    const MAX: usize = 200_000;
+
+    fn add(
+        &mut self,
+        conn: &Connection,
+        words: impl Iterator<Item = String>,
+    ) -> Result<(), rusqlite::Error> {
+        self.0.extend(words);
+        if self.0.len() >= Self::MAX {
+            self.write(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the words gathered into `box_terms`, in order, and forgets them.
+    pub(crate) fn write(&mut self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        let mut words: Vec<String> = self.0.drain().collect();
+        words.sort_unstable();
+        let mut insert =
+            conn.prepare_cached("INSERT OR IGNORE INTO box_terms (term) VALUES (?1)")?;
+        for word in words {
+            insert.execute([word])?;
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn insert_box(
     conn: &Connection,
     b: &CheckedBox,
     now: i64,
+    vocabulary: Vocabulary<'_>,
 ) -> Result<i64, LocationError> {
     let result = conn
         .prepare_cached(
@@ -1287,10 +1333,15 @@ pub(crate) fn insert_box(
     let text = words::index_text(&b.title, &b.archive_no, b.barcode.as_deref());
     conn.prepare_cached("INSERT INTO box_words (rowid, words) VALUES (?1, ?2)")?
         .execute(params![id, text])?;
-    let mut vocabulary =
-        conn.prepare_cached("INSERT OR IGNORE INTO box_terms (term) VALUES (?1)")?;
-    for word in words::vocabulary(&text) {
-        vocabulary.execute([word])?;
+    match vocabulary {
+        Vocabulary::Now => {
+            let mut insert =
+                conn.prepare_cached("INSERT OR IGNORE INTO box_terms (term) VALUES (?1)")?;
+            for word in words::vocabulary(&text) {
+                insert.execute([word])?;
+            }
+        }
+        Vocabulary::Later(gathered) => gathered.add(conn, words::vocabulary(&text))?,
     }
     Ok(id)
 }

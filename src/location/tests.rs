@@ -381,7 +381,25 @@ async fn import_is_all_or_nothing_with_line_numbers() {
         .await
         .unwrap();
     assert_eq!(hash, 1 << 20);
+    // The words of the good file are in the vocabulary that typed prefixes expand into.
+    let terms: i64 = svc
+        .store()
+        .write(|c| {
+            let terms = c.query_row(
+                "SELECT count(*) FROM box_terms WHERE term IN ('unbound', 'e2801170000000000000000a')",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok::<_, StoreError>(terms)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        terms, 1,
+        "the title's word (an EPC is not in the title index)"
+    );
     assert_eq!(svc.search("ok", 20).await.unwrap().len(), 1);
+    assert_eq!(svc.search("unbo", 20).await.unwrap().len(), 1);
     let b = svc.get_box("H-01-001").await.unwrap();
     assert_eq!(b.fields["owner"], "Wang");
     assert_eq!(b.location.unwrap().source, Source::Import);

@@ -123,6 +123,7 @@ struct Inner {
     writer: mpsc::Sender<Job>,
     appender: mpsc::Sender<Append>,
     readers: Mutex<Vec<Connection>>,
+    checkpointer: Arc<Checkpointer>,
     /// A permit per read on the blocking pool.
     read_slots: tokio::sync::Semaphore,
     /// Short reads through the blocking pool as well (a benchmark's switch).
@@ -233,13 +234,14 @@ impl Store {
         appends.pragma_update(None, "journal_size_limit", WAL_KEPT)?;
         let (append_tx, append_rx) = mpsc::channel::<Append>(1024);
         let append_checkpointer = checkpointer.clone();
+        let writer_checkpointer = checkpointer.clone();
         std::thread::Builder::new()
             .name("sqlite-register".into())
             .spawn(move || append_loop(appends, append_rx, &append_checkpointer))
             .map_err(|e| open_err(&e))?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(conn, rx, &checkpointer))
+            .spawn(move || write_loop(conn, rx, &writer_checkpointer))
             .map_err(|e| open_err(&e))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -247,6 +249,7 @@ impl Store {
                 writer: tx,
                 appender: append_tx,
                 readers: Mutex::new(Vec::new()),
+                checkpointer,
                 read_slots: tokio::sync::Semaphore::new(READERS),
                 hop_short_reads: switched_on("STACKROOM_HOP_SHORT_READS"),
                 append_on_writer: switched_on("STACKROOM_REGISTER_ON_WRITER"),
@@ -381,6 +384,16 @@ impl Store {
             .map_err(|e| E::from(StoreError::Task(e.to_string())))?
     }
 
+    /// Copies both WAL files into their databases and empties them, waiting for readers
+    /// to move on: after a large write (an import), so that a program about to end leaves
+    /// no WAL file the size of the import behind.
+    pub async fn truncate_wal(&self) -> Result<(), StoreError> {
+        let checkpointer = self.inner.checkpointer.clone();
+        tokio::task::spawn_blocking(move || checkpointer.truncate())
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))
+    }
+
     /// Runs `f` on a read connection on this thread.
     pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -482,57 +495,103 @@ fn append_loop(mut conn: Connection, mut rx: mpsc::Receiver<Append>, checkpointe
 }
 
 /// Soon after the writers' batches, off their path: checkpoints both files (copies what
-/// their WAL files hold into them, so the WAL files stay small).
+/// their WAL files hold into them, so the WAL files stay small); and, when asked
+/// ([`Store::truncate_wal`]), copies everything and cuts the WAL files to nothing.
 #[derive(Default)]
 struct Checkpointer {
-    /// (a checkpoint is wanted, how many of the two writers have stopped)
-    state: Mutex<(bool, u8)>,
+    state: Mutex<CheckpointState>,
     wake: std::sync::Condvar,
+    /// Signalled when a truncating checkpoint has run.
+    truncated: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct CheckpointState {
+    /// A checkpoint is wanted.
+    wanted: bool,
+    /// How many of the two writers have stopped.
+    stopped: u8,
+    /// Truncating checkpoints asked for, and run.
+    truncate_asked: u64,
+    truncate_done: u64,
 }
 
 impl Checkpointer {
     fn wanted(&self) {
         if let Ok(mut state) = self.state.lock() {
-            state.0 = true;
+            state.wanted = true;
             self.wake.notify_one();
         }
     }
 
     fn stop(&self) {
         if let Ok(mut state) = self.state.lock() {
-            state.1 += 1;
+            state.stopped += 1;
             self.wake.notify_one();
         }
+    }
+
+    /// Asks for a truncating checkpoint and waits until it has run (or the writers are
+    /// gone).
+    fn truncate(&self) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.truncate_asked += 1;
+        let ticket = state.truncate_asked;
+        self.wake.notify_one();
+        let waited = self
+            .truncated
+            .wait_while(state, |s| s.truncate_done < ticket && s.stopped < 2);
+        drop(waited);
     }
 
     fn run(&self, conn: &mut Connection) {
         loop {
             let Ok(state) = self.state.lock() else { return };
-            let Ok(mut state) = self.wake.wait_while(state, |s| !s.0 && s.1 < 2) else {
+            let Ok(mut state) = self.wake.wait_while(state, |s| {
+                !s.wanted && s.stopped < 2 && s.truncate_done == s.truncate_asked
+            }) else {
                 return;
             };
-            let (wanted, stopped) = (state.0, state.1 >= 2);
-            state.0 = false;
+            let (wanted, stopped) = (state.wanted, state.stopped >= 2);
+            let truncate =
+                (state.truncate_done < state.truncate_asked).then_some(state.truncate_asked);
+            state.wanted = false;
             drop(state);
-            if wanted {
+            if let Some(ticket) = truncate {
+                // TRUNCATE: waits (busy_timeout) for readers to move past the end of the
+                // WAL, copies all of it, and leaves the file empty.
+                checkpoint(conn, "TRUNCATE");
+                if let Ok(mut state) = self.state.lock() {
+                    state.truncate_done = ticket;
+                }
+                self.truncated.notify_all();
+            } else if wanted {
                 if !stopped {
                     std::thread::sleep(CHECKPOINT_AFTER);
                 }
-                for schema in ["main", "register"] {
-                    // PASSIVE: copies what no reader still needs, waits for nobody.
-                    let done = conn.query_row(
-                        &format!("PRAGMA {schema}.wal_checkpoint(PASSIVE)"),
-                        [],
-                        |_| Ok(()),
-                    );
-                    if let Err(e) = done {
-                        tracing::warn!(error = %e, schema, "a checkpoint failed; the next one retries");
-                    }
-                }
+                // PASSIVE: copies what no reader still needs, waits for nobody.
+                checkpoint(conn, "PASSIVE");
             }
             if stopped {
+                self.truncated.notify_all();
                 return;
             }
+        }
+    }
+}
+
+/// A checkpoint of both files in `mode`; a failure is logged and the next one retries.
+fn checkpoint(conn: &Connection, mode: &str) {
+    for schema in ["main", "register"] {
+        let done = conn.query_row(
+            &format!("PRAGMA {schema}.wal_checkpoint({mode})"),
+            [],
+            |_| Ok(()),
+        );
+        if let Err(e) = done {
+            tracing::warn!(error = %e, schema, mode, "a checkpoint failed; the next one retries");
         }
     }
 }
@@ -695,6 +754,42 @@ mod tests {
             wal < bound,
             "the register's WAL file grew to {wal} bytes (bound {bound})"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_write_leaves_no_wal_file_behind_once_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        // One transaction of ~30 MB, as an import writes: its pages are all in the WAL
+        // file until a checkpoint copies them, and the file keeps its size after that.
+        store
+            .write(|c| {
+                c.execute_batch("CREATE TABLE main.big (x TEXT NOT NULL)")?;
+                let mut insert = c.prepare("INSERT INTO main.big (x) VALUES (?1)")?;
+                for i in 0..15_000 {
+                    insert.execute([format!("{i:02000}")])?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        let wal = || {
+            std::fs::metadata(format!("{}-wal", path.display()))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        assert!(wal() > 20 << 20, "{}", wal());
+        store.truncate_wal().await.unwrap();
+        assert_eq!(wal(), 0);
+        // Still a working database.
+        let rows: i64 = store
+            .read(|c| {
+                Ok::<_, StoreError>(c.query_row("SELECT count(*) FROM big", [], |r| r.get(0))?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, 15_000);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,202 @@
+//! Import benchmark: `cargo bench --bench import` (`BOXES=N`, default 1,000,000).
+//!
+//! The bench room's CSV (as `cargo bench --bench http` writes it: archive number, EPC,
+//! barcode, a Chinese and English title, a shelf for every box, a free field), loaded twice
+//! in one run, each time into a database of its own made by the same migrations:
+//! - `stackroom import`, the real binary: every line checked (archive-number rule, EPC,
+//!   barcode, shelf and its capacity, duplicates reported by line), boxes, bindings and
+//!   their history, the title index and its vocabulary, all or nothing;
+//! - the baseline, the same rows into the same schema the way SQLite loads fastest: one
+//!   transaction, the rows first (boxes with their unique keys, bindings, history), then
+//!   the other indexes, then the title index and its vocabulary in one pass; no checks, no
+//!   per-line errors, nothing to report.
+//!
+//! `IMPORT_ROOM=DIR` only writes the room's config and CSV into DIR (to profile an import
+//! by hand: `stackroom import DIR/boxes.csv --config DIR/bench-room.toml --data …`).
+//!
+//! Prints the wall time of each (the baseline's from opening the database to its commit
+//! and checkpoint), the ratio, the import's peak memory, and the sizes of the database and
+//! of its WAL file afterwards.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, BenchRoom};
+use rusqlite::{Connection, params};
+use stackroom::location::index_text;
+
+fn main() {
+    let boxes = common::boxes();
+    if let Ok(keep) = std::env::var("IMPORT_ROOM") {
+        std::fs::create_dir_all(&keep).unwrap();
+        BenchRoom::write(Path::new(&keep), boxes);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let room = BenchRoom::write(dir.path(), boxes);
+    let csv_mib = std::fs::metadata(&room.csv_path).unwrap().len() as f64 / (1 << 20) as f64;
+    eprintln!(
+        "{boxes} boxes on {} shelves ({} ranges), CSV {csv_mib:.0} MiB",
+        room.shelves, room.ranges
+    );
+
+    println!("| import of {boxes} boxes | time | ratio | peak RSS | database | WAL after |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    // Two rounds, alternating, so that neither has the warmer page cache throughout.
+    let mut rows = Vec::new();
+    for round in 0..2 {
+        let base = dir.path().join(format!("baseline-{round}"));
+        let baseline = load_baseline(&room, &base);
+        let data = dir.path().join(format!("stackroom-{round}"));
+        let (import, peak) = room.import(&data);
+        rows.push((baseline, import, peak, sizes(&base), sizes(&data)));
+    }
+    for (baseline, import, peak, base_sizes, sizes) in rows {
+        println!(
+            "| baseline: rows, then indexes, then the title index | {:.1} s | 1.00× | | {} | {} |",
+            baseline.as_secs_f64(),
+            base_sizes.0,
+            base_sizes.1
+        );
+        println!(
+            "| `stackroom import` | {:.1} s | {:.2}× | {peak:.0} MiB | {} | {} |",
+            import.as_secs_f64(),
+            import.as_secs_f64() / baseline.as_secs_f64(),
+            sizes.0,
+            sizes.1
+        );
+    }
+}
+
+/// (database, WAL) sizes as text.
+fn sizes(data: &Path) -> (String, String) {
+    let db = data.join(stackroom::server::DB_FILE);
+    let mib = |p: &Path| {
+        std::fs::metadata(p).map_or("none".to_string(), |m| {
+            format!("{:.0} MiB", m.len() as f64 / (1 << 20) as f64)
+        })
+    };
+    let mut wal = db.clone().into_os_string();
+    wal.push("-wal");
+    (mib(&db), mib(Path::new(&wal)))
+}
+
+/// The baseline load into a fresh database in `data`; its wall time.
+fn load_baseline(room: &BenchRoom, data: &Path) -> Duration {
+    // The schema, by stackroom's own migrations: an import of no boxes.
+    let empty = data.with_extension("csv");
+    std::fs::write(&empty, "archive_no,epc,barcode,title,shelf,customer_no\n").unwrap();
+    let status = Command::new(BIN)
+        .arg("import")
+        .arg(&empty)
+        .arg("--config")
+        .arg(&room.config_path)
+        .arg("--data")
+        .arg(data)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let start = Instant::now();
+    let mut conn = Connection::open(data.join(stackroom::server::DB_FILE)).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.pragma_update(None, "cache_size", -(64 << 10)).unwrap();
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch(
+        "DROP INDEX boxes_series; DROP INDEX bindings_shelf; DROP INDEX binding_events_box;",
+    )
+    .unwrap();
+    let shelf_ids: HashMap<String, i64> = tx
+        .prepare("SELECT address, id FROM shelves")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let now = stackroom::time::now_ms();
+    // (id, title, archive number, barcode) for the title index after the rows.
+    let mut indexed: Vec<(i64, String, String, String)> = Vec::new();
+    {
+        let mut reader = csv::Reader::from_path(&room.csv_path).unwrap();
+        let mut boxes = tx
+            .prepare(
+                "INSERT INTO boxes (id, archive_no, epc, barcode, title, series, fields, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .unwrap();
+        let mut bindings = tx
+            .prepare(
+                "INSERT INTO bindings (box_id, shelf_id, source, confidence, since)
+                 VALUES (?1, ?2, 'import', 1.0, ?3)",
+            )
+            .unwrap();
+        let mut history = tx
+            .prepare(
+                "INSERT INTO binding_events (box_id, kind, to_shelf, source, confidence, actor, reason, at)
+                 VALUES (?1, 'bind', ?2, 'import', 1.0, 'bench', 'baseline', ?3)",
+            )
+            .unwrap();
+        for (i, record) in reader.records().enumerate() {
+            let r = record.unwrap();
+            let id = i as i64 + 1;
+            let archive_no = &r[0];
+            // The series is the archive number without its sequence.
+            let series = &archive_no[..archive_no.rfind('-').unwrap()];
+            let fields = format!("{{\"customer_no\":\"{}\"}}", &r[5]);
+            boxes
+                .execute(params![
+                    id, archive_no, &r[1], &r[2], &r[3], series, fields, now
+                ])
+                .unwrap();
+            bindings
+                .execute(params![id, shelf_ids[&r[4]], now])
+                .unwrap();
+            history.execute(params![id, &r[4], now]).unwrap();
+            indexed.push((
+                id,
+                r[3].to_string(),
+                archive_no.to_string(),
+                r[2].to_string(),
+            ));
+        }
+    }
+    tx.execute_batch(
+        "CREATE INDEX boxes_series ON boxes (series);
+         CREATE INDEX bindings_shelf ON bindings (shelf_id);
+         CREATE INDEX binding_events_box ON binding_events (box_id, at);
+         INSERT INTO box_words (box_words, rank) VALUES ('hashsize', 67108864);",
+    )
+    .unwrap();
+    {
+        let mut words = tx
+            .prepare("INSERT INTO box_words (rowid, words) VALUES (?1, ?2)")
+            .unwrap();
+        let mut vocabulary = BTreeSet::new();
+        for (id, title, archive_no, barcode) in &indexed {
+            let text = index_text(title, archive_no, Some(barcode));
+            vocabulary.extend(stackroom::location::vocabulary(&text));
+            words.execute(params![id, text]).unwrap();
+        }
+        let mut terms = tx
+            .prepare("INSERT OR IGNORE INTO box_terms (term) VALUES (?1)")
+            .unwrap();
+        for term in vocabulary {
+            terms.execute([term]).unwrap();
+        }
+    }
+    tx.execute(
+        "INSERT INTO box_words (box_words, rank) VALUES ('hashsize', 1048576)",
+        [],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    start.elapsed()
+}
