@@ -66,7 +66,13 @@ fn main() {
     let data = dir.path().join("data");
     let (import, _) = room.import(&data);
     let db = data.join(stackroom::server::DB_FILE);
-    eprintln!("{boxes} boxes imported in {:.0} s", import.as_secs_f64());
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len()) as f64 / (1 << 20) as f64;
+    eprintln!(
+        "{boxes} boxes imported in {:.0} s; database {:.0} MiB, lookup register {:.0} MiB",
+        import.as_secs_f64(),
+        size(&db),
+        size(&stackroom::store::register_path(&db))
+    );
     let token = viewer_token(&room.config_path, &data);
     let numbers = Arc::new(sample_numbers(&db, 20_000));
 
