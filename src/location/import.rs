@@ -5,8 +5,8 @@
 //! as a stream inside one write transaction; every bad row is reported with its line number
 //! and reason, and a single bad row rolls the whole import back.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -149,6 +149,11 @@ impl LocationService {
             })?;
         let mut lines: Vec<u32> = Vec::new(); // line of each box inserted, by id - first_id
         let mut fill: HashMap<i64, (u32, u32)> = HashMap::new();
+        // Shelves holding boxes already; the others start empty, without a query each.
+        let occupied: HashSet<i64> = conn
+            .prepare("SELECT DISTINCT shelf_id FROM bindings")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         let mut errors: Vec<RowError> = Vec::new();
         let mut summary = ImportSummary { boxes: 0, bound: 0 };
         let mut record = csv::StringRecord::new();
@@ -256,7 +261,10 @@ impl LocationService {
             let entry = self.entry(&shelf)?;
             let used = match fill.entry(entry.id) {
                 Entry::Occupied(o) => o.into_mut(),
-                Entry::Vacant(v) => v.insert(self.fill(conn, entry.id)?),
+                Entry::Vacant(v) if occupied.contains(&entry.id) => {
+                    v.insert(self.fill(conn, entry.id)?)
+                }
+                Entry::Vacant(v) => v.insert((0, 0)),
             };
             let width = checked.width_mm.unwrap_or(self.config.default_box_width_mm);
             let over = match entry.capacity {

@@ -367,6 +367,16 @@ async fn import_is_all_or_nothing_with_line_numbers() {
                 H-01-002,,unbound,,\n";
     let summary = svc.import_csv(good.as_bytes(), "t", "test").await.unwrap();
     assert_eq!((summary.boxes, summary.bound), (2, 1));
+    // A shelf filled by an earlier import counts what it holds: one box there, room for one.
+    let over = "archive_no,shelf\n\
+                H-01-010,R1-C1-R-S1-L1\n\
+                H-01-011,R1-C1-R-S1-L1\n";
+    let Err(LocationError::Import(rows)) = svc.import_csv(over.as_bytes(), "t", "t").await else {
+        panic!("the shelf holds two boxes");
+    };
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].line, 3);
+    assert!(rows[0].message.contains("full"), "{}", rows[0].message);
     // The title index left bulk mode behind it, after the bad file and the good one.
     let hash: i64 = svc
         .store()
