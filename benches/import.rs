@@ -22,10 +22,9 @@ mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, BenchRoom};
+use common::BenchRoom;
 use rusqlite::{Connection, params};
 use stackroom::location::index_text;
 
@@ -90,17 +89,7 @@ fn load_baseline(room: &BenchRoom, data: &Path) -> Duration {
     // The schema, by stackroom's own migrations: an import of no boxes.
     let empty = data.with_extension("csv");
     std::fs::write(&empty, "archive_no,epc,barcode,title,shelf,customer_no\n").unwrap();
-    let status = Command::new(BIN)
-        .arg("import")
-        .arg(&empty)
-        .arg("--config")
-        .arg(&room.config_path)
-        .arg("--data")
-        .arg(data)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    room.import_file(&empty, data);
 
     let start = Instant::now();
     let mut conn = Connection::open(data.join(stackroom::server::DB_FILE)).unwrap();

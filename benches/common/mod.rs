@@ -197,9 +197,14 @@ impl BenchRoom {
 
     /// `stackroom import` of the CSV into `data`: (wall time, peak MiB).
     pub fn import(&self, data: &Path) -> (Duration, f64) {
+        self.import_file(&self.csv_path, data)
+    }
+
+    /// `stackroom import` of the CSV `csv` into `data`, with this room's config.
+    pub fn import_file(&self, csv: &Path, data: &Path) -> (Duration, f64) {
         let import = Command::new(BIN)
             .arg("import")
-            .arg(&self.csv_path)
+            .arg(csv)
             .arg("--config")
             .arg(&self.config_path)
             .arg("--data")
