@@ -921,7 +921,10 @@ async fn read_ports(
         }
     };
     match handle.mode {
-        Mode::Autonomous { cycle, dwell } => {
+        Mode::Autonomous {
+            cycle,
+            dwell: port_dwell,
+        } => {
             // Two cycles: every port comes round whole at least once, whatever the phase.
             let window = cycle * 2;
             let answer = tokio::select! {
@@ -935,9 +938,8 @@ async fn read_ports(
                         .into_iter()
                         .filter(|r| wanted.contains(&r.port))
                         .collect();
-                    // The live pipeline has had these as they arrived.
                     // Each port had its dwell in each of the two cycles.
-                    let share = dwell * 2;
+                    let share = port_dwell * 2;
                     let _ = reads
                         .send(Heard {
                             reader: handle.id.clone(),
