@@ -379,3 +379,41 @@ async fn reads_of_one_tag_in_two_requests_are_two_reads_not_a_duplicate() {
         assert_eq!(pipeline.counters.duplicates, 0, "{id}: {heard} reads");
     }
 }
+
+#[tokio::test]
+async fn a_fast_switch_stays_on_each_antenna_as_many_rounds_as_fit_in_the_dwell() {
+    let room = room().await;
+    let r2000 = driver(&room, "reader-1");
+    let ports: Vec<u16> = room
+        .config
+        .antennas
+        .iter()
+        .filter(|a| a.reader == "reader-1")
+        .take(4)
+        .map(|a| a.port)
+        .collect();
+    let round = || {
+        Duration::from_micros(
+            r2000
+                .counters
+                .round_us
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    };
+    // The first command learns how long a round takes (the reader reports it).
+    r2000
+        .inventory_group(&ports, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert!(!round().is_zero());
+    let most_rounds = |reads: &[stackroom::rfid::pipeline::TagRead]| {
+        reads.iter().map(|r| r.count).max().unwrap_or(0)
+    };
+    // A dwell shorter than a round still reads one round: every tag once at most.
+    let short = r2000.inventory_group(&ports, round() / 2).await.unwrap();
+    assert_eq!(most_rounds(&short.reads), 1);
+    // Three rounds and a half (of the round just measured) fit three.
+    let round = round();
+    let long = r2000.inventory_group(&ports, round * 7 / 2).await.unwrap();
+    assert_eq!(most_rounds(&long.reads), 3, "round {round:?}");
+}
