@@ -586,25 +586,26 @@ async fn r2000_fast_switch(
         r2000_setup(line, &settings, reader, counters).await?;
     }
     let mut out = GroupRead::default();
-    let mut rest: Vec<u16> = ports.to_vec();
+    // A slot's antenna byte is the port less one, and 0xFF switches the slot off: a port
+    // outside 1 to 255 is refused, never sent as a slot that reads nothing.
+    let (mut rest, outside): (Vec<u16>, Vec<u16>) =
+        ports.iter().partition(|&&p| (1..=255).contains(&p));
+    out.refused.extend(
+        outside
+            .into_iter()
+            .map(|p| (p, format!("no port {p} on an R2000"))),
+    );
     while !rest.is_empty() {
         // The next command: ports in order whose slots (low two bits) differ.
         let mut slots: Vec<u16> = Vec::new();
         rest.retain(|&p| {
             let free = slots.len() < FAST_SWITCH_SLOTS
-                && !slots
-                    .iter()
-                    .any(|&q| (q - 1) & 3 == (p.wrapping_sub(1)) & 3);
-            if free && p >= 1 {
+                && !slots.iter().any(|&q| (q - 1) & 3 == (p - 1) & 3);
+            if free {
                 slots.push(p);
             }
-            !(free && p >= 1)
+            !free
         });
-        if slots.is_empty() {
-            out.refused
-                .extend(rest.drain(..).map(|p| (p, format!("no port {p}"))));
-            break;
-        }
         let round = Duration::from_micros(counters.round_us.load(Ordering::Relaxed));
         let stay = if round.is_zero() {
             settings.repeat.max(1)
