@@ -55,21 +55,21 @@ pub fn s1_persistence(epc: &str) -> Duration {
 
 const S2_S3_UNPOWERED: Duration = Duration::from_secs(2);
 
+/// How long a `B` set in `session` lasts while the field stays (S0: as long as it does).
+fn lasts(epc: &str, session: u8) -> Duration {
+    match session {
+        0 => Duration::MAX,
+        1 => s1_persistence(epc),
+        _ => S2_S3_UNPOWERED,
+    }
+}
+
 impl Sessions {
     /// The flag of `epc` in `session` at simulated time `now`.
     pub fn flag(&self, epc: &str, session: u8, now: Duration) -> Target {
-        let Some(&set) = self.flipped.get(&(epc.to_string(), session)) else {
-            return Target::A;
-        };
-        let lasts = match session {
-            0 => Duration::MAX,
-            1 => s1_persistence(epc),
-            _ => S2_S3_UNPOWERED,
-        };
-        if now.saturating_sub(set) < lasts {
-            Target::B
-        } else {
-            Target::A
+        match self.flipped.get(&(epc.to_string(), session)) {
+            Some(&set) if now.saturating_sub(set) < lasts(epc, session) => Target::B,
+            _ => Target::A,
         }
     }
 
@@ -95,13 +95,7 @@ impl Sessions {
     /// again, and flags whose time is up are forgotten.
     pub fn field_off(&mut self, now: Duration) {
         self.flipped.retain(|(epc, session), set| {
-            *session != 0
-                && now.saturating_sub(*set)
-                    < if *session == 1 {
-                        s1_persistence(epc)
-                    } else {
-                        S2_S3_UNPOWERED
-                    }
+            *session != 0 && now.saturating_sub(*set) < lasts(epc, *session)
         });
     }
 }
@@ -154,11 +148,11 @@ mod tests {
 
     #[test]
     fn a_tag_read_with_target_b_flips_back_to_a() {
-        let epc = "E20030166613012115507 4EF".replace(' ', "");
+        let epc = "E200301666130121155074EF";
         let mut s = Sessions::default();
-        s.read(&epc, 1, MS(0));
-        assert_eq!(s.flag(&epc, 1, MS(1)), Target::B);
-        s.read(&epc, 1, MS(2));
-        assert_eq!(s.flag(&epc, 1, MS(3)), Target::A);
+        s.read(epc, 1, MS(0));
+        assert_eq!(s.flag(epc, 1, MS(1)), Target::B);
+        s.read(epc, 1, MS(2));
+        assert_eq!(s.flag(epc, 1, MS(3)), Target::A);
     }
 }
