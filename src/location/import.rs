@@ -14,8 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    Gathered, LocationError, LocationService, NewBox, Provenance, Source, Vocabulary, insert_box,
-    record_event,
+    Gathered, LocationError, LocationService, NewBox, Provenance, Source, insert_box, record_event,
 };
 use crate::layout::Capacity;
 use crate::time::now_ms;
@@ -246,7 +245,7 @@ impl LocationService {
                     }
                 },
             };
-            let box_id = match insert_box(conn, &checked, now, Vocabulary::Later(&mut vocabulary)) {
+            let box_id = match insert_box(conn, &checked, now, &mut vocabulary) {
                 Ok(id) => id,
                 Err(LocationError::Duplicate { field, value }) => {
                     let message = self.duplicate_message(conn, field, &value, first_id, &lines)?;

@@ -568,7 +568,9 @@ impl LocationService {
         self.store
             .write(move |conn| {
                 let now = now_ms();
-                insert_box(conn, &checked, now, Vocabulary::Now)?;
+                let mut words = Gathered::default();
+                insert_box(conn, &checked, now, &mut words)?;
+                words.write(conn)?;
                 if let Some(shelf) = target {
                     this.bind_in(conn, &checked.archive_no, &shelf, &provenance, now, true)?;
                 }
@@ -1259,16 +1261,10 @@ impl LocationService {
     }
 }
 
-/// Where the words of a new box's title index go: into `box_terms` at once, or, during an
-/// import, into a set that is written out in order when it is full and at the end (word by
-/// word in the order boxes come, each was a random insert into a large index; sorted and
-/// without repeats, they are few appends).
-pub(crate) enum Vocabulary<'a> {
-    Now,
-    Later(&'a mut Gathered),
-}
-
-/// The words an import has gathered and not yet written.
+/// Words of new boxes' titles not yet in `box_terms`. An import gathers them over many
+/// boxes and writes them in order when the set is full and at the end: word by word in the
+/// order boxes come, each was a random insert into a large index; sorted and without
+/// repeats, they are few appends.
 #[derive(Default)]
 pub(crate) struct Gathered(std::collections::HashSet<String>);
 
@@ -1305,7 +1301,7 @@ pub(crate) fn insert_box(
     conn: &Connection,
     b: &CheckedBox,
     now: i64,
-    vocabulary: Vocabulary<'_>,
+    vocabulary: &mut Gathered,
 ) -> Result<i64, LocationError> {
     let result = conn
         .prepare_cached(
@@ -1333,16 +1329,7 @@ pub(crate) fn insert_box(
     let text = words::index_text(&b.title, &b.archive_no, b.barcode.as_deref());
     conn.prepare_cached("INSERT INTO box_words (rowid, words) VALUES (?1, ?2)")?
         .execute(params![id, text])?;
-    match vocabulary {
-        Vocabulary::Now => {
-            let mut insert =
-                conn.prepare_cached("INSERT OR IGNORE INTO box_terms (term) VALUES (?1)")?;
-            for word in words::vocabulary(&text) {
-                insert.execute([word])?;
-            }
-        }
-        Vocabulary::Later(gathered) => gathered.add(conn, words::vocabulary(&text))?,
-    }
+    vocabulary.add(conn, words::vocabulary(&text))?;
     Ok(id)
 }
 
