@@ -58,6 +58,16 @@ pub struct GroupRead {
     pub refused: Vec<(u16, String)>,
 }
 
+impl From<Vec<TagRead>> for GroupRead {
+    /// Reads of ports that were all read.
+    fn from(reads: Vec<TagRead>) -> GroupRead {
+        GroupRead {
+            reads,
+            refused: Vec::new(),
+        }
+    }
+}
+
 type Reply_ = oneshot::Sender<Result<GroupRead, ReaderError>>;
 type Request = (Vec<u16>, Duration, Reply_);
 
@@ -208,13 +218,9 @@ pub fn start(
                             .await;
                         }
                         let port = ports.first().copied().unwrap_or(ALL_PORTS);
-                        let reads =
-                            r2000_inventory(line, settings, fresh, port, dwell, reader, counters)
-                                .await?;
-                        Ok(GroupRead {
-                            reads,
-                            refused: Vec::new(),
-                        })
+                        r2000_inventory(line, settings, fresh, port, dwell, reader, counters)
+                            .await
+                            .map(GroupRead::from)
                     })
                 },
             ));
@@ -234,13 +240,9 @@ pub fn start(
                     let settings = settings.clone();
                     Box::pin(async move {
                         let port = ports.first().copied().unwrap_or(ALL_PORTS);
-                        let reads =
-                            mercury_inventory(line, settings, fresh, port, dwell, reader, counters)
-                                .await?;
-                        Ok(GroupRead {
-                            reads,
-                            refused: Vec::new(),
-                        })
+                        mercury_inventory(line, settings, fresh, port, dwell, reader, counters)
+                            .await
+                            .map(GroupRead::from)
                     })
                 },
             ));
@@ -948,10 +950,7 @@ async fn impinj_loop(
             }
         }
         let _ = reply.send(if alive {
-            Ok(GroupRead {
-                reads,
-                refused: Vec::new(),
-            })
+            Ok(reads.into())
         } else {
             Err(ReaderError::Silent(id.clone()))
         });
