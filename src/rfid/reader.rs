@@ -94,8 +94,8 @@ pub struct ReaderHandle {
     pub id: String,
     pub mode: Mode,
     pub counters: Arc<ReaderCounters>,
-    /// How many ports one request may name: more than one where the reader visits several
-    /// antennas in one command (the R2000's fast switch).
+    /// How many ports the reader reads in one command: more than one where it visits
+    /// several antennas itself (the R2000's fast switch).
     pub group: usize,
     requests: mpsc::Sender<Request>,
 }
@@ -114,13 +114,25 @@ impl ReaderHandle {
         }
     }
 
-    /// Reads each of `ports` (at most [`ReaderHandle::group`]) for `dwell`, in one command
-    /// where the reader can.
+    /// Reads each of `ports` for `dwell`: a reader with a [`ReaderHandle::group`] above one
+    /// takes any number and reads them that many per command; the others read one port
+    /// per request and refuse more.
     pub async fn inventory_group(
         &self,
         ports: &[u16],
         dwell: Duration,
     ) -> Result<GroupRead, ReaderError> {
+        // A reader that reads one port per command would read the first and drop the rest,
+        // which would then pass for read.
+        if self.mode == Mode::Commanded && self.group == 1 && ports.len() > 1 {
+            return Err(ReaderError::Refused {
+                reader: self.id.clone(),
+                message: format!(
+                    "{} ports asked in one request, this reader reads one per command",
+                    ports.len()
+                ),
+            });
+        }
         let (tx, rx) = oneshot::channel();
         self.requests
             .send((ports.to_vec(), dwell, tx))

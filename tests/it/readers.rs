@@ -185,6 +185,12 @@ async fn a_silent_or_refusing_reader_is_an_error_not_an_empty_read() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("0x0105"), "{err}");
+    // It reads one port per command: a request for two is refused, not half read.
+    let err = mercury
+        .inventory_group(&[1, 2], Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReaderError::Refused { .. }), "{err}");
 }
 
 #[tokio::test]
