@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hw_sim::Simulator;
-use stackroom::config::RoomConfig;
+use stackroom::config::{Antenna, RoomConfig};
 use stackroom::demo;
 use stackroom::mqtt::EmbeddedBroker;
 use stackroom::rfid::pipeline::{Pipeline, Settings};
@@ -50,6 +50,13 @@ async fn room() -> Room {
     }
 }
 
+impl Room {
+    /// The antennas of reader `id`, in the config's order.
+    fn antennas<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Antenna> + 'a {
+        self.config.antennas.iter().filter(move |a| a.reader == id)
+    }
+}
+
 fn driver(room: &Room, id: &str) -> ReaderHandle {
     let device = room.config.devices.iter().find(|d| d.id == id).unwrap();
     let p = &device.spec;
@@ -83,13 +90,7 @@ async fn every_reader_kind_reads_its_shelves_and_the_pipeline_places_the_tags() 
     for id in ["reader-1", "reader-2", "reader-3"] {
         let handle = driver(&room, id);
         // The first section of the reader's first face: six shelves, one above the other.
-        let antennas: Vec<_> = room
-            .config
-            .antennas
-            .iter()
-            .filter(|a| a.reader == id)
-            .take(6)
-            .collect();
+        let antennas: Vec<_> = room.antennas(id).take(6).collect();
         let mut pipeline = Pipeline::new(
             antennas.iter().map(|a| (a.reader.clone(), a.port, a.shelf)),
             Settings::default(),
@@ -238,12 +239,7 @@ async fn a_mercury_shelf_of_a_dozen_and_more_tags_is_read_whole_and_an_xpc_is_no
     // every tag the read counted, as the vendor's host library does.
     let room = room().await;
     let mercury = driver(&room, "reader-2");
-    let a = room
-        .config
-        .antennas
-        .iter()
-        .find(|a| a.reader == "reader-2")
-        .unwrap();
+    let a = room.antennas("reader-2").next().unwrap();
     let c = reqwest::Client::new();
     let strays: Vec<String> = (0..14)
         .map(|i| format!("E28011700000000000AA{i:04X}"))
@@ -300,13 +296,7 @@ async fn an_r2000_reads_four_shelves_per_fast_switch_command_and_names_the_missi
     let room = room().await;
     let r2000 = driver(&room, "reader-1");
     assert_eq!(r2000.group, reader::FAST_SWITCH_SLOTS);
-    let antennas: Vec<_> = room
-        .config
-        .antennas
-        .iter()
-        .filter(|a| a.reader == "reader-1")
-        .take(3)
-        .collect();
+    let antennas: Vec<_> = room.antennas("reader-1").take(3).collect();
     // Port 230 has no antenna; it shares its low bits with port 2, so the driver sends it
     // in a command of its own.
     // Port 300 cannot be named in a slot at all (its byte would be past 0xFF, which
@@ -361,12 +351,7 @@ async fn reads_of_one_tag_in_two_requests_are_two_reads_not_a_duplicate() {
     let room = room().await;
     for id in ["reader-1", "reader-2"] {
         let handle = driver(&room, id);
-        let a = room
-            .config
-            .antennas
-            .iter()
-            .find(|a| a.reader == id)
-            .unwrap();
+        let a = room.antennas(id).next().unwrap();
         let mut pipeline =
             Pipeline::new([(a.reader.clone(), a.port, a.shelf)], Settings::default());
         let mut heard = 0;
@@ -391,14 +376,7 @@ async fn reads_of_one_tag_in_two_requests_are_two_reads_not_a_duplicate() {
 async fn a_fast_switch_stays_on_each_antenna_as_many_rounds_as_fit_in_the_dwell() {
     let room = room().await;
     let r2000 = driver(&room, "reader-1");
-    let ports: Vec<u16> = room
-        .config
-        .antennas
-        .iter()
-        .filter(|a| a.reader == "reader-1")
-        .take(4)
-        .map(|a| a.port)
-        .collect();
+    let ports: Vec<u16> = room.antennas("reader-1").take(4).map(|a| a.port).collect();
     let round = || {
         Duration::from_micros(
             r2000
