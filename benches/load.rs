@@ -10,11 +10,14 @@
 //! phase: requests per second, latency p50 / p99 / max, and every answer that was not 200
 //! (there must be none).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::env;
 use stackroom::access::Role;
 use stackroom::config::RoomConfig;
 use stackroom::config::{Apply, Scope};
@@ -24,13 +27,6 @@ use stackroom::server::Controller;
 use stackroom::sim::{self, SimSettings};
 
 const WORDS: [&str; 6] = ["合同", "contract", "电费", "customer", "用电", "file"];
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() {
