@@ -88,7 +88,11 @@ fn sizes(data: &Path) -> (String, String) {
 fn load_baseline(room: &BenchRoom, data: &Path) -> Duration {
     // The schema, by stackroom's own migrations: an import of no boxes.
     let empty = data.with_extension("csv");
-    std::fs::write(&empty, "archive_no,epc,barcode,title,shelf,customer_no\n").unwrap();
+    std::fs::write(
+        &empty,
+        "archive_no,epc,barcode,title,shelf,customer_no,account_closed\n",
+    )
+    .unwrap();
     room.import_file(&empty, data);
 
     let start = Instant::now();
@@ -98,7 +102,8 @@ fn load_baseline(room: &BenchRoom, data: &Path) -> Duration {
     conn.pragma_update(None, "cache_size", -(64 << 10)).unwrap();
     let tx = conn.transaction().unwrap();
     tx.execute_batch(
-        "DROP INDEX boxes_series; DROP INDEX bindings_shelf; DROP INDEX binding_events_box;",
+        "DROP INDEX boxes_series; DROP INDEX bindings_shelf; DROP INDEX binding_events_box;
+         DROP INDEX box_field_values_box;",
     )
     .unwrap();
     let shelf_ids: HashMap<String, i64> = tx
@@ -109,8 +114,10 @@ fn load_baseline(room: &BenchRoom, data: &Path) -> Duration {
         .map(Result::unwrap)
         .collect();
     let now = stackroom::time::now_ms();
-    // (id, title, archive number, barcode) for the title index after the rows.
-    let mut indexed: Vec<(i64, String, String, String)> = Vec::new();
+    // (id, title, archive number, barcode, customer number) for the title index after the
+    // rows, and the declared fields' values for their index.
+    let mut indexed: Vec<(i64, String, String, String, String)> = Vec::new();
+    let mut values: Vec<(&str, String, i64)> = Vec::new();
     {
         let mut reader = csv::Reader::from_path(&room.csv_path).unwrap();
         let mut boxes = tx
@@ -137,7 +144,18 @@ fn load_baseline(room: &BenchRoom, data: &Path) -> Duration {
             let archive_no = &r[0];
             // The series is the archive number without its sequence.
             let series = &archive_no[..archive_no.rfind('-').unwrap()];
-            let fields = format!("{{\"customer_no\":\"{}\"}}", &r[5]);
+            let fields = if r[6].is_empty() {
+                format!("{{\"customer_no\":\"{}\"}}", &r[5])
+            } else {
+                format!(
+                    "{{\"account_closed\":\"{}\",\"customer_no\":\"{}\"}}",
+                    &r[6], &r[5]
+                )
+            };
+            values.push(("customer_no", r[5].to_string(), id));
+            if !r[6].is_empty() {
+                values.push(("account_closed", r[6].to_string(), id));
+            }
             boxes
                 .execute(params![
                     id, archive_no, &r[1], &r[2], &r[3], series, fields, now
@@ -152,6 +170,7 @@ fn load_baseline(room: &BenchRoom, data: &Path) -> Duration {
                 r[3].to_string(),
                 archive_no.to_string(),
                 r[2].to_string(),
+                r[5].to_string(),
             ));
         }
     }
@@ -163,12 +182,23 @@ fn load_baseline(room: &BenchRoom, data: &Path) -> Duration {
     )
     .unwrap();
     {
+        values.sort_unstable();
+        let mut insert = tx
+            .prepare("INSERT INTO box_field_values (key, value, box_id) VALUES (?1, ?2, ?3)")
+            .unwrap();
+        for (key, value, id) in &values {
+            insert.execute(params![key, value, id]).unwrap();
+        }
+        tx.execute_batch("CREATE INDEX box_field_values_box ON box_field_values (box_id);")
+            .unwrap();
+    }
+    {
         let mut words = tx
             .prepare("INSERT INTO box_words (rowid, words) VALUES (?1, ?2)")
             .unwrap();
         let mut vocabulary = BTreeSet::new();
-        for (id, title, archive_no, barcode) in &indexed {
-            let text = index_text(title, archive_no, Some(barcode));
+        for (id, title, archive_no, barcode, customer) in &indexed {
+            let text = index_text([title.as_str(), archive_no, barcode, customer]);
             vocabulary.extend(stackroom::location::vocabulary(&text));
             words.execute(params![id, text]).unwrap();
         }

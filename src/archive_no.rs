@@ -116,6 +116,19 @@ impl ArchiveRule {
         &self.pattern
     }
 
+    /// The names of the pattern's parts, in order.
+    pub fn parts(&self) -> impl Iterator<Item = &str> {
+        self.regex.capture_names().flatten()
+    }
+
+    /// The value of part `name` in `number`, if the number follows the rule.
+    pub fn part_of(&self, number: &str, name: &str) -> Option<String> {
+        self.regex
+            .captures(number)?
+            .name(name)
+            .map(|m| m.as_str().to_string())
+    }
+
     /// Checks a number against the rule and returns its series key: the values of the
     /// series parts joined by '-' (the whole number when the rule names no series).
     pub fn check(&self, number: &str) -> Result<String, NonConforming> {

@@ -76,8 +76,8 @@ const FIRMS: [&str; 6] = [
 /// Series one company code holds: categories H and L with cabinets 001 to 999 each.
 const SERIES_PER_COMPANY: usize = 2 * 999;
 
-/// The seed as CSV: the archive number, tag, barcode, title, shelf and a customer number
-/// (a free field) of every box.
+/// The seed as CSV: the archive number, tag, barcode, title, shelf, customer number and,
+/// for a customer whose account was closed (销户: about one in thirty), the day it closed.
 pub fn seed_csv(shelves: &[ShelfAddress], boxes: usize) -> String {
     let mut out = Vec::new();
     write_seed_csv(&mut out, shelves, boxes).expect("writing to memory");
@@ -93,7 +93,10 @@ pub fn write_seed_csv<W: std::io::Write>(
     boxes: usize,
 ) -> std::io::Result<()> {
     let mut mix = Mix(0x5EED_0451);
-    writeln!(out, "archive_no,epc,barcode,title,shelf,customer_no")?;
+    writeln!(
+        out,
+        "archive_no,epc,barcode,title,shelf,customer_no,account_closed"
+    )?;
     let series_count = boxes.div_ceil(SERIES_LEN);
     let shelves_per_series = SERIES_LEN.div_ceil(PER_SHELF);
     let mut line = String::new();
@@ -120,6 +123,13 @@ pub fn write_seed_csv<W: std::io::Write>(
             )
         };
         let year = 2008 + mix.next() % 18;
+        let closed = if mix.next().is_multiple_of(30) {
+            let day = chrono::NaiveDate::from_ymd_opt(2008, 1, 1).expect("a day")
+                + chrono::Days::new(mix.next() % (17 * 365));
+            day.to_string()
+        } else {
+            String::new()
+        };
         let shelf_index = series * shelves_per_series + in_series / PER_SHELF;
         let shelf = shelves
             .get(shelf_index)
@@ -128,7 +138,7 @@ pub fn write_seed_csv<W: std::io::Write>(
         line.clear();
         let _ = writeln!(
             line,
-            "{company:04}-{category}-{cabinet:03}-{:05},E2801170{:016X},SR{:010},{zh} {customer} {year} ({en}),{shelf},{}{:08}",
+            "{company:04}-{category}-{cabinet:03}-{:05},E2801170{:016X},SR{:010},{zh} {customer} {year} ({en}),{shelf},{}{:08},{closed}",
             in_series + 1,
             i + 1,
             4_510_000_000u64 + i as u64,

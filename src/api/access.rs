@@ -74,6 +74,7 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
             | "/api/v1/loans/{id}/return",
         )
         | ("DELETE", "/api/v1/sweeps/{id}") => Operator,
+        ("PATCH", "/api/v1/boxes/{archive_no}") => Archivist,
         ("POST", "/api/v1/boxes" | "/api/v1/bindings/moves" | "/api/v1/import/boxes")
         | ("PUT" | "DELETE", "/api/v1/boxes/{archive_no}/binding") => Archivist,
         _ => Admin,

@@ -11,6 +11,7 @@ mod labels;
 mod loans;
 mod problem;
 mod ranges;
+mod records;
 mod rfid;
 mod room;
 
@@ -30,8 +31,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::location::{
-    BoxKey, BoxView, Found, History, ImportSummary, Location, LocationService, Move, NewBox, Page,
-    Provenance, ShelfFill, Suggestion,
+    BoxKey, BoxView, FieldQuery, Found, History, ImportSummary, Location, LocationService, Move,
+    NewBox, Page, Provenance, ShelfFill, Suggestion,
 };
 use crate::lookups::What;
 use crate::shelving::Shelving;
@@ -117,7 +118,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(room::room))
         .routes(routes!(room::me))
         .routes(routes!(search_boxes, register_box))
-        .routes(routes!(get_box))
+        .routes(routes!(get_box, records::correct_box))
+        .routes(routes!(records::box_changes))
+        .routes(routes!(records::list_fields))
         .routes(routes!(box_location))
         .routes(routes!(put_binding, delete_binding))
         .routes(routes!(box_history))
@@ -242,17 +245,25 @@ async fn health(State(s): State<AppState>) -> ApiResult<Health> {
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct SearchQuery {
-    /// Archive number (or its beginning), EPC, barcode, or words of a title.
-    q: String,
+    /// Archive number (or its beginning), EPC, barcode, words of a title, or the whole
+    /// value of a searched field (a customer number).
+    q: Option<String>,
+    /// Instead of `q`: a declared field (`GET /api/v1/fields`), with `value`, or `from`
+    /// and/or `to` (dates as YYYY-MM-DD, numbers).
+    field: Option<String>,
+    value: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
     /// At most this many results (1 to 200, default 20).
     limit: Option<usize>,
     /// Skip this many results first (0 to 10,000, default 0): the next page.
     offset: Option<usize>,
 }
 
-/// Find boxes by archive number, EPC, barcode or title words: exact matches first, then
-/// archive numbers that begin with `q`, then title words in registration order; `total`
-/// says how many match in all (`estimated`: about, past 1,000).
+/// Find boxes by archive number, EPC, barcode, searched field or title words: exact
+/// matches first, then archive numbers that begin with `q`, then title words in
+/// registration order; or by a declared field's value or range (`field`). `total` says how
+/// many match in all (`estimated`: about, past 1,000).
 #[utoipa::path(get, path = "/api/v1/boxes", tag = "boxes", params(SearchQuery),
     responses((status = 200, body = Found), (status = 422, body = Problem)))]
 async fn search_boxes(
@@ -263,7 +274,22 @@ async fn search_boxes(
         offset: query.offset.unwrap_or(0),
         limit: query.limit.unwrap_or(20),
     };
-    Ok(Json(s.locations.find(&query.q, page).await?))
+    match (query.q, query.field) {
+        (Some(q), None) => Ok(Json(s.locations.find(&q, page).await?)),
+        (None, Some(key)) => {
+            let q = FieldQuery {
+                key,
+                value: query.value,
+                from: query.from,
+                to: query.to,
+            };
+            Ok(Json(s.locations.find_by_field(q, page).await?))
+        }
+        _ => Err(Problem::invalid(
+            "q",
+            "give q (what to search for) or field with value, from or to: one of the two",
+        )),
+    }
 }
 
 /// Register a box (and bind it, if `shelf` is given).

@@ -97,6 +97,7 @@ impl From<LocationError> for Problem {
                 Problem::new(StatusCode::NOT_FOUND, "unknown-box", detail)
             }
             E::NotOnShelf(_) => Problem::new(StatusCode::NOT_FOUND, "box-not-on-shelf", detail),
+            E::Disposed { .. } => Problem::new(StatusCode::GONE, "box-disposed", detail),
             E::BadAddress(_) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "bad-shelf-address",

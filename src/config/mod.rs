@@ -20,6 +20,7 @@ use crate::shelf::{Language, ShelfAddress};
 
 pub mod bus;
 pub mod environment;
+pub mod records;
 pub mod sweep;
 
 /// Why a config file cannot be used.
@@ -57,6 +58,8 @@ struct RawConfig {
     archive_number: RawArchiveNumber,
     #[serde(default)]
     boxes: RawBoxes,
+    #[serde(default)]
+    retention: records::RawRetention,
     profiles_dir: Option<PathBuf>,
     ranges: Vec<RawRange>,
     #[serde(default)]
@@ -324,12 +327,16 @@ struct RawArchiveNumber {
 struct RawBoxes {
     #[serde(default = "default_box_width")]
     default_width_mm: u32,
+    /// Typed descriptive fields, by key.
+    #[serde(default)]
+    fields: std::collections::BTreeMap<String, records::RawField>,
 }
 
 impl Default for RawBoxes {
     fn default() -> Self {
         RawBoxes {
             default_width_mm: default_box_width(),
+            fields: Default::default(),
         }
     }
 }
@@ -516,6 +523,10 @@ pub struct RoomConfig {
     pub bus: bus::BusSettings,
     pub archive_rule: ArchiveRule,
     pub default_box_width_mm: u32,
+    /// The typed descriptive fields of a box (`[boxes.fields]`).
+    pub fields: records::Fields,
+    /// The retention schedule (`[retention]`).
+    pub retention: records::Retention,
     pub layout: Layout,
     pub devices: Vec<Device>,
     pub antennas: Vec<Antenna>,
@@ -675,7 +686,7 @@ impl RoomConfig {
 
     /// Validates config text; `file` names it in errors and anchors relative paths.
     pub fn parse(file: &Path, text: &str) -> Result<RoomConfig, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             file: file.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -716,6 +727,11 @@ impl RoomConfig {
         if raw.boxes.default_width_mm == 0 {
             return Err(c.fail("boxes.default_width_mm", "must be at least 1"));
         }
+        let fields = records::fields(std::mem::take(&mut raw.boxes.fields))
+            .map_err(|(key, message)| c.fail(key, message))?;
+        let retention =
+            records::retention(std::mem::take(&mut raw.retention), &fields, &archive_rule)
+                .map_err(|(key, message)| c.fail(key, message))?;
 
         let layout = Self::layout(&c, &raw.ranges)?;
         let base = file.parent().unwrap_or(Path::new("."));
@@ -781,6 +797,8 @@ impl RoomConfig {
             bus,
             archive_rule,
             default_box_width_mm: raw.boxes.default_width_mm,
+            fields,
+            retention,
             layout,
             devices,
             antennas,
@@ -1372,6 +1390,55 @@ shelf_capacity = { boxes = 5 }
         assert!(matches!(config.mqtt, Mqtt::Embedded { .. }));
         let r = &config.layout.ranges[0];
         assert!(r.carriages[0].fixed && r.carriages[3].fixed && !r.carriages[1].fixed);
+    }
+
+    #[test]
+    fn fields_and_retention_classes_are_checked_against_each_other_and_the_rule() {
+        let with = |extra: &str| format!("{MINIMAL}\n{extra}");
+        let ok = RoomConfig::parse(
+            Path::new("room.toml"),
+            &with(
+                "[boxes.fields.closed]\ntype = \"date\"\n[retention]\ndefault = \"p\"\n\
+                 [retention.classes.p]\n[retention.classes.y10]\nyears = 10\nfrom = \"closed\"\n\
+                 [retention.by_part]\ncat = { L = \"y10\" }",
+            ),
+        )
+        .unwrap();
+        let class = |no: &str| {
+            ok.retention
+                .class_of(None, &|part| ok.archive_rule.part_of(no, part))
+                .map(|c| c.id.clone())
+        };
+        assert_eq!(class("L-0001").as_deref(), Some("y10"));
+        assert_eq!(class("H-0001").as_deref(), Some("p"), "the default");
+        for (extra, key) in [
+            ("[boxes.fields.Bad-Key]", "boxes.fields.Bad-Key"),
+            ("[boxes.fields.title]", "boxes.fields.title"),
+            (
+                "[boxes.fields.v]\ntype = \"choice\"",
+                "boxes.fields.v.choices",
+            ),
+            (
+                "[boxes.fields.d]\ntype = \"date\"\nsearch = true",
+                "boxes.fields.d.search",
+            ),
+            (
+                "[retention.classes.y]\nyears = 0",
+                "retention.classes.y.years",
+            ),
+            (
+                "[retention.classes.y]\nyears = 5\nfrom = \"nothing\"",
+                "retention.classes.y.from",
+            ),
+            ("[retention]\ndefault = \"none\"", "retention.default"),
+            (
+                "[retention.by_part]\ncabinet = { A = \"x\" }",
+                "retention.by_part.cabinet",
+            ),
+        ] {
+            let e = err(&with(extra));
+            assert!(e.contains(key), "{extra}: {e}");
+        }
     }
 
     #[test]

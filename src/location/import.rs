@@ -245,7 +245,8 @@ impl LocationService {
                     }
                 },
             };
-            let box_id = match insert_box(conn, &checked, now, &mut vocabulary) {
+            let box_id = match insert_box(conn, &self.config.fields, &checked, now, &mut vocabulary)
+            {
                 Ok(id) => id,
                 Err(LocationError::Duplicate { field, value }) => {
                     let message = self.duplicate_message(conn, field, &value, first_id, &lines)?;

@@ -5,6 +5,7 @@
 //! the archive can say where a box was on any day. Writes go through the store's single
 //! writer; reads run on pooled read connections.
 
+mod edit;
 mod import;
 mod search;
 mod words;
@@ -17,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use edit::{Change, Changes, Correction, FieldQuery};
 pub use search::{Found, Page};
 use search::{Hits, Sources};
 /// What the title index holds for a box, and the words of it a typed prefix may expand
@@ -24,6 +26,7 @@ use search::{Hits, Sources};
 pub use words::{index_text, vocabulary};
 
 use crate::config::RoomConfig;
+use crate::config::records::{FieldValue, Fields};
 use crate::layout::{Capacity, NoSuchShelf};
 use crate::loans::LoanRef;
 use crate::shelf::{AddressError, AisleRef, Face, ShelfAddress};
@@ -42,6 +45,14 @@ pub enum LocationError {
     NoMatch { key: &'static str, value: String },
     #[error("box '{0}' is registered but not on any shelf")]
     NotOnShelf(String),
+    #[error(
+        "box '{archive_no}' was destroyed on {on} (disposal {disposal}); its record and history are kept"
+    )]
+    Disposed {
+        archive_no: String,
+        disposal: i64,
+        on: String,
+    },
     #[error(transparent)]
     BadAddress(#[from] AddressError),
     #[error(transparent)]
@@ -174,6 +185,16 @@ pub struct BoxView {
     pub fields: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub location: Option<Location>,
+    /// Set once the box was destroyed: its record stays, off every shelf.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disposed: Option<DisposedRef>,
+}
+
+/// The disposal that destroyed a box.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DisposedRef {
+    pub disposal: i64,
+    pub at: DateTime<Utc>,
 }
 
 /// A box to register.
@@ -367,6 +388,12 @@ fn check_barcode(code: &str) -> Result<String, String> {
     Ok(code.to_string())
 }
 
+/// Descriptive fields as kept, and the declared ones' values.
+pub(crate) type FieldsChecked = (
+    serde_json::Map<String, serde_json::Value>,
+    Vec<(String, FieldValue)>,
+);
+
 /// A box to insert, after validation.
 pub(crate) struct CheckedBox {
     pub archive_no: String,
@@ -376,6 +403,27 @@ pub(crate) struct CheckedBox {
     pub title: String,
     pub width_mm: Option<u32>,
     pub fields: String,
+    /// The declared fields' values, for lookups by value and range.
+    pub values: Vec<(String, FieldValue)>,
+}
+
+impl CheckedBox {
+    /// The text of the title index: title, number, barcode and the searched fields.
+    fn index_text(&self, fields: &Fields) -> String {
+        let searched = self.values.iter().filter_map(|(key, value)| match value {
+            FieldValue::Text(t) if fields.get(key).is_some_and(|f| f.search) => Some(t.as_str()),
+            _ => None,
+        });
+        words::index_text(
+            [
+                self.title.as_str(),
+                &self.archive_no,
+                self.barcode.as_deref().unwrap_or(""),
+            ]
+            .into_iter()
+            .chain(searched),
+        )
+    }
 }
 
 impl LocationService {
@@ -529,14 +577,7 @@ impl LocationService {
         if new.width_mm == Some(0) {
             return Err(LocationError::invalid("width_mm", "must be at least 1"));
         }
-        for (key, value) in &new.fields {
-            if value.is_object() || value.is_array() {
-                return Err(LocationError::invalid(
-                    &format!("fields.{key}"),
-                    "must be a string, number, boolean or null",
-                ));
-            }
-        }
+        let (fields, values) = self.check_fields(&new.fields)?;
         Ok(CheckedBox {
             archive_no,
             series,
@@ -544,8 +585,75 @@ impl LocationService {
             barcode,
             title: new.title.trim().to_string(),
             width_mm: new.width_mm,
-            fields: serde_json::Value::Object(new.fields.clone()).to_string(),
+            fields: serde_json::Value::Object(fields).to_string(),
+            values,
         })
+    }
+
+    /// Checks a box's descriptive fields: the declared ones by their type (and kept in
+    /// their canonical form), `retention` against the classes, the rest as free fields.
+    /// Empty and null values are left out.
+    pub(crate) fn check_fields(
+        &self,
+        given: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<FieldsChecked, LocationError> {
+        let mut kept = serde_json::Map::new();
+        let mut values = Vec::new();
+        for (key, value) in given {
+            let field = format!("fields.{key}");
+            if key == "retention" {
+                match value {
+                    serde_json::Value::Null => {}
+                    serde_json::Value::String(c) if c.trim().is_empty() => {}
+                    serde_json::Value::String(c)
+                        if self.config.retention.classes.contains_key(c.trim()) =>
+                    {
+                        kept.insert(key.clone(), c.trim().into());
+                    }
+                    other => {
+                        let known: Vec<&str> = self
+                            .config
+                            .retention
+                            .classes
+                            .keys()
+                            .map(String::as_str)
+                            .collect();
+                        return Err(LocationError::invalid(
+                            &field,
+                            format!(
+                                "{other} is not a retention class of [retention]: {}",
+                                known.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                continue;
+            }
+            if let Some(def) = self.config.fields.get(key) {
+                if let Some(v) = def
+                    .check(value)
+                    .map_err(|m| LocationError::invalid(&field, m))?
+                {
+                    kept.insert(key.clone(), v.json());
+                    values.push((key.clone(), v));
+                }
+                continue;
+            }
+            match value {
+                serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+                    return Err(LocationError::invalid(
+                        &field,
+                        "must be a string, number, boolean or null",
+                    ));
+                }
+                serde_json::Value::Null => {}
+                serde_json::Value::String(t) if t.is_empty() => {}
+                v => {
+                    kept.insert(key.clone(), v.clone());
+                }
+            }
+        }
+        Ok((kept, values))
     }
 
     /// Registers a new box, and binds it if the request names a shelf.
@@ -569,7 +677,7 @@ impl LocationService {
             .write(move |conn| {
                 let now = now_ms();
                 let mut words = Gathered::default();
-                insert_box(conn, &checked, now, &mut words)?;
+                insert_box(conn, &this.config.fields, &checked, now, &mut words)?;
                 words.write(conn)?;
                 if let Some(shelf) = target {
                     this.bind_in(conn, &checked.archive_no, &shelf, &provenance, now, true)?;
@@ -847,12 +955,29 @@ impl LocationService {
             .optional()?;
         let Some((archive_no, shelf_id, source, confidence, since, last_seen, loan, flag)) = row
         else {
+            // A box's own label encodes its archive number (`labels`): a scanned label finds
+            // the box whatever its barcode field holds.
+            if let BoxKey::Barcode(code) = key
+                && self.config.archive_rule.check(code.trim()).is_ok()
+            {
+                return self
+                    .location_of(conn, &BoxKey::ArchiveNo(code.trim().to_string()))
+                    .map_err(|e| match e {
+                        LocationError::UnknownBox(_) => LocationError::NoMatch {
+                            key: "barcode",
+                            value: code.clone(),
+                        },
+                        e => e,
+                    });
+            }
             return Err(match key {
                 BoxKey::ArchiveNo(v) => LocationError::UnknownBox(v.clone()),
                 _ => LocationError::NoMatch { key: name, value },
             });
         };
         let Some(shelf) = shelf_id.and_then(|id| self.shelves.by_id.get(&id)) else {
+            let id = box_id(conn, &archive_no)?;
+            self.refuse_disposed(conn, id, &archive_no)?;
             return Err(LocationError::NotOnShelf(archive_no));
         };
         let binding = BindingColumns {
@@ -892,8 +1017,10 @@ impl LocationService {
     const BOX_SELECT: &str = concat!(
         "SELECT x.archive_no, x.epc, x.barcode, x.title, x.width_mm, x.fields, x.created_at,
             b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
-            ol.id, ol.borrower, ol.due, ol.checked_out_at, fl.state
-         FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id ",
+            ol.id, ol.borrower, ol.due, ol.checked_out_at, fl.state,
+            dx.disposal_id, dx.at
+         FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
+         LEFT JOIN boxes_disposed dx ON dx.box_id = x.id ",
         circulation!()
     );
 
@@ -924,6 +1051,13 @@ impl LocationService {
             fields: serde_json::from_str(&fields).unwrap_or(serde_json::Value::Null),
             created_at: wall(r.get(6)?),
             location,
+            disposed: match r.get::<_, Option<i64>>(17)? {
+                Some(disposal) => Some(DisposedRef {
+                    disposal,
+                    at: wall(r.get(18)?),
+                }),
+                None => None,
+            },
         })
     }
 
@@ -983,7 +1117,13 @@ impl LocationService {
     }
 
     fn search_in(&self, conn: &Connection, q: &str, page: Page) -> Result<Found, LocationError> {
-        let sources = Sources::of(conn, q)?;
+        let searched: Vec<&str> = self
+            .config
+            .fields
+            .searched()
+            .map(|f| f.key.as_str())
+            .collect();
+        let sources = Sources::of(conn, q, &searched)?;
         let want = page.offset + page.limit;
         let mut ids = Hits::default();
         sources.each(conn, |id| ids.add(id) < want)?;
@@ -992,16 +1132,22 @@ impl LocationService {
         } else {
             sources.count(conn)?
         };
-        let mut one = conn.prepare_cached(&format!("{} WHERE x.id = ?1", Self::BOX_SELECT))?;
-        let mut items = Vec::with_capacity(page.limit);
-        for &id in ids.order.iter().skip(page.offset) {
-            items.push(one.query_row([id], |r| self.box_row(r))?);
-        }
+        let page_ids: Vec<i64> = ids.order.iter().skip(page.offset).copied().collect();
         Ok(Found {
-            items,
+            items: self.boxes_by_id(conn, &page_ids)?,
             total,
             estimated,
         })
+    }
+
+    /// The boxes with these ids, in this order.
+    fn boxes_by_id(&self, conn: &Connection, ids: &[i64]) -> Result<Vec<BoxView>, LocationError> {
+        let mut one = conn.prepare_cached(&format!("{} WHERE x.id = ?1", Self::BOX_SELECT))?;
+        let mut items = Vec::with_capacity(ids.len());
+        for &id in ids {
+            items.push(one.query_row([id], |r| self.box_row(r))?);
+        }
+        Ok(items)
     }
 
     /// The binding history of a box, and where it was at `at` if given.
@@ -1299,6 +1445,7 @@ impl Gathered {
 
 pub(crate) fn insert_box(
     conn: &Connection,
+    fields: &Fields,
     b: &CheckedBox,
     now: i64,
     vocabulary: &mut Gathered,
@@ -1326,10 +1473,15 @@ pub(crate) fn insert_box(
     }
     result?;
     let id = conn.last_insert_rowid();
-    let text = words::index_text(&b.title, &b.archive_no, b.barcode.as_deref());
+    let text = b.index_text(fields);
     conn.prepare_cached("INSERT INTO box_words (rowid, words) VALUES (?1, ?2)")?
         .execute(params![id, text])?;
     vocabulary.add(conn, words::vocabulary(&text))?;
+    let mut value = conn
+        .prepare_cached("INSERT INTO box_field_values (key, value, box_id) VALUES (?1, ?2, ?3)")?;
+    for (key, v) in &b.values {
+        value.execute(params![key, v, id])?;
+    }
     Ok(id)
 }
 

@@ -73,10 +73,17 @@ pub(super) struct Sources {
     end: String,
     /// FTS5 queries: the whole words, then with the word being typed.
     fts: Vec<String>,
+    /// The query for a searched field's whole value (a customer number), if any is.
+    field_sql: Option<String>,
 }
 
+/// A box destroyed is found by no search.
+const KEPT: &str = "NOT EXISTS (SELECT 1 FROM boxes_disposed d WHERE d.box_id = boxes.id)";
+
 impl Sources {
-    pub fn of(conn: &Connection, q: &str) -> rusqlite::Result<Sources> {
+    /// The sources of `q`; `searched` are the keys of the fields whose whole value finds a
+    /// box (checked identifiers: `[a-z0-9_]`).
+    pub fn of(conn: &Connection, q: &str, searched: &[&str]) -> rusqlite::Result<Sources> {
         let mut fts = Vec::new();
         if let Some(m) = words::match_query(q) {
             fts.push(m.exact);
@@ -89,6 +96,13 @@ impl Sources {
             upper: q.to_ascii_uppercase(),
             end: format!("{q}{}", char::MAX),
             fts,
+            field_sql: (!searched.is_empty()).then(|| {
+                format!(
+                    "SELECT box_id AS id FROM box_field_values WHERE key IN ('{}') AND value = ?1
+                     AND NOT EXISTS (SELECT 1 FROM boxes_disposed d WHERE d.box_id = box_field_values.box_id)",
+                    searched.join("', '")
+                )
+            }),
         })
     }
 
@@ -99,16 +113,23 @@ impl Sources {
         conn: &Connection,
         mut more: impl FnMut(i64) -> bool,
     ) -> rusqlite::Result<()> {
-        let mut exact = conn.prepare_cached(
-            "SELECT id FROM boxes WHERE archive_no = ?1 UNION ALL SELECT id FROM boxes WHERE epc = ?2
-             UNION ALL SELECT id FROM boxes WHERE barcode = ?1",
-        )?;
+        let mut exact = conn.prepare_cached(&format!(
+            "SELECT id FROM boxes WHERE archive_no = ?1 AND {KEPT}
+             UNION ALL SELECT id FROM boxes WHERE epc = ?2 AND {KEPT}
+             UNION ALL SELECT id FROM boxes WHERE barcode = ?1 AND {KEPT}"
+        ))?;
         if !drain(&mut exact, params![self.text, self.upper], &mut more)? {
             return Ok(());
         }
-        let mut prefix = conn.prepare_cached(
-            "SELECT id FROM boxes WHERE archive_no >= ?1 AND archive_no < ?2 ORDER BY archive_no",
-        )?;
+        if let Some(sql) = &self.field_sql
+            && !drain(&mut *conn.prepare_cached(sql)?, [&self.text], &mut more)?
+        {
+            return Ok(());
+        }
+        let mut prefix = conn.prepare_cached(&format!(
+            "SELECT id FROM boxes WHERE archive_no >= ?1 AND archive_no < ?2 AND {KEPT}
+             ORDER BY archive_no"
+        ))?;
         if !drain(&mut prefix, params![self.text, self.end], &mut more)? {
             return Ok(());
         }

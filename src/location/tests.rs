@@ -537,3 +537,325 @@ async fn a_layout_that_drops_occupied_shelves_is_refused() {
         "R2-C1-R-S1-L1"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Records: typed fields, corrections with a trace, lookups by field.
+
+const FIELDS: &str = r#"
+[boxes.fields.customer_no]
+search = true
+[boxes.fields.customer_name]
+search = true
+[boxes.fields.account_closed]
+type = "date"
+[boxes.fields.voltage]
+type = "choice"
+choices = ["220V", "10kV"]
+[boxes.fields.meters]
+type = "number"
+[retention]
+[retention.classes.y10]
+years = 10
+from = "account_closed"
+"#;
+
+async fn room_with_fields() -> Room {
+    let dir = tempfile::tempdir().unwrap();
+    let text = ROOM.replace("[boxes]\ndefault_width_mm = 60\n", "") + FIELDS;
+    let svc = open(dir.path(), &text).await.unwrap();
+    Room { _dir: dir, svc }
+}
+
+fn with_fields(no: &str, fields: serde_json::Value) -> NewBox {
+    NewBox {
+        fields: fields.as_object().unwrap().clone(),
+        ..new_box(no)
+    }
+}
+
+#[tokio::test]
+async fn declared_fields_are_checked_by_their_type_and_kept_in_canonical_form() {
+    let r = room_with_fields().await;
+    let bad = [
+        (
+            serde_json::json!({"account_closed": "31.12.2019"}),
+            "fields.account_closed",
+        ),
+        (serde_json::json!({"voltage": "380V"}), "fields.voltage"),
+        (serde_json::json!({"meters": "three"}), "fields.meters"),
+        (serde_json::json!({"retention": "y99"}), "fields.retention"),
+        (
+            serde_json::json!({"customer_no": ["H1"]}),
+            "fields.customer_no",
+        ),
+    ];
+    for (fields, field) in bad {
+        match r
+            .svc
+            .register(with_fields("H-01-001", fields.clone()), "t")
+            .await
+        {
+            Err(LocationError::Invalid { field: f, .. }) => assert_eq!(f, field, "{fields}"),
+            other => panic!("{fields}: {other:?}"),
+        }
+    }
+    let view = r
+        .svc
+        .register(
+            with_fields(
+                "H-01-001",
+                serde_json::json!({"account_closed": "2019/3/7", "meters": "2", "voltage": "10kV",
+                    "retention": "y10", "customer_no": "", "note": "free text"}),
+            ),
+            "t",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        view.fields,
+        serde_json::json!({"account_closed": "2019-03-07", "meters": 2.0, "voltage": "10kV",
+            "retention": "y10", "note": "free text"}),
+        "dates written one way, numbers as numbers, empty values left out"
+    );
+}
+
+#[tokio::test]
+async fn a_box_is_found_by_customer_number_name_and_a_range_of_dates() {
+    let r = room_with_fields().await;
+    for (no, customer, name, closed) in [
+        (
+            "H-01-001",
+            "H37752077",
+            "广州市白云电器有限公司",
+            "2012-05-01",
+        ),
+        ("H-01-002", "H00000001", "天河区王芳", "2019-01-01"),
+        ("L-01-001", "L12345678", "越秀区李娜", ""),
+    ] {
+        r.svc
+            .register(
+                with_fields(
+                    no,
+                    serde_json::json!({"customer_no": customer, "customer_name": name, "account_closed": closed}),
+                ),
+                "t",
+            )
+            .await
+            .unwrap();
+    }
+    let found = r.svc.search("H37752077", 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].archive_no, "H-01-001");
+    let found = r.svc.search("白云电器", 10).await.unwrap();
+    assert_eq!(
+        found[0].archive_no, "H-01-001",
+        "by words of a searched field"
+    );
+
+    let range = |from: Option<&str>, to: Option<&str>| FieldQuery {
+        key: "account_closed".into(),
+        value: None,
+        from: from.map(Into::into),
+        to: to.map(Into::into),
+    };
+    let page = Page {
+        offset: 0,
+        limit: 20,
+    };
+    let found = r
+        .svc
+        .find_by_field(range(Some("2010-01-01"), Some("2015-12-31")), page)
+        .await
+        .unwrap();
+    let nos: Vec<_> = found.items.iter().map(|b| b.archive_no.as_str()).collect();
+    assert_eq!((nos, found.total), (vec!["H-01-001"], 1));
+    let found = r
+        .svc
+        .find_by_field(range(None, Some("2030-01-01")), page)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.total, 2,
+        "an open end; the box with no date is not in any range"
+    );
+    let exact = FieldQuery {
+        key: "customer_no".into(),
+        value: Some("L12345678".into()),
+        ..FieldQuery::default()
+    };
+    assert_eq!(
+        r.svc.find_by_field(exact, page).await.unwrap().items[0].archive_no,
+        "L-01-001"
+    );
+    for (q, field) in [
+        (range(Some("soon"), None), "from"),
+        (
+            FieldQuery {
+                key: "shoe_size".into(),
+                value: Some("9".into()),
+                ..FieldQuery::default()
+            },
+            "field",
+        ),
+        (
+            FieldQuery {
+                key: "customer_no".into(),
+                ..FieldQuery::default()
+            },
+            "value",
+        ),
+    ] {
+        match r.svc.find_by_field(q, page).await {
+            Err(LocationError::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_correction_keeps_every_changed_field_with_who_when_and_why() {
+    let r = room_with_fields().await;
+    r.svc
+        .register(
+            with_fields("H-01-001", serde_json::json!({"customer_no": "H11111111"})),
+            "desk",
+        )
+        .await
+        .unwrap();
+    let correction = Correction {
+        title: Some("供用电合同 广州市白云电器有限公司".into()),
+        fields: serde_json::json!({"customer_no": "H37752077", "voltage": "10kV"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        reason: "typed wrong at intake; see the contract".into(),
+        ..Correction::default()
+    };
+    assert_eq!(
+        r.svc
+            .correct("H-01-001", correction.clone(), "wang")
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        r.svc.correct("H-01-001", correction, "wang").await.unwrap(),
+        0,
+        "the same correction again changes and records nothing"
+    );
+    let trail = r.svc.changes("H-01-001").await.unwrap().changes;
+    let fields: Vec<(&str, Option<&str>, Option<&str>)> = trail
+        .iter()
+        .map(|c| (c.field.as_str(), c.before.as_deref(), c.after.as_deref()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            (
+                "title",
+                Some("合同 contract H-01-001"),
+                Some("供用电合同 广州市白云电器有限公司")
+            ),
+            ("fields.customer_no", Some("H11111111"), Some("H37752077")),
+            ("fields.voltage", None, Some("10kV")),
+        ]
+    );
+    assert!(
+        trail
+            .iter()
+            .all(|c| c.actor == "wang" && c.reason.starts_with("typed wrong"))
+    );
+    // The index follows the record: the new number and title are found, the old are not.
+    assert_eq!(r.svc.search("H37752077", 5).await.unwrap().len(), 1);
+    assert!(r.svc.search("H11111111", 5).await.unwrap().is_empty());
+    assert_eq!(r.svc.search("白云", 5).await.unwrap().len(), 1);
+    assert!(r.svc.search("contract", 5).await.unwrap().is_empty());
+
+    // Clearing, a bad value, no reason, a clash: each refused or kept with its reason.
+    let clear = Correction {
+        fields: serde_json::json!({"voltage": null})
+            .as_object()
+            .unwrap()
+            .clone(),
+        barcode: Some(Some("SR-1".into())),
+        reason: "no voltage on file".into(),
+        ..Correction::default()
+    };
+    assert_eq!(r.svc.correct("H-01-001", clear, "li").await.unwrap(), 2);
+    let view = r.svc.get_box("H-01-001").await.unwrap();
+    assert!(view.fields.get("voltage").is_none());
+    let no_reason = Correction {
+        title: Some("x".into()),
+        ..Correction::default()
+    };
+    assert!(matches!(
+        r.svc.correct("H-01-001", no_reason, "li").await,
+        Err(LocationError::Invalid { field, .. }) if field == "reason"
+    ));
+    r.svc.register(new_box("H-01-002"), "t").await.unwrap();
+    let clash = Correction {
+        barcode: Some(Some("SR-1".into())),
+        reason: "r".into(),
+        ..Correction::default()
+    };
+    assert!(matches!(
+        r.svc.correct("H-01-002", clash, "li").await,
+        Err(LocationError::Duplicate {
+            field: "barcode",
+            ..
+        })
+    ));
+    assert!(matches!(
+        r.svc
+            .correct(
+                "H-09-009",
+                Correction {
+                    reason: "r".into(),
+                    ..Correction::default()
+                },
+                "li"
+            )
+            .await,
+        Err(LocationError::UnknownBox(_))
+    ));
+    assert_eq!(
+        r.svc.changes("H-01-002").await.unwrap().changes.len(),
+        0,
+        "nothing half-kept"
+    );
+    // The trail cannot be rewritten.
+    let rewritten = r
+        .svc
+        .store()
+        .write(|conn| {
+            conn.execute("UPDATE box_changes SET actor = 'nobody'", [])
+                .map_err(LocationError::from)
+        })
+        .await;
+    assert!(rewritten.is_err());
+}
+
+#[tokio::test]
+async fn a_scanned_label_finds_its_box_by_the_archive_number_it_encodes() {
+    let r = room().await;
+    let mut b = new_box("H-01-001");
+    b.barcode = Some("SR0000000001".into());
+    b.shelf = Some("R1-C1-R-S1-L1".into());
+    r.svc.register(b, "t").await.unwrap();
+    let by_label = r
+        .svc
+        .locate(BoxKey::Barcode("H-01-001".into()))
+        .await
+        .unwrap();
+    assert_eq!(by_label.archive_no, "H-01-001");
+    let by_field = r
+        .svc
+        .locate(BoxKey::Barcode("SR0000000001".into()))
+        .await
+        .unwrap();
+    assert_eq!(by_field.archive_no, "H-01-001");
+    assert!(matches!(
+        r.svc.locate(BoxKey::Barcode("H-01-002".into())).await,
+        Err(LocationError::NoMatch { key: "barcode", .. })
+    ));
+}

@@ -24,10 +24,10 @@ fn is_cjk(c: char) -> bool {
         | 0x20000..=0x2FA1F) // CJK Extensions B.., Compatibility Supplement
 }
 
-/// The text to index for a box: its title, archive number and barcode.
-pub fn index_text(title: &str, archive_no: &str, barcode: Option<&str>) -> String {
-    let mut out = String::with_capacity(title.len() * 2 + archive_no.len() + 8);
-    for part in [title, archive_no, barcode.unwrap_or("")] {
+/// The text to index for a box: its title, archive number, barcode and searched fields.
+pub fn index_text<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::with_capacity(128);
+    for part in parts {
         for c in part.chars() {
             if is_cjk(c) {
                 out.push(' ');
@@ -165,7 +165,7 @@ mod tests {
         for (i, t) in titles.iter().enumerate() {
             conn.execute(
                 "INSERT INTO w (rowid, words) VALUES (?1, ?2)",
-                rusqlite::params![i as i64 + 1, index_text(t, "0451-H-012-00042", None)],
+                rusqlite::params![i as i64 + 1, index_text([*t, "0451-H-012-00042"])],
             )
             .unwrap();
         }
@@ -278,12 +278,8 @@ mod tests {
 
     #[test]
     fn the_vocabulary_holds_the_longer_latin_words_and_numbers_lower_cased() {
-        let words: Vec<String> = vocabulary(&index_text(
-            "Metering 合同 of Müller",
-            "0451-H-012-00042",
-            None,
-        ))
-        .collect();
+        let words: Vec<String> =
+            vocabulary(&index_text(["Metering 合同 of Müller", "0451-H-012-00042"])).collect();
         assert_eq!(words, ["metering", "müller", "0451", "00042"]);
     }
 

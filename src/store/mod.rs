@@ -77,6 +77,7 @@ const STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/0011_loan_views.sql")),
     M::up(include_str!("migrations/0012_search_prefixes.sql")),
     M::up(include_str!("migrations/0013_register_file.sql")),
+    M::up(include_str!("migrations/0014_life_cycle.sql")),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| Migrations::from_slice(STEPS));

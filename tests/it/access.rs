@@ -37,6 +37,7 @@ async fn status(d: &Demo, method: &str, path: &str, token: Option<&str>) -> (u16
         "get" => c.get(url),
         "post" => c.post(url),
         "put" => c.put(url),
+        "patch" => c.patch(url),
         "delete" => c.delete(url),
         other => panic!("{other}"),
     };
@@ -102,6 +103,7 @@ fn needs(method: &str, path: &str) -> &'static str {
             "archivist"
         }
         ("put" | "delete", p) if p.ends_with("/binding") => "archivist",
+        ("patch", p) if p.starts_with("/api/v1/boxes/") => "archivist",
         _ => "admin",
     }
 }

@@ -16,6 +16,7 @@ mod environment;
 mod fuzz;
 mod gate;
 mod labels;
+mod life_cycle;
 mod loans;
 mod modbus_tcp;
 mod mosquitto;
