@@ -177,7 +177,7 @@ pub fn label(
 }
 
 /// UTF-16BE for the CJK font's UCS-2 encoding; characters beyond it become '?'.
-fn ucs2(text: &str) -> Vec<u8> {
+pub(crate) fn ucs2(text: &str) -> Vec<u8> {
     text.chars()
         .flat_map(|c| {
             let u = if (c as u32) < 0x10000 {
@@ -191,7 +191,7 @@ fn ucs2(text: &str) -> Vec<u8> {
 }
 
 /// At most `max` characters, with an ellipsis if cut.
-fn fit(text: &str, max: usize) -> String {
+pub(crate) fn fit(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
     } else {
@@ -202,24 +202,10 @@ fn fit(text: &str, max: usize) -> String {
     }
 }
 
-/// Labels as a PDF, one page per label.
-pub fn pdf(labels: &[Label], size: LabelSize) -> Result<Vec<u8>, LabelError> {
-    let mut pdf = Pdf::new();
-    let catalog = Ref::new(1);
-    let tree = Ref::new(2);
-    let helvetica = Ref::new(3);
-    let song = Ref::new(4);
-    let song_cid = Ref::new(5);
-    let song_descriptor = Ref::new(6);
-    let first = 10;
-    let pages: Vec<Ref> = (0..labels.len())
-        .map(|i| Ref::new(first + 2 * i as i32))
-        .collect();
-    pdf.catalog(catalog).pages(tree);
-    pdf.pages(tree)
-        .kids(pages.iter().copied())
-        .count(labels.len() as i32);
-    pdf.type1_font(helvetica).base_font(Name(b"Helvetica-Bold"));
+/// Writes Adobe's predefined Chinese font `STSong-Light` (GB1, `UniGB-UCS2-H`) as the Type 0
+/// font `song`, with its CID font and descriptor: every PDF reader supplies the glyphs, so
+/// Chinese prints without a font file in the binary. Text for it goes through [`ucs2`].
+pub(crate) fn cjk_font(pdf: &mut Pdf, song: Ref, song_cid: Ref, song_descriptor: Ref) {
     pdf.type0_font(song)
         .base_font(Name(b"STSong-Light-UniGB-UCS2-H"))
         .encoding_predefined(Name(b"UniGB-UCS2-H"))
@@ -246,6 +232,27 @@ pub fn pdf(labels: &[Label], size: LabelSize) -> Result<Vec<u8>, LabelError> {
         .descent(-120.0)
         .cap_height(880.0)
         .stem_v(80.0);
+}
+
+/// Labels as a PDF, one page per label.
+pub fn pdf(labels: &[Label], size: LabelSize) -> Result<Vec<u8>, LabelError> {
+    let mut pdf = Pdf::new();
+    let catalog = Ref::new(1);
+    let tree = Ref::new(2);
+    let helvetica = Ref::new(3);
+    let song = Ref::new(4);
+    let song_cid = Ref::new(5);
+    let song_descriptor = Ref::new(6);
+    let first = 10;
+    let pages: Vec<Ref> = (0..labels.len())
+        .map(|i| Ref::new(first + 2 * i as i32))
+        .collect();
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree)
+        .kids(pages.iter().copied())
+        .count(labels.len() as i32);
+    pdf.type1_font(helvetica).base_font(Name(b"Helvetica-Bold"));
+    cjk_font(&mut pdf, song, song_cid, song_descriptor);
     let (w, h) = (
         size.width_mm as f32 * PT_PER_MM,
         size.height_mm as f32 * PT_PER_MM,

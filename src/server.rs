@@ -132,6 +132,8 @@ impl Controller {
             loans: self.loans.clone(),
             failures: self.failures.clone(),
             lookups: crate::lookups::Lookups::new(self.store.clone()),
+            contents: crate::contents::BoxContents::new(self.locations.clone()),
+            retention: crate::retention::Retention::new(self.locations.clone()),
         }))
     }
 

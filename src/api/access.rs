@@ -54,6 +54,12 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
         (_, "/api/v1/audit" | "/api/v1/tokens" | "/api/v1/tokens/{name}" | "/api/v1/lookups") => {
             Admin
         }
+        // Retention and disposal are an archivist's; deciding a disposal an approver's.
+        ("GET", "/api/v1/appraisal" | "/api/v1/disposals" | "/api/v1/disposals/{id}")
+        | ("GET", "/api/v1/disposals/{id}/certificate")
+        | ("POST", "/api/v1/disposals" | "/api/v1/disposals/{id}/carry-out")
+        | ("POST", "/api/v1/boxes/{archive_no}/contents") => Archivist,
+        ("POST", "/api/v1/disposals/{id}/approve" | "/api/v1/disposals/{id}/reject") => Approver,
         // Printing customers' labels is watched and an archivist's.
         (_, "/api/v1/boxes/{archive_no}/label" | "/api/v1/labels") => Archivist,
         ("GET" | "HEAD", _) | ("POST", "/api/v1/events/ticket") => Viewer,

@@ -12,6 +12,7 @@ mod loans;
 mod problem;
 mod ranges;
 mod records;
+mod retention;
 mod rfid;
 mod room;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -76,6 +77,8 @@ pub struct Services {
     pub loans: crate::loans::Loans,
     pub failures: Arc<Failures>,
     pub lookups: crate::lookups::Lookups,
+    pub contents: crate::contents::BoxContents,
+    pub retention: crate::retention::Retention,
 }
 
 /// A JSON body whose rejection is a problem response.
@@ -105,6 +108,7 @@ type ApiResult<T> = Result<Json<T>, Problem>;
          (name = "shelves", description = "Shelves, their fill, and where a new box should go"),
          (name = "ranges", description = "Ranges of motorized shelving: state, opening aisles, operations, events"),
          (name = "environment", description = "Temperature, humidity, smoke, water and doors; history, compliance, alarms"),
+         (name = "retention", description = "Retention: the appraisal of boxes due, and their disposal with four eyes and a certificate"),
          (name = "loans", description = "Circulation: loans with approval, checkout and inspected returns"),
          (name = "sweeps", description = "RFID: inventory sweeps and their reports, readers, live tag locations"),
          (name = "system", description = "Health, the API description, tokens and the audit trail"))
@@ -121,6 +125,18 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(get_box, records::correct_box))
         .routes(routes!(records::box_changes))
         .routes(routes!(records::list_fields))
+        .routes(routes!(records::box_contents, records::add_contents))
+        .routes(routes!(records::find_documents))
+        .routes(routes!(retention::appraisal))
+        .routes(routes!(
+            retention::propose_disposal,
+            retention::list_disposals
+        ))
+        .routes(routes!(retention::get_disposal))
+        .routes(routes!(retention::approve_disposal))
+        .routes(routes!(retention::reject_disposal))
+        .routes(routes!(retention::carry_out_disposal))
+        .routes(routes!(retention::disposal_certificate))
         .routes(routes!(box_location))
         .routes(routes!(put_binding, delete_binding))
         .routes(routes!(box_history))
@@ -317,6 +333,27 @@ async fn get_box(
     let view = s.locations.get_box(&archive_no).await?;
     looked_up(&s, &who, What::Box, &view.archive_no, &purpose).await?;
     Ok(Json(view))
+}
+
+/// Rows as a CSV file to save as `name` (the first row is the header).
+fn csv_response(rows: &[Vec<String>], name: &str) -> Result<axum::response::Response, Problem> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let failed = |e: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
+    for row in rows {
+        out.write_record(row).map_err(|e| failed(e.to_string()))?;
+    }
+    let body = out.into_inner().map_err(|e| failed(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// Whether a `format` query asks for CSV (`csv`) rather than JSON (`json`, the default).

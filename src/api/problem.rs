@@ -88,6 +88,24 @@ impl IntoResponse for Problem {
     }
 }
 
+impl From<crate::retention::DisposalError> for Problem {
+    fn from(e: crate::retention::DisposalError) -> Problem {
+        use crate::retention::DisposalError as E;
+        let detail = e.to_string();
+        let conflict =
+            |kind: &'static str| Problem::new(StatusCode::CONFLICT, kind, detail.clone());
+        match e {
+            E::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "unknown-disposal", detail),
+            E::State { .. } => conflict("disposal-state"),
+            E::FourEyes(_) => conflict("four-eyes"),
+            E::NotDue { .. } => conflict("not-due").field("boxes"),
+            E::OnLoan { .. } => conflict("on-loan").field("boxes"),
+            E::InDisposal { .. } => conflict("in-disposal").field("boxes"),
+            E::Location(e) => e.into(),
+        }
+    }
+}
+
 impl From<LocationError> for Problem {
     fn from(e: LocationError) -> Problem {
         use LocationError as E;

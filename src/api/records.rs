@@ -3,11 +3,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
-use utoipa::ToSchema;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiJson, ApiPath, ApiResult, AppState, Problem, Purpose, Who, looked_up};
+use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Purpose, Who, looked_up};
 use crate::config::records::FieldDef;
+use crate::contents::{Contents, DocumentRef, NewDocument};
 use crate::location::{BoxView, Changes, Correction};
 use crate::lookups::What;
 
@@ -57,5 +60,102 @@ pub(super) struct FieldList {
 pub(super) async fn list_fields(State(s): State<AppState>) -> ApiResult<FieldList> {
     Ok(Json(FieldList {
         items: s.locations.config().fields.0.values().cloned().collect(),
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ContentsQuery {
+    /// `json` (default) or `pdf`: the printable contents list (卷内目录).
+    format: Option<String>,
+}
+
+/// A PDF answer, to be saved as `name`.
+pub(super) fn pdf_response(bytes: Vec<u8>, name: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// The documents in a box (卷内目录), in item order; `format=pdf` prints them.
+#[utoipa::path(get, path = "/api/v1/boxes/{archive_no}/contents", tag = "boxes",
+    params(("archive_no" = String, Path), ContentsQuery),
+    responses((status = 200, body = Contents), (status = 404, body = Problem)))]
+pub(super) async fn box_contents(
+    State(s): State<AppState>,
+    Who(who): Who,
+    purpose: Purpose,
+    ApiPath(archive_no): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ContentsQuery>,
+) -> Result<Response, Problem> {
+    let contents = s.contents.list(&archive_no).await?;
+    looked_up(&s, &who, What::Box, &contents.archive_no, &purpose).await?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(contents).into_response()),
+        Some("pdf") => {
+            let pdf = s.contents.form(&contents, &who.name).pdf();
+            Ok(pdf_response(
+                pdf,
+                &format!("contents-{}.pdf", contents.archive_no),
+            ))
+        }
+        Some(other) => Err(Problem::invalid(
+            "format",
+            format!("'{other}' is not a format: json or pdf"),
+        )),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AddDocuments {
+    items: Vec<NewDocument>,
+}
+
+/// Add documents to a box's contents (补充而不替换: nothing already there changes); all or
+/// none. An `item_no` the box has already is refused (409); without one, after the last.
+#[utoipa::path(post, path = "/api/v1/boxes/{archive_no}/contents", tag = "boxes",
+    params(("archive_no" = String, Path)), request_body = AddDocuments,
+    responses((status = 201, body = Contents), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 410, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn add_contents(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiPath(archive_no): ApiPath<String>,
+    ApiJson(body): ApiJson<AddDocuments>,
+) -> Result<impl IntoResponse, Problem> {
+    let contents = s.contents.add(&archive_no, body.items, &who.name).await?;
+    Ok((StatusCode::CREATED, Json(contents)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DocumentsQuery {
+    /// The electronic file's identifier in the records system.
+    e_file: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct DocumentList {
+    items: Vec<DocumentRef>,
+}
+
+/// Which box holds the paper of an electronic file.
+#[utoipa::path(get, path = "/api/v1/documents", tag = "boxes", params(DocumentsQuery),
+    responses((status = 200, body = DocumentList), (status = 422, body = Problem)))]
+pub(super) async fn find_documents(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<DocumentsQuery>,
+) -> ApiResult<DocumentList> {
+    Ok(Json(DocumentList {
+        items: s.contents.by_e_file(&q.e_file).await?,
     }))
 }

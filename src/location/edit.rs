@@ -263,6 +263,34 @@ impl LocationService {
         }
     }
 
+    /// Destroys a box's place in the room, in the caller's transaction: off its shelf (the
+    /// unbinding in its history), out of the title index and every search, its record and
+    /// history kept. `reason` names the disposal.
+    pub(crate) fn dispose_in(
+        &self,
+        conn: &Connection,
+        id: i64,
+        disposal: i64,
+        provenance: &super::Provenance,
+        now: i64,
+    ) -> Result<(), LocationError> {
+        let shelf: Option<i64> = conn
+            .prepare_cached("DELETE FROM bindings WHERE box_id = ?1 RETURNING shelf_id")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        if let Some(shelf) = shelf {
+            let from = self.shelves.by_id.get(&shelf).map(|s| s.to_string());
+            super::record_event(conn, id, "unbind", from.as_deref(), None, provenance, now)?;
+        }
+        conn.prepare_cached("DELETE FROM box_words WHERE rowid = ?1")?
+            .execute([id])?;
+        conn.prepare_cached(
+            "INSERT INTO boxes_disposed (box_id, disposal_id, at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![id, disposal, now])?;
+        Ok(())
+    }
+
     /// The corrections of a box, oldest first.
     pub async fn changes(&self, archive_no: &str) -> Result<Changes, LocationError> {
         let archive_no = archive_no.to_string();

@@ -84,7 +84,7 @@ impl From<rusqlite::Error> for LocationError {
 }
 
 impl LocationError {
-    fn invalid(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
         LocationError::Invalid {
             field: field.into(),
             message: message.into(),
@@ -720,6 +720,7 @@ impl LocationService {
             .query_row([archive_no], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .ok_or_else(|| LocationError::UnknownBox(archive_no.to_string()))?;
+        self.refuse_disposed(conn, box_id, archive_no)?;
         let current: Option<i64> = conn
             .prepare_cached("SELECT shelf_id FROM bindings WHERE box_id = ?1")?
             .query_row([box_id], |r| r.get(0))
@@ -1486,7 +1487,7 @@ pub(crate) fn insert_box(
 }
 
 /// The database id of a box.
-fn box_id(conn: &Connection, archive_no: &str) -> Result<i64, LocationError> {
+pub(crate) fn box_id(conn: &Connection, archive_no: &str) -> Result<i64, LocationError> {
     conn.prepare_cached("SELECT id FROM boxes WHERE archive_no = ?1")?
         .query_row([archive_no], |r| r.get(0))
         .optional()?

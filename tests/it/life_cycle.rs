@@ -126,3 +126,272 @@ async fn a_record_is_corrected_with_a_trace_and_found_by_customer_number() {
     let (status, _, located) = get(&base, &format!("/api/v1/locate?barcode={no}")).await;
     assert_eq!((status, located["archive_no"].as_str()), (200, Some(no)));
 }
+
+/// Makes a token of `role` through the API; its secret.
+async fn token(base: &str, name: &str, role: &str) -> String {
+    let r = api_client(base)
+        .post(format!("{base}/api/v1/tokens"))
+        .json(&json!({"name": name, "role": role}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    body["secret"].as_str().unwrap().to_string()
+}
+
+async fn send(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = match token {
+        Some(t) => reqwest::Client::new()
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(t),
+        None => api_client(base).request(method, format!("{base}{path}")),
+    };
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// GET a PDF: status and its bytes.
+async fn pdf(base: &str, path: &str) -> (u16, Vec<u8>) {
+    let r = api_client(base)
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    if status == 200 {
+        assert_eq!(r.headers()["content-type"], "application/pdf");
+    }
+    (status, r.bytes().await.unwrap().to_vec())
+}
+
+/// The text a PDF shows, page by page: every string shown, decoded from the UCS-2 of the
+/// forms' font.
+fn pdf_text(bytes: &[u8]) -> Vec<String> {
+    let doc = lopdf::Document::load_mem(bytes).expect("the PDF parses");
+    doc.get_pages()
+        .into_values()
+        .map(|page| {
+            let content = lopdf::content::Content::decode(&doc.get_page_content(page)).unwrap();
+            let mut text = String::new();
+            for op in content.operations.iter().filter(|op| op.operator == "Tj") {
+                if let Some(lopdf::Object::String(s, _)) = op.operands.first() {
+                    let units: Vec<u16> = s
+                        .chunks(2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                        .collect();
+                    text.push_str(&String::from_utf16_lossy(&units));
+                    text.push('\n');
+                }
+            }
+            text
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn contents_grow_and_a_box_due_is_appraised_approved_by_another_destroyed_and_certified() {
+    use reqwest::Method;
+    let data = tempfile::tempdir().unwrap();
+    let demo = start_demo(data.path(), &[]);
+    let base = demo.base.clone();
+
+    // Contents: added to, never replaced; printed.
+    let no = "0451-L-001-00002";
+    let path = format!("/api/v1/boxes/{no}/contents");
+    let (status, c) = send(
+        &base,
+        Method::POST,
+        &path,
+        None,
+        Some(json!({"items": [
+        {"title": "供用电合同", "pages": 12, "date": "2015-03-02", "e_file": "EF-2015-0001",
+         "e_uri": "erms://gd-power/2015/0001"},
+        {"title": "用电申请书", "pages": 2}]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{c}");
+    let (status, c) = send(
+        &base,
+        Method::POST,
+        &path,
+        None,
+        Some(json!({"items": [{"title": "销户申请", "pages": 1, "date": "2016/7/1"}]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{c}");
+    let items: Vec<(u64, &str)> = c["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["item_no"].as_u64().unwrap(), d["title"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        items,
+        [(1, "供用电合同"), (2, "用电申请书"), (3, "销户申请")]
+    );
+    let (status, dup) = send(
+        &base,
+        Method::POST,
+        &path,
+        None,
+        Some(json!({"items": [{"item_no": 2, "title": "替换"}]})),
+    )
+    .await;
+    assert_eq!(status, 409, "an item is added to, never replaced: {dup}");
+    let (status, bad) = send(
+        &base,
+        Method::POST,
+        &path,
+        None,
+        Some(json!({"items": [{"title": "x", "date": "spring"}]})),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["field"].as_str()),
+        (422, Some("items[0].date"))
+    );
+    let (_, _, found) = get(&base, "/api/v1/documents?e_file=EF-2015-0001").await;
+    assert_eq!(found["items"][0]["archive_no"], no, "{found}");
+    let (status, printed) = pdf(&base, &format!("{path}?format=pdf")).await;
+    assert_eq!(status, 200);
+    let text = pdf_text(&printed).concat();
+    assert!(
+        text.contains("卷内目录") && text.contains(no) && text.contains("用电申请书"),
+        "{text}"
+    );
+
+    // The appraisal: residential accounts closed more than ten years ago.
+    let (status, _, list) = get(&base, "/api/v1/appraisal?limit=5").await;
+    assert_eq!(status, 200, "{list}");
+    assert!(list["total"].as_u64().unwrap() > 0, "{list}");
+    let due = list["items"][0].clone();
+    let due_no = due["archive_no"].as_str().unwrap().to_string();
+    let today = chrono::Utc::now().date_naive().to_string();
+    assert!(due["due"].as_str().unwrap() <= today.as_str(), "{due}");
+    let csv = api_client(&base)
+        .get(format!("{base}/api/v1/appraisal?format=csv&limit=5"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("archive_no,title,class") && csv.contains(&due_no),
+        "{csv}"
+    );
+
+    // Proposed by the archivist, approved by a second person, carried out, certified.
+    let approver = token(&base, "chen", "approver").await;
+    let (status, d) = send(
+        &base,
+        Method::POST,
+        "/api/v1/disposals",
+        None,
+        Some(json!({"boxes": [due_no], "reason": "保管期满，经鉴定无继续保存价值"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{d}");
+    let id = d["id"].as_i64().unwrap();
+    let (status, not_due) = send(
+        &base,
+        Method::POST,
+        "/api/v1/disposals",
+        None,
+        Some(json!({"boxes": ["0451-H-001-00001"], "reason": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (status, not_due["type"].as_str()),
+        (409, Some("urn:stackroom:not-due")),
+        "{not_due}"
+    );
+    let (status, own) = send(
+        &base,
+        Method::POST,
+        &format!("/api/v1/disposals/{id}/approve"),
+        None,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 409, "the proposer does not approve: {own}");
+    let (status, _) = send(
+        &base,
+        Method::POST,
+        &format!("/api/v1/disposals/{id}/carry-out"),
+        None,
+        Some(json!({"method": "粉碎", "witness": "赵六"})),
+    )
+    .await;
+    assert_eq!(status, 409, "not before approval");
+    let (status, ok) = send(
+        &base,
+        Method::POST,
+        &format!("/api/v1/disposals/{id}/approve"),
+        Some(&approver),
+        Some(json!({"note": "同意销毁"})),
+    )
+    .await;
+    assert_eq!(
+        (status, ok["state"].as_str()),
+        (200, Some("approved")),
+        "{ok}"
+    );
+    let (status, done) = send(
+        &base,
+        Method::POST,
+        &format!("/api/v1/disposals/{id}/carry-out"),
+        None,
+        Some(json!({"method": "粉碎", "witness": "赵六"})),
+    )
+    .await;
+    assert_eq!(
+        (status, done["state"].as_str()),
+        (200, Some("carried_out")),
+        "{done}"
+    );
+
+    let (status, printed) = pdf(&base, &format!("/api/v1/disposals/{id}/certificate")).await;
+    assert_eq!(status, 200);
+    let text = pdf_text(&printed).concat();
+    assert!(
+        text.contains("销毁清册") && text.contains(&due_no) && text.contains("chen"),
+        "{text}"
+    );
+
+    let (status, _, gone) = get(&base, &format!("/api/v1/locate?archive_no={due_no}")).await;
+    assert_eq!(
+        (status, gone["type"].as_str()),
+        (410, Some("urn:stackroom:box-disposed"))
+    );
+    let (_, _, found) = get(&base, &format!("/api/v1/boxes?q={due_no}")).await;
+    assert_eq!(found["total"], 0, "out of search");
+    let (status, _, kept) = get(&base, &format!("/api/v1/boxes/{due_no}")).await;
+    assert_eq!(
+        (status, kept["disposed"]["disposal"].as_i64()),
+        (200, Some(id))
+    );
+    let (_, _, history) = get(&base, &format!("/api/v1/boxes/{due_no}/history")).await;
+    assert_eq!(
+        history["events"].as_array().unwrap().last().unwrap()["kind"],
+        "unbind"
+    );
+    let (_, _, trail) = get(&base, "/api/v1/audit?limit=50").await;
+    assert!(
+        trail
+            .to_string()
+            .contains(&format!("/api/v1/disposals/{id}/carry-out")),
+        "{trail}"
+    );
+}
