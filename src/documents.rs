@@ -208,6 +208,90 @@ impl Form {
     }
 }
 
+/// The loan slip (借阅单): borrower, purpose, kind, due day, the boxes with their titles
+/// (`titles` by archive number), every step of the loan with who took it, and the lines the
+/// borrower and staff sign.
+pub fn loan_slip(
+    loan: &crate::loans::LoanView,
+    titles: &std::collections::HashMap<String, String>,
+    archive: &str,
+) -> Form {
+    let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+    let mut particulars = vec![
+        ("单位 Archive".to_string(), archive.to_string()),
+        (
+            "借阅人 Borrower".to_string(),
+            format!("{} {}", loan.borrower.name, loan.borrower.department)
+                .trim()
+                .to_string(),
+        ),
+        ("借阅目的 Purpose".to_string(), loan.purpose.clone()),
+        ("方式 Kind".to_string(), loan.kind.as_str().to_string()),
+        ("归还日期 Due".to_string(), loan.due.to_string()),
+        ("状态 State".to_string(), loan.state.as_str().to_string()),
+    ];
+    for e in &loan.events {
+        let note = if e.note.is_empty() {
+            String::new()
+        } else {
+            format!(" · {}", e.note)
+        };
+        particulars.push((
+            e.to.as_str().to_string(),
+            format!("{} {}{note}", e.actor, day(e.at)),
+        ));
+    }
+    Form {
+        title: format!("档案借阅单 Loan slip No. {}", loan.id),
+        particulars,
+        columns: vec![
+            Column {
+                head: "序号 No.".into(),
+                width_mm: 12.0,
+            },
+            Column {
+                head: "档号 Archive number".into(),
+                width_mm: 42.0,
+            },
+            Column {
+                head: "题名 Title".into(),
+                width_mm: 92.0,
+            },
+            Column {
+                head: "归还 Returned".into(),
+                width_mm: 28.0,
+            },
+        ],
+        rows: loan
+            .boxes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                vec![
+                    (i + 1).to_string(),
+                    b.archive_no.clone(),
+                    titles.get(&b.archive_no).cloned().unwrap_or_default(),
+                    b.returned_at
+                        .map(|t| t.format("%Y-%m-%d").to_string())
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect(),
+        after: vec![format!(
+            "共 {} 盒 ({} boxes)",
+            loan.boxes.len(),
+            loan.boxes.len()
+        )],
+        signatures: vec![
+            "借阅人 Borrower".into(),
+            "经办人 Issued by".into(),
+            "审批人 Approved by".into(),
+            "归还签收 Received back by".into(),
+        ],
+        footer: format!("stackroom · loan {}", loan.id),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

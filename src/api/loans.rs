@@ -100,6 +100,33 @@ pub(super) async fn get_loan(
     Ok(Json(s.loans.get(id).await?))
 }
 
+/// The loan slip (借阅单) as PDF: borrower, purpose, boxes with their titles, every step
+/// with who took it, and signature lines.
+#[utoipa::path(get, path = "/api/v1/loans/{id}/slip", tag = "loans", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>),
+        (status = 404, body = Problem)))]
+pub(super) async fn loan_slip(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<axum::response::Response, Problem> {
+    let loan = s.loans.get(id).await?;
+    let mut titles = std::collections::HashMap::new();
+    for b in &loan.boxes {
+        let view = s.locations.get_box(&b.archive_no).await?;
+        titles.insert(b.archive_no.clone(), view.title);
+    }
+    let config = s.locations.config();
+    let form = crate::documents::loan_slip(
+        &loan,
+        &titles,
+        &format!("{} · {}", config.site_name, config.room_name),
+    );
+    Ok(super::records::pdf_response(
+        form.pdf(),
+        &format!("loan-{id}.pdf"),
+    ))
+}
+
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Note {

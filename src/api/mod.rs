@@ -174,6 +174,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(environment::metrics))
         .routes(routes!(loans::request_loan, loans::list_loans))
         .routes(routes!(loans::get_loan))
+        .routes(routes!(loans::loan_slip))
         .routes(routes!(loans::approve_loan))
         .routes(routes!(loans::reject_loan))
         .routes(routes!(loans::cancel_loan))

@@ -271,6 +271,32 @@ async fn contents_grow_and_a_box_due_is_appraised_approved_by_another_destroyed_
         "{text}"
     );
 
+    // A loan's slip prints with the borrower, the boxes and their titles.
+    let due_day = (chrono::Utc::now().date_naive() + chrono::Days::new(3)).to_string();
+    let (status, loan) = send(
+        &base,
+        Method::POST,
+        "/api/v1/loans",
+        None,
+        Some(json!({
+        "borrower": {"name": "张三", "department": "营销部"}, "boxes": [no],
+        "purpose": "核对电费", "kind": "reading_room", "due": due_day})),
+    )
+    .await;
+    assert_eq!(status, 201, "{loan}");
+    let (status, slip) = pdf(&base, &format!("/api/v1/loans/{}/slip", loan["id"])).await;
+    assert_eq!(status, 200);
+    let text = pdf_text(&slip).concat();
+    assert!(
+        text.contains("借阅单")
+            && text.contains("张三")
+            && text.contains(no)
+            && text.contains("核对电费"),
+        "{text}"
+    );
+    let (status, _) = pdf(&base, "/api/v1/loans/99999/slip").await;
+    assert_eq!(status, 404);
+
     // The appraisal: residential accounts closed more than ten years ago.
     let (status, _, list) = get(&base, "/api/v1/appraisal?limit=5").await;
     assert_eq!(status, 200, "{list}");
