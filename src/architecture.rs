@@ -26,6 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "documents",
             "contents",
             "retention",
+            "holdings",
             "shelving",
             "rfid",
             "environment",

@@ -28,6 +28,7 @@ pub mod demo;
 pub mod documents;
 pub mod environment;
 pub mod gate;
+pub mod holdings;
 pub mod http;
 pub mod labels;
 pub mod layout;

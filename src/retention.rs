@@ -23,6 +23,38 @@ use crate::documents::Form;
 use crate::location::{LocationError, LocationService, Provenance, Source, box_id};
 use crate::time::{Clock, SystemClock, wall};
 
+/// A box's retention class, and when its period ends: the day it runs from (`None`: its
+/// registration) and the day it ends. No class: none applies; no end: the class keeps it
+/// permanently, or the day its period runs from is not recorded yet (an account still open).
+#[allow(clippy::type_complexity)]
+pub fn due<'a>(
+    config: &'a crate::config::RoomConfig,
+    archive_no: &str,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    created_at: i64,
+) -> (
+    Option<&'a RetentionClass>,
+    Option<(Option<String>, NaiveDate)>,
+) {
+    let named = fields.get("retention").and_then(|v| v.as_str());
+    let class = config
+        .retention
+        .class_of(named, &|part| config.archive_rule.part_of(archive_no, part));
+    let end = class.and_then(|class| {
+        let years = class.years?;
+        let (from_text, from) = match &class.from {
+            Some(field) => {
+                let text = fields.get(field)?.as_str()?.to_string();
+                let day = parse_date(&text)?;
+                (Some(text), day)
+            }
+            None => (None, wall(created_at).date_naive()),
+        };
+        Some((from_text, from.checked_add_months(Months::new(years * 12))?))
+    });
+    (class, end)
+}
+
 /// A box whose retention period has ended.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DueBox {
@@ -173,28 +205,18 @@ impl Retention {
         self.clock.now().date_naive()
     }
 
-    /// The class of a box and the day its period ends (`None`: kept permanently, or its
-    /// starting day is not known yet, e.g. an account still open).
     fn due_of<'a>(
         &'a self,
         b: &Candidate,
     ) -> Option<(&'a RetentionClass, Option<String>, NaiveDate)> {
-        let config = self.locations.config();
-        let named = b.fields.get("retention").and_then(|v| v.as_str());
-        let class = config.retention.class_of(named, &|part| {
-            config.archive_rule.part_of(&b.archive_no, part)
-        })?;
-        let years = class.years?;
-        let (from_text, from) = match &class.from {
-            Some(field) => {
-                let text = b.fields.get(field)?.as_str()?.to_string();
-                let day = parse_date(&text)?;
-                (Some(text), day)
-            }
-            None => (None, wall(b.created_at).date_naive()),
-        };
-        let due = from.checked_add_months(Months::new(years * 12))?;
-        Some((class, from_text, due))
+        let (class, due) = due(
+            self.locations.config(),
+            &b.archive_no,
+            &b.fields,
+            b.created_at,
+        );
+        let (from, due) = due?;
+        Some((class?, from, due))
     }
 
     fn candidate(conn: &Connection, id: i64) -> rusqlite::Result<Candidate> {

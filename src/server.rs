@@ -134,6 +134,7 @@ impl Controller {
             lookups: crate::lookups::Lookups::new(self.store.clone()),
             contents: crate::contents::BoxContents::new(self.locations.clone()),
             retention: crate::retention::Retention::new(self.locations.clone()),
+            holdings: crate::holdings::Holdings::new(self.locations.clone()),
         }))
     }
 

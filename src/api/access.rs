@@ -56,6 +56,7 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
         }
         // Retention and disposal are an archivist's; deciding a disposal an approver's.
         ("GET", "/api/v1/appraisal" | "/api/v1/disposals" | "/api/v1/disposals/{id}")
+        | ("GET", "/api/v1/register")
         | ("GET", "/api/v1/disposals/{id}/certificate")
         | ("POST", "/api/v1/disposals" | "/api/v1/disposals/{id}/carry-out")
         | ("POST", "/api/v1/boxes/{archive_no}/contents") => Archivist,

@@ -79,6 +79,7 @@ pub struct Services {
     pub lookups: crate::lookups::Lookups,
     pub contents: crate::contents::BoxContents,
     pub retention: crate::retention::Retention,
+    pub holdings: crate::holdings::Holdings,
 }
 
 /// A JSON body whose rejection is a problem response.
@@ -137,6 +138,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(retention::reject_disposal))
         .routes(routes!(retention::carry_out_disposal))
         .routes(routes!(retention::disposal_certificate))
+        .routes(routes!(retention::register))
+        .routes(routes!(retention::stats))
         .routes(routes!(box_location))
         .routes(routes!(put_binding, delete_binding))
         .routes(routes!(box_history))

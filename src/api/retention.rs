@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::records::pdf_response;
 use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who, csv_response};
 use crate::config::records::parse_date;
+use crate::holdings::{BoxState, RegisterFilter, Stats};
 use crate::retention::{Appraisal, Disposal, DisposalState};
 
 #[derive(Deserialize, IntoParams)]
@@ -206,4 +207,93 @@ pub(super) async fn disposal_certificate(
     let d = s.retention.get(id).await?;
     let form = s.retention.certificate(&d)?;
     Ok(pdf_response(form.pdf(), &format!("disposal-{id}.pdf")))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RegisterQuery {
+    /// `csv` (default) or `xlsx`.
+    format: Option<String>,
+    /// The archive number's part `category` (e.g. `H`).
+    category: Option<String>,
+    /// A series (e.g. `0451-H-001`).
+    series: Option<String>,
+    range: Option<u16>,
+    /// `on_shelf`, `on_loan`, `not_on_shelf`, `left_without_loan` or `disposed`; default
+    /// every box not destroyed.
+    state: Option<BoxState>,
+}
+
+/// The register of the holdings (档案清册): one row a box in archive-number order, with
+/// its state, shelf, retention and every declared field; CSV (UTF-8 with a BOM) or XLSX.
+/// Every export is in the audit trail (archivist).
+#[utoipa::path(get, path = "/api/v1/register", tag = "retention", params(RegisterQuery),
+    responses((status = 200, content_type = "text/csv", body = String),
+        (status = 422, body = Problem)))]
+pub(super) async fn register(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiQuery(q): ApiQuery<RegisterQuery>,
+) -> Result<Response, Problem> {
+    let filter = RegisterFilter {
+        category: q.category,
+        series: q.series,
+        range: q.range,
+        state: q.state,
+    };
+    let described = format!("{filter:?}");
+    let (bytes, rows, kind, ext) = match q.format.as_deref() {
+        None | Some("csv") => {
+            let (b, n) = s.holdings.csv(filter).await?;
+            (b, n, "text/csv; charset=utf-8", "csv")
+        }
+        Some("xlsx") => {
+            let (b, n) = s.holdings.xlsx(filter).await?;
+            (
+                b,
+                n,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "xlsx",
+            )
+        }
+        Some(other) => {
+            return Err(Problem::invalid(
+                "format",
+                format!("'{other}' is not a format: csv or xlsx"),
+            ));
+        }
+    };
+    s.audit
+        .record(
+            crate::audit::NewEntry::new(
+                &who.name,
+                "export",
+                format!("register as {ext}"),
+                format!("{rows} rows"),
+            )
+            .detail(described),
+        )
+        .await;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, kind.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"register.{ext}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The figures of the archive: holdings by category and year, shelf fill by range, loans
+/// by month and kind, overdue loans, stocktakes by month, disposals by month, and the
+/// warnings (红黄绿灯), red first.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "retention",
+    responses((status = 200, body = Stats)))]
+pub(super) async fn stats(State(s): State<AppState>) -> ApiResult<Stats> {
+    Ok(Json(
+        s.holdings.stats(chrono::Utc::now().date_naive()).await?,
+    ))
 }

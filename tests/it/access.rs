@@ -91,7 +91,13 @@ fn needs(method: &str, path: &str) -> &'static str {
         (_, p) if p.ends_with("/label") || p == "/api/v1/labels" => "archivist",
         ("post", p) if p.ends_with("/approve") && p.starts_with("/api/v1/disposals") => "approver",
         ("post", p) if p.ends_with("/reject") && p.starts_with("/api/v1/disposals") => "approver",
-        (_, p) if p.starts_with("/api/v1/disposals") || p == "/api/v1/appraisal" => "archivist",
+        (_, p)
+            if p.starts_with("/api/v1/disposals")
+                || p == "/api/v1/appraisal"
+                || p == "/api/v1/register" =>
+        {
+            "archivist"
+        }
         ("post", p) if p.ends_with("/contents") => "archivist",
         ("get", _) | ("post", "/api/v1/events/ticket") => "viewer",
         ("post", p)

@@ -421,3 +421,99 @@ async fn contents_grow_and_a_box_due_is_appraised_approved_by_another_destroyed_
         "{trail}"
     );
 }
+
+#[tokio::test]
+async fn the_register_exports_as_xlsx_that_reads_back_and_the_figures_add_up() {
+    use calamine::{Reader, Xlsx};
+    let data = tempfile::tempdir().unwrap();
+    let demo = start_demo(data.path(), &[]);
+    let base = demo.base.clone();
+
+    let r = api_client(&base)
+        .get(format!(
+            "{base}/api/v1/register?format=xlsx&category=H&range=1"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("spreadsheetml")
+    );
+    let bytes = r.bytes().await.unwrap().to_vec();
+    let mut book: Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).expect("the XLSX opens");
+    let sheet = book
+        .worksheet_range("档案清册")
+        .expect("the register's sheet");
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    let header = &rows[0];
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert!(rows.len() > 100, "{} rows", rows.len());
+    for row in &rows[1..] {
+        assert_eq!(row[col("category")], "H");
+        assert!(row[col("shelf")].starts_with("R1-"), "{row:?}");
+        assert_eq!(row[col("state")], "on_shelf");
+        assert!(!row[col("customer_no")].is_empty());
+    }
+    assert_eq!(rows[1][col("archive_no")], "0451-H-001-00001");
+    assert!(
+        rows[1][col("title")]
+            .chars()
+            .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+    );
+
+    // The same filter as CSV has the same boxes.
+    let csv = api_client(&base)
+        .get(format!("{base}/api/v1/register?category=H&range=1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        csv.trim_start_matches('\u{feff}').lines().count(),
+        rows.len()
+    );
+    let (status, _, bad) = get(&base, "/api/v1/register?range=9").await;
+    assert_eq!((status, bad["field"].as_str()), (422, Some("range")));
+
+    let (status, _, stats) = get(&base, "/api/v1/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["boxes"], 5400);
+    let held: u64 = stats["holdings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["boxes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(held, 5400);
+    let bound: u64 = stats["fill"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["boxes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(bound, 5400);
+    let lights: Vec<&str> = stats["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["level"].as_str().unwrap())
+        .collect();
+    assert!(
+        lights
+            .iter()
+            .all(|l| ["green", "yellow", "red"].contains(l)),
+        "{lights:?}"
+    );
+    let (_, _, trail) = get(&base, "/api/v1/audit?kind=export").await;
+    assert!(trail.to_string().contains("register as xlsx"), "{trail}");
+}
