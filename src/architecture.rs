@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "labels",
             "documents",
             "contents",
+            "intake",
             "retention",
             "holdings",
             "shelving",

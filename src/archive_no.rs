@@ -27,6 +27,16 @@ pub struct ArchiveRule {
     pattern: String,
     regex: Regex,
     series: Vec<String>,
+    /// The pattern in pieces: literal text, or a part's name.
+    pieces: Vec<Piece>,
+    /// Digits a part always has, where its expression fixes them (`[0-9]{5}`).
+    widths: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Clone)]
+enum Piece {
+    Text(String),
+    Part(String),
 }
 
 /// Why an archive-number rule in the config cannot be used.
@@ -52,9 +62,11 @@ impl ArchiveRule {
     ) -> Result<ArchiveRule, RuleError> {
         let mut regex = String::from("^");
         let mut used = Vec::new();
+        let mut pieces = Vec::new();
         let mut rest = pattern;
         while let Some(open) = rest.find('{') {
             regex.push_str(&regex::escape(&rest[..open]));
+            pieces.push(Piece::Text(rest[..open].to_string()));
             let after = &rest[open + 1..];
             let close = after.find('}').ok_or_else(|| {
                 RuleError(format!("pattern '{pattern}' has a '{{' without its '}}'"))
@@ -82,9 +94,11 @@ impl ArchiveRule {
             })?;
             regex.push_str(&format!("(?P<{name}>{part})"));
             used.push(name.to_string());
+            pieces.push(Piece::Part(name.to_string()));
             rest = &after[close + 1..];
         }
         regex.push_str(&regex::escape(rest));
+        pieces.push(Piece::Text(rest.to_string()));
         regex.push('$');
         if let Some(unused) = parts.keys().find(|k| !used.contains(k)) {
             return Err(RuleError(format!(
@@ -105,10 +119,20 @@ impl ArchiveRule {
         }
         let regex = Regex::new(&regex)
             .map_err(|e| RuleError(format!("pattern '{pattern}' does not compile: {e}")))?;
+        let fixed = Regex::new(r"^(?:\[0-9\]|\\d)\{([0-9]+)\}$").expect("a valid expression");
+        let widths = parts
+            .iter()
+            .filter_map(|(name, expr)| {
+                let width = fixed.captures(expr)?.get(1)?.as_str().parse().ok()?;
+                Some((name.clone(), width))
+            })
+            .collect();
         Ok(ArchiveRule {
             pattern: pattern.to_string(),
             regex,
             series: series.to_vec(),
+            pieces,
+            widths,
         })
     }
 
@@ -148,6 +172,75 @@ impl ArchiveRule {
     }
 }
 
+impl ArchiveRule {
+    /// The part that numbers the boxes of a series: the one part outside the series.
+    pub fn sequence_part(&self) -> Result<&str, String> {
+        let outside: Vec<&str> = self
+            .parts()
+            .filter(|p| !self.series.iter().any(|s| s == p))
+            .collect();
+        match outside.as_slice() {
+            [one] => Ok(one),
+            _ => Err(format!(
+                "numbering needs exactly one part of {} outside archive_number.series; it has {}",
+                self.pattern,
+                if outside.is_empty() {
+                    "none".to_string()
+                } else {
+                    outside.join(", ")
+                }
+            )),
+        }
+    }
+
+    /// The sequence number of `number` in its series.
+    pub fn sequence_of(&self, number: &str) -> Option<u64> {
+        self.part_of(number, self.sequence_part().ok()?)?
+            .parse()
+            .ok()
+    }
+
+    /// The archive number of box `n` of `series` (a series key as [`Self::check`] gives
+    /// it): the series' parts, and the sequence zero-padded to the width its expression
+    /// fixes. Fails if that number would not follow the rule (a series full, a key that
+    /// is no series).
+    pub fn numbered(&self, series: &str, n: u64) -> Result<String, String> {
+        let sequence = self.sequence_part()?;
+        let values: Vec<&str> = if self.series.is_empty() {
+            Vec::new()
+        } else {
+            series.split('-').collect()
+        };
+        if values.len() != self.series.len() {
+            return Err(format!(
+                "'{series}' is not a series: it is {} joined by '-'",
+                self.series.join(", ")
+            ));
+        }
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Part(p) if p == sequence => match self.widths.get(p) {
+                    Some(w) => out.push_str(&format!("{n:0w$}", w = *w)),
+                    None => out.push_str(&n.to_string()),
+                },
+                Piece::Part(p) => {
+                    let i = self.series.iter().position(|s| s == p).unwrap_or(0);
+                    out.push_str(values.get(i).copied().unwrap_or(""));
+                }
+            }
+        }
+        match self.check(&out) {
+            Ok(key) if key == series || self.series.is_empty() => Ok(out),
+            Ok(_) | Err(_) => Err(format!(
+                "box {n} of series '{series}' would be '{out}', which does not follow {}: the series is full or no series",
+                self.pattern
+            )),
+        }
+    }
+}
+
 fn is_identifier(name: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -176,6 +269,34 @@ mod tests {
             &["category".into(), "cabinet".into()],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_next_number_of_a_series_follows_the_rule() {
+        let rule = ArchiveRule::new(
+            "{company}-{category}-{cabinet}-{sequence}",
+            &parts(&[
+                ("company", "[0-9]{4}"),
+                ("category", "H|L"),
+                ("cabinet", "[0-9]{3}"),
+                ("sequence", "[0-9]{5}"),
+            ]),
+            &["company".into(), "category".into(), "cabinet".into()],
+        )
+        .unwrap();
+        assert_eq!(rule.sequence_part(), Ok("sequence"));
+        assert_eq!(rule.numbered("0451-H-012", 42).unwrap(), "0451-H-012-00042");
+        assert_eq!(rule.sequence_of("0451-H-012-00042"), Some(42));
+        assert!(
+            rule.numbered("0451-H-012", 100_000).is_err(),
+            "the series is full"
+        );
+        assert!(rule.numbered("0451-X-012", 1).is_err());
+        assert!(rule.numbered("0451-H", 1).is_err());
+        assert!(
+            power_rule().sequence_part().is_err(),
+            "company and sequence are both outside"
+        );
     }
 
     #[test]

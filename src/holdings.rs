@@ -413,7 +413,30 @@ impl Holdings {
             |r| count(r, 0),
         )?;
 
+        let next_day = crate::intake::working_days_after(today, 1).to_string();
+        let (transfers_overdue, transfers_due): (u64, u64) = conn.query_row(
+            "SELECT coalesce(sum(deadline < ?1), 0), coalesce(sum(deadline >= ?1 AND deadline <= ?2), 0)
+             FROM transfers WHERE state = 'listed'",
+            [&today_text, &next_day],
+            |r| Ok((count(r, 0)?, count(r, 1)?)),
+        )?;
         let mut warnings = vec![
+            Warning::of(
+                "transfers_overdue",
+                transfers_overdue,
+                0,
+                format!("{transfers_overdue} transfer(s) not received by their deadline"),
+            ),
+            Warning {
+                kind: "transfers_due".into(),
+                level: if transfers_due > 0 {
+                    Light::Yellow
+                } else {
+                    Light::Green
+                },
+                count: transfers_due,
+                detail: format!("{transfers_due} transfer(s) due by the next working day"),
+            },
             Warning::of(
                 "loans_overdue",
                 overdue,

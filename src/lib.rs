@@ -30,6 +30,7 @@ pub mod environment;
 pub mod gate;
 pub mod holdings;
 pub mod http;
+pub mod intake;
 pub mod labels;
 pub mod layout;
 pub mod link;

@@ -135,6 +135,7 @@ impl Controller {
             contents: crate::contents::BoxContents::new(self.locations.clone()),
             retention: crate::retention::Retention::new(self.locations.clone()),
             holdings: crate::holdings::Holdings::new(self.locations.clone()),
+            intake: crate::intake::Intake::new(self.locations.clone()),
         }))
     }
 

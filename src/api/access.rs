@@ -60,6 +60,14 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
         | ("GET", "/api/v1/disposals/{id}/certificate")
         | ("POST", "/api/v1/disposals" | "/api/v1/disposals/{id}/carry-out")
         | ("POST", "/api/v1/boxes/{archive_no}/contents") => Archivist,
+        // Intake: the batches and their checks are an archivist's.
+        ("GET", "/api/v1/transfers" | "/api/v1/transfers/{id}")
+        | (
+            "POST",
+            "/api/v1/transfers"
+            | "/api/v1/transfers/{id}/receive"
+            | "/api/v1/transfers/{id}/accept",
+        ) => Archivist,
         ("POST", "/api/v1/disposals/{id}/approve" | "/api/v1/disposals/{id}/reject") => Approver,
         // Printing customers' labels is watched and an archivist's.
         (_, "/api/v1/boxes/{archive_no}/label" | "/api/v1/labels") => Archivist,

@@ -7,6 +7,7 @@
 mod access;
 mod admin;
 mod environment;
+mod intake;
 mod labels;
 mod loans;
 mod problem;
@@ -80,6 +81,7 @@ pub struct Services {
     pub contents: crate::contents::BoxContents,
     pub retention: crate::retention::Retention,
     pub holdings: crate::holdings::Holdings,
+    pub intake: crate::intake::Intake,
 }
 
 /// A JSON body whose rejection is a problem response.
@@ -109,6 +111,7 @@ type ApiResult<T> = Result<Json<T>, Problem>;
          (name = "shelves", description = "Shelves, their fill, and where a new box should go"),
          (name = "ranges", description = "Ranges of motorized shelving: state, opening aisles, operations, events"),
          (name = "environment", description = "Temperature, humidity, smoke, water and doors; history, compliance, alarms"),
+         (name = "intake", description = "Intake: transfer batches checked item by item and accepted; numbering"),
          (name = "retention", description = "Retention: the appraisal of boxes due, and their disposal with four eyes and a certificate"),
          (name = "loans", description = "Circulation: loans with approval, checkout and inspected returns"),
          (name = "sweeps", description = "RFID: inventory sweeps and their reports, readers, live tag locations"),
@@ -128,6 +131,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(records::list_fields))
         .routes(routes!(records::box_contents, records::add_contents))
         .routes(routes!(records::find_documents))
+        .routes(routes!(intake::list_transfer, intake::transfers))
+        .routes(routes!(intake::get_transfer))
+        .routes(routes!(intake::receive_transfer))
+        .routes(routes!(intake::accept_transfer))
+        .routes(routes!(intake::next_number))
         .routes(routes!(retention::appraisal))
         .routes(routes!(
             retention::propose_disposal,

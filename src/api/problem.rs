@@ -88,6 +88,18 @@ impl IntoResponse for Problem {
     }
 }
 
+impl From<crate::intake::IntakeError> for Problem {
+    fn from(e: crate::intake::IntakeError) -> Problem {
+        use crate::intake::IntakeError as E;
+        let detail = e.to_string();
+        match e {
+            E::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "unknown-transfer", detail),
+            E::State { .. } => Problem::new(StatusCode::CONFLICT, "transfer-state", detail),
+            E::Location(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::retention::DisposalError> for Problem {
     fn from(e: crate::retention::DisposalError) -> Problem {
         use crate::retention::DisposalError as E;

@@ -152,6 +152,7 @@ impl LocationService {
             fields,
             shelf: None,
             reason: String::new(),
+            series: None,
         };
         let checked = self.check_box(&wanted)?;
         let after_fields: serde_json::Map<String, serde_json::Value> =

@@ -223,6 +223,7 @@ impl LocationService {
                     .collect(),
                 shelf: None,
                 reason: String::new(),
+                series: None,
             };
             let checked = match self.check_box(&new) {
                 Ok(c) => c,

@@ -7,6 +7,7 @@
 
 mod edit;
 mod import;
+mod numbering;
 mod search;
 mod words;
 
@@ -201,7 +202,11 @@ pub struct DisposedRef {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBox {
+    /// Empty: the next number of `series` is given.
+    #[serde(default)]
     pub archive_no: String,
+    /// The series to number the box in (`0451-H-001`), when `archive_no` is not given.
+    pub series: Option<String>,
     /// The tag's EPC in hex (4 to 124 hex digits, whole 16-bit words).
     pub epc: Option<String>,
     pub barcode: Option<String>,
@@ -658,7 +663,20 @@ impl LocationService {
 
     /// Registers a new box, and binds it if the request names a shelf.
     pub async fn register(&self, new: NewBox, actor: &str) -> Result<BoxView, LocationError> {
-        let checked = self.check_box(&new)?;
+        // A box to be numbered is checked with its number, in the transaction that takes it.
+        let number = if !new.archive_no.trim().is_empty() {
+            Ok(self.check_box(&new)?)
+        } else {
+            match new.series.as_deref().map(str::trim) {
+                Some(series) if !series.is_empty() => Err(series.to_string()),
+                _ => {
+                    return Err(LocationError::invalid(
+                        "archive_no",
+                        "give the archive number, or the series to number the box in",
+                    ));
+                }
+            }
+        };
         let target = match new.shelf.as_deref() {
             Some(text) => Some(self.shelf(text)?),
             None => None,
@@ -672,9 +690,16 @@ impl LocationService {
                 &new.reason
             },
         );
-        let archive_no = checked.archive_no.clone();
-        self.store
+        let archive_no = self
+            .store
             .write(move |conn| {
+                let checked = match number {
+                    Ok(checked) => checked,
+                    Err(series) => this.check_box(&NewBox {
+                        archive_no: this.take_number(conn, &series)?,
+                        ..new
+                    })?,
+                };
                 let now = now_ms();
                 let mut words = Gathered::default();
                 insert_box(conn, &this.config.fields, &checked, now, &mut words)?;
@@ -682,7 +707,7 @@ impl LocationService {
                 if let Some(shelf) = target {
                     this.bind_in(conn, &checked.archive_no, &shelf, &provenance, now, true)?;
                 }
-                Ok::<_, LocationError>(())
+                Ok::<_, LocationError>(checked.archive_no)
             })
             .await?;
         self.get_box(&archive_no).await

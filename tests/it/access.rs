@@ -93,6 +93,7 @@ fn needs(method: &str, path: &str) -> &'static str {
         ("post", p) if p.ends_with("/reject") && p.starts_with("/api/v1/disposals") => "approver",
         (_, p)
             if p.starts_with("/api/v1/disposals")
+                || p.starts_with("/api/v1/transfers")
                 || p == "/api/v1/appraisal"
                 || p == "/api/v1/register" =>
         {

@@ -517,3 +517,109 @@ async fn the_register_exports_as_xlsx_that_reads_back_and_the_figures_add_up() {
     let (_, _, trail) = get(&base, "/api/v1/audit?kind=export").await;
     assert!(trail.to_string().contains("register as xlsx"), "{trail}");
 }
+
+#[tokio::test]
+async fn a_transfer_batch_is_received_with_a_discrepancy_and_accepted_into_numbered_shelved_boxes()
+{
+    use reqwest::Method;
+    let data = tempfile::tempdir().unwrap();
+    let demo = start_demo(data.path(), &[]);
+    let base = demo.base.clone();
+
+    let (status, _, next) = get(&base, "/api/v1/series/0451-L-002/next").await;
+    assert_eq!(status, 200, "{next}");
+    let first = next["next"].as_str().unwrap().to_string();
+    let completed = (chrono::Utc::now().date_naive() - chrono::Days::new(1)).to_string();
+    let item = |title: &str, customer: &str| {
+        json!({"series": "0451-L-002", "title": title,
+               "fields": {"customer_no": customer, "customer_name": "天河区王芳"}})
+    };
+    let (status, t) = send(&base, Method::POST, "/api/v1/transfers", None, Some(json!({
+        "office": "天河营业厅", "deliverer": "王芳", "completed_on": completed,
+        "items": [item("销户资料", "L90000001"), item("电费结算", "L90000002"), item("用电申请", "L90000003")]}))).await;
+    assert_eq!(status, 201, "{t}");
+    let id = t["id"].as_i64().unwrap();
+    assert_eq!(t["state"], "listed");
+    assert!(t["deadline"].as_str().unwrap() > completed.as_str());
+    let (status, bad) = send(
+        &base,
+        Method::POST,
+        "/api/v1/transfers",
+        None,
+        Some(json!({
+        "office": "x", "deliverer": "y", "completed_on": completed,
+        "items": [{"series": "0451-Q-002", "title": "t"}]})),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["field"].as_str()),
+        (422, Some("items[0].series")),
+        "{bad}"
+    );
+
+    let (status, r) = send(
+        &base,
+        Method::POST,
+        &format!("/api/v1/transfers/{id}/receive"),
+        None,
+        Some(json!({"receiver": "档案室 陈", "checks": [
+            {"line": 1, "found": "received"},
+            {"line": 2, "found": "missing", "note": "营业厅未移交"},
+            {"line": 3, "found": "received"}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (r["state"].as_str(), r["discrepancies"].as_u64()),
+        (Some("received"), Some(1))
+    );
+    let (status, a) = send(
+        &base,
+        Method::POST,
+        &format!("/api/v1/transfers/{id}/accept"),
+        None,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{a}");
+    let boxes = a["boxes"].as_array().unwrap();
+    assert_eq!(boxes.len(), 2, "the missing item is not registered: {a}");
+    assert_eq!(boxes[0]["archive_no"], first.as_str());
+    let second = boxes[1]["archive_no"].as_str().unwrap();
+    assert!(
+        second > first.as_str() && second.starts_with("0451-L-002-"),
+        "{second}"
+    );
+    for b in boxes {
+        let no = b["archive_no"].as_str().unwrap();
+        let (status, _, loc) = get(&base, &format!("/api/v1/boxes/{no}/location")).await;
+        assert_eq!(status, 200, "{loc}");
+        assert_eq!(
+            loc["shelf"]["address"], b["shelf"],
+            "on the shelf it was given"
+        );
+    }
+    let (_, _, found) = get(&base, "/api/v1/boxes?q=L90000003").await;
+    assert_eq!(found["items"][0]["archive_no"], second);
+    let (status, _) = send(
+        &base,
+        Method::POST,
+        &format!("/api/v1/transfers/{id}/accept"),
+        None,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 409, "accepted once");
+    // A number is taken by registering: POST /boxes with a series gets the next one.
+    let (status, b) = send(
+        &base,
+        Method::POST,
+        "/api/v1/boxes",
+        None,
+        Some(json!({"series": "0451-L-002", "title": "补录"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{b}");
+    let (_, _, next) = get(&base, "/api/v1/series/0451-L-002/next").await;
+    assert!(next["next"].as_str().unwrap() > b["archive_no"].as_str().unwrap());
+}
