@@ -99,6 +99,12 @@ const ACTIONS: &[(&str, &str, &str)] = &[
     ("loan", "POST", "/api/v1/loans"),
     ("labels", "POST", "/api/v1/labels"),
     ("bind", "PUT", "/api/v1/boxes/{archive_no}/binding"),
+    ("correct", "PATCH", "/api/v1/boxes/{archive_no}"),
+    ("contents", "POST", "/api/v1/boxes/{archive_no}/contents"),
+    ("intake", "POST", "/api/v1/transfers"),
+    ("dispose", "POST", "/api/v1/disposals"),
+    ("approve_disposal", "POST", "/api/v1/disposals/{id}/approve"),
+    ("register", "GET", "/api/v1/register"),
     ("tokens", "GET", "/api/v1/tokens"),
     ("audit", "GET", "/api/v1/audit"),
 ];
@@ -109,7 +115,8 @@ pub(super) struct Me {
     role: Role,
     /// What this role may do: `retrieve`, `open`, `close`, `ventilate`, `stop`, `lock`,
     /// `unlock`, `sweep`, `sweep_sync`, `cancel_sweep`, `ack_alarm`, `loan`, `labels`,
-    /// `approve_reading_room`, `approve_external`, `bind`, `tokens`, `audit`.
+    /// `approve_reading_room`, `approve_external`, `bind`, `correct`, `contents`, `intake`,
+    /// `dispose`, `approve_disposal`, `register`, `tokens`, `audit`.
     may: Vec<&'static str>,
 }
 

@@ -346,6 +346,8 @@ function showTab(name) {
   if (name === "stocktake") loadSweeps();
   if (name === "environment") renderEnvironment(true);
   if (name === "loans") loadLoans();
+  if (name === "records") showRecords();
+  if (name === "stats") loadStats();
   if (name === "find") draw();
 }
 
@@ -923,6 +925,8 @@ function loanCard(l) {
   if (["requested", "approved"].includes(l.state) && may("loan")) {
     buttons.push(node("button", { type: "button", "data-action": "cancel", onclick: act("cancel") }, t("loan_cancel")));
   }
+  buttons.push(node("button", { type: "button", "data-action": "slip", onclick: () =>
+    openFile(`/api/v1/loans/${l.id}/slip`).catch((e) => { card.querySelector(".feedback").textContent = e.message; }) }, t("loan_slip")));
   const out = l.boxes.filter((b) => !b.returned_at);
   const inspections = [];
   const boxes = node("ul", { class: "loan-boxes" }, ...l.boxes.map((b) => {
@@ -985,6 +989,295 @@ async function printLabel() {
   }
 }
 
+// ---------------------------------------------------------------- records
+
+let fields = null; // the room's declared fields
+
+async function loadFields() {
+  if (!fields) fields = (await api("GET", "/api/v1/fields")).items;
+  return fields;
+}
+
+/// Opens a PDF, CSV or XLSX answer in a new tab (or as a download).
+async function openFile(path, name) {
+  const response = await api("GET", path, undefined, { raw: true });
+  const url = URL.createObjectURL(await response.blob());
+  const a = node("a", { href: url, download: name || "" });
+  if (!name) a.target = "_blank";
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+async function loadRecord(archiveNo) {
+  $("record-find-error").textContent = "";
+  const no = archiveNo.trim();
+  if (!no) return;
+  $("record-no").value = no;
+  try {
+    const [box, changes, contents, declared] = await Promise.all([
+      api("GET", `/api/v1/boxes/${encodeURIComponent(no)}`),
+      api("GET", `/api/v1/boxes/${encodeURIComponent(no)}/changes`),
+      api("GET", `/api/v1/boxes/${encodeURIComponent(no)}/contents`),
+      loadFields(),
+    ]);
+    showRecord(box, changes, contents, declared);
+  } catch (e) {
+    $("record").hidden = true;
+    $("record-find-error").textContent = e.message;
+  }
+}
+
+function showRecord(box, changes, contents, declared) {
+  const record = $("record");
+  record.hidden = false;
+  record.dataset.archiveNo = box.archive_no;
+  $("record-head").textContent = box.disposed
+    ? `${box.archive_no} · ${t("record_disposed", { on: when(box.disposed.at) })}`
+    : box.archive_no;
+  $("record-title").value = box.title;
+  $("record-reason").value = "";
+  $("record-error").textContent = "";
+  const editable = may("correct") && !box.disposed;
+  $("record-title").disabled = !editable;
+  $("record-fields").replaceChildren(...declared.map((f) => {
+    const value = box.fields[f.key] ?? "";
+    let input;
+    if (f.kind === "choice") {
+      input = node("select", { "data-field": f.key },
+        node("option", { value: "" }, "—"),
+        ...f.choices.map((c) => node("option", { value: c, selected: String(value) === c }, c)));
+    } else {
+      input = node("input", { "data-field": f.key, type: f.kind === "date" ? "date" : f.kind === "number" ? "number" : "text" });
+      input.value = String(value);
+    }
+    input.disabled = !editable;
+    return node("label", {}, node("span", {}, f.name), input);
+  }));
+  $("record-changes").replaceChildren(...changes.changes.slice().reverse().map((c) =>
+    node("tr", {}, node("td", {}, when(c.at)), node("td", {}, fieldName(c.field)), node("td", {}, c.before ?? "—"),
+      node("td", {}, c.after ?? "—"), node("td", {}, c.actor), node("td", {}, c.reason))));
+  $("contents-list").replaceChildren(...contents.items.map((d) =>
+    node("tr", {}, node("td", {}, String(d.item_no)), node("td", {}, d.title), node("td", {}, d.date ?? ""),
+      node("td", {}, d.pages == null ? "" : String(d.pages)), node("td", {}, d.e_file ?? ""))));
+  $("contents-form").hidden = !may("contents") || Boolean(box.disposed);
+}
+
+function fieldName(key) {
+  if (key.startsWith("fields.")) {
+    const f = (fields || []).find((x) => x.key === key.slice(7));
+    return f ? f.name : key.slice(7);
+  }
+  return t(`field_${key}`);
+}
+
+async function saveRecord(event) {
+  event.preventDefault();
+  const no = $("record").dataset.archiveNo;
+  const changed = { title: $("record-title").value, fields: {}, reason: $("record-reason").value.trim() };
+  for (const input of $("record-fields").querySelectorAll("[data-field]")) {
+    changed.fields[input.dataset.field] = input.value === "" ? null : input.value;
+  }
+  try {
+    await api("PATCH", `/api/v1/boxes/${encodeURIComponent(no)}`, changed);
+    await loadRecord(no);
+  } catch (e) {
+    $("record-error").textContent = e.message;
+  }
+}
+
+async function addDocument(event) {
+  event.preventDefault();
+  const no = $("record").dataset.archiveNo;
+  const pages = $("doc-pages").value;
+  const item = { title: $("doc-title").value.trim() };
+  if (pages) item.pages = Number(pages);
+  if ($("doc-date").value) item.date = $("doc-date").value;
+  if ($("doc-efile").value.trim()) item.e_file = $("doc-efile").value.trim();
+  try {
+    await api("POST", `/api/v1/boxes/${encodeURIComponent(no)}/contents`, { items: [item] });
+    $("contents-form").reset();
+    $("contents-error").textContent = "";
+    await loadRecord(no);
+  } catch (e) {
+    $("contents-error").textContent = e.message;
+  }
+}
+
+// ---------------------------------------------------------------- intake
+
+async function loadTransfers() {
+  if (!may("intake")) return;
+  try {
+    const list = await api("GET", "/api/v1/transfers?limit=20");
+    $("transfer-list").replaceChildren(...list.items.map(transferCard));
+  } catch (e) {
+    $("transfer-error").textContent = e.message;
+  }
+}
+
+function transferCard(tr) {
+  const feedback = node("p", { class: "feedback", role: "status" });
+  const items = node("ul", { class: "transfer-items" }, ...tr.items.map((i) => {
+    const li = node("li", { "data-line": i.line }, `${i.line}. ${i.series} · ${i.title}`,
+      i.extra ? ` (${t("transfer_extra")})` : "",
+      i.found ? ` — ${t(`found_${i.found}`)}${i.note ? `: ${i.note}` : ""}` : "",
+      i.archive_no ? node("strong", {}, ` → ${i.archive_no}`) : "");
+    if (tr.state === "listed") {
+      li.append(" ", node("select", { "data-check": i.line, "aria-label": t("transfer_check") },
+        ...["received", "missing", "damaged"].map((f) => node("option", { value: f }, t(`found_${f}`)))));
+    }
+    return li;
+  }));
+  const act = (action, body) => async () => {
+    try {
+      await api("POST", `/api/v1/transfers/${tr.id}/${action}`, body());
+      loadTransfers();
+    } catch (e) {
+      feedback.textContent = e.message;
+    }
+  };
+  const buttons = [];
+  if (tr.state === "listed") {
+    const receiver = node("input", { "data-receiver": tr.id, placeholder: t("transfer_receiver") });
+    buttons.push(receiver, node("button", { type: "button", "data-action": "receive", onclick: act("receive", () => ({
+      receiver: receiver.value.trim(),
+      checks: [...items.querySelectorAll("[data-check]")].map((sel) => ({ line: Number(sel.dataset.check), found: sel.value })),
+    })) }, t("transfer_receive")));
+  }
+  if (tr.state === "received") {
+    buttons.push(node("button", { type: "button", class: "primary", "data-action": "accept", onclick: act("accept", () => ({ place: true })) }, t("transfer_accept")));
+  }
+  return node("article", { class: `card transfer ${tr.state}${tr.overdue ? " overdue" : ""}`, "data-transfer": tr.id, "data-state": tr.state },
+    node("h3", {}, `#${tr.id} ${tr.office} · ${tr.deliverer}`),
+    node("p", {}, `${t(`transfer_state_${tr.state}`)} · ${t("transfer_deadline", { day: tr.deadline })}`,
+      tr.overdue ? node("strong", { class: "overdue-mark" }, ` ${t("transfer_overdue")}`) : "",
+      tr.discrepancies ? ` · ${t("transfer_discrepancies", { n: tr.discrepancies })}` : ""),
+    items, node("div", { class: "actions" }, ...buttons), feedback);
+}
+
+async function listTransfer(event) {
+  event.preventDefault();
+  $("transfer-error").textContent = "";
+  const items = $("transfer-items").value.split("\n").map((l) => l.trim()).filter(Boolean).map((line) => {
+    const [series, title, customer] = line.split(/[,，]/).map((x) => x.trim());
+    const item = { series, title: title || "" };
+    if (customer) item.fields = { customer_no: customer };
+    return item;
+  });
+  try {
+    await api("POST", "/api/v1/transfers", {
+      office: $("transfer-office").value.trim(),
+      deliverer: $("transfer-deliverer").value.trim(),
+      completed_on: $("transfer-completed").value,
+      items,
+    });
+    $("transfer-form").reset();
+    loadTransfers();
+  } catch (e) {
+    $("transfer-error").textContent = e.message;
+  }
+}
+
+// ---------------------------------------------------------------- retention
+
+async function loadRetention() {
+  if (!may("dispose")) return;
+  try {
+    const [due, disposals] = await Promise.all([
+      api("GET", "/api/v1/appraisal?limit=50"),
+      api("GET", "/api/v1/disposals"),
+    ]);
+    $("appraisal-note").textContent = t("appraisal_due", { n: due.total, day: due.as_of });
+    $("appraisal-list").replaceChildren(...due.items.map((b) => node("li", {},
+      node("label", {}, node("input", { type: "checkbox", value: b.archive_no, "data-due": b.archive_no }),
+        ` ${b.archive_no} · ${b.title} · ${b.class_name} · ${t("appraisal_due_on", { day: b.due })}`))));
+    $("disposal-list").replaceChildren(...disposals.items.map(disposalCard));
+  } catch (e) {
+    $("disposal-error").textContent = e.message;
+  }
+}
+
+function disposalCard(d) {
+  const feedback = node("p", { class: "feedback", role: "status" });
+  const act = (action, body) => async () => {
+    try {
+      await api("POST", `/api/v1/disposals/${d.id}/${action}`, body());
+      loadRetention();
+    } catch (e) {
+      feedback.textContent = e.message;
+    }
+  };
+  const buttons = [];
+  if (d.state === "proposed" && may("approve_disposal") && d.proposed_by !== state.me.name) {
+    buttons.push(node("button", { type: "button", "data-action": "approve", onclick: act("approve", () => ({ note: "" })) }, t("loan_approve")));
+    buttons.push(node("button", { type: "button", "data-action": "reject", onclick: act("reject", () => ({ note: "" })) }, t("loan_reject")));
+  }
+  if (d.state === "approved") {
+    const method = node("input", { "data-method": d.id, placeholder: t("disposal_method") });
+    const witness = node("input", { "data-witness": d.id, placeholder: t("disposal_witness") });
+    buttons.push(method, witness, node("button", { type: "button", class: "primary", "data-action": "carry-out",
+      onclick: act("carry-out", () => ({ method: method.value.trim(), witness: witness.value.trim() })) }, t("disposal_carry_out")));
+  }
+  if (d.state === "carried_out") {
+    buttons.push(node("button", { type: "button", "data-action": "certificate", onclick: () =>
+      openFile(`/api/v1/disposals/${d.id}/certificate`).catch((e) => { feedback.textContent = e.message; }) }, t("disposal_certificate")));
+  }
+  return node("article", { class: `card disposal ${d.state}`, "data-disposal": d.id, "data-state": d.state },
+    node("h3", {}, `#${d.id} · ${t(`disposal_state_${d.state}`)}`),
+    node("p", {}, d.reason, ` · ${d.proposed_by}`, d.decided_by ? ` · ${d.decided_by}` : ""),
+    node("p", { class: "note" }, d.boxes.map((b) => b.archive_no).join(", ")),
+    node("div", { class: "actions" }, ...buttons), feedback);
+}
+
+async function proposeDisposal() {
+  $("disposal-error").textContent = "";
+  const boxes = [...$("appraisal-list").querySelectorAll("input:checked")].map((i) => i.value);
+  try {
+    await api("POST", "/api/v1/disposals", { boxes, reason: $("disposal-reason").value.trim() });
+    $("disposal-reason").value = "";
+    loadRetention();
+  } catch (e) {
+    $("disposal-error").textContent = e.message;
+  }
+}
+
+function showRecords() {
+  loadTransfers();
+  loadRetention();
+}
+
+// ---------------------------------------------------------------- figures
+
+async function loadStats() {
+  try {
+    const s = await api("GET", "/api/v1/stats");
+    $("lights").replaceChildren(...s.warnings.map((w) => node("li", { class: `light ${w.level}`, "data-kind": w.kind, "data-level": w.level },
+      node("span", { class: "lamp", role: "img", "aria-label": t(`light_${w.level}`), title: t(`light_${w.level}`) }), " ",
+      w.kind.startsWith("range_")
+        ? t("warning_range_fill", { n: w.count, range: rangeName(Number(w.kind.split("_")[1])) })
+        : t(`warning_${w.kind}`, { n: w.count }))));
+    const table = (title, head, rows) => node("section", { class: "figures" }, node("h3", {}, title),
+      node("table", {}, node("thead", {}, node("tr", {}, ...head.map((h) => node("th", {}, h)))),
+        node("tbody", {}, ...rows.map((r) => node("tr", {}, ...r.map((c) => node("td", {}, String(c))))))));
+    $("stats-tables").replaceChildren(
+      node("p", { class: "total", id: "stats-boxes" }, t("stats_boxes", { n: s.boxes.toLocaleString() })),
+      table(t("stats_holdings"), [t("stats_category"), t("stats_year"), t("stats_count")],
+        s.holdings.map((h) => [h.category, h.year, h.boxes])),
+      table(t("stats_fill"), [t("stats_range"), t("stats_count"), t("stats_capacity"), "%"],
+        s.fill.map((f) => [rangeName(f.range), f.boxes, f.capacity, f.percent])),
+      table(t("stats_loans"), [t("stats_month"), t("loan_kind"), t("stats_count")],
+        s.loans.map((l) => [l.month, t(`kind_${l.kind}`), l.loans])),
+      table(t("stats_stocktakes"), [t("stats_month"), t("stats_sweeps"), t("stats_present"), t("stats_misplaced"), t("stats_missing"), t("stats_unknown")],
+        s.stocktakes.map((x) => [x.month, x.sweeps, x.present, x.misplaced, x.missing, x.unknown])),
+      table(t("stats_disposals"), [t("stats_month"), t("stats_count")], s.disposals.map((d) => [d.month, d.boxes])),
+    );
+  } catch (e) {
+    $("stats-tables").replaceChildren(node("p", { class: "error" }, e.message));
+  }
+}
+
 // ---------------------------------------------------------------- start
 
 async function boot() {
@@ -1017,6 +1310,27 @@ async function boot() {
   $("loan-form").addEventListener("submit", requestLoan);
   $("loan-filter").addEventListener("change", loadLoans);
   $("print-label").addEventListener("click", printLabel);
+  $("open-record").addEventListener("click", () => {
+    if (!state.focus) return;
+    showTab("records");
+    loadRecord(state.focus.archive_no);
+  });
+  $("record-find").addEventListener("submit", (e) => {
+    e.preventDefault();
+    loadRecord($("record-no").value);
+  });
+  $("record-form").addEventListener("submit", saveRecord);
+  $("contents-form").addEventListener("submit", addDocument);
+  $("contents-print").addEventListener("click", () => {
+    const no = $("record").dataset.archiveNo;
+    openFile(`/api/v1/boxes/${encodeURIComponent(no)}/contents?format=pdf`).catch((e) => {
+      $("contents-error").textContent = e.message;
+    });
+  });
+  $("transfer-form").addEventListener("submit", listTransfer);
+  $("disposal-propose").addEventListener("click", proposeDisposal);
+  $("register-csv").addEventListener("click", () => openFile("/api/v1/register?format=csv", "register.csv"));
+  $("register-xlsx").addEventListener("click", () => openFile("/api/v1/register?format=xlsx", "register.xlsx"));
   $("lend-box").addEventListener("click", () => {
     if (!state.focus) return;
     const list = $("loan-boxes");

@@ -810,6 +810,89 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
     client.close().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_correct_a_record_add_to_its_contents_and_read_the_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_driver, client)) = browser(&dir.path().join("profile")).await else {
+        return;
+    };
+    let demo = start_demo(&dir.path().join("data"), &[]);
+    open_page(&client, &demo.page, "zh").await;
+    let a = "0451-H-001-00007";
+
+    // From the found box to its record: the title corrected with a reason.
+    choose_box(&client, a).await;
+    click(&client, "#open-record").await;
+    until(
+        &client,
+        &format!("document.querySelector('#record').dataset.archiveNo === '{a}' && !document.querySelector('#tab-records').hidden"),
+        10,
+        "the record",
+    )
+    .await;
+    client
+        .execute(
+            "document.querySelector('#record-title').value = '供用电合同 白云电器 2019';
+             document.querySelector('[data-field=customer_no]').value = 'H37752077';
+             document.querySelector('#record-reason').value = '依合同更正';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    click(&client, "#record-form button[type=submit]").await;
+    until(
+        &client,
+        "document.querySelectorAll('#record-changes tr').length === 2",
+        10,
+        "the two corrections in the trail",
+    )
+    .await;
+    let trail = text_of(&client, "#record-changes").await;
+    assert!(
+        trail.contains("H37752077") && trail.contains("依合同更正") && trail.contains("客户编号"),
+        "{trail}"
+    );
+
+    // A document added to the contents.
+    client
+        .execute(
+            "document.querySelector('#doc-title').value = '增容申请'; document.querySelector('#doc-pages').value = '3';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    click(&client, "#contents-form button[type=submit]").await;
+    until(
+        &client,
+        "document.querySelector('#contents-list').innerText.includes('增容申请')",
+        10,
+        "the document in the contents",
+    )
+    .await;
+    snapshot(&client, "record").await;
+
+    // The figures, with their lights.
+    open_tab(&client, "stats").await;
+    until(
+        &client,
+        "document.querySelector('#stats-boxes') && document.querySelectorAll('#lights li').length > 3",
+        10,
+        "the figures",
+    )
+    .await;
+    let total = text_of(&client, "#stats-boxes").await;
+    assert!(total.contains("5,400") || total.contains("5400"), "{total}");
+    assert!(
+        text_of(&client, "#stats-tables")
+            .await
+            .contains("各区架位占用")
+    );
+    snapshot(&client, "stats").await;
+    let (_, _, found) = get(&demo.base, "/api/v1/boxes?q=H37752077").await;
+    assert_eq!(found["items"][0]["archive_no"], a);
+    client.close().await.unwrap();
+}
+
 /// Without a browser: the page's files, their headers, and the two routes the page is
 /// built on (`/api/v1/me`, `/api/v1/room`).
 #[tokio::test]
