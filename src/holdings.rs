@@ -28,6 +28,8 @@ pub enum BoxState {
     NotOnShelf,
     /// It went out through the gate without a loan.
     LeftWithoutLoan,
+    /// In a place off the shelving (a safe).
+    InPlace,
     Disposed,
 }
 
@@ -38,6 +40,7 @@ impl BoxState {
             BoxState::OnLoan => "on_loan",
             BoxState::NotOnShelf => "not_on_shelf",
             BoxState::LeftWithoutLoan => "left_without_loan",
+            BoxState::InPlace => "in_place",
             BoxState::Disposed => "disposed",
         }
     }
@@ -142,7 +145,8 @@ impl Holdings {
                     s.address, s.range_id,
                     EXISTS (SELECT 1 FROM boxes_out o WHERE o.box_id = x.id),
                     dx.box_id IS NOT NULL, fl.state,
-                    (SELECT count(*) FROM box_documents d WHERE d.box_id = x.id)
+                    (SELECT count(*) FROM box_documents d WHERE d.box_id = x.id),
+                    EXISTS (SELECT 1 FROM box_places p WHERE p.box_id = x.id)
              FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
              LEFT JOIN shelves s ON s.id = b.shelf_id
              LEFT JOIN boxes_disposed dx ON dx.box_id = x.id
@@ -164,6 +168,8 @@ impl Holdings {
                 BoxState::Disposed
             } else if r.get::<_, bool>(9)? {
                 BoxState::OnLoan
+            } else if r.get::<_, bool>(13)? {
+                BoxState::InPlace
             } else if flag.as_deref() == Some("left_without_loan") {
                 BoxState::LeftWithoutLoan
             } else if shelf.is_some() {

@@ -91,7 +91,10 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
         | ("DELETE", "/api/v1/sweeps/{id}") => Operator,
         ("PATCH", "/api/v1/boxes/{archive_no}") => Archivist,
         ("POST", "/api/v1/boxes" | "/api/v1/bindings/moves" | "/api/v1/import/boxes")
-        | ("PUT" | "DELETE", "/api/v1/boxes/{archive_no}/binding") => Archivist,
+        | (
+            "PUT" | "DELETE",
+            "/api/v1/boxes/{archive_no}/binding" | "/api/v1/boxes/{archive_no}/place",
+        ) => Archivist,
         _ => Admin,
     })
 }

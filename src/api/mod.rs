@@ -131,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(records::list_fields))
         .routes(routes!(records::box_contents, records::add_contents))
         .routes(routes!(records::find_documents))
+        .routes(routes!(records::put_place, records::delete_place))
         .routes(routes!(intake::list_transfer, intake::transfers))
         .routes(routes!(intake::get_transfer))
         .routes(routes!(intake::receive_transfer))

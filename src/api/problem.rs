@@ -128,6 +128,7 @@ impl From<LocationError> for Problem {
             }
             E::NotOnShelf(_) => Problem::new(StatusCode::NOT_FOUND, "box-not-on-shelf", detail),
             E::Disposed { .. } => Problem::new(StatusCode::GONE, "box-disposed", detail),
+            E::InPlace { .. } => Problem::new(StatusCode::NOT_FOUND, "box-in-place", detail),
             E::BadAddress(_) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "bad-shelf-address",

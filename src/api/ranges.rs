@@ -214,6 +214,19 @@ pub(super) async fn retrieve_box(
             ),
         ));
     }
+    if let Some(place) = &location.place {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "in-place",
+            format!(
+                "box {} is in {} since {}; its home shelf is {}",
+                location.archive_no,
+                place.name,
+                place.since.format("%Y-%m-%d"),
+                location.shelf.words
+            ),
+        ));
+    }
     let (range, aisle) = (location.aisle.range, location.aisle.aisle);
     let operation = s
         .shelving

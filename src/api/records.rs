@@ -159,3 +159,65 @@ pub(super) async fn find_documents(
         items: s.contents.by_e_file(&q.e_file).await?,
     }))
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PlaceRequest {
+    /// A place of `[[places]]` (e.g. `safe-1`).
+    place: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Put a box in a place off the shelving: a safe, the reading room (archivist). It keeps
+/// its home shelf; locate says `in_place` with the place, and its aisle is not opened.
+#[utoipa::path(put, path = "/api/v1/boxes/{archive_no}/place", tag = "boxes",
+    params(("archive_no" = String, Path)), request_body = PlaceRequest,
+    responses((status = 200, body = BoxView), (status = 404, body = Problem),
+        (status = 410, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn put_place(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiPath(archive_no): ApiPath<String>,
+    ApiJson(p): ApiJson<PlaceRequest>,
+) -> ApiResult<BoxView> {
+    let reason = if p.reason.trim().is_empty() {
+        "put in place"
+    } else {
+        p.reason.trim()
+    };
+    let provenance = crate::location::Provenance::manual(&who.name, reason);
+    Ok(Json(
+        s.locations
+            .put_in_place(&archive_no, &p.place, provenance)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReasonQuery {
+    reason: Option<String>,
+}
+
+/// Take a box out of its place, back to its home shelf (archivist).
+#[utoipa::path(delete, path = "/api/v1/boxes/{archive_no}/place", tag = "boxes",
+    params(("archive_no" = String, Path), ReasonQuery),
+    responses((status = 200, body = BoxView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn delete_place(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiPath(archive_no): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
+) -> ApiResult<BoxView> {
+    let reason = q
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("back to its shelf");
+    let provenance = crate::location::Provenance::manual(&who.name, reason);
+    Ok(Json(
+        s.locations.take_from_place(&archive_no, provenance).await?,
+    ))
+}

@@ -60,6 +60,8 @@ struct RawConfig {
     boxes: RawBoxes,
     #[serde(default)]
     retention: records::RawRetention,
+    #[serde(default)]
+    places: Vec<records::Place>,
     profiles_dir: Option<PathBuf>,
     ranges: Vec<RawRange>,
     #[serde(default)]
@@ -527,6 +529,8 @@ pub struct RoomConfig {
     pub fields: records::Fields,
     /// The retention schedule (`[retention]`).
     pub retention: records::Retention,
+    /// Places off the shelving a box can be in (`[[places]]`).
+    pub places: Vec<records::Place>,
     pub layout: Layout,
     pub devices: Vec<Device>,
     pub antennas: Vec<Antenna>,
@@ -729,6 +733,8 @@ impl RoomConfig {
         }
         let fields = records::fields(std::mem::take(&mut raw.boxes.fields))
             .map_err(|(key, message)| c.fail(key, message))?;
+        let places = records::places(std::mem::take(&mut raw.places))
+            .map_err(|(key, message)| c.fail(key, message))?;
         let retention =
             records::retention(std::mem::take(&mut raw.retention), &fields, &archive_rule)
                 .map_err(|(key, message)| c.fail(key, message))?;
@@ -799,6 +805,7 @@ impl RoomConfig {
             default_box_width_mm: raw.boxes.default_width_mm,
             fields,
             retention,
+            places,
             layout,
             devices,
             antennas,

@@ -357,3 +357,53 @@ pub(super) fn retention(
         by_part,
     })
 }
+
+// ---------------------------------------------------------------------------------------
+// Places off the shelving.
+
+/// What a place is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaceKind {
+    /// A safe (保险柜), for deeds and originals.
+    Safe,
+    ReadingRoom,
+    Other,
+}
+
+/// A place a box can be in besides its shelf (`[[places]]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Place {
+    pub id: String,
+    pub kind: PlaceKind,
+    /// What staff call it, e.g. 保险柜 1.
+    pub name: String,
+}
+
+pub(super) fn places(raw: Vec<Place>) -> Result<Vec<Place>, (String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in raw.iter().enumerate() {
+        let ok = !p.id.is_empty()
+            && p.id.len() <= 40
+            && p.id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            return Err((
+                format!("places[{i}].id"),
+                "letters, digits, '-' and '_', at most 40".into(),
+            ));
+        }
+        if !seen.insert(p.id.clone()) {
+            return Err((
+                format!("places[{i}].id"),
+                format!("'{}' is named twice", p.id),
+            ));
+        }
+        if p.name.trim().is_empty() {
+            return Err((format!("places[{i}].name"), "a place has a name".into()));
+        }
+    }
+    Ok(raw)
+}

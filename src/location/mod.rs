@@ -8,6 +8,7 @@
 mod edit;
 mod import;
 mod numbering;
+mod places;
 mod search;
 mod words;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use edit::{Change, Changes, Correction, FieldQuery};
+pub use places::{PlaceEvent, PlaceRef, placed_epcs};
 pub use search::{Found, Page};
 use search::{Hits, Sources};
 /// What the title index holds for a box, and the words of it a typed prefix may expand
@@ -46,6 +48,8 @@ pub enum LocationError {
     NoMatch { key: &'static str, value: String },
     #[error("box '{0}' is registered but not on any shelf")]
     NotOnShelf(String),
+    #[error("box '{archive_no}' is in {place}, and has no home shelf")]
+    InPlace { archive_no: String, place: String },
     #[error(
         "box '{archive_no}' was destroyed on {on} (disposal {disposal}); its record and history are kept"
     )]
@@ -159,10 +163,14 @@ pub struct ShelfView {
 pub struct Location {
     pub archive_no: String,
     /// `on_shelf`; `on_loan`: then `shelf` is its home shelf and `loan` says to whom;
+    /// `in_place`: in a place off the shelving (`place`), `shelf` its home shelf;
     /// `left_without_loan`: it went out through the door gate with no loan.
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loan: Option<LoanRef>,
+    /// `in_place`: the place it is in (a safe, the reading room); `shelf` is its home shelf.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<PlaceRef>,
     pub shelf: ShelfView,
     /// The aisle to open to reach the shelf.
     pub aisle: AisleRef,
@@ -186,6 +194,9 @@ pub struct BoxView {
     pub fields: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub location: Option<Location>,
+    /// The place off the shelving it is in, if it is in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<PlaceRef>,
     /// Set once the box was destroyed: its record stays, off every shelf.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disposed: Option<DisposedRef>,
@@ -251,6 +262,8 @@ pub struct HistoryEvent {
 pub struct History {
     pub archive_no: String,
     pub events: Vec<HistoryEvent>,
+    /// Moves into and out of places off the shelving (a safe), oldest first.
+    pub places: Vec<PlaceEvent>,
     /// The moment asked about, if any.
     pub at: Option<DateTime<Utc>>,
     /// Where the box was at `at` (null: not on a shelf then).
@@ -338,17 +351,26 @@ struct BindingColumns {
     last_seen: Option<i64>,
 }
 
-/// The joins that give a box's loan while it is out (`ol`, a row of `loans`) and its gate
-/// flag (`fl`). The loan is found through a correlated lookup by the box (the `loan_boxes`
+/// The joins that give a box's loan while it is out (`ol`, a row of `loans`), its gate
+/// flag (`fl`) and the place off the shelving it is in (`bp`). The loan is found through a correlated lookup by the box (the `loan_boxes`
 /// index), not a join of the `boxes_out` view: SQLite cannot flatten a view that is a join
 /// on the right of a LEFT JOIN, and would build the whole view on every call.
 macro_rules! circulation {
     () => {
         "LEFT JOIN loans ol ON ol.id = (SELECT loan_id FROM boxes_out WHERE box_id = x.id)
-         LEFT JOIN box_flags fl ON fl.box_id = x.id"
+         LEFT JOIN box_flags fl ON fl.box_id = x.id
+         LEFT JOIN box_places bp ON bp.box_id = x.id"
     };
 }
 const CIRCULATION: &str = circulation!();
+
+/// Where a box is when not simply on its shelf: out on a loan, flagged by the gate, in a
+/// place off the shelving.
+struct Away {
+    loan: Option<LoanRef>,
+    flag: Option<String>,
+    place: Option<PlaceRef>,
+}
 
 /// The open loan in columns `at..at + 4` (id, borrower, due, checked out at), if any.
 fn loan_ref(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Option<LoanRef>> {
@@ -950,7 +972,7 @@ impl LocationService {
         };
         let sql = format!(
             "SELECT x.archive_no, b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
-                 ol.id, ol.borrower, ol.due, ol.checked_out_at, fl.state
+                 ol.id, ol.borrower, ol.due, ol.checked_out_at, fl.state, bp.place, bp.since
              FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
              {CIRCULATION} WHERE x.{column} = ?1"
         );
@@ -961,8 +983,7 @@ impl LocationService {
             Option<f64>,
             Option<i64>,
             Option<i64>,
-            Option<LoanRef>,
-            Option<String>,
+            Away,
         );
         let row: Option<Row> = conn
             .prepare_cached(&sql)?
@@ -974,13 +995,15 @@ impl LocationService {
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
-                    loan_ref(r, 6)?,
-                    r.get(10)?,
+                    Away {
+                        loan: loan_ref(r, 6)?,
+                        flag: r.get(10)?,
+                        place: self.place_ref(r.get(11)?, r.get(12)?),
+                    },
                 ))
             })
             .optional()?;
-        let Some((archive_no, shelf_id, source, confidence, since, last_seen, loan, flag)) = row
-        else {
+        let Some((archive_no, shelf_id, source, confidence, since, last_seen, away)) = row else {
             // A box's own label encodes its archive number (`labels`): a scanned label finds
             // the box whatever its barcode field holds.
             if let BoxKey::Barcode(code) = key
@@ -1004,6 +1027,12 @@ impl LocationService {
         let Some(shelf) = shelf_id.and_then(|id| self.shelves.by_id.get(&id)) else {
             let id = box_id(conn, &archive_no)?;
             self.refuse_disposed(conn, id, &archive_no)?;
+            if let Some(place) = away.place {
+                return Err(LocationError::InPlace {
+                    archive_no,
+                    place: place.name,
+                });
+            }
             return Err(LocationError::NotOnShelf(archive_no));
         };
         let binding = BindingColumns {
@@ -1012,7 +1041,7 @@ impl LocationService {
             since,
             last_seen,
         };
-        Ok(self.location(archive_no, shelf, binding, (loan, flag)))
+        Ok(self.location(archive_no, shelf, binding, away))
     }
 
     fn location(
@@ -1020,16 +1049,18 @@ impl LocationService {
         archive_no: String,
         shelf: &ShelfAddress,
         b: BindingColumns,
-        (loan, flag): (Option<LoanRef>, Option<String>),
+        away: Away,
     ) -> Location {
-        let state = match (&loan, flag) {
-            (Some(_), _) => "on_loan".to_string(),
-            (None, Some(flag)) => flag,
-            (None, None) => "on_shelf".to_string(),
+        let state = match (&away.loan, &away.place, away.flag) {
+            (Some(_), _, _) => "on_loan".to_string(),
+            (None, Some(_), _) => "in_place".to_string(),
+            (None, None, Some(flag)) => flag,
+            (None, None, None) => "on_shelf".to_string(),
         };
         Location {
             state,
-            loan,
+            loan: away.loan,
+            place: away.place,
             archive_no,
             shelf: Self::shelf_view(&self.config, shelf),
             aisle: self.aisle_of(shelf),
@@ -1044,7 +1075,7 @@ impl LocationService {
         "SELECT x.archive_no, x.epc, x.barcode, x.title, x.width_mm, x.fields, x.created_at,
             b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
             ol.id, ol.borrower, ol.due, ol.checked_out_at, fl.state,
-            dx.disposal_id, dx.at
+            dx.disposal_id, dx.at, bp.place, bp.since
          FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
          LEFT JOIN boxes_disposed dx ON dx.box_id = x.id ",
         circulation!()
@@ -1054,6 +1085,7 @@ impl LocationService {
         let archive_no: String = r.get(0)?;
         let fields: String = r.get(5)?;
         let shelf_id: Option<i64> = r.get(7)?;
+        let place = self.place_ref(r.get(19)?, r.get(20)?);
         let location = match shelf_id.and_then(|id| self.shelves.by_id.get(&id)) {
             Some(shelf) => Some(self.location(
                 archive_no.clone(),
@@ -1064,7 +1096,11 @@ impl LocationService {
                     since: r.get(10)?,
                     last_seen: r.get(11)?,
                 },
-                (loan_ref(r, 12)?, r.get(16)?),
+                Away {
+                    loan: loan_ref(r, 12)?,
+                    flag: r.get(16)?,
+                    place: place.clone(),
+                },
             )),
             None => None,
         };
@@ -1077,6 +1113,7 @@ impl LocationService {
             fields: serde_json::from_str(&fields).unwrap_or(serde_json::Value::Null),
             created_at: wall(r.get(6)?),
             location,
+            place,
             disposed: match r.get::<_, Option<i64>>(17)? {
                 Some(disposal) => Some(DisposedRef {
                     disposal,
@@ -1214,6 +1251,7 @@ impl LocationService {
                 Ok(History {
                     archive_no,
                     events,
+                    places: Self::place_events_in(conn, box_id)?,
                     at,
                     shelf_at,
                 })

@@ -386,9 +386,11 @@ async function runSearch(text) {
             { type: "button", class: "result", "data-archive-no": box.archive_no, onclick: () => showBox(box) },
             node("strong", {}, box.archive_no),
             node("span", { class: "title" }, box.title),
-            node("span", { class: "where" }, box.location
-              ? (box.location.loan ? t("on_loan_short", { borrower: box.location.loan.borrower }) : shelfWords(box.location.shelf))
-              : t("not_on_shelf")),
+            node("span", { class: "where" }, box.place
+              ? box.place.name
+              : box.location
+                ? (box.location.loan ? t("on_loan_short", { borrower: box.location.loan.borrower }) : shelfWords(box.location.shelf))
+                : t("not_on_shelf")),
           ),
         ),
       ),
@@ -418,6 +420,10 @@ function showBox(box) {
     $("box-where").textContent = t("on_loan", { borrower: loc.loan.borrower, since: when(loc.loan.since), due: loc.loan.due });
     $("box-meta").textContent = t("home_shelf", { shelf: shelfWords(loc.shelf) });
     button.disabled = true;
+  } else if (loc && loc.place) {
+    $("box-where").textContent = t("in_place", { place: loc.place.name, since: when(loc.place.since) });
+    $("box-meta").textContent = t("home_shelf", { shelf: shelfWords(loc.shelf) });
+    button.disabled = true;
   } else if (loc && loc.state === "left_without_loan") {
     $("box-where").textContent = t("left_without_loan");
     $("box-meta").textContent = t("home_shelf", { shelf: shelfWords(loc.shelf) });
@@ -434,7 +440,9 @@ function showBox(box) {
     button.disabled = !motorized;
     button.title = motorized ? "" : t("manual_range");
   } else {
-    $("box-where").textContent = t("not_on_shelf");
+    $("box-where").textContent = box.place
+      ? t("in_place", { place: box.place.name, since: when(box.place.since) })
+      : t("not_on_shelf");
     $("box-meta").textContent = "";
     button.disabled = true;
   }

@@ -518,11 +518,17 @@ impl Sweeps {
             }
             known.insert(epc, (archive_no, shelf));
         }
+        // Boxes away from their shelf on a loan or in a place off the shelving (a safe):
+        // not heard there, and not missing.
         let on_loan = self
             .inner
             .locations
             .store()
-            .read(|conn| crate::loans::on_loan_epcs(conn).map_err(StoreError::from))
+            .read(|conn| {
+                let mut away = crate::loans::on_loan_epcs(conn)?;
+                away.extend(crate::location::placed_epcs(conn)?);
+                Ok::<_, StoreError>(away)
+            })
             .await
             .map_err(|e| SweepError::Location(LocationError::Store(e)))?;
         let second_look = self.inner.config.sweeps.second_look;

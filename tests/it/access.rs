@@ -113,7 +113,7 @@ fn needs(method: &str, path: &str) -> &'static str {
         ("post", "/api/v1/boxes" | "/api/v1/bindings/moves" | "/api/v1/import/boxes") => {
             "archivist"
         }
-        ("put" | "delete", p) if p.ends_with("/binding") => "archivist",
+        ("put" | "delete", p) if p.ends_with("/binding") || p.ends_with("/place") => "archivist",
         ("patch", p) if p.starts_with("/api/v1/boxes/") => "archivist",
         _ => "admin",
     }

@@ -623,3 +623,103 @@ async fn a_transfer_batch_is_received_with_a_discrepancy_and_accepted_into_numbe
     let (_, _, next) = get(&base, "/api/v1/series/0451-L-002/next").await;
     assert!(next["next"].as_str().unwrap() > b["archive_no"].as_str().unwrap());
 }
+
+#[tokio::test]
+async fn a_box_kept_in_the_safe_is_located_there_and_its_aisle_is_not_opened() {
+    use reqwest::Method;
+    let data = tempfile::tempdir().unwrap();
+    let demo = start_demo(data.path(), &[]);
+    let base = demo.base.clone();
+    let no = "0451-H-002-00004";
+    let path = format!("/api/v1/boxes/{no}/place");
+
+    let (status, bad) = send(
+        &base,
+        Method::PUT,
+        &path,
+        None,
+        Some(json!({"place": "vault-9"})),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["field"].as_str()),
+        (422, Some("place")),
+        "{bad}"
+    );
+    let (status, b) = send(
+        &base,
+        Method::PUT,
+        &path,
+        None,
+        Some(json!({"place": "safe-1", "reason": "房产证原件"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["place"]["name"], "保险柜 1");
+    let (_, _, loc) = get(&base, &format!("/api/v1/locate?archive_no={no}")).await;
+    assert_eq!(loc["state"], "in_place", "{loc}");
+    assert_eq!(loc["place"]["kind"], "safe");
+    assert!(
+        loc["shelf"]["address"].is_string(),
+        "its home shelf stays: {loc}"
+    );
+    let (status, refused) = send(
+        &base,
+        Method::POST,
+        &format!("/api/v1/boxes/{no}/retrieve"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, refused["type"].as_str()),
+        (409, Some("urn:stackroom:in-place")),
+        "{refused}"
+    );
+    assert!(refused["detail"].as_str().unwrap().contains("保险柜 1"));
+    // A box with no home shelf, in the safe: locate says where it is.
+    let (status, _) = send(
+        &base,
+        Method::POST,
+        "/api/v1/boxes",
+        None,
+        Some(json!({"archive_no": "0451-H-900-00001", "title": "土地证"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    send(
+        &base,
+        Method::PUT,
+        "/api/v1/boxes/0451-H-900-00001/place",
+        None,
+        Some(json!({"place": "safe-1"})),
+    )
+    .await;
+    let (status, _, p) = get(&base, "/api/v1/locate?archive_no=0451-H-900-00001").await;
+    assert_eq!(
+        (status, p["type"].as_str()),
+        (404, Some("urn:stackroom:box-in-place"))
+    );
+    assert!(p["detail"].as_str().unwrap().contains("保险柜 1"), "{p}");
+
+    let (status, back) = send(
+        &base,
+        Method::DELETE,
+        &format!("{path}?reason=还回"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{back}");
+    assert!(back["place"].is_null());
+    let (_, _, loc) = get(&base, &format!("/api/v1/locate?archive_no={no}")).await;
+    assert_eq!(loc["state"], "on_shelf");
+    let (_, _, history) = get(&base, &format!("/api/v1/boxes/{no}/history")).await;
+    let moves: Vec<(&str, &str)> = history["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(moves, [("in", "房产证原件"), ("out", "还回")]);
+}
