@@ -69,7 +69,7 @@ pub enum Found {
 }
 
 impl Found {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Found::Received => "received",
             Found::Missing => "missing",
@@ -206,6 +206,55 @@ impl From<rusqlite::Error> for IntakeError {
 
 fn invalid(field: &str, message: impl Into<String>) -> IntakeError {
     IntakeError::Location(LocationError::invalid(field, message))
+}
+
+/// The items of a batch from CSV with a header: `series` (required), `title`, `epc`,
+/// `barcode`, `width_mm`; any other column is a field of the box (an empty cell: none).
+/// A line that cannot be read is refused with its number (the header is line 1).
+pub fn items_from_csv(input: &[u8]) -> Result<Vec<TransferItemIn>, LocationError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| LocationError::invalid("csv", format!("line 1: {e}")))?
+        .clone();
+    if !headers.iter().any(|h| h == "series") {
+        return Err(LocationError::invalid(
+            "csv",
+            "line 1: the header needs a 'series' column",
+        ));
+    }
+    let mut items = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record =
+            record.map_err(|e| LocationError::invalid("csv", format!("line {line}: {e}")))?;
+        let mut item = TransferItemIn::default();
+        for (name, value) in headers.iter().zip(record.iter()) {
+            match name {
+                "series" => item.series = value.to_string(),
+                "title" => item.title = value.to_string(),
+                "epc" => item.epc = (!value.is_empty()).then(|| value.to_string()),
+                "barcode" => item.barcode = (!value.is_empty()).then(|| value.to_string()),
+                "width_mm" if value.is_empty() => {}
+                "width_mm" => {
+                    item.width_mm = Some(value.parse().map_err(|_| {
+                        LocationError::invalid(
+                            "csv",
+                            format!("line {line}: width_mm '{value}' is not whole millimetres"),
+                        )
+                    })?);
+                }
+                _ if value.is_empty() => {}
+                field => {
+                    item.fields.insert(field.to_string(), value.into());
+                }
+            }
+        }
+        items.push(item);
+    }
+    Ok(items)
 }
 
 /// `days` working days (Monday to Friday) after `from`.

@@ -267,10 +267,12 @@ impl Retention {
     }
 
     /// The boxes due as of `as_of` (default today) that are not destroyed nor in an open
-    /// disposal, by due day and archive number; `limit` of them (1 to 5,000) and the total.
+    /// disposal, by due day and archive number; `limit` of them (1 to 5,000) after `offset`,
+    /// and the total.
     pub async fn appraisal(
         &self,
         as_of: Option<NaiveDate>,
+        offset: usize,
         limit: usize,
     ) -> Result<Appraisal, DisposalError> {
         let as_of = as_of.unwrap_or_else(|| self.today());
@@ -327,7 +329,7 @@ impl Retention {
                 }
                 due.sort_by(|a, b| (&a.due, &a.archive_no).cmp(&(&b.due, &b.archive_no)));
                 let total = due.len() as u64;
-                due.truncate(limit);
+                let due: Vec<DueBox> = due.into_iter().skip(offset).take(limit).collect();
                 Ok(Appraisal {
                     as_of: as_of.to_string(),
                     total,
@@ -768,7 +770,7 @@ cat = { L = "y10" }
     #[tokio::test]
     async fn the_appraisal_lists_what_its_class_says_is_due() {
         let (_dir, _locations, retention) = setup().await;
-        let list = retention.appraisal(None, 100).await.unwrap();
+        let list = retention.appraisal(None, 0, 100).await.unwrap();
         assert_eq!(list.as_of, "2026-12-01");
         let due: Vec<(&str, &str, &str)> = list
             .items
@@ -786,7 +788,7 @@ cat = { L = "y10" }
         );
         assert_eq!(list.items[1].shelf.as_deref(), Some("R1-C1-R-S1-L1"));
         let later = retention
-            .appraisal(NaiveDate::from_ymd_opt(2027, 1, 1), 100)
+            .appraisal(NaiveDate::from_ymd_opt(2027, 1, 1), 0, 100)
             .await
             .unwrap();
         assert_eq!(later.total, 3, "L-002 is due a month later");
@@ -820,7 +822,7 @@ cat = { L = "y10" }
         assert!(matches!(again, Err(DisposalError::InDisposal { id, .. }) if id == d.id));
         assert!(
             retention
-                .appraisal(None, 10)
+                .appraisal(None, 0, 10)
                 .await
                 .unwrap()
                 .items

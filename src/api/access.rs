@@ -65,6 +65,7 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
         | (
             "POST",
             "/api/v1/transfers"
+            | "/api/v1/transfers/csv"
             | "/api/v1/transfers/{id}/receive"
             | "/api/v1/transfers/{id}/accept",
         ) => Archivist,

@@ -2,13 +2,14 @@
 //! the next archive number of a series.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who};
+use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who, csv_response};
 use crate::intake::{Accepted, NewTransfer, Receipt, Transfer, TransferState};
 
 /// List a transfer batch from a business office (archivist): its items by series, checked
@@ -26,6 +27,53 @@ pub(super) async fn list_transfer(
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+pub(super) struct CsvBatch {
+    office: String,
+    deliverer: String,
+    /// `YYYY-MM-DD`.
+    completed_on: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// List a transfer batch from its list as CSV (archivist): columns `series` (required),
+/// `title`, `epc`, `barcode`, `width_mm`, and the boxes' fields by name; the batch's
+/// particulars in the query.
+#[utoipa::path(post, path = "/api/v1/transfers/csv", tag = "intake", params(CsvBatch),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 201, body = Transfer), (status = 422, body = Problem)))]
+pub(super) async fn list_transfer_csv(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiQuery(q): ApiQuery<CsvBatch>,
+    body: Bytes,
+) -> Result<impl IntoResponse, Problem> {
+    let items = crate::intake::items_from_csv(&body)?;
+    let t = NewTransfer {
+        office: q.office,
+        deliverer: q.deliverer,
+        completed_on: q.completed_on,
+        items,
+        note: q.note,
+    };
+    // An item's problem names its line of the file (the header is line 1).
+    let t = s.intake.list(t, &who.name).await.map_err(|e| {
+        let mut p = Problem::from(e);
+        if let Some(field) = p.field.clone()
+            && let Some(rest) = field.strip_prefix("items[")
+            && let Some((i, column)) = rest.split_once("].")
+            && let Ok(i) = i.parse::<usize>()
+        {
+            p.detail = format!("line {}: {}", i + 2, p.detail);
+            p.field = Some(column.to_string());
+        }
+        p
+    })?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub(super) struct TransfersQuery {
     state: Option<TransferState>,
     /// Only batches not received by their deadline.
@@ -34,6 +82,8 @@ pub(super) struct TransfersQuery {
     limit: Option<usize>,
     /// Skip this many first.
     offset: Option<usize>,
+    /// `json` (default) or `csv`: one row per item.
+    format: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -42,21 +92,67 @@ pub(super) struct TransferList {
     total: usize,
 }
 
-/// Transfer batches, newest first.
+/// Transfer batches, newest first (at most the 500 newest); `format=csv`: one row per item.
 #[utoipa::path(get, path = "/api/v1/transfers", tag = "intake", params(TransfersQuery),
     responses((status = 200, body = TransferList)))]
 pub(super) async fn transfers(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<TransfersQuery>,
-) -> ApiResult<TransferList> {
+) -> Result<Response, Problem> {
+    let csv = super::wants_csv(q.format.as_deref())?;
     let all = s.intake.all(q.state, q.overdue.unwrap_or(false)).await?;
     let total = all.len();
-    let items = all
+    let items: Vec<Transfer> = all
         .into_iter()
         .skip(q.offset.unwrap_or(0))
         .take(q.limit.unwrap_or(100).clamp(1, 500))
         .collect();
-    Ok(Json(TransferList { items, total }))
+    if !csv {
+        return Ok(Json(TransferList { items, total }).into_response());
+    }
+    let mut rows = vec![
+        [
+            "transfer",
+            "office",
+            "deliverer",
+            "completed_on",
+            "deadline",
+            "state",
+            "overdue",
+            "receiver",
+            "line",
+            "series",
+            "title",
+            "extra",
+            "found",
+            "note",
+            "archive_no",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for t in &items {
+        for i in &t.items {
+            rows.push(vec![
+                t.id.to_string(),
+                t.office.clone(),
+                t.deliverer.clone(),
+                t.completed_on.clone(),
+                t.deadline.clone(),
+                t.state.as_str().to_string(),
+                t.overdue.to_string(),
+                t.receiver.clone().unwrap_or_default(),
+                i.line.to_string(),
+                i.series.clone(),
+                i.title.clone(),
+                i.extra.to_string(),
+                i.found.map(|f| f.as_str().to_string()).unwrap_or_default(),
+                i.note.clone(),
+                i.archive_no.clone().unwrap_or_default(),
+            ]);
+        }
+    }
+    csv_response(&rows, "transfers.csv")
 }
 
 /// One batch with its items and what was found of them.

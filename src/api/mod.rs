@@ -133,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(records::find_documents))
         .routes(routes!(records::put_place, records::delete_place))
         .routes(routes!(intake::list_transfer, intake::transfers))
+        .routes(routes!(intake::list_transfer_csv))
         .routes(routes!(intake::get_transfer))
         .routes(routes!(intake::receive_transfer))
         .routes(routes!(intake::accept_transfer))

@@ -21,6 +21,8 @@ pub(super) struct AppraisalQuery {
     as_of: Option<String>,
     /// At most this many (1 to 5,000; default 200).
     limit: Option<usize>,
+    /// Skip this many first.
+    offset: Option<usize>,
     /// `json` (default) or `csv`.
     format: Option<String>,
 }
@@ -41,7 +43,10 @@ pub(super) async fn appraisal(
             None => None,
         };
     let csv = super::wants_csv(q.format.as_deref())?;
-    let list = s.retention.appraisal(as_of, q.limit.unwrap_or(200)).await?;
+    let list = s
+        .retention
+        .appraisal(as_of, q.offset.unwrap_or(0), q.limit.unwrap_or(200))
+        .await?;
     if !csv {
         return Ok(Json(list).into_response());
     }
@@ -99,23 +104,81 @@ pub(super) async fn propose_disposal(
 pub(super) struct DisposalsQuery {
     /// Only disposals in this state.
     state: Option<DisposalState>,
+    /// At most this many (1 to 500, default 100).
+    limit: Option<usize>,
+    /// Skip this many first.
+    offset: Option<usize>,
+    /// `json` (default) or `csv`: one row per box.
+    format: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct DisposalList {
     items: Vec<Disposal>,
+    total: usize,
 }
 
-/// Disposals, newest first (at most 500).
+/// Disposals, newest first (at most the 500 newest); `format=csv`: one row per box.
 #[utoipa::path(get, path = "/api/v1/disposals", tag = "retention", params(DisposalsQuery),
     responses((status = 200, body = DisposalList)))]
 pub(super) async fn list_disposals(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<DisposalsQuery>,
-) -> ApiResult<DisposalList> {
-    Ok(Json(DisposalList {
-        items: s.retention.list(q.state).await?,
-    }))
+) -> Result<Response, Problem> {
+    let csv = super::wants_csv(q.format.as_deref())?;
+    let all = s.retention.list(q.state).await?;
+    let total = all.len();
+    let items: Vec<Disposal> = all
+        .into_iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(q.limit.unwrap_or(100).clamp(1, 500))
+        .collect();
+    if !csv {
+        return Ok(Json(DisposalList { items, total }).into_response());
+    }
+    let day =
+        |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+    let mut rows = vec![
+        [
+            "disposal",
+            "state",
+            "reason",
+            "proposed_by",
+            "proposed_at",
+            "decided_by",
+            "decided_at",
+            "carried_out_at",
+            "method",
+            "witness",
+            "archive_no",
+            "title",
+            "class",
+            "due",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for d in &items {
+        for b in &d.boxes {
+            rows.push(vec![
+                d.id.to_string(),
+                d.state.as_str().to_string(),
+                d.reason.clone(),
+                d.proposed_by.clone(),
+                d.proposed_at.to_rfc3339(),
+                d.decided_by.clone().unwrap_or_default(),
+                day(d.decided_at),
+                day(d.carried_out_at),
+                d.method.clone().unwrap_or_default(),
+                d.witness.clone().unwrap_or_default(),
+                b.archive_no.clone(),
+                b.title.clone(),
+                b.class.clone(),
+                b.due.clone(),
+            ]);
+        }
+    }
+    csv_response(&rows, "disposals.csv")
 }
 
 /// One disposal with its boxes.

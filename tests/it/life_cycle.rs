@@ -388,6 +388,20 @@ async fn contents_grow_and_a_box_due_is_appraised_approved_by_another_destroyed_
         "{done}"
     );
 
+    let listed = api_client(&base)
+        .get(format!(
+            "{base}/api/v1/disposals?format=csv&state=carried_out"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listed.starts_with("disposal,state") && listed.contains(&due_no),
+        "{listed}"
+    );
     let (status, printed) = pdf(&base, &format!("/api/v1/disposals/{id}/certificate")).await;
     assert_eq!(status, 200);
     let text = pdf_text(&printed).concat();
@@ -610,6 +624,52 @@ async fn a_transfer_batch_is_received_with_a_discrepancy_and_accepted_into_numbe
     )
     .await;
     assert_eq!(status, 409, "accepted once");
+    // A batch's list as CSV: a bad line is named by its number.
+    let csv_batch = |body: &'static str| {
+        let base = base.clone();
+        let completed = completed.clone();
+        async move {
+            let r = api_client(&base)
+                .post(format!(
+                    "{base}/api/v1/transfers/csv?office=%E8%B6%8A%E7%A7%80&deliverer=Li&completed_on={completed}"
+                ))
+                .header("content-type", "text/csv")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, bad) = csv_batch(
+        "series,title,customer_no,account_closed\n0451-L-003,a,L1,\n0451-L-003,b,L2,someday\n",
+    )
+    .await;
+    assert_eq!(status, 422, "{bad}");
+    assert!(
+        bad["detail"].as_str().unwrap().starts_with("line 3:"),
+        "{bad}"
+    );
+    assert_eq!(bad["field"], "fields.account_closed");
+    let (status, listed) =
+        csv_batch("series,title,customer_no,e_file\n0451-L-003,销户资料,L3,EF-9\n").await;
+    assert_eq!(status, 201, "{listed}");
+    assert_eq!(listed["items"][0]["fields"]["e_file"], "EF-9");
+    let list = api_client(&base)
+        .get(format!("{base}/api/v1/transfers?format=csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.starts_with("transfer,office")
+            && list.contains("销户资料")
+            && list.contains("营业厅未移交"),
+        "{list}"
+    );
+
     // A number is taken by registering: POST /boxes with a series gets the next one.
     let (status, b) = send(
         &base,
