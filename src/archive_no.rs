@@ -145,6 +145,11 @@ impl ArchiveRule {
         self.regex.capture_names().flatten()
     }
 
+    /// The names of the parts that make a series.
+    pub fn series_parts(&self) -> impl Iterator<Item = &str> {
+        self.series.iter().map(String::as_str)
+    }
+
     /// The value of part `name` in `number`, if the number follows the rule.
     pub fn part_of(&self, number: &str, name: &str) -> Option<String> {
         self.regex

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -299,25 +299,43 @@ impl Holdings {
 
     fn stats_in(&self, conn: &Connection, today: NaiveDate) -> Result<Stats, LocationError> {
         let config = self.locations.config();
-        // Holdings by category and year of registration, boxes not destroyed.
+        // Holdings by category and year of registration, boxes not destroyed: counted per
+        // series and year by SQLite, the category read from one number of each series (a
+        // series shares its category where the category is one of the series' parts; else
+        // every number is read).
+        let per_series = config.archive_rule.series_parts().any(|p| p == CATEGORY);
+        let sql = format!(
+            "SELECT {}, strftime('%Y', x.created_at / 1000, 'unixepoch') AS year, count(*)
+             FROM boxes x WHERE NOT EXISTS (SELECT 1 FROM boxes_disposed d WHERE d.box_id = x.id)
+             GROUP BY {}, year",
+            if per_series {
+                "min(x.archive_no)"
+            } else {
+                "x.archive_no"
+            },
+            if per_series {
+                "x.series"
+            } else {
+                "x.archive_no"
+            },
+        );
         let mut holdings: BTreeMap<(String, i32), u64> = BTreeMap::new();
         let mut boxes = 0;
         {
-            let mut st = conn.prepare(
-                "SELECT x.archive_no, x.created_at FROM boxes x
-                 WHERE NOT EXISTS (SELECT 1 FROM boxes_disposed d WHERE d.box_id = x.id)",
-            )?;
+            let mut st = conn.prepare(&sql)?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
                 let no: String = r.get(0)?;
+                let year: String = r.get(1)?;
+                let n = count(r, 2)?;
                 let category = config
                     .archive_rule
                     .part_of(&no, CATEGORY)
                     .unwrap_or_else(|| "-".into());
                 *holdings
-                    .entry((category, wall(r.get(1)?).year()))
-                    .or_default() += 1;
-                boxes += 1;
+                    .entry((category, year.parse().unwrap_or(0)))
+                    .or_default() += n;
+                boxes += n;
             }
         }
         let holdings = holdings

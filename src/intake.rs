@@ -646,7 +646,7 @@ sections = 2
 levels = 2
 shelf_capacity = { boxes = 5 }
 [boxes.fields.customer_no]
-search = true
+search = "exact"
 "#;
 
     async fn setup() -> (tempfile::TempDir, LocationService, Intake) {

@@ -1426,7 +1426,7 @@ shelf_capacity = { boxes = 5 }
                 "boxes.fields.v.choices",
             ),
             (
-                "[boxes.fields.d]\ntype = \"date\"\nsearch = true",
+                "[boxes.fields.d]\ntype = \"date\"\nsearch = \"words\"",
                 "boxes.fields.d.search",
             ),
             (

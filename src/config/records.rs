@@ -23,6 +23,21 @@ pub enum FieldKind {
     Choice,
 }
 
+/// How the search box finds a box by a field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchBy {
+    /// It does not: the field is found by `field=KEY&value=…` only.
+    #[default]
+    None,
+    /// By its whole value (a customer number): one lookup in the fields' index.
+    Exact,
+    /// By its whole value and by its words, in the title index (a customer's name). Each
+    /// distinct word costs the title index and its prefix indexes a term: an identifier
+    /// searched by words makes a term of every box.
+    Words,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawField {
@@ -33,7 +48,7 @@ pub(super) struct RawField {
     #[serde(default)]
     choices: Vec<String>,
     #[serde(default)]
-    search: bool,
+    search: SearchBy,
 }
 
 /// A field the site declared.
@@ -45,8 +60,8 @@ pub struct FieldDef {
     pub kind: FieldKind,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<String>,
-    /// Its value finds the box from the search box: typed whole, or by its words.
-    pub search: bool,
+    /// How the search box finds the box by it.
+    pub search: SearchBy,
 }
 
 /// A field's value as stored for lookups by value and by range.
@@ -144,8 +159,9 @@ impl Fields {
         self.0.get(key)
     }
 
+    /// The fields whose whole value finds a box.
     pub fn searched(&self) -> impl Iterator<Item = &FieldDef> {
-        self.0.values().filter(|f| f.search)
+        self.0.values().filter(|f| f.search != SearchBy::None)
     }
 }
 
@@ -195,7 +211,7 @@ pub(super) fn fields(raw: BTreeMap<String, RawField>) -> Result<Fields, (String,
             }
             (_, true) => {}
         }
-        if f.search && f.kind != FieldKind::Text {
+        if f.search != SearchBy::None && f.kind != FieldKind::Text {
             return Err((
                 at(".search"),
                 "only text fields are searched from the search box; dates and numbers are found by range".into(),

@@ -265,8 +265,8 @@ impl LocationService {
     }
 
     /// Destroys a box's place in the room, in the caller's transaction: off its shelf (the
-    /// unbinding in its history), out of the title index and every search, its record and
-    /// history kept. `reason` names the disposal.
+    /// unbinding in its history) and out of any place off the shelving, out of the title
+    /// index and every search, its record and history kept. `reason` names the disposal.
     pub(crate) fn dispose_in(
         &self,
         conn: &Connection,
@@ -282,6 +282,17 @@ impl LocationService {
         if let Some(shelf) = shelf {
             let from = self.shelves.by_id.get(&shelf).map(|s| s.to_string());
             super::record_event(conn, id, "unbind", from.as_deref(), None, provenance, now)?;
+        }
+        let place: Option<String> = conn
+            .prepare_cached("DELETE FROM box_places WHERE box_id = ?1 RETURNING place")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        if let Some(place) = place {
+            conn.prepare_cached(
+                "INSERT INTO place_events (box_id, kind, place, actor, reason, at)
+                 VALUES (?1, 'out', ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, place, provenance.actor, provenance.reason, now])?;
         }
         conn.prepare_cached("DELETE FROM box_words WHERE rowid = ?1")?
             .execute([id])?;

@@ -29,7 +29,7 @@ use search::{Hits, Sources};
 pub use words::{index_text, vocabulary};
 
 use crate::config::RoomConfig;
-use crate::config::records::{FieldValue, Fields};
+use crate::config::records::{FieldValue, Fields, SearchBy};
 use crate::layout::{Capacity, NoSuchShelf};
 use crate::loans::LoanRef;
 use crate::shelf::{AddressError, AisleRef, Face, ShelfAddress};
@@ -435,10 +435,12 @@ pub(crate) struct CheckedBox {
 }
 
 impl CheckedBox {
-    /// The text of the title index: title, number, barcode and the searched fields.
+    /// The text of the title index: title, number, barcode and the fields searched by words.
     fn index_text(&self, fields: &Fields) -> String {
         let searched = self.values.iter().filter_map(|(key, value)| match value {
-            FieldValue::Text(t) if fields.get(key).is_some_and(|f| f.search) => Some(t.as_str()),
+            FieldValue::Text(t) if fields.get(key).is_some_and(|f| f.search == SearchBy::Words) => {
+                Some(t.as_str())
+            }
             _ => None,
         });
         words::index_text(

@@ -543,9 +543,9 @@ async fn a_layout_that_drops_occupied_shelves_is_refused() {
 
 const FIELDS: &str = r#"
 [boxes.fields.customer_no]
-search = true
+search = "exact"
 [boxes.fields.customer_name]
-search = true
+search = "words"
 [boxes.fields.account_closed]
 type = "date"
 [boxes.fields.voltage]
