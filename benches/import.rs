@@ -16,7 +16,9 @@
 //!
 //! Prints the wall time of each (the baseline's from opening the database to its commit
 //! and checkpoint), the ratio, the import's peak memory, and the sizes of the database and
-//! of its WAL file afterwards.
+//! of its WAL file afterwards. Then, on the last database imported, what the archive's life
+//! cycle asks of it at that size: the figures, the register as CSV and XLSX, the appraisal,
+//! a lookup by customer number, each timed in-process (three runs, the median).
 
 mod common;
 
@@ -54,6 +56,7 @@ fn main() {
         let (import, peak) = room.import(&data);
         rows.push((baseline, import, peak, sizes(&base), sizes(&data)));
     }
+    let last = dir.path().join("stackroom-1");
     for (baseline, import, peak, base_sizes, sizes) in rows {
         println!(
             "| baseline: rows, then indexes, then the title index | {:.1} s | 1.00× | | {} | {} |",
@@ -69,6 +72,90 @@ fn main() {
             sizes.1
         );
     }
+    life_cycle(&room, &last);
+}
+
+/// The life cycle's reads on an imported database: the median of three runs each.
+fn life_cycle(room: &BenchRoom, data: &Path) {
+    use stackroom::holdings::{Holdings, RegisterFilter};
+    use stackroom::location::{FieldQuery, LocationService, Page};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut config = room.config.clone();
+        config.data_dir = data.to_path_buf();
+        let store = stackroom::store::Store::open(&data.join(stackroom::server::DB_FILE)).unwrap();
+        let locations = LocationService::open(std::sync::Arc::new(config), store)
+            .await
+            .unwrap();
+        let holdings = Holdings::new(locations.clone());
+        let retention = stackroom::retention::Retention::new(locations.clone());
+        let customer = locations
+            .get_box(&locations.search("0451", 1).await.unwrap()[0].archive_no)
+            .await
+            .unwrap()
+            .fields["customer_no"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        println!();
+        println!("| on the imported database | median of 3 | result |");
+        println!("| --- | --- | --- |");
+        macro_rules! timed {
+            ($what:expr, $run:expr, $says:expr) => {{
+                let mut times = Vec::new();
+                let mut said = String::new();
+                for _ in 0..3 {
+                    let start = Instant::now();
+                    let out = $run;
+                    times.push(start.elapsed());
+                    said = $says(out);
+                }
+                times.sort();
+                println!("| {} | {:.3} s | {} |", $what, times[1].as_secs_f64(), said);
+            }};
+        }
+        timed!(
+            "figures (`GET /api/v1/stats`)",
+            holdings.stats(chrono::Utc::now().date_naive()).await.unwrap(),
+            |s: stackroom::holdings::Stats| format!("{} boxes, {} warnings", s.boxes, s.warnings.len())
+        );
+        timed!(
+            "register as CSV, every box",
+            holdings.csv(RegisterFilter::default()).await.unwrap(),
+            |(b, n): (Vec<u8>, u64)| format!("{n} rows, {:.0} MiB", b.len() as f64 / (1 << 20) as f64)
+        );
+        timed!(
+            "register as XLSX, every box",
+            holdings.xlsx(RegisterFilter::default()).await.unwrap(),
+            |(b, n): (Vec<u8>, u64)| format!("{n} rows, {:.0} MiB", b.len() as f64 / (1 << 20) as f64)
+        );
+        timed!(
+            "appraisal (every box due)",
+            retention.appraisal(None, 0, 200).await.unwrap(),
+            |a: stackroom::retention::Appraisal| format!("{} due", a.total)
+        );
+        timed!(
+            "search by a customer number",
+            locations.search(&customer, 20).await.unwrap(),
+            |f: Vec<stackroom::location::BoxView>| format!("{} found", f.len())
+        );
+        timed!(
+            "boxes by a range of closing days, first page",
+            locations
+                .find_by_field(
+                    FieldQuery {
+                        key: "account_closed".into(),
+                        from: Some("2010-01-01".into()),
+                        to: Some("2010-12-31".into()),
+                        ..FieldQuery::default()
+                    },
+                    Page { offset: 0, limit: 20 }
+                )
+                .await
+                .unwrap(),
+            |f: stackroom::location::Found| format!("{} in 2010", f.total)
+        );
+    });
 }
 
 /// (database, WAL) sizes as text.

@@ -55,13 +55,18 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
             Admin
         }
         // Retention and disposal are an archivist's; deciding a disposal an approver's.
-        ("GET", "/api/v1/appraisal" | "/api/v1/disposals" | "/api/v1/disposals/{id}")
-        | ("GET", "/api/v1/register")
-        | ("GET", "/api/v1/disposals/{id}/certificate")
+        (
+            "GET" | "HEAD",
+            "/api/v1/appraisal"
+            | "/api/v1/disposals"
+            | "/api/v1/disposals/{id}"
+            | "/api/v1/disposals/{id}/certificate"
+            | "/api/v1/register",
+        )
         | ("POST", "/api/v1/disposals" | "/api/v1/disposals/{id}/carry-out")
         | ("POST", "/api/v1/boxes/{archive_no}/contents") => Archivist,
         // Intake: the batches and their checks are an archivist's.
-        ("GET", "/api/v1/transfers" | "/api/v1/transfers/{id}")
+        ("GET" | "HEAD", "/api/v1/transfers" | "/api/v1/transfers/{id}")
         | (
             "POST",
             "/api/v1/transfers"
