@@ -116,18 +116,31 @@ fn life_cycle(room: &BenchRoom, data: &Path) {
         }
         timed!(
             "figures (`GET /api/v1/stats`)",
-            holdings.stats(chrono::Utc::now().date_naive()).await.unwrap(),
-            |s: stackroom::holdings::Stats| format!("{} boxes, {} warnings", s.boxes, s.warnings.len())
+            holdings
+                .stats(chrono::Utc::now().date_naive())
+                .await
+                .unwrap(),
+            |s: stackroom::holdings::Stats| format!(
+                "{} boxes, {} warnings",
+                s.boxes,
+                s.warnings.len()
+            )
         );
         timed!(
             "register as CSV, every box",
             holdings.csv(RegisterFilter::default()).await.unwrap(),
-            |(b, n): (Vec<u8>, u64)| format!("{n} rows, {:.0} MiB", b.len() as f64 / (1 << 20) as f64)
+            |(b, n): (Vec<u8>, u64)| format!(
+                "{n} rows, {:.0} MiB",
+                b.len() as f64 / (1 << 20) as f64
+            )
         );
         timed!(
             "register as XLSX, every box",
             holdings.xlsx(RegisterFilter::default()).await.unwrap(),
-            |(b, n): (Vec<u8>, u64)| format!("{n} rows, {:.0} MiB", b.len() as f64 / (1 << 20) as f64)
+            |(b, n): (Vec<u8>, u64)| format!(
+                "{n} rows, {:.0} MiB",
+                b.len() as f64 / (1 << 20) as f64
+            )
         );
         timed!(
             "appraisal (every box due)",
@@ -149,7 +162,10 @@ fn life_cycle(room: &BenchRoom, data: &Path) {
                         to: Some("2010-12-31".into()),
                         ..FieldQuery::default()
                     },
-                    Page { offset: 0, limit: 20 }
+                    Page {
+                        offset: 0,
+                        limit: 20
+                    }
                 )
                 .await
                 .unwrap(),

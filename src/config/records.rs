@@ -279,7 +279,7 @@ pub struct RetentionClass {
 pub struct Retention {
     pub classes: BTreeMap<String, RetentionClass>,
     pub default: Option<String>,
-    /// (index of the part in the archive number's pattern, its value → class)
+    /// (a part of the archive number's pattern, its value → class id)
     pub by_part: Vec<(String, BTreeMap<String, String>)>,
 }
 
