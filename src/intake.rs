@@ -623,41 +623,17 @@ fn transfer(conn: &Connection, id: i64, today: NaiveDate) -> rusqlite::Result<Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RoomConfig;
     use crate::location::BoxKey;
-    use crate::store::Store;
     use crate::time::ManualClock;
 
-    const ROOM: &str = r#"
-[site]
-id = "s"
-[room]
-id = "r"
-[archive_number]
-pattern = "{cat}-{seq}"
-series = ["cat"]
-[archive_number.parts]
-cat = "H|L"
-seq = "[0-9]{3}"
-[[ranges]]
-id = 1
-carriages = 3
-sections = 2
-levels = 2
-shelf_capacity = { boxes = 5 }
+    const EXTRA: &str = r#"
 [boxes.fields.customer_no]
 search = "exact"
 "#;
 
     async fn setup() -> (tempfile::TempDir, LocationService, Intake) {
-        let dir = tempfile::tempdir().unwrap();
-        let config = RoomConfig::parse(&dir.path().join("room.toml"), ROOM).unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let locations = LocationService::open(Arc::new(config), store)
-            .await
-            .unwrap();
-        // Tuesday 2026-12-01.
-        let clock = ManualClock::at(1_796_083_200_000);
+        let (dir, locations) = crate::location::test_room(EXTRA).await;
+        let clock = ManualClock::at(crate::location::TEST_TODAY_MS);
         let intake = Intake::new(locations.clone()).with_clock(Arc::new(clock));
         (dir, locations, intake)
     }

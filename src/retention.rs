@@ -695,28 +695,10 @@ fn disposal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RoomConfig;
     use crate::location::{BoxKey, NewBox};
-    use crate::store::Store;
     use crate::time::ManualClock;
 
-    const ROOM: &str = r#"
-[site]
-id = "s"
-[room]
-id = "r"
-[archive_number]
-pattern = "{cat}-{seq}"
-series = ["cat"]
-[archive_number.parts]
-cat = "H|L"
-seq = "[0-9]{3}"
-[[ranges]]
-id = 1
-carriages = 3
-sections = 2
-levels = 2
-shelf_capacity = { boxes = 5 }
+    const EXTRA: &str = r#"
 [boxes.fields.closed]
 type = "date"
 [retention]
@@ -734,14 +716,8 @@ cat = { L = "y10" }
 "#;
 
     async fn setup() -> (tempfile::TempDir, LocationService, Retention) {
-        let dir = tempfile::tempdir().unwrap();
-        let config = RoomConfig::parse(&dir.path().join("room.toml"), ROOM).unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let locations = LocationService::open(Arc::new(config), store)
-            .await
-            .unwrap();
-        // 2026-12-01.
-        let clock = ManualClock::at(1_796_083_200_000);
+        let (dir, locations) = crate::location::test_room(EXTRA).await;
+        let clock = ManualClock::at(crate::location::TEST_TODAY_MS);
         let retention = Retention::new(locations.clone()).with_clock(Arc::new(clock));
         for (no, closed, retention, shelf) in [
             ("L-001", "2014-05-01", None, "R1-C1-R-S1-L1"),

@@ -1576,5 +1576,42 @@ fn record_event(
     Ok(())
 }
 
+/// A small room for the tests of the services over boxes: archive numbers `H-001` and
+/// `L-001` (series `H`, `L`), one range of 3 carriages x 2 sections x 2 levels, five boxes
+/// a shelf, and `extra` (fields, retention, places) in TOML.
+#[cfg(test)]
+pub(crate) async fn test_room(extra: &str) -> (tempfile::TempDir, LocationService) {
+    const ROOM: &str = r#"
+[site]
+id = "s"
+[room]
+id = "r"
+[archive_number]
+pattern = "{cat}-{seq}"
+series = ["cat"]
+[archive_number.parts]
+cat = "H|L"
+seq = "[0-9]{3}"
+[[ranges]]
+id = 1
+carriages = 3
+sections = 2
+levels = 2
+shelf_capacity = { boxes = 5 }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{ROOM}{extra}");
+    let config = RoomConfig::parse(&dir.path().join("room.toml"), &text).unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    let locations = LocationService::open(Arc::new(config), store)
+        .await
+        .unwrap();
+    (dir, locations)
+}
+
+/// Tuesday 2026-12-01, 00:00 UTC: the tests' today.
+#[cfg(test)]
+pub(crate) const TEST_TODAY_MS: i64 = 1_796_083_200_000;
+
 #[cfg(test)]
 mod tests;
