@@ -191,7 +191,6 @@ pub(super) async fn lookups(
     if !csv {
         return Ok(Json(LookupList { items }).into_response());
     }
-    let mut out = csv::Writer::from_writer(Vec::new());
     let header = ["at", "actor", "archive_no", "what", "purpose"];
     let mut rows = vec![header.map(String::from).to_vec()];
     rows.extend(items.iter().map(|l| {
@@ -203,14 +202,7 @@ pub(super) async fn lookups(
             l.purpose.clone().unwrap_or_default(),
         ]
     }));
-    for row in &rows {
-        out.write_record(row).map_err(|e| {
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })?;
-    }
-    let body = out
-        .into_inner()
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let body = super::csv_bytes(&rows)?;
     s.audit
         .record(crate::audit::NewEntry::new(
             &who.name,
@@ -219,15 +211,10 @@ pub(super) async fn lookups(
             format!("{} rows", items.len()),
         ))
         .await;
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
-                "attachment; filename=\"lookups.csv\"",
-            ),
-        ],
+    Ok(super::file_response(
         body,
-    )
-        .into_response())
+        super::CSV,
+        "attachment",
+        "lookups.csv",
+    ))
 }

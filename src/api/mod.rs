@@ -349,26 +349,44 @@ async fn get_box(
     Ok(Json(view))
 }
 
-/// Rows as a CSV file to save as `name` (the first row is the header).
-fn csv_response(rows: &[Vec<String>], name: &str) -> Result<axum::response::Response, Problem> {
+/// A file as the answer: its bytes and media type, `attachment` (saved) or `inline`
+/// (shown) under `name`.
+fn file_response(
+    bytes: Vec<u8>,
+    kind: &str,
+    disposition: &str,
+    name: &str,
+) -> axum::response::Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("{disposition}; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Rows as CSV (the first row is the header).
+fn csv_bytes(rows: &[Vec<String>]) -> Result<Vec<u8>, Problem> {
     let mut out = csv::Writer::from_writer(Vec::new());
     let failed = |e: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
     for row in rows {
         out.write_record(row).map_err(|e| failed(e.to_string()))?;
     }
-    let body = out.into_inner().map_err(|e| failed(e.to_string()))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    out.into_inner().map_err(|e| failed(e.to_string()))
 }
+
+/// Rows as a CSV file to save as `name` (the first row is the header).
+fn csv_response(rows: &[Vec<String>], name: &str) -> Result<axum::response::Response, Problem> {
+    Ok(file_response(csv_bytes(rows)?, CSV, "attachment", name))
+}
+
+/// The media type of every CSV answer.
+const CSV: &str = "text/csv; charset=utf-8";
 
 /// Whether a `format` query asks for CSV (`csv`) rather than JSON (`json`, the default).
 fn wants_csv(format: Option<&str>) -> Result<bool, Problem> {

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -70,19 +70,9 @@ pub(super) struct ContentsQuery {
     format: Option<String>,
 }
 
-/// A PDF answer, to be saved as `name`.
+/// A PDF answer, shown inline, saved as `name`.
 pub(super) fn pdf_response(bytes: Vec<u8>, name: &str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/pdf".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("inline; filename=\"{name}\""),
-            ),
-        ],
-        bytes,
-    )
-        .into_response()
+    super::file_response(bytes, "application/pdf", "inline", name)
 }
 
 /// The documents in a box (卷内目录), in item order; `format=pdf` prints them.

@@ -308,7 +308,7 @@ pub(super) async fn register(
     let (bytes, rows, kind, ext) = match q.format.as_deref() {
         None | Some("csv") => {
             let (b, n) = s.holdings.csv(filter).await?;
-            (b, n, "text/csv; charset=utf-8", "csv")
+            (b, n, super::CSV, "csv")
         }
         Some("xlsx") => {
             let (b, n) = s.holdings.xlsx(filter).await?;
@@ -337,17 +337,12 @@ pub(super) async fn register(
             .detail(described),
         )
         .await;
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, kind.to_string()),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"register.{ext}\""),
-            ),
-        ],
+    Ok(super::file_response(
         bytes,
-    )
-        .into_response())
+        kind,
+        "attachment",
+        &format!("register.{ext}"),
+    ))
 }
 
 /// The figures of the archive: holdings by category and year, shelf fill by range, loans

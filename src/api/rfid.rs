@@ -179,17 +179,12 @@ pub(super) async fn sweep_report(
             .detail(format!("{} findings", report.findings.len())),
         )
         .await;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"sweep-{id}.csv\""),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(super::file_response(
+        body.into_bytes(),
+        super::CSV,
+        "attachment",
+        &format!("sweep-{id}.csv"),
+    ))
 }
 
 /// A reader with its counters.
