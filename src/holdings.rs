@@ -451,42 +451,27 @@ impl Holdings {
                 0,
                 format!("{transfers_overdue} transfer(s) not received by their deadline"),
             ),
-            Warning {
-                kind: "transfers_due".into(),
-                level: if transfers_due > 0 {
-                    Light::Yellow
-                } else {
-                    Light::Green
-                },
-                count: transfers_due,
-                detail: format!("{transfers_due} transfer(s) due by the next working day"),
-            },
+            Warning::yellow_if_any(
+                "transfers_due",
+                transfers_due,
+                format!("{transfers_due} transfer(s) due by the next working day"),
+            ),
             Warning::of(
                 "loans_overdue",
                 overdue,
                 0,
                 format!("{overdue} loan(s) past their due day"),
             ),
-            Warning {
-                kind: "loans_due_soon".into(),
-                level: if due_soon > 0 {
-                    Light::Yellow
-                } else {
-                    Light::Green
-                },
-                count: due_soon,
-                detail: format!("{due_soon} loan(s) due back within two days"),
-            },
-            Warning {
-                kind: "disposals_waiting".into(),
-                level: if waiting > 0 {
-                    Light::Yellow
-                } else {
-                    Light::Green
-                },
-                count: waiting,
-                detail: format!("{waiting} disposal(s) proposed or approved, not carried out"),
-            },
+            Warning::yellow_if_any(
+                "loans_due_soon",
+                due_soon,
+                format!("{due_soon} loan(s) due back within two days"),
+            ),
+            Warning::yellow_if_any(
+                "disposals_waiting",
+                waiting,
+                format!("{waiting} disposal(s) proposed or approved, not carried out"),
+            ),
         ];
         for f in &fill {
             let level = if f.percent >= 100.0 {
@@ -542,6 +527,20 @@ pub struct Warning {
 }
 
 impl Warning {
+    /// Yellow if there is any, else green.
+    fn yellow_if_any(kind: &str, count: u64, detail: String) -> Warning {
+        Warning {
+            kind: kind.into(),
+            level: if count > 0 {
+                Light::Yellow
+            } else {
+                Light::Green
+            },
+            count,
+            detail,
+        }
+    }
+
     /// Red above `allowed`, else green.
     fn of(kind: &str, count: u64, allowed: u64, detail: String) -> Warning {
         Warning {
