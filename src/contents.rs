@@ -224,11 +224,11 @@ impl BoxContents {
                 ),
             ],
             columns: vec![
-                column("序号 No.", 14.0),
-                column("文件题名 Title", 78.0),
-                column("日期 Date", 22.0),
-                column("页数 Pages", 14.0),
-                column("电子文件 E-file", 46.0),
+                Column::new("序号 No.", 14.0),
+                Column::new("文件题名 Title", 78.0),
+                Column::new("日期 Date", 22.0),
+                Column::new("页数 Pages", 14.0),
+                Column::new("电子文件 E-file", 46.0),
             ],
             rows: contents
                 .items
@@ -257,13 +257,6 @@ impl BoxContents {
                 Utc::now().format("%Y-%m-%d %H:%M UTC")
             ),
         }
-    }
-}
-
-pub(crate) fn column(head: &str, width_mm: f32) -> Column {
-    Column {
-        head: head.to_string(),
-        width_mm,
     }
 }
 

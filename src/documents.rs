@@ -17,6 +17,15 @@ pub struct Column {
     pub width_mm: f32,
 }
 
+impl Column {
+    pub fn new(head: &str, width_mm: f32) -> Column {
+        Column {
+            head: head.to_string(),
+            width_mm,
+        }
+    }
+}
+
 /// A printed form.
 #[derive(Debug, Clone, Default)]
 pub struct Form {
@@ -245,22 +254,10 @@ pub fn loan_slip(
         title: format!("档案借阅单 Loan slip No. {}", loan.id),
         particulars,
         columns: vec![
-            Column {
-                head: "序号 No.".into(),
-                width_mm: 12.0,
-            },
-            Column {
-                head: "档号 Archive number".into(),
-                width_mm: 42.0,
-            },
-            Column {
-                head: "题名 Title".into(),
-                width_mm: 92.0,
-            },
-            Column {
-                head: "归还 Returned".into(),
-                width_mm: 28.0,
-            },
+            Column::new("序号 No.", 12.0),
+            Column::new("档号 Archive number", 42.0),
+            Column::new("题名 Title", 92.0),
+            Column::new("归还 Returned", 28.0),
         ],
         rows: loan
             .boxes
@@ -311,16 +308,7 @@ mod tests {
         let form = Form {
             title: "卷内目录".into(),
             particulars: vec![("档号".into(), "0451-H-001-00001".into())],
-            columns: vec![
-                Column {
-                    head: "序号".into(),
-                    width_mm: 15.0,
-                },
-                Column {
-                    head: "题名".into(),
-                    width_mm: 120.0,
-                },
-            ],
+            columns: vec![Column::new("序号", 15.0), Column::new("题名", 120.0)],
             rows: (1..=100)
                 .map(|i| vec![i.to_string(), format!("文件 {i}")])
                 .collect(),

@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::records::{RetentionClass, parse_date};
-use crate::contents::column;
-use crate::documents::Form;
+use crate::documents::{Column, Form};
 use crate::location::{LocationError, LocationService, Provenance, Source, box_id};
 use crate::time::{Clock, SystemClock, wall};
 
@@ -600,11 +599,11 @@ impl Retention {
                 ),
             ],
             columns: vec![
-                column("序号 No.", 12.0),
-                column("档号 Archive number", 40.0),
-                column("题名 Title", 68.0),
-                column("保管期限 Class", 26.0),
-                column("到期 Due", 28.0),
+                Column::new("序号 No.", 12.0),
+                Column::new("档号 Archive number", 40.0),
+                Column::new("题名 Title", 68.0),
+                Column::new("保管期限 Class", 26.0),
+                Column::new("到期 Due", 28.0),
             ],
             rows: d
                 .boxes
