@@ -12,18 +12,9 @@ fn demo(data: &tempfile::TempDir) -> Demo {
     start_demo(data.path(), &["--time-scale", "10"])
 }
 
-/// Makes a token of `role` through the API; its secret.
+/// Makes a token of `role` through the demo's API; its secret.
 async fn token(d: &Demo, name: &str, role: &str) -> String {
-    let r = api_client(&d.base)
-        .post(format!("{}/api/v1/tokens", d.base))
-        .json(&json!({"name": name, "role": role}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["role"], role);
-    body["secret"].as_str().unwrap().to_string()
+    common::token(&d.base, name, role).await
 }
 
 /// Status of `method path` with `token` (none: no Authorization header).

@@ -5,18 +5,7 @@ use serde_json::{Value, json};
 
 use crate::common;
 
-use common::{api_client, get, start_demo};
-
-async fn patch(base: &str, path: &str, body: &Value) -> (u16, Value) {
-    let r = api_client(base)
-        .patch(format!("{base}{path}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use common::{api_client, get, start_demo, token};
 
 fn nos(page: &Value) -> Vec<String> {
     page["items"]
@@ -57,12 +46,14 @@ async fn a_record_is_corrected_with_a_trace_and_found_by_customer_number() {
     assert_eq!(nos(&found)[0], no, "{found}");
 
     // Title and customer number corrected; the trail shows both with the reason.
-    let (status, corrected) = patch(
+    let (status, corrected) = send(
         &base,
+        reqwest::Method::PATCH,
         &format!("/api/v1/boxes/{no}"),
-        &json!({"title": "供用电合同 广州市白云电器有限公司 2019",
+        None,
+        Some(json!({"title": "供用电合同 广州市白云电器有限公司 2019",
                 "fields": {"customer_no": "H37752077"},
-                "reason": "营业厅录入错误，依合同更正"}),
+                "reason": "营业厅录入错误，依合同更正"})),
     )
     .await;
     assert_eq!(status, 200, "{corrected}");
@@ -103,10 +94,12 @@ async fn a_record_is_corrected_with_a_trace_and_found_by_customer_number() {
     }
 
     // Bad input names its field; the label's barcode finds the box.
-    let (status, bad) = patch(
+    let (status, bad) = send(
         &base,
+        reqwest::Method::PATCH,
         &format!("/api/v1/boxes/{no}"),
-        &json!({"fields": {"account_closed": "last year"}, "reason": "x"}),
+        None,
+        Some(json!({"fields": {"account_closed": "last year"}, "reason": "x"})),
     )
     .await;
     assert_eq!(
@@ -114,10 +107,12 @@ async fn a_record_is_corrected_with_a_trace_and_found_by_customer_number() {
         (422, Some("fields.account_closed")),
         "{bad}"
     );
-    let (status, bad) = patch(
+    let (status, bad) = send(
         &base,
+        reqwest::Method::PATCH,
         &format!("/api/v1/boxes/{no}"),
-        &json!({"title": "x"}),
+        None,
+        Some(json!({"title": "x"})),
     )
     .await;
     assert_eq!(status, 422, "a correction says why: {bad}");
@@ -125,19 +120,6 @@ async fn a_record_is_corrected_with_a_trace_and_found_by_customer_number() {
     assert_eq!(status, 422);
     let (status, _, located) = get(&base, &format!("/api/v1/locate?barcode={no}")).await;
     assert_eq!((status, located["archive_no"].as_str()), (200, Some(no)));
-}
-
-/// Makes a token of `role` through the API; its secret.
-async fn token(base: &str, name: &str, role: &str) -> String {
-    let r = api_client(base)
-        .post(format!("{base}/api/v1/tokens"))
-        .json(&json!({"name": name, "role": role}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let body: Value = r.json().await.unwrap();
-    body["secret"].as_str().unwrap().to_string()
 }
 
 async fn send(

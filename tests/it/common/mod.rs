@@ -185,6 +185,20 @@ pub async fn wait_for(
     }
 }
 
+/// Makes a token of `role` through the API of the demo at `base`; its secret.
+pub async fn token(base: &str, name: &str, role: &str) -> String {
+    let r = api_client(base)
+        .post(format!("{base}/api/v1/tokens"))
+        .json(&serde_json::json!({"name": name, "role": role}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["role"], role);
+    body["secret"].as_str().unwrap().to_string()
+}
+
 /// POST a JSON body: status, headers' Location, JSON body.
 pub async fn post_json(base: &str, path: &str, body: &Value) -> (u16, Option<String>, Value) {
     let r = api_client(base)
