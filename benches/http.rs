@@ -11,9 +11,10 @@
 //! - `locate + token`: the same after the token check (SHA-256 of the bearer token, one
 //!   lookup by the unique hash), inline;
 //! - `stackroom`: the real `stackroom serve`: access control, locate, the lookup register;
-//!   also as it was before (`STACKROOM_HOP_SHORT_READS=1`: the token check and locate on
-//!   the blocking pool; `STACKROOM_REGISTER_ON_WRITER=1`: register rows through the
-//!   main writer, a savepoint each), to show what each change buys.
+//!   also as it was before, one change undone at a time, to show what each buys
+//!   (`STACKROOM_NO_TOKEN_CACHE=1`: every token checked in the database;
+//!   `STACKROOM_REGISTER_ON_WRITER=1`: register rows through the main writer, a savepoint
+//!   each; `STACKROOM_HOP_SHORT_READS=1`: the token check and locate on the blocking pool).
 //!
 //! The peers are this benchmark's own binary run again with `STACKROOM_PEER=<kind>`.
 //!
@@ -78,9 +79,10 @@ fn main() {
 
     let stackroom = |env: &[(&str, &str)]| serve_with(&room.config_path, &data, env);
     // Each variant of `stackroom serve` undoes one more change (see BENCHMARKS.md).
-    let (hop, on_writer) = (
+    let (hop, on_writer, uncached) = (
         ("STACKROOM_HOP_SHORT_READS", "1"),
         ("STACKROOM_REGISTER_ON_WRITER", "1"),
+        ("STACKROOM_NO_TOKEN_CACHE", "1"),
     );
     // `SERVERS=locate,stackroom` runs only those (the first is then "the peer").
     let chosen = std::env::var("SERVERS").ok();
@@ -102,15 +104,26 @@ fn main() {
             "writer",
             "`stackroom serve`, register rows through the main writer",
         ),
+        (
+            "uncached",
+            "`stackroom serve`, every token checked in the database",
+        ),
         ("stackroom", "`stackroom serve`"),
+        ("other", "`stackroom serve` of the build at OTHER_BIN"),
     ] {
         if !wanted(kind) {
             continue;
         }
         let server = match kind {
-            "before" => stackroom(&[hop, on_writer]),
-            "writer" => stackroom(&[on_writer]),
+            "before" => stackroom(&[hop, on_writer, uncached]),
+            "writer" => stackroom(&[on_writer, uncached]),
+            "uncached" => stackroom(&[uncached]),
             "stackroom" => stackroom(&[]),
+            // `OTHER_BIN=path`: another build of stackroom beside this one (an experiment).
+            "other" => match std::env::var_os("OTHER_BIN") {
+                Some(bin) => common::serve_build(Path::new(&bin), &room.config_path, &data, &[]),
+                None => continue,
+            },
             peer => spawn_peer(peer, &db),
         };
         servers.push((name, server));

@@ -110,9 +110,13 @@ impl From<rusqlite::Error> for AccessError {
 
 /// The SHA-256 of a secret, hex.
 fn hash(secret: &str) -> String {
+    hex(&Sha256::digest(secret.as_bytes()).into())
+}
+
+fn hex(digest: &[u8; 32]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(64);
-    for b in Sha256::digest(secret.as_bytes()) {
+    for &b in digest {
         out.push(HEX[usize::from(b >> 4)] as char);
         out.push(HEX[usize::from(b & 15)] as char);
     }
@@ -128,6 +132,8 @@ pub struct Access {
     clock: std::sync::Arc<dyn Clock>,
     /// Event-stream tickets not yet used: who, and until when.
     tickets: std::sync::Arc<std::sync::Mutex<HashMap<String, (Identity, std::time::Instant)>>>,
+    /// Tokens checked lately.
+    checked: std::sync::Arc<TokenCache>,
 }
 
 /// How long an event-stream ticket may wait to be used.
@@ -138,6 +144,7 @@ const MAX_TICKETS: usize = 10_000;
 impl Access {
     pub fn new(store: Store, audit: Audit) -> Access {
         Access {
+            checked: std::sync::Arc::new(TokenCache::beside(store.path())),
             store,
             audit,
             clock: std::sync::Arc::new(SystemClock),
@@ -277,6 +284,7 @@ impl Access {
                 Ok(())
             })
             .await?;
+        self.checked.revoked();
         self.audit
             .record(NewEntry::new(
                 by,
@@ -304,26 +312,39 @@ impl Access {
             .await
     }
 
-    /// Whose live token `secret` is. Asked of the database every time, so a token revoked
-    /// by `stackroom token revoke` in another process stops at once.
+    /// Whose live token `secret` is. A token checked within [`RECHECK`] is believed
+    /// without asking the database again (see [`TokenCache`]): a revocation, here or by
+    /// `stackroom token revoke` in another process, is seen by the next request; expiry
+    /// is checked against the clock every time.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Identity>, AccessError> {
-        let hashed = hash(secret);
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         let now = self.clock.now_ms();
+        let stamp = match self.checked.get(&digest, now) {
+            Lookup::Known(who) => return Ok(Some(who)),
+            Lookup::Unknown(stamp) => stamp,
+        };
+        let hashed = hex(&digest);
         // One lookup by a unique index: on this thread (see `Store::read_now`).
-        self.store
+        let found = self
+            .store
             .read_now(move |conn| {
                 let row = conn
                     .prepare_cached(
-                        "SELECT name, role FROM tokens WHERE hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
+                        "SELECT name, role, expires_at FROM tokens WHERE hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
                     )?
                     .query_row(params![hashed, now], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?))
                     })
                     .optional()?;
-                Ok(row
-                    .and_then(|(name, role)| role.parse().ok().map(|role| Identity { name, role })))
+                Ok::<_, AccessError>(row.and_then(|(name, role, expires_at)| {
+                    role.parse().ok().map(|role| (Identity { name, role }, expires_at))
+                }))
             })
-            .await
+            .await?;
+        Ok(found.map(|(who, expires_at)| {
+            self.checked.keep(digest, &who, expires_at, stamp);
+            who
+        }))
     }
 
     /// When the (not revoked) token `secret` expired, if it has: to tell its holder so.
@@ -341,6 +362,123 @@ impl Access {
                     .map(wall))
             })
             .await
+    }
+}
+
+/// How long a checked token is believed before the database is asked again: the bound on
+/// seeing a revocation made behind stackroom's back (by hand in SQL); one made through
+/// [`Access::revoke`] is seen at once.
+pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// Tokens kept at most; past it the cache starts again.
+const MAX_CHECKED: usize = 10_000;
+
+/// Tokens checked lately, so that a request need not read the database for its token
+/// (a read transaction costed a tenth of a locate's throughput, see BENCHMARKS.md).
+///
+/// Revocations reach every process through the *revocation stamp*, a file beside the
+/// database to which [`Access::revoke`] appends a byte after its commit: its length only
+/// grows, so one `stat` per request tells whether anything was revoked since (a file's
+/// time is too coarse to tell two quick revocations apart). Any growth empties the cache.
+/// An answer read from the database is kept only if the stamp did not grow while it was
+/// read, so a token revoked meanwhile is not kept as live.
+struct TokenCache {
+    stamp: std::path::PathBuf,
+    state: std::sync::Mutex<CacheState>,
+    /// `STACKROOM_NO_TOKEN_CACHE=1` asks the database every time, for the benchmark that
+    /// measures what the cache buys.
+    off: bool,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// The stamp's length when `tokens` was last emptied.
+    stamp: u64,
+    tokens: HashMap<[u8; 32], Checked>,
+}
+
+struct Checked {
+    who: Identity,
+    expires_at: Option<i64>,
+    at: std::time::Instant,
+}
+
+enum Lookup {
+    Known(Identity),
+    /// Not in the cache: ask the database, then keep the answer with this stamp.
+    Unknown(u64),
+}
+
+impl TokenCache {
+    fn beside(db: &std::path::Path) -> TokenCache {
+        TokenCache {
+            stamp: db.with_extension("revoked"),
+            state: Default::default(),
+            off: std::env::var_os("STACKROOM_NO_TOKEN_CACHE").is_some_and(|v| v == "1"),
+        }
+    }
+
+    fn stamp_len(&self) -> u64 {
+        std::fs::metadata(&self.stamp).map_or(0, |m| m.len())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, digest: &[u8; 32], now_ms: i64) -> Lookup {
+        if self.off {
+            return Lookup::Unknown(0);
+        }
+        let stamp = self.stamp_len();
+        let mut state = self.lock();
+        if state.stamp != stamp {
+            state.tokens.clear();
+            state.stamp = stamp;
+        }
+        match state.tokens.get(digest) {
+            Some(c) if c.at.elapsed() < RECHECK && c.expires_at.is_none_or(|e| e > now_ms) => {
+                Lookup::Known(c.who.clone())
+            }
+            _ => Lookup::Unknown(stamp),
+        }
+    }
+
+    fn keep(&self, digest: [u8; 32], who: &Identity, expires_at: Option<i64>, stamp: u64) {
+        if self.off || self.stamp_len() != stamp {
+            return;
+        }
+        let mut state = self.lock();
+        if state.stamp != stamp {
+            return;
+        }
+        if state.tokens.len() >= MAX_CHECKED {
+            state.tokens.clear();
+        }
+        state.tokens.insert(
+            digest,
+            Checked {
+                who: who.clone(),
+                expires_at,
+                at: std::time::Instant::now(),
+            },
+        );
+    }
+
+    /// A token was revoked (and committed): every process forgets what it checked.
+    fn revoked(&self) {
+        use std::io::Write;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stamp)
+            .and_then(|mut f| f.write_all(b"r"));
+        if let Err(e) = appended {
+            tracing::error!(stamp = %self.stamp.display(), error = %e,
+                "cannot append to the revocation stamp: other processes see the revocation within {RECHECK:?}");
+        }
+        self.lock().tokens.clear();
     }
 }
 
@@ -397,6 +535,45 @@ mod tests {
                 && Role::Archivist < Role::Approver
                 && Role::Approver < Role::Admin
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_revoked_in_another_process_opens_nothing_at_the_next_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        // Two stores on one file: the server, and `stackroom token revoke` beside it.
+        let (server_store, cli_store) = (Store::open(&path).unwrap(), Store::open(&path).unwrap());
+        let server = Access::new(server_store.clone(), Audit::new(server_store.clone()));
+        let cli = Access::new(cli_store.clone(), Audit::new(cli_store));
+        let (secret, _) = server
+            .create("desk-1", Role::Viewer, "test", None)
+            .await
+            .unwrap();
+        let (other, _) = server
+            .create("desk-2", Role::Viewer, "test", None)
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            assert!(server.authenticate(&secret).await.unwrap().is_some());
+            assert!(server.authenticate(&other).await.unwrap().is_some());
+        }
+        cli.revoke("desk-1", "test").await.unwrap();
+        assert!(
+            server.authenticate(&secret).await.unwrap().is_none(),
+            "revoked elsewhere"
+        );
+        assert!(server.authenticate(&other).await.unwrap().is_some());
+
+        // Revoked behind stackroom's back (by hand, in SQL): seen within RECHECK.
+        server_store
+            .write(|c| {
+                c.execute("UPDATE tokens SET revoked_at = 1 WHERE name = 'desk-2'", [])
+                    .map_err(StoreError::from)
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(RECHECK + std::time::Duration::from_millis(50)).await;
+        assert!(server.authenticate(&other).await.unwrap().is_none());
     }
 
     #[tokio::test]

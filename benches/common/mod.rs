@@ -94,7 +94,12 @@ pub fn serve(config: &Path, data: &Path) -> Server {
 }
 
 pub fn serve_with(config: &Path, data: &Path, env: &[(&str, &str)]) -> Server {
-    let mut command = Command::new(BIN);
+    serve_build(Path::new(BIN), config, data, env)
+}
+
+/// `stackroom serve` of the build at `bin` (another commit's, to compare).
+pub fn serve_build(bin: &Path, config: &Path, data: &Path, env: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(bin);
     command
         .envs(env.iter().copied())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
