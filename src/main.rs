@@ -16,6 +16,12 @@ use stackroom::shelving::Wiring;
 #[cfg(feature = "demo")]
 use stackroom::sim::{self, SimSettings};
 
+/// mimalloc rather than glibc's allocator: the request path allocates small and often, and
+/// glibc's malloc and free were an eighth of `stackroom serve`'s samples under locate load
+/// (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "stackroom",
