@@ -31,6 +31,9 @@ pub struct ArchiveRule {
     pieces: Vec<Piece>,
     /// Digits a part always has, where its expression fixes them (`[0-9]{5}`).
     widths: BTreeMap<String, usize>,
+    /// The rule as typed by a person: any case, the pattern's literal text left out or
+    /// typed as another separator (see [`ArchiveRule::normalise`]).
+    loose: Regex,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +122,16 @@ impl ArchiveRule {
         }
         let regex = Regex::new(&regex)
             .map_err(|e| RuleError(format!("pattern '{pattern}' does not compile: {e}")))?;
+        let loose: String = pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(t) if t.is_empty() => String::new(),
+                Piece::Text(t) => format!(r"(?:{}|[\s\-_./]*)", regex::escape(t)),
+                Piece::Part(name) => format!("(?P<{name}>{})", parts[name]),
+            })
+            .collect();
+        let loose = Regex::new(&format!("(?i)^{loose}$"))
+            .map_err(|e| RuleError(format!("pattern '{pattern}' does not compile: {e}")))?;
         let fixed = Regex::new(r"^(?:\[0-9\]|\\d)\{([0-9]+)\}$").expect("a valid expression");
         let widths = parts
             .iter()
@@ -133,7 +146,37 @@ impl ArchiveRule {
             series: series.to_vec(),
             pieces,
             widths,
+            loose,
         })
+    }
+
+    /// The number a person meant by `typed`: written without the pattern's dashes, with
+    /// spaces or dots instead, or in the wrong case (`0451h00100001`, `0451 H 001 00001`
+    /// for `0451-H-001-00001`). `None` if `typed` already follows the rule, or cannot be
+    /// read as a number that does.
+    pub fn normalise(&self, typed: &str) -> Option<String> {
+        if self.regex.is_match(typed) {
+            return None;
+        }
+        let caps = self.loose.captures(typed)?;
+        let build = |case: fn(&str) -> String| -> String {
+            self.pieces
+                .iter()
+                .map(|piece| match piece {
+                    Piece::Text(t) => t.clone(),
+                    Piece::Part(name) => {
+                        caps.name(name).map_or(String::new(), |m| case(m.as_str()))
+                    }
+                })
+                .collect()
+        };
+        [
+            build(str::to_string),
+            build(str::to_uppercase),
+            build(str::to_lowercase),
+        ]
+        .into_iter()
+        .find(|n| self.regex.is_match(n))
     }
 
     pub fn pattern(&self) -> &str {
@@ -274,6 +317,28 @@ mod tests {
             &["category".into(), "cabinet".into()],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_number_typed_without_dashes_or_in_lower_case_is_read_as_the_rule_writes_it() {
+        let rule = power_rule();
+        for typed in [
+            "0451h00100001",
+            "0451H00100001",
+            "0451 H 001 00001",
+            "0451.h.001.00001",
+            "0451-h-001-00001",
+        ] {
+            assert_eq!(
+                rule.normalise(typed).as_deref(),
+                Some("0451-H-001-00001"),
+                "{typed}"
+            );
+        }
+        assert_eq!(rule.normalise("0451-H-001-00001"), None, "already right");
+        assert_eq!(rule.normalise("0451X00100001"), None, "no category X");
+        assert_eq!(rule.normalise("045100100001"), None, "a part missing");
+        assert_eq!(rule.normalise("合同"), None);
     }
 
     #[test]

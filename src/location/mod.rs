@@ -968,7 +968,14 @@ impl LocationService {
 
     fn location_of(&self, conn: &Connection, key: &BoxKey) -> Result<Location, LocationError> {
         let (column, value, name) = match key {
-            BoxKey::ArchiveNo(v) => ("archive_no", v.clone(), "archive number"),
+            BoxKey::ArchiveNo(v) => {
+                let v = self
+                    .config
+                    .archive_rule
+                    .normalise(v)
+                    .unwrap_or_else(|| v.clone());
+                ("archive_no", v, "archive number")
+            }
             BoxKey::Epc(v) => ("epc", v.trim().to_ascii_uppercase(), "EPC"),
             BoxKey::Barcode(v) => ("barcode", v.clone(), "barcode"),
         };
@@ -1182,6 +1189,14 @@ impl LocationService {
     }
 
     fn search_in(&self, conn: &Connection, q: &str, page: Page) -> Result<Found, LocationError> {
+        // An archive number typed without its dashes or in lower case means that number,
+        // if such a box exists (else the text is searched as typed: it may be a barcode).
+        let normalised = self
+            .config
+            .archive_rule
+            .normalise(q)
+            .filter(|n| box_id(conn, n).is_ok());
+        let q = normalised.as_deref().unwrap_or(q);
         let searched: Vec<&str> = self
             .config
             .fields

@@ -251,6 +251,16 @@ async fn search_finds_numbers_tags_codes_and_words() {
     assert_eq!(nos(svc.search("供电", 10).await.unwrap()), ["H-01-001"]);
     assert_eq!(nos(svc.search("muller", 10).await.unwrap()), ["H-01-002"]);
     assert_eq!(nos(svc.search("B-3", 10).await.unwrap())[0], "L-02-001");
+    // Typed without dashes, or in lower case: the number the rule writes.
+    assert_eq!(nos(svc.search("h01002", 10).await.unwrap()), ["H-01-002"]);
+    assert_eq!(nos(svc.search("L 02 001", 10).await.unwrap()), ["L-02-001"]);
+    assert!(
+        matches!(
+            svc.locate(BoxKey::ArchiveNo("h01001".into())).await,
+            Err(LocationError::NotOnShelf(no)) if no == "H-01-001"
+        ),
+        "found, and said to be on no shelf"
+    );
     assert_eq!(svc.search("H-", 1).await.unwrap().len(), 1, "limit holds");
     assert!(svc.search("nothing like it", 10).await.unwrap().is_empty());
     assert!(matches!(
