@@ -72,10 +72,9 @@ pub(super) async fn start_sweep(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with(CLI_AGENT));
-    let view = rfid(&s)?
-        .sweeps
-        .start(request, if from_cli { "cli" } else { "api" })
-        .await?;
+    // Who asked, as staff read it in the list of sweeps: the token's name.
+    let trigger = format!("{}:{}", if from_cli { "cli" } else { "api" }, who.name);
+    let view = rfid(&s)?.sweeps.start(request, &trigger).await?;
     let location = format!("/api/v1/sweeps/{}", view.id);
     Ok((
         StatusCode::ACCEPTED,

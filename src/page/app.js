@@ -602,6 +602,15 @@ function scopeWords(scope) {
   return "";
 }
 
+/// Who started a sweep: `api:NAME` and `cli:NAME` are a token's name, `schedule:NAME` a
+/// schedule's; older sweeps say only `api` or `cli`.
+function triggerWords(trigger) {
+  const [how, name] = trigger.split(/:(.*)/s);
+  if (how === "schedule") return t("trigger_schedule", { name });
+  if (name) return how === "cli" ? t("trigger_cli", { name }) : name;
+  return t(how === "cli" ? "trigger_command_line" : "trigger_api");
+}
+
 function summaryWords(s) {
   return t("summary", s);
 }
@@ -614,7 +623,7 @@ async function loadSweeps() {
         node("tr", { onclick: () => openSweep(s.id), class: "clickable" },
           node("td", {}, `#${s.id}`),
           node("td", {}, t(`sweep_state_${s.state}`)),
-          node("td", {}, s.trigger),
+          node("td", {}, triggerWords(s.trigger)),
           node("td", {}, when(s.started_at)),
           node("td", {}, s.state === "done" ? summaryWords(s.summary) : s.note || ""))),
     );
@@ -719,7 +728,8 @@ async function loadReport(id) {
   const by = (status) => report.findings.filter((f) => f.status === status);
   const pct = (c) => (c == null ? "" : `${Math.round(c * 100)} %`);
   const s = report.sweep.summary;
-  $("sweep-report").replaceChildren(
+  // A section with no rows is left out (`reportTable` gives null), not written as "null".
+  $("sweep-report").replaceChildren(...[
     node("p", { class: "summary" }, summaryWords(s),
       report.sweep.applied ? ` — ${t("report_applied", { n: report.sweep.applied })}` : ""),
     node("button", { type: "button", onclick: () => downloadCsv(id) }, t("report_csv")),
@@ -735,7 +745,7 @@ async function loadReport(id) {
       by("unknown").map((f) => [f.epc, addressWords(f.found)])),
     reportTable(t("report_not_read"), "not-read", [t("col_shelf"), t("col_reason")],
       report.unread.map((u) => [addressWords(u.shelf), u.reason])),
-  );
+  ].filter((part) => part !== null));
 }
 
 async function downloadCsv(id) {
@@ -957,7 +967,9 @@ function loanCard(l) {
     node("h3", {}, `#${l.id} ${l.borrower.name}${l.borrower.department ? ` (${l.borrower.department})` : ""}`),
     node("p", {}, `${t(`kind_${l.kind}`)} · ${t(`loan_state_${l.state}`)} · ${t("loan_due_on", { due: l.due })}`,
       l.overdue ? node("strong", { class: "overdue-mark" }, ` ${t("loan_overdue")}`) : ""),
-    node("p", { class: "note" }, l.purpose, out.length && l.state !== "requested" ? ` · ${t("loan_out", { n: out.length })}` : ""),
+    // Boxes are out only once checked out: an approved loan has not left the room yet.
+    node("p", { class: "note" }, l.purpose,
+      out.length && ["checked_out", "return_refused"].includes(l.state) ? ` · ${t("loan_out", { n: out.length })}` : ""),
     boxes,
     node("div", { class: "actions" }, ...buttons),
     node("p", { class: "feedback", role: "status" }));
@@ -1305,10 +1317,17 @@ async function boot() {
   });
   $("sign-out").addEventListener("click", () => signOut(""));
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
-  $("search").addEventListener("input", (e) => {
+  // A pinyin (or other) input method types letters before it gives the characters: search
+  // when the composition ends, not on its letters.
+  const searchSoon = (text) => {
     clearTimeout(searchTimer);
-    searchTimer = setTimeout(() => runSearch(e.target.value), 150);
+    searchTimer = setTimeout(() => runSearch(text), 150);
+  };
+  $("search").addEventListener("input", (e) => {
+    if (e.isComposing) return;
+    searchSoon(e.target.value);
   });
+  $("search").addEventListener("compositionend", (e) => searchSoon(e.target.value));
   $("search").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && results.length > 0) showBox(results[0]);
   });

@@ -324,7 +324,8 @@ impl Sweeps {
         })
     }
 
-    /// Starts a sweep; `trigger` says who asked (`api`, `cli`, `schedule:<name>`).
+    /// Starts a sweep; `trigger` says who asked (`api:<token>`, `cli:<token>`,
+    /// `schedule:<name>`).
     pub async fn start(
         &self,
         request: SweepRequest,

@@ -548,6 +548,23 @@ async fn staff_take_stock_of_a_range_from_the_page() {
         summary.contains(" misplaced") && summary.contains("0 not read"),
         "{summary}"
     );
+    let report = text_of(&client, "#sweep-report").await;
+    assert!(
+        !report.contains("null"),
+        "no stray text for empty sections: {report}"
+    );
+    until(
+        &client,
+        "document.querySelector('#sweep-list tr td:nth-child(3)')",
+        10,
+        "the list of sweeps",
+    )
+    .await;
+    let started_by = text_of(&client, "#sweep-list tr td:nth-child(3)").await;
+    assert!(
+        !started_by.is_empty() && started_by != "api",
+        "who started the sweep, by name: {started_by}"
+    );
     snapshot(&client, "stocktake").await;
     client.close().await.unwrap();
 }
