@@ -28,6 +28,7 @@ const state = {
   ops: new Map(), // operation id -> its latest view
   focus: null, // the box shown
   watching: null, // {op, range, aisle}: the opening the page asked for
+  asking: false, // an Open aisle request is on its way
   events: null,
   sweep: null,
   sweepTimer: null,
@@ -269,6 +270,7 @@ async function connectEvents() {
 
 function onRange(view) {
   state.ranges.set(view.range, view);
+  refreshOpenButton();
   renderAlarms();
   updateRangeCard(view);
   draw();
@@ -358,10 +360,32 @@ let searchAbort = null;
 let searchSeq = 0;
 let results = [];
 
-async function runSearch(text) {
+const SEARCH_PAGE = 12;
+
+function resultItem(box) {
+  return node(
+    "li",
+    {},
+    node(
+      "button",
+      { type: "button", class: "result", "data-archive-no": box.archive_no, onclick: () => showBox(box) },
+      node("strong", {}, box.archive_no),
+      node("span", { class: "title" }, box.title),
+      node("span", { class: "where" }, box.place
+        ? box.place.name
+        : box.location
+          ? (box.location.loan ? t("on_loan_short", { borrower: box.location.loan.borrower }) : shelfWords(box.location.shelf))
+          : t("not_on_shelf")),
+    ),
+  );
+}
+
+/// Searches `text`; with `more`, fetches the next page of the same search and adds it.
+async function runSearch(text, more = false) {
   const q = text.trim();
   if (searchAbort) searchAbort.abort();
   const seq = ++searchSeq;
+  $("search-more").hidden = true;
   if (!q) {
     results = [];
     $("results").replaceChildren();
@@ -369,36 +393,28 @@ async function runSearch(text) {
     return;
   }
   searchAbort = new AbortController();
+  const offset = more ? results.length : 0;
   try {
-    const found = await api("GET", `/api/v1/boxes?q=${encodeURIComponent(q)}&limit=12`, undefined, {
+    const found = await api("GET", `/api/v1/boxes?q=${encodeURIComponent(q)}&limit=${SEARCH_PAGE}&offset=${offset}`, undefined, {
       signal: searchAbort.signal,
     });
     if (seq !== searchSeq) return;
-    results = found.items;
-    $("search-note").textContent = results.length ? "" : t("search_none", { q });
-    $("results").replaceChildren(
-      ...results.map((box) =>
-        node(
-          "li",
-          {},
-          node(
-            "button",
-            { type: "button", class: "result", "data-archive-no": box.archive_no, onclick: () => showBox(box) },
-            node("strong", {}, box.archive_no),
-            node("span", { class: "title" }, box.title),
-            node("span", { class: "where" }, box.place
-              ? box.place.name
-              : box.location
-                ? (box.location.loan ? t("on_loan_short", { borrower: box.location.loan.borrower }) : shelfWords(box.location.shelf))
-                : t("not_on_shelf")),
-          ),
-        ),
-      ),
-    );
+    results = more ? results.concat(found.items) : found.items;
+    const total = found.total;
+    $("search-note").textContent = !results.length
+      ? t("search_none", { q })
+      : t(found.estimated ? "search_about" : "search_count", { n: total.toLocaleString(), shown: results.length });
+    const items = found.items.map(resultItem);
+    if (more) $("results").append(...items);
+    else $("results").replaceChildren(...items);
+    $("search-more").hidden = results.length >= total || found.items.length === 0;
+    $("search-more").onclick = () => runSearch(q, true);
   } catch (e) {
     if (e.name === "AbortError" || seq !== searchSeq) return;
-    results = [];
-    $("results").replaceChildren();
+    if (!more) {
+      results = [];
+      $("results").replaceChildren();
+    }
     $("search-note").textContent = e.message;
   }
 }
@@ -439,6 +455,7 @@ function showBox(box) {
     const motorized = state.room.ranges.some((r) => r.id === loc.aisle.range && r.motorized);
     button.disabled = !motorized;
     button.title = motorized ? "" : t("manual_range");
+    button.dataset.motorized = motorized ? "1" : "";
   } else {
     $("box-where").textContent = box.place
       ? t("in_place", { place: box.place.name, since: when(box.place.since) })
@@ -447,7 +464,26 @@ function showBox(box) {
     button.disabled = true;
   }
   button.textContent = loc ? t("open_aisle_n", { aisle: loc.aisle.aisle }) : t("open_aisle");
+  if (loc && !loc.loan && !loc.place && loc.state !== "left_without_loan" && button.dataset.motorized) {
+    refreshOpenButton();
+  }
   draw();
+}
+
+/// The Open aisle button says what is true of the chosen box's aisle: open already (no
+/// button to press), being opened by this page (pressed once, so not again), or closed.
+function refreshOpenButton() {
+  const loc = state.focus && state.focus.location;
+  const button = $("open-aisle");
+  if (!loc || !loc.aisle || !button.dataset.motorized || loc.loan || loc.place) return;
+  const { range, aisle } = loc.aisle;
+  const view = state.ranges.get(range);
+  const w = state.watching;
+  const op = w && state.ops.get(w.op);
+  const opening = w && w.range === range && (!op || ["queued", "starting", "moving"].includes(op.state));
+  const open = view && view.open_aisle === aisle && !opening;
+  button.disabled = Boolean(opening || open || state.asking);
+  button.textContent = open ? t("aisle_is_open", { aisle }) : t("open_aisle_n", { aisle });
 }
 
 async function openAisle() {
@@ -455,7 +491,9 @@ async function openAisle() {
   if (!box || !box.location) return;
   const { range, aisle } = box.location.aisle;
   const button = $("open-aisle");
+  if (button.disabled) return; // one command per press
   button.disabled = true;
+  state.asking = true;
   setMotion("pending", t("motion_asking", { aisle, range: rangeName(range) }));
   try {
     const started = await api("POST", `/api/v1/boxes/${encodeURIComponent(box.archive_no)}/retrieve`);
@@ -469,7 +507,8 @@ async function openAisle() {
     const reason = e.problem && e.problem.reason;
     setMotion("refused", t("motion_refused", { why: why(reason, range, e.message) }), reason);
   } finally {
-    button.disabled = false;
+    state.asking = false;
+    refreshOpenButton();
   }
 }
 
@@ -483,6 +522,11 @@ function setMotion(kind, text, reason) {
 }
 
 function showMotion(op) {
+  showMotionLine(op);
+  refreshOpenButton();
+}
+
+function showMotionLine(op) {
   const { range, aisle } = state.watching;
   const params = { aisle, range: rangeName(range) };
   switch (op.state) {

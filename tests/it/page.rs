@@ -292,6 +292,26 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
         }
     }
     let second = second.expect("a box behind another aisle of the same range");
+    let aisle_of = |no: &str| {
+        let no = no.to_string();
+        async move {
+            location(base, &no).await["aisle"]["aisle"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    // A range at rest always has one aisle open: the box behind a closed one is opened,
+    // the other refused while someone is in the first.
+    let view = common::wait_for(base, &format!("/api/v1/ranges/{range}"), 20, |v| {
+        v["motion"] == "idle" && v["open_aisle"].is_u64()
+    })
+    .await;
+    let (opened, refused) = if view["open_aisle"].as_u64() == Some(aisle) {
+        (second.clone(), first.to_string())
+    } else {
+        (first.to_string(), second.clone())
+    };
+    let aisle = aisle_of(&opened).await;
 
     // The demo's link signs in by itself; the demo room speaks Chinese.
     client.goto(&demo.page).await.unwrap();
@@ -315,6 +335,46 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
     )
     .await;
 
+    // A search tells how many it found and fetches more on asking; a number typed without
+    // dashes, in lower case, is found as the rule writes it.
+    let search = |text: &str| {
+        format!(
+            "const s = document.querySelector('#search'); s.value = '{text}'; s.dispatchEvent(new Event('input'));"
+        )
+    };
+    client
+        .execute(&search("0451h00100001"), vec![])
+        .await
+        .unwrap();
+    until(
+        &client,
+        &format!("document.querySelector(\"#results button.result[data-archive-no='{first}']\")"),
+        10,
+        "the box, though typed without dashes",
+    )
+    .await;
+    client.execute(&search("0451-H-001"), vec![]).await.unwrap();
+    until(
+        &client,
+        "document.querySelectorAll('#results li').length === 12 && !document.querySelector('#search-more').hidden",
+        10,
+        "a first page of results",
+    )
+    .await;
+    let note = text_of(&client, "#search-note").await;
+    assert!(
+        note.contains("找到") && note.contains("已显示 12"),
+        "{note}"
+    );
+    click(&client, "#search-more").await;
+    until(
+        &client,
+        "document.querySelectorAll('#results li').length === 24",
+        10,
+        "the next page of results",
+    )
+    .await;
+
     // Find the box: its place in words and on the map.
     choose_box(&client, first).await;
     let words = text_of(&client, "#box-where").await;
@@ -334,8 +394,16 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
         .expect("the box's shelf is highlighted on the map");
     snapshot(&client, "found").await;
 
-    // Open its aisle: the page follows the motion to the end and the map shows it open.
-    click(&client, "#open-aisle").await;
+    // Open an aisle: the page follows the motion to the end and the map shows it open.
+    // Pressed twice in a row: one command.
+    choose_box(&client, &opened).await;
+    client
+        .execute(
+            "const b = document.querySelector('#open-aisle'); b.click(); b.click();",
+            vec![],
+        )
+        .await
+        .unwrap();
     until(
         &client,
         "['pending', 'moving', 'open'].includes(document.querySelector('#motion').dataset.state)",
@@ -359,6 +427,26 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
     )
     .await;
     assert!(text_of(&client, "#motion").await.contains("已打开"));
+    // The button no longer offers to open what is open.
+    until(
+        &client,
+        "document.querySelector('#open-aisle').disabled",
+        10,
+        "no Open aisle for an open aisle",
+    )
+    .await;
+    let button = text_of(&client, "#open-aisle").await;
+    assert!(button.contains("已打开"), "{button}");
+    let (_, _, trail) = get(base, "/api/v1/audit?kind=request&limit=1000").await;
+    let retrieve = format!("POST /api/v1/boxes/{opened}/retrieve");
+    let presses = trail
+        .as_array()
+        .or_else(|| trail["items"].as_array())
+        .expect("the audit trail")
+        .iter()
+        .filter(|e| e["action"] == retrieve.as_str())
+        .count();
+    assert_eq!(presses, 1, "one command for two presses");
     snapshot(&client, "open").await;
 
     // Someone walks into the open aisle: the map shows them, live.
@@ -387,7 +475,7 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
         "English labels",
     )
     .await;
-    choose_box(&client, &second).await;
+    choose_box(&client, &refused).await;
     click(&client, "#open-aisle").await;
     until(
         &client,
