@@ -62,6 +62,10 @@ function setLanguage(lang) {
     buildRangeCards();
     buildSweepScopes();
     if (state.focus) showBox(state.focus);
+    // The motion line in the new language (`showBox` keeps what it watches).
+    const watched = state.watching && state.ops.get(state.watching.op);
+    if (watched) showMotion(watched);
+    else if ($("motion").dataset.state === "unknown") setMotion("unknown", t("motion_unknown"));
     if (state.sweep) showSweep(state.sweep);
     if ($("search").value.trim()) runSearch($("search").value);
     if (!$("tab-loans").hidden) loadLoans();
@@ -256,9 +260,19 @@ async function connectEvents() {
   source.addEventListener("alarm", (e) => onAlarm(JSON.parse(e.data).data));
   source.onopen = () => {
     $("link").hidden = true;
+    // What the watched operation did while the page could not hear: ask once.
+    if (state.watching) {
+      api("GET", `/api/v1/operations/${encodeURIComponent(state.watching.op)}`)
+        .then(onOperation)
+        .catch(() => {});
+    }
   };
   source.onerror = () => {
     $("link").hidden = false;
+    // Cut off from the controller, the page cannot say the aisle is open or moving.
+    if (state.watching && $("motion").dataset.state !== "unknown") {
+      setMotion("unknown", t("motion_unknown"));
+    }
     if (source.readyState === EventSource.CLOSED && state.events === source) {
       // The server closed it for good (a revoked token, a restart): ask why, then retry.
       api("GET", "/api/v1/me")

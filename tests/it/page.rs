@@ -475,6 +475,11 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
         "English labels",
     )
     .await;
+    let line = text_of(&client, "#motion").await;
+    assert!(
+        line.contains("is open"),
+        "the motion line in the new language: {line}"
+    );
     choose_box(&client, &refused).await;
     click(&client, "#open-aisle").await;
     until(
