@@ -61,6 +61,7 @@ function setLanguage(lang) {
     renderRoomName();
     buildRangeCards();
     buildSweepScopes();
+    showLoanLimits();
     if (state.focus) showBox(state.focus);
     // The motion line in the new language (`showBox` keeps what it watches).
     const watched = state.watching && state.ops.get(state.watching.op);
@@ -1034,6 +1035,27 @@ function loanCard(l) {
   return card;
 }
 
+/// The chosen kind's limits, before the request: the note says them, the due date
+/// cannot be set past them, and it starts at the longest allowed.
+function showLoanLimits() {
+  const limits = state.room && state.room.loans;
+  if (!limits) return;
+  const rule = limits[$("loan-kind").value];
+  if (!rule) return;
+  const day = (d) => d.toISOString().slice(0, 10);
+  const today = new Date();
+  const last = new Date(today.getTime() + rule.max_days * 86_400_000);
+  const due = $("loan-due");
+  due.min = day(today);
+  due.max = day(last);
+  if (!due.value || due.value > due.max || due.value < due.min) due.value = due.max;
+  let words = t("loan_limits", { days: rule.max_days, until: due.max, boxes: limits.max_boxes_per_borrower });
+  if (rule.approval) {
+    words += ` ${t(rule.four_eyes ? "loan_needs_other_approval" : "loan_needs_approval", { role: t(`role_${rule.approval}`) })}`;
+  }
+  $("loan-limits").textContent = words;
+}
+
 async function requestLoan(event) {
   event.preventDefault();
   $("loan-error").textContent = "";
@@ -1047,6 +1069,7 @@ async function requestLoan(event) {
       due: $("loan-due").value,
     });
     $("loan-form").reset();
+    showLoanLimits();
     $("loan-filter").value = "open";
     loadLoans();
   } catch (e) {
@@ -1393,6 +1416,7 @@ async function boot() {
   $("sweep-form").addEventListener("submit", startSweep);
   $("sweep-cancel").addEventListener("click", cancelSweep);
   $("loan-form").addEventListener("submit", requestLoan);
+  $("loan-kind").addEventListener("change", showLoanLimits);
   $("loan-filter").addEventListener("change", loadLoans);
   $("print-label").addEventListener("click", printLabel);
   $("open-record").addEventListener("click", () => {

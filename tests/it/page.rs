@@ -790,6 +790,18 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         .await
         .unwrap();
     choose(&client, "#loan-kind", "external").await;
+    // The kind's limits are said before the request, and bound the due date.
+    let limits = text_of(&client, "#loan-limits").await;
+    let last = (chrono::Utc::now().date_naive() + chrono::Duration::days(30)).to_string();
+    assert!(
+        limits.contains("30") && limits.contains(&last),
+        "the external loan's limits: {limits}"
+    );
+    let max = client
+        .execute("return document.querySelector('#loan-due').max;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(max, Value::String(last));
     let due = (chrono::Utc::now().date_naive() + chrono::Duration::days(5)).to_string();
     client
         .execute(
