@@ -442,6 +442,8 @@ function showBox(box) {
   }
   state.focus = box;
   $("box").hidden = false;
+  $("tab-find").classList.add("has-box");
+  $("box").scrollIntoView({ block: "nearest" });
   $("box").dataset.archiveNo = box.archive_no;
   $("box-no").textContent = box.archive_no;
   $("box-title").textContent = box.title;

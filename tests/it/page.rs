@@ -374,6 +374,46 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
         "the next page of results",
     )
     .await;
+    // The last result chosen: its Open aisle is in view on this tablet-sized window and on
+    // a phone, where the map comes next, before the results.
+    client
+        .execute(
+            "const r = document.querySelectorAll('#results button.result'); r[r.length - 1].click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let in_view = |css: &str| {
+        format!(
+            "(() => {{ const r = document.querySelector('{css}').getBoundingClientRect(); \
+             return r.top >= 0 && r.bottom <= window.innerHeight; }})()"
+        )
+    };
+    until(
+        &client,
+        &in_view("#open-aisle"),
+        5,
+        "Open aisle in view on a tablet",
+    )
+    .await;
+    client.set_window_size(390, 844).await.unwrap();
+    until(
+        &client,
+        &in_view("#open-aisle"),
+        5,
+        "Open aisle in view on a phone",
+    )
+    .await;
+    until(
+        &client,
+        "document.querySelector('svg.room').getBoundingClientRect().top \
+         < document.querySelector('#results').getBoundingClientRect().top",
+        5,
+        "the map right after the box, before the results, on the phone",
+    )
+    .await;
+    snapshot(&client, "phone").await;
+    client.set_window_size(1024, 768).await.unwrap();
 
     // Find the box: its place in words and on the map.
     choose_box(&client, first).await;
