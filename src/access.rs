@@ -373,7 +373,7 @@ pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_CHECKED: usize = 10_000;
 
 /// Tokens checked lately, so that a request need not read the database for its token
-/// (a read transaction costed a tenth of a locate's throughput, see BENCHMARKS.md).
+/// (a read transaction cost a tenth of a locate's throughput, see BENCHMARKS.md).
 ///
 /// Revocations reach every process through the *revocation stamp*, a file beside the
 /// database to which [`Access::revoke`] appends a byte after its commit: its length only

@@ -215,7 +215,13 @@ impl Watcher {
                     .await;
                 if let Err(e) = self
                     .environment
-                    .raise(AlarmKind::Gate, gate, &archive_no, message)
+                    .raise(
+                        AlarmKind::Gate,
+                        gate,
+                        &archive_no,
+                        message,
+                        serde_json::json!({"box": archive_no, "gate": gate}),
+                    )
                     .await
                 {
                     tracing::error!(error = %e, "the gate alarm could not be recorded");

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 
 use super::driver::{Measured, Observation};
 use super::history::Reading;
@@ -46,6 +47,7 @@ pub enum Effect {
         zone: String,
         sensor: String,
         message: String,
+        params: serde_json::Value,
     },
     /// Clear the open alarms of this kind and sensor, and audit it.
     Clear { kind: AlarmKind, sensor: String },
@@ -169,6 +171,13 @@ struct Check {
     good: bool,
     hold: Duration,
     message: String,
+    /// The numbers `message` is made of, for a client to word in its reader's language.
+    params: serde_json::Value,
+}
+
+/// A reading as an alarm quotes it: to a tenth.
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 /// The environment's state and decisions.
@@ -381,6 +390,7 @@ impl Engine {
                     "{point}: the temperature moved {dt:.1} °C in 24 h (at most {:.1})",
                     zone.swing_temperature
                 ),
+                params: json!({"value": round1(dt), "limit": zone.swing_temperature}),
             },
             Check {
                 kind: AlarmKind::HumiditySwing,
@@ -391,6 +401,7 @@ impl Engine {
                     "{point}: the humidity moved {dh:.1} % in 24 h (at most {:.0})",
                     zone.swing_humidity
                 ),
+                params: json!({"value": round1(dh), "limit": zone.swing_humidity}),
             },
         ];
         let zone = p.zone.clone();
@@ -431,6 +442,7 @@ impl Engine {
                 "the carriages of range {} moved and no operation asked for it; stop sent",
                 view.range
             ),
+            params: json!({"range": view.range}),
         });
     }
 
@@ -484,6 +496,7 @@ impl Engine {
                         good: t <= tb.max - mt,
                         hold,
                         message: format!("{id} is {t:.1} °C, above the zone's {:.1} °C", tb.max),
+                        params: json!({"value": round1(t), "limit": tb.max}),
                     },
                     Check {
                         kind: AlarmKind::TemperatureLow,
@@ -491,6 +504,7 @@ impl Engine {
                         good: t >= tb.min + mt,
                         hold,
                         message: format!("{id} is {t:.1} °C, below the zone's {:.1} °C", tb.min),
+                        params: json!({"value": round1(t), "limit": tb.min}),
                     },
                     Check {
                         kind: AlarmKind::HumidityHigh,
@@ -498,6 +512,7 @@ impl Engine {
                         good: h <= hb.max - mh,
                         hold,
                         message: format!("{id} is {h:.1} % RH, above the zone's {:.0} %", hb.max),
+                        params: json!({"value": round1(h), "limit": hb.max}),
                     },
                     Check {
                         kind: AlarmKind::HumidityLow,
@@ -505,6 +520,7 @@ impl Engine {
                         good: h >= hb.min + mh,
                         hold,
                         message: format!("{id} is {h:.1} % RH, below the zone's {:.0} %", hb.min),
+                        params: json!({"value": round1(h), "limit": hb.min}),
                     },
                 ];
                 (checks, t > tb.max || t < tb.min || h > hb.max || h < hb.min)
@@ -536,6 +552,11 @@ impl Engine {
                     good: !tripped,
                     hold,
                     message,
+                    params: if kind == AlarmKind::DoorOpen {
+                        json!({"seconds": config.door_open.as_secs()})
+                    } else {
+                        json!({})
+                    },
                 };
                 (vec![check], tripped)
             }
@@ -555,6 +576,7 @@ impl Engine {
             good,
             hold,
             message,
+            params,
         } = check;
         let change = self
             .conditions
@@ -572,6 +594,7 @@ impl Engine {
                     zone: zone.to_string(),
                     sensor: sensor.to_string(),
                     message,
+                    params,
                 });
                 self.publish(sensor, now);
                 self.respond(kind, zone, now);
@@ -668,6 +691,7 @@ impl Engine {
             good: !bad,
             hold: Duration::ZERO,
             message,
+            params: json!({"range": op.range, "op": op.kind}),
         };
         self.condition(check, &zone, &sensor, now);
     }
@@ -729,9 +753,13 @@ impl Engine {
             // A point not heard since the start gets its own limit's time to report.
             let starting = latest.is_none_or(|l| l.seen.is_none())
                 && now.at.duration_since(self.started) <= limit;
-            let message = match latest.and_then(|l| l.unavailable.as_ref()) {
-                Some(why) => format!("{id}: {why}"),
-                None => format!("{id}: no reading for more than {} s", limit.as_secs()),
+            let (message, params) = match latest.and_then(|l| l.unavailable.as_ref()) {
+                // The device's own words (a bridge's): passed on as they came.
+                Some(why) => (format!("{id}: {why}"), json!({"why": why})),
+                None => (
+                    format!("{id}: no reading for more than {} s", limit.as_secs()),
+                    json!({"seconds": limit.as_secs()}),
+                ),
             };
             let check = Check {
                 kind: AlarmKind::SensorStale,
@@ -739,6 +767,7 @@ impl Engine {
                 good: fresh,
                 hold: Duration::ZERO,
                 message,
+                params,
             };
             self.condition(check, &p.zone, id, now);
             if fresh {
@@ -1088,6 +1117,7 @@ mod tests {
             zone,
             sensor,
             message,
+            params,
         } = alarms[0]
         else {
             unreachable!()
@@ -1097,6 +1127,9 @@ mod tests {
             (AlarmKind::HumidityHigh, "a", "th-a")
         );
         assert!(message.contains("70.0 % RH"), "{message}");
+        // The same numbers, for a client to word in its reader's language.
+        assert_eq!(params["value"], 70.0, "{params}");
+        assert!(params["limit"].is_number(), "{params}");
         assert_eq!(room.state("th-a"), PointState::Alarm);
 
         // It stays one alarm however long the air stays damp.
@@ -1452,6 +1485,7 @@ mod tests {
             state: AlarmState::Acknowledged,
             raised_at: room.wall0,
             message: "smoke-a: smoke detected in zone Range A".into(),
+            params: serde_json::json!({}),
             acked_at: None,
             acked_by: None,
             ack_note: None,

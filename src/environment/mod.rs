@@ -198,7 +198,13 @@ pub struct AlarmView {
     pub sensor: String,
     pub state: AlarmState,
     pub raised_at: DateTime<Utc>,
+    /// What happened, in English.
     pub message: String,
+    /// The numbers of `message` (`value`, `limit`, `seconds`, `range`, `op`, `box`, `gate`,
+    /// or a device's own `why`), so that a client words the alarm in its reader's language
+    /// from its `kind`; `{}` for alarms raised before they were kept.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
     pub acked_at: Option<DateTime<Utc>>,
     pub acked_by: Option<String>,
     pub ack_note: Option<String>,
@@ -266,11 +272,12 @@ fn alarm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlarmView> {
         acked_by: r.get(8)?,
         ack_note: r.get(9)?,
         cleared_at: r.get::<_, Option<i64>>(10)?.map(wall),
+        params: serde_json::from_str(&r.get::<_, String>(11)?)
+            .unwrap_or_else(|_| serde_json::json!({})),
     })
 }
 
-const ALARM_COLUMNS: &str =
-    "id, kind, zone, sensor, state, raised_at, message, acked_at, acked_by, ack_note, cleared_at";
+const ALARM_COLUMNS: &str = "id, kind, zone, sensor, state, raised_at, message, acked_at, acked_by, ack_note, cleared_at, params";
 
 /// How long each point may go without a reading: its device's reporting allows, from the
 /// profile's timing or, for Zigbee devices, their class's (battery sensors report about
@@ -515,16 +522,18 @@ impl Environment {
         zone: &str,
         sensor: &str,
         message: String,
+        words: serde_json::Value,
     ) -> Result<AlarmView, EnvError> {
         let (z, s) = (zone.to_string(), sensor.to_string());
         let now = Utc::now().timestamp_millis();
+        let words = words.to_string();
         let view = self
             .inner
             .store
             .write(move |conn| {
                 conn.execute(
-                    "INSERT INTO alarms (kind, zone, sensor, state, raised_at, message) VALUES (?1, ?2, ?3, ?6, ?4, ?5)",
-                    params![kind, z, s, now, message, AlarmState::Active],
+                    "INSERT INTO alarms (kind, zone, sensor, state, raised_at, message, params) VALUES (?1, ?2, ?3, ?6, ?4, ?5, ?7)",
+                    params![kind, z, s, now, message, AlarmState::Active, words],
                 )?;
                 let id = conn.last_insert_rowid();
                 Ok::<_, EnvError>(
@@ -652,7 +661,12 @@ impl Runner {
                 zone,
                 sensor,
                 message,
-            } => match self.env.raise(kind, &zone, &sensor, message.clone()).await {
+                params,
+            } => match self
+                .env
+                .raise(kind, &zone, &sensor, message.clone(), params)
+                .await
+            {
                 Ok(alarm) => {
                     self.audit
                         .record(

@@ -70,6 +70,10 @@ function setLanguage(lang) {
     if (state.sweep) showSweep(state.sweep);
     if ($("search").value.trim()) runSearch($("search").value);
     if (!$("tab-loans").hidden) loadLoans();
+    if (envVisible()) {
+      renderSensors();
+      renderAlarmList();
+    }
     draw();
   }
   if (state.me) renderWho();
@@ -318,6 +322,24 @@ function draw() {
 }
 
 /// Emergency stops, faults, lost controllers and the room's alarms, loudly, above everything.
+/// An alarm in the reader's language, from its kind and its numbers (`params`); its
+/// English message if it was raised before alarms kept their numbers.
+function alarmText(a) {
+  const p = a.params || {};
+  const key = a.kind === "sensor_stale" && p.why !== undefined ? "alarm_text_sensor_stale_why" : `alarm_text_${a.kind}`;
+  const words = {
+    ...p,
+    sensor: a.sensor,
+    zone: zoneName(a.zone),
+    range: p.range !== undefined ? rangeName(p.range) : undefined,
+    op: p.op !== undefined ? t(`op_${p.op}`) : undefined,
+  };
+  const template = (state.i18n[state.lang] || {})[key];
+  const needs = template ? [...template.matchAll(/\{([a-z_]+)\}/g)].map((m) => m[1]) : [];
+  if (!template || needs.some((n) => words[n] === undefined)) return a.message;
+  return t(key, words);
+}
+
 function renderAlarms() {
   const lines = [];
   const quiet = [];
@@ -920,7 +942,7 @@ function renderAlarmList() {
       node("td", {}, `${a.sensor} · ${zoneName(a.zone)}`),
       node("td", {}, t(`alarm_state_${a.state}`)),
       node("td", {}, when(a.raised_at)),
-      node("td", { class: "message" }, a.message, a.ack_note ? ` — ${a.acked_by}: ${a.ack_note}` : ""),
+      node("td", { class: "message" }, alarmText(a), a.ack_note ? ` — ${a.acked_by}: ${a.ack_note}` : ""),
       node("td", {}, canAck ? node("span", { class: "ack" }, note, ack) : ""));
   });
   $("alarm-list").replaceChildren(...rows);

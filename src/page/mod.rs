@@ -180,6 +180,24 @@ mod tests {
         }
     }
 
+    /// The API's alarm kinds are stable codes the page words itself: each needs its text
+    /// in both languages, or the Chinese page would show the English message.
+    #[test]
+    fn every_alarm_kind_the_api_can_raise_has_its_words_in_both_languages() {
+        use crate::store::text::Named;
+        let all: serde_json::Value = serde_json::from_str(I18N).unwrap();
+        let mut keys: Vec<String> = crate::environment::AlarmKind::ALL
+            .iter()
+            .map(|k| format!("alarm_text_{}", k.name()))
+            .collect();
+        keys.push("alarm_text_sensor_stale_why".into());
+        for lang in ["en", "zh"] {
+            for key in &keys {
+                assert!(all[lang][key].is_string(), "{lang} has no {key}");
+            }
+        }
+    }
+
     #[test]
     fn every_label_the_page_names_exists() {
         let all: serde_json::Value = serde_json::from_str(I18N).unwrap();

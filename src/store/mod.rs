@@ -80,6 +80,7 @@ const STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/0014_life_cycle.sql")),
     M::up(include_str!("migrations/0015_intake.sql")),
     M::up(include_str!("migrations/0016_places.sql")),
+    M::up(include_str!("migrations/0017_alarm_params.sql")),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| Migrations::from_slice(STEPS));

@@ -771,7 +771,21 @@ async fn staff_see_the_rooms_climate_and_acknowledge_an_alarm() {
         "{alarms}"
     );
     until(&client, "document.querySelector('#sensor-list tr.alarm[data-sensor=\"water-bc\"]')?.innerText.includes('water!')", 10, "the sensor row").await;
+    assert!(row.contains("water-bc: water detected in"), "{row}");
     snapshot(&client, "environment").await;
+
+    // On the Chinese page the alarm is in Chinese words, none of the server's English.
+    choose(&client, "#lang", "zh").await;
+    until(
+        &client,
+        "document.querySelector('.alarm-row.acknowledged')?.innerText.includes('检测到漏水')",
+        5,
+        "the alarm in Chinese",
+    )
+    .await;
+    let row = text_of(&client, ".alarm-row.acknowledged").await;
+    assert!(!row.contains("water detected"), "{row}");
+    choose(&client, "#lang", "en").await;
 
     // Dry again: the alarm clears off the page.
     assert_eq!(
