@@ -321,7 +321,6 @@ function draw() {
   });
 }
 
-/// Emergency stops, faults, lost controllers and the room's alarms, loudly, above everything.
 /// An alarm in the reader's language, from its kind and its numbers (`params`); its
 /// English message if it was raised before alarms kept their numbers.
 function alarmText(a) {
@@ -340,6 +339,7 @@ function alarmText(a) {
   return t(key, words);
 }
 
+/// Emergency stops, faults, lost controllers and the room's alarms, loudly, above everything.
 function renderAlarms() {
   const lines = [];
   const quiet = [];
