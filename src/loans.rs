@@ -143,8 +143,9 @@ impl Named for LoanState {
 }
 crate::text_column!(LoanState);
 
-/// The rule of one kind of loan.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The rule of one kind of loan (shown to clients in `GET /api/v1/room`, so that they
+/// can say it before a request).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
 pub struct KindRule {
     /// The role that approves it; `None`: no approval, approved when requested.
     pub approval: Option<Role>,
@@ -154,7 +155,7 @@ pub struct KindRule {
     pub max_days: u32,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct LoanRules {
     pub reading_room: KindRule,
     pub external: KindRule,

@@ -33,36 +33,6 @@ pub(super) struct RangeLayoutView {
     motorized: bool,
 }
 
-/// What a kind of loan allows, so that a client can say it before the request.
-#[derive(Serialize, ToSchema)]
-pub(super) struct KindLimits {
-    /// The longest loan, in days from the request.
-    max_days: u32,
-    /// The role that approves it; none: approved when requested.
-    approval: Option<Role>,
-    /// The approver may not be the one who asked.
-    four_eyes: bool,
-}
-
-impl From<&crate::loans::KindRule> for KindLimits {
-    fn from(rule: &crate::loans::KindRule) -> KindLimits {
-        KindLimits {
-            max_days: rule.max_days,
-            approval: rule.approval,
-            four_eyes: rule.four_eyes,
-        }
-    }
-}
-
-/// The loan rules (`[loans]`).
-#[derive(Serialize, ToSchema)]
-pub(super) struct LoanLimits {
-    reading_room: KindLimits,
-    external: KindLimits,
-    /// Boxes one borrower may hold in open loans at once.
-    max_boxes_per_borrower: usize,
-}
-
 #[derive(Serialize, ToSchema)]
 pub(super) struct RoomView {
     site_id: String,
@@ -73,7 +43,8 @@ pub(super) struct RoomView {
     #[schema(value_type = String)]
     language: Language,
     ranges: Vec<RangeLayoutView>,
-    loans: LoanLimits,
+    /// The loan rules (`[loans]`).
+    loans: crate::loans::LoanRules,
 }
 
 /// The room's layout: ranges, their carriages, sections and levels.
@@ -112,14 +83,7 @@ pub(super) async fn room(State(s): State<AppState>) -> ApiResult<RoomView> {
         room_name: config.room_name.clone(),
         language: config.language,
         ranges,
-        loans: {
-            let rules = s.loans.rules();
-            LoanLimits {
-                reading_room: (&rules.reading_room).into(),
-                external: (&rules.external).into(),
-                max_boxes_per_borrower: rules.max_boxes_per_borrower,
-            }
-        },
+        loans: s.loans.rules().clone(),
     }))
 }
 
