@@ -526,16 +526,18 @@ impl Engine {
                 (checks, t > tb.max || t < tb.min || h > hb.max || h < hb.min)
             }
             Some(Measured::Tripped(tripped)) => {
-                let (kind, hold, message) = match point.kind {
+                let (kind, hold, message, params) = match point.kind {
                     PointKind::Smoke => (
                         AlarmKind::Smoke,
                         Duration::ZERO,
                         format!("{id}: smoke detected in zone {}", zone.name),
+                        json!({}),
                     ),
                     PointKind::Water => (
                         AlarmKind::Water,
                         Duration::ZERO,
                         format!("{id}: water detected in zone {}", zone.name),
+                        json!({}),
                     ),
                     _ => (
                         AlarmKind::DoorOpen,
@@ -544,6 +546,7 @@ impl Engine {
                             "{id}: the door is open for more than {} s",
                             config.door_open.as_secs()
                         ),
+                        json!({"seconds": config.door_open.as_secs()}),
                     ),
                 };
                 let check = Check {
@@ -552,11 +555,7 @@ impl Engine {
                     good: !tripped,
                     hold,
                     message,
-                    params: if kind == AlarmKind::DoorOpen {
-                        json!({"seconds": config.door_open.as_secs()})
-                    } else {
-                        json!({})
-                    },
+                    params,
                 };
                 (vec![check], tripped)
             }
