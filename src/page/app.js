@@ -494,7 +494,6 @@ function showBox(box) {
     const motorized = state.room.ranges.some((r) => r.id === loc.aisle.range && r.motorized);
     button.disabled = !motorized;
     button.title = motorized ? "" : t("manual_range");
-    button.dataset.motorized = motorized ? "1" : "";
   } else {
     $("box-where").textContent = box.place
       ? t("in_place", { place: box.place.name, since: when(box.place.since) })
@@ -503,10 +502,15 @@ function showBox(box) {
     button.disabled = true;
   }
   button.textContent = loc ? t("open_aisle_n", { aisle: loc.aisle.aisle }) : t("open_aisle");
-  if (loc && !loc.loan && !loc.place && loc.state !== "left_without_loan" && button.dataset.motorized) {
-    refreshOpenButton();
-  }
+  refreshOpenButton();
   draw();
+}
+
+/// Whether the box's aisle is one the page may offer to open: the box is on its shelf
+/// (not lent, not in a place, not gone) in a motorized range.
+function openable(loc) {
+  return Boolean(loc && loc.aisle && !loc.loan && !loc.place && loc.state !== "left_without_loan"
+    && state.room.ranges.some((r) => r.id === loc.aisle.range && r.motorized));
 }
 
 /// The Open aisle button says what is true of the chosen box's aisle: open already (no
@@ -514,7 +518,7 @@ function showBox(box) {
 function refreshOpenButton() {
   const loc = state.focus && state.focus.location;
   const button = $("open-aisle");
-  if (!loc || !loc.aisle || !button.dataset.motorized || loc.loan || loc.place) return;
+  if (!openable(loc)) return; // `showBox` has said why it cannot be opened
   const { range, aisle } = loc.aisle;
   const view = state.ranges.get(range);
   const w = state.watching;
