@@ -193,17 +193,23 @@ async fn text_of(client: &Client, css: &str) -> String {
 }
 
 /// Types into the search box and opens the result for `archive_no`.
-async fn choose_box(client: &Client, archive_no: &str) {
-    let search = client.find(Locator::Css("#search")).await.unwrap();
-    // Emptied as a person would (WebDriver's clear fires no input event), which empties the
-    // results: the ones that come next are this search's.
+/// Puts `text` in the search field as typing would end (WebDriver's clear fires no input
+/// event), so the page searches it.
+async fn set_search(client: &Client, text: &str) {
     client
         .execute(
-            "const s = document.querySelector('#search'); s.value = ''; s.dispatchEvent(new Event('input'));",
-            vec![],
+            "const s = document.querySelector('#search'); s.value = arguments[0]; s.dispatchEvent(new Event('input'));",
+            vec![json!(text)],
         )
         .await
         .unwrap();
+}
+
+async fn choose_box(client: &Client, archive_no: &str) {
+    let search = client.find(Locator::Css("#search")).await.unwrap();
+    // Emptied as a person would, which empties the results: the ones that come next are
+    // this search's.
+    set_search(client, "").await;
     until(
         client,
         "document.querySelectorAll('#results li').length === 0",
@@ -337,15 +343,7 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
 
     // A search tells how many it found and fetches more on asking; a number typed without
     // dashes, in lower case, is found as the rule writes it.
-    let search = |text: &str| {
-        format!(
-            "const s = document.querySelector('#search'); s.value = '{text}'; s.dispatchEvent(new Event('input'));"
-        )
-    };
-    client
-        .execute(&search("0451h00100001"), vec![])
-        .await
-        .unwrap();
+    set_search(&client, "0451h00100001").await;
     until(
         &client,
         &format!("document.querySelector(\"#results button.result[data-archive-no='{first}']\")"),
@@ -353,7 +351,7 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
         "the box, though typed without dashes",
     )
     .await;
-    client.execute(&search("0451-H-001"), vec![]).await.unwrap();
+    set_search(&client, "0451-H-001").await;
     until(
         &client,
         "document.querySelectorAll('#results li').length === 12 && !document.querySelector('#search-more').hidden",
