@@ -38,7 +38,13 @@ const MAX_READ: u16 = 125;
 
 /// The blocks of input registers to read for `carriages` carriages: every register the
 /// map names, neighbours (up to `MERGE_GAP` apart) in one block, at most `MAX_READ`
-/// registers a block, in address order.
+/// registers a block, the block with the status word first and the rest in address order.
+///
+/// Blocks are read in separate requests, so they may come from different PLC scans. The
+/// status word is read first so that a tear is harmless: "at rest" read before the
+/// positions means the positions are where the motion ended; read after them, it could
+/// pair the positions of a scan still under way with the end of the motion, and a motion
+/// that arrived would look stopped short of its places.
 pub fn blocks(map: &ModbusShelving, carriages: u16) -> Vec<(u16, u16)> {
     let i = &map.input;
     let mut wanted: Vec<u16> = vec![
@@ -64,6 +70,12 @@ pub fn blocks(map: &ModbusShelving, carriages: u16) -> Vec<(u16, u16)> {
             }
             _ => out.push((a, 1)),
         }
+    }
+    if let Some(first) = out
+        .iter()
+        .position(|&(start, count)| (start..start + count).contains(&i.status))
+    {
+        out[..=first].rotate_right(1);
     }
     out
 }
@@ -421,7 +433,11 @@ mod tests {
             stopped = 4
             obstacle = 5
         "#;
-        assert_eq!(blocks(&map(text), 20), vec![(0, 20), (100, 8), (300, 2)]);
+        assert_eq!(
+            blocks(&map(text), 20),
+            vec![(100, 8), (0, 20), (300, 2)],
+            "the status block first"
+        );
         // A long range beside the status block: no request over 125 registers.
         let text = text.replace("positions = 0", "positions = 110");
         let b = blocks(&map(&text), 31);
