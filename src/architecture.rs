@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 /// the layers below it and those before it in its own layer.
 const LAYERS: &[(&str, &[&str])] = &[
     // Values and rules with no I/O: no tokio, no SQLite.
-    ("foundation", &["time", "shelf", "archive_no", "layout"]),
+    (
+        "foundation",
+        &["time", "shelf", "name", "archive_no", "layout"],
+    ),
     // What every long-running task shares (tokio, nothing of the domain).
     ("runtime", &["link"]),
     // The store and the records kept in it that need nothing of the room config.

@@ -220,7 +220,11 @@ impl BoxContents {
                 ("案卷题名 Title".into(), contents.title.clone()),
                 (
                     "全宗 Room".into(),
-                    self.locations.config().room_name.clone(),
+                    self.locations
+                        .config()
+                        .room_name
+                        .in_language(self.locations.config().language)
+                        .to_owned(),
                 ),
             ],
             columns: vec![

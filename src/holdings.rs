@@ -28,6 +28,8 @@ pub enum BoxState {
     NotOnShelf,
     /// It went out through the gate without a loan.
     LeftWithoutLoan,
+    /// Lost on a loan (settled so by an archivist); its record and home shelf are kept.
+    Lost,
     /// In a place off the shelving (a safe).
     InPlace,
     Disposed,
@@ -40,6 +42,7 @@ impl BoxState {
             BoxState::OnLoan => "on_loan",
             BoxState::NotOnShelf => "not_on_shelf",
             BoxState::LeftWithoutLoan => "left_without_loan",
+            BoxState::Lost => "lost",
             BoxState::InPlace => "in_place",
             BoxState::Disposed => "disposed",
         }
@@ -172,6 +175,8 @@ impl Holdings {
                 BoxState::InPlace
             } else if flag.as_deref() == Some("left_without_loan") {
                 BoxState::LeftWithoutLoan
+            } else if flag.as_deref() == Some("lost") {
+                BoxState::Lost
             } else if shelf.is_some() {
                 BoxState::OnShelf
             } else {
@@ -248,7 +253,8 @@ impl Holdings {
     /// The register as an XLSX workbook: one sheet, the header bold and frozen, filters on.
     pub async fn xlsx(&self, filter: RegisterFilter) -> Result<(Vec<u8>, u64), LocationError> {
         let header = self.header();
-        let title = format!("{} 档案清册", self.locations.config().room_name);
+        let config = self.locations.config();
+        let title = format!("{} 档案清册", config.room_name.in_language(config.language));
         let this = self.clone();
         self.check(&filter)?;
         self.locations

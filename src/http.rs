@@ -273,7 +273,7 @@ impl http_body::Body for Guarded {
 
 /// Answers a connection beyond the cap with 503 and closes it.
 async fn refuse(mut stream: TcpStream) {
-    const BODY: &str = r#"{"type":"about:blank","title":"busy","status":503,"detail":"the server has as many open connections as it takes; try again"}"#;
+    const BODY: &str = r#"{"type":"urn:stackroom:busy","title":"busy","status":503,"detail":"the server has as many open connections as it takes; try again"}"#;
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
         BODY.len()

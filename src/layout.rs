@@ -9,6 +9,7 @@
 
 use serde::Serialize;
 
+use crate::name::Name;
 use crate::shelf::{AisleRef, Face, ShelfAddress};
 
 /// How much a shelf holds.
@@ -33,7 +34,7 @@ pub struct Carriage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RangeLayout {
     pub id: u16,
-    pub name: String,
+    pub name: Name,
     pub carriages: Vec<Carriage>,
     pub aisle_width_mm: u32,
     pub sections: u16,
@@ -162,7 +163,7 @@ pub(crate) mod tests {
     pub fn range(id: u16, carriages: u16, sections: u16, levels: u16) -> RangeLayout {
         RangeLayout {
             id,
-            name: format!("{id}"),
+            name: format!("{id}").into(),
             carriages: (1..=carriages)
                 .map(|index| Carriage {
                     index,

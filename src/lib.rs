@@ -39,6 +39,7 @@ pub mod location;
 pub mod logging;
 pub mod lookups;
 pub mod mqtt;
+pub mod name;
 pub mod page;
 pub mod retention;
 pub mod rfid;

@@ -284,9 +284,40 @@ pub struct LoanBox {
     /// The last inspection: `complete`, `damaged`, `pages_missing`, `wrong_box`.
     pub inspection: Option<String>,
     pub note: String,
-    /// When it came back, accepted.
+    /// When it came back, accepted (or, settled as lost, when the loan stopped waiting).
     pub returned_at: Option<DateTime<Utc>>,
+    /// How a box that failed its inspection was settled.
+    pub settled: Option<Settlement>,
 }
+
+/// How an archivist settles a box that failed its return inspection; each ends in a state
+/// of the box that is physically true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Settlement {
+    /// Taken back as it is, with a note: the box is on its home shelf.
+    Accepted,
+    /// Sent to the repair room: the box is in the room's place of kind `repair`.
+    Repair,
+    /// Not coming back: the box is flagged `lost` (its home shelf and record are kept).
+    Lost,
+}
+
+impl Named for Settlement {
+    const ALL: &'static [Self] = &[Settlement::Accepted, Settlement::Repair, Settlement::Lost];
+    fn name(self) -> &'static str {
+        match self {
+            Settlement::Accepted => "accepted",
+            Settlement::Repair => "repair",
+            Settlement::Lost => "lost",
+        }
+    }
+}
+crate::text_column!(Settlement);
+
+/// What settling a box does to where the box is, in the settling transaction: given the
+/// box's id (the location service writes it: into the repair place, or flagged lost).
+pub type Consequence = Box<dyn FnOnce(&Connection, i64) -> rusqlite::Result<()> + Send>;
 
 /// A transition of a loan.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -345,8 +376,8 @@ pub enum LoanError {
     NoLoan(i64),
     #[error("no box '{0}'")]
     UnknownBox(String),
-    #[error("{field}: {message}")]
-    Invalid { field: String, message: String },
+    #[error("{field}: {unfit}")]
+    Invalid { field: &'static str, unfit: Unfit },
     #[error("loan {id} is {state}: {message}")]
     WrongState {
         id: i64,
@@ -384,11 +415,59 @@ impl From<rusqlite::Error> for LoanError {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> LoanError {
-    LoanError::Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
+/// What in a loan request or return does not fit, with its numbers. The API hands it on
+/// as the problem's `params` (`rule` and the fields), so the page can say it in its own
+/// words; `Display` is the English.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum Unfit {
+    #[error("a name of 1 to 200 characters")]
+    NameLength,
+    #[error("say what the boxes are for (1 to 2,000 characters)")]
+    PurposeLength,
+    #[error("1 to 500 archive numbers")]
+    BoxCount,
+    #[error("{due} is in the past")]
+    DuePast { due: NaiveDate },
+    #[error("a {} loan lasts at most {max_days} days (until {until})", kind.as_str())]
+    DueTooFar {
+        kind: LoanKind,
+        max_days: u32,
+        until: NaiveDate,
+    },
+    #[error("{archive_no} is named twice")]
+    NamedTwice { archive_no: String },
+    #[error("one inspection per box returned")]
+    NoInspections,
+    #[error("'{result}': complete, damaged, pages_missing or wrong_box")]
+    BadResult { result: String },
+    #[error("{archive_no} is not out on loan {loan}")]
+    NotOut { archive_no: String, loan: i64 },
+    #[error("{archive_no} passed its inspection: there is nothing to settle")]
+    NothingToSettle { archive_no: String },
+    #[error("say why (1 to 2,000 characters)")]
+    NoteLength,
+}
+
+impl Unfit {
+    /// Every rule's code, as the API writes it in `params.rule`.
+    pub const CODES: &[&str] = &[
+        "name_length",
+        "purpose_length",
+        "box_count",
+        "due_past",
+        "due_too_far",
+        "named_twice",
+        "no_inspections",
+        "bad_result",
+        "not_out",
+        "nothing_to_settle",
+        "note_length",
+    ];
+}
+
+fn invalid(field: &'static str, unfit: Unfit) -> LoanError {
+    LoanError::Invalid { field, unfit }
 }
 
 /// The loan a box is out on, if it is.
@@ -499,7 +578,7 @@ fn view(conn: &Connection, id: i64, today: NaiveDate) -> Result<LoanView, LoanEr
     };
     let boxes = conn
         .prepare_cached(
-            "SELECT b.archive_no, lb.inspection, lb.note, lb.returned_at FROM loan_boxes lb JOIN boxes b ON b.id = lb.box_id
+            "SELECT b.archive_no, lb.inspection, lb.note, lb.returned_at, lb.settled FROM loan_boxes lb JOIN boxes b ON b.id = lb.box_id
              WHERE lb.loan_id = ?1 ORDER BY b.archive_no",
         )?
         .query_map([id], |r| {
@@ -508,6 +587,7 @@ fn view(conn: &Connection, id: i64, today: NaiveDate) -> Result<LoanView, LoanEr
                 inspection: r.get(1)?,
                 note: r.get(2)?,
                 returned_at: r.get::<_, Option<i64>>(3)?.map(wall),
+                settled: r.get(4)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -632,31 +712,27 @@ impl Loans {
     pub async fn request(&self, new: NewLoan, who: &Identity) -> Result<LoanView, LoanError> {
         let today = self.today();
         if new.borrower.name.trim().is_empty() || new.borrower.name.len() > 200 {
-            return Err(invalid("borrower.name", "a name of 1 to 200 characters"));
+            return Err(invalid("borrower.name", Unfit::NameLength));
         }
         if new.purpose.trim().is_empty() || new.purpose.len() > 2000 {
-            return Err(invalid(
-                "purpose",
-                "say what the boxes are for (1 to 2,000 characters)",
-            ));
+            return Err(invalid("purpose", Unfit::PurposeLength));
         }
         if new.boxes.is_empty() || new.boxes.len() > 500 {
-            return Err(invalid("boxes", "1 to 500 archive numbers"));
+            return Err(invalid("boxes", Unfit::BoxCount));
         }
         let rule = self.rules.rule(new.kind);
         if new.due < today {
-            return Err(invalid("due", format!("{} is in the past", new.due)));
+            return Err(invalid("due", Unfit::DuePast { due: new.due }));
         }
         let days = (new.due - today).num_days();
         if days > rule.max_days as i64 {
             return Err(invalid(
                 "due",
-                format!(
-                    "a {} loan lasts at most {} days (until {})",
-                    new.kind.as_str(),
-                    rule.max_days,
-                    today + chrono::Duration::days(rule.max_days as i64)
-                ),
+                Unfit::DueTooFar {
+                    kind: new.kind,
+                    max_days: rule.max_days,
+                    until: today + chrono::Duration::days(rule.max_days as i64),
+                },
             ));
         }
         let max = self.rules.max_boxes_per_borrower;
@@ -674,7 +750,7 @@ impl Loans {
                         .optional()?
                         .ok_or_else(|| LoanError::UnknownBox(a.clone()))?;
                     if seen.insert(id, ()).is_some() {
-                        return Err(invalid("boxes", format!("{a} is named twice")));
+                        return Err(invalid("boxes", Unfit::NamedTwice { archive_no: a.clone() }));
                     }
                     let taken: Option<(i64, LoanState)> = conn
                         .prepare_cached("SELECT loan_id, state FROM boxes_held WHERE box_id = ?1")?
@@ -851,16 +927,15 @@ impl Loans {
         who: &Identity,
     ) -> Result<LoanView, LoanError> {
         if inspections.is_empty() {
-            return Err(invalid("inspections", "one inspection per box returned"));
+            return Err(invalid("inspections", Unfit::NoInspections));
         }
         for i in &inspections {
             if !["complete", "damaged", "pages_missing", "wrong_box"].contains(&i.result.as_str()) {
                 return Err(invalid(
                     "inspections.result",
-                    format!(
-                        "'{}': complete, damaged, pages_missing or wrong_box",
-                        i.result
-                    ),
+                    Unfit::BadResult {
+                        result: i.result.clone(),
+                    },
                 ));
             }
         }
@@ -886,7 +961,7 @@ impl Loans {
                         .query_row(params![id, i.archive_no], |r| r.get(0))
                         .optional()?;
                     let Some(box_id) = box_id else {
-                        return Err(invalid("inspections.archive_no", format!("{} is not out on loan {id}", i.archive_no)));
+                        return Err(invalid("inspections.archive_no", Unfit::NotOut { archive_no: i.archive_no.clone(), loan: id }));
                     };
                     let accepted = i.result == "complete";
                     conn.execute(
@@ -920,11 +995,108 @@ impl Loans {
             .await?;
         self.get(id).await
     }
+
+    /// Settles a box that failed its return inspection (the loan is `return_refused`):
+    /// `consequence` puts the box where it now is, in the same transaction. The loan is
+    /// `returned` once no box is left out or unsettled.
+    pub async fn settle(
+        &self,
+        id: i64,
+        archive_no: String,
+        settlement: Settlement,
+        note: String,
+        who: &Identity,
+        consequence: Consequence,
+    ) -> Result<LoanView, LoanError> {
+        if note.trim().is_empty() || note.len() > 2000 {
+            return Err(invalid("note", Unfit::NoteLength));
+        }
+        let who = who.name.clone();
+        let now = self.clock.now_ms();
+        self.store
+            .write(move |conn| {
+                let state = state_of(conn, id)?;
+                if state != LoanState::ReturnRefused {
+                    return Err(LoanError::WrongState {
+                        id,
+                        state,
+                        message: "only a box whose return was refused is settled".into(),
+                    });
+                }
+                let row: Option<(i64, Option<String>)> = conn
+                    .prepare_cached(
+                        "SELECT lb.box_id, lb.inspection FROM loan_boxes lb JOIN boxes b ON b.id = lb.box_id
+                         WHERE lb.loan_id = ?1 AND b.archive_no = ?2 AND lb.returned_at IS NULL",
+                    )?
+                    .query_row(params![id, archive_no], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((box_id, inspection)) = row else {
+                    return Err(invalid("archive_no", Unfit::NotOut { archive_no, loan: id }));
+                };
+                let Some(inspection) = inspection.filter(|i| i != "complete") else {
+                    return Err(invalid("archive_no", Unfit::NothingToSettle { archive_no }));
+                };
+                conn.execute(
+                    "UPDATE loan_boxes SET settled = ?3, returned_at = ?5,
+                            note = CASE WHEN note = '' THEN ?4 ELSE note || ' — ' || ?4 END
+                     WHERE loan_id = ?1 AND box_id = ?2",
+                    params![id, box_id, settlement, note, now],
+                )?;
+                consequence(conn, box_id)?;
+                let out: i64 = conn.query_row(
+                    "SELECT count(*) FROM loan_boxes WHERE loan_id = ?1 AND returned_at IS NULL",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                let to = if out == 0 { LoanState::Returned } else { state };
+                if to == LoanState::Returned {
+                    conn.execute("UPDATE loans SET state = ?2, closed_at = ?3 WHERE id = ?1", params![id, to, now])?;
+                }
+                let said = format!("{archive_no} ({inspection}) settled: {}; {note}", settlement.name());
+                record(conn, id, &who, Some(state), to, &said, now)?;
+                Ok::<_, LoanError>(())
+            })
+            .await?;
+        self.get(id).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_unfit_rule_is_listed_by_its_code() {
+        let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let all = [
+            Unfit::NameLength,
+            Unfit::PurposeLength,
+            Unfit::BoxCount,
+            Unfit::DuePast { due: day },
+            Unfit::DueTooFar {
+                kind: LoanKind::ReadingRoom,
+                max_days: 7,
+                until: day,
+            },
+            Unfit::NamedTwice {
+                archive_no: "A".into(),
+            },
+            Unfit::NoInspections,
+            Unfit::BadResult { result: "x".into() },
+            Unfit::NotOut {
+                archive_no: "A".into(),
+                loan: 1,
+            },
+            Unfit::NothingToSettle {
+                archive_no: "A".into(),
+            },
+            Unfit::NoteLength,
+        ];
+        assert_eq!(all.len(), Unfit::CODES.len());
+        for (unfit, code) in all.iter().zip(Unfit::CODES) {
+            assert_eq!(serde_json::to_value(unfit).unwrap()["rule"], *code);
+        }
+    }
 
     #[tokio::test]
     async fn a_loan_falls_overdue_when_the_clock_passes_its_due_day_and_is_told_once_a_day() {

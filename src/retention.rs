@@ -569,7 +569,11 @@ impl Retention {
             particulars: vec![
                 (
                     "单位 Archive".into(),
-                    format!("{} · {}", config.site_name, config.room_name),
+                    format!(
+                        "{} · {}",
+                        config.site_name.in_language(config.language),
+                        config.room_name.in_language(config.language)
+                    ),
                 ),
                 ("销毁理由 Reason".into(), d.reason.clone()),
                 (

@@ -22,6 +22,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::Kind;
 use super::{AppState, Problem, ProblemInfo};
 use crate::access::{Identity, Role};
 use crate::audit::NewEntry;
@@ -38,7 +39,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Who {
             .get::<Identity>()
             .cloned()
             .map(Who)
-            .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "no token"))
+            .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, Kind::Unauthorized, "no token"))
     }
 }
 
@@ -95,7 +96,9 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
             | "/api/v1/loans/{id}/return",
         )
         | ("DELETE", "/api/v1/sweeps/{id}") => Operator,
-        ("PATCH", "/api/v1/boxes/{archive_no}") => Archivist,
+        ("PATCH", "/api/v1/boxes/{archive_no}") | ("POST", "/api/v1/loans/{id}/settle") => {
+            Archivist
+        }
         ("POST", "/api/v1/boxes" | "/api/v1/bindings/moves" | "/api/v1/import/boxes")
         | (
             "PUT" | "DELETE",
@@ -290,8 +293,12 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
         Ok(found) => found,
         Err(e) => {
             tracing::error!(error = %e, "cannot check a token");
-            return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-                .into_response();
+            return Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Kind::Internal,
+                e.to_string(),
+            )
+            .into_response();
         }
     };
     let Some(identity) = identity else {
@@ -319,19 +326,19 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
             "this route needs a token: Authorization: Bearer srt_… (stackroom token create)".into()
         };
         let kind = if expired.is_some() {
-            "token-expired"
+            Kind::TokenExpired
         } else {
-            "unauthorized"
+            Kind::Unauthorized
         };
         if changes(&method) {
             let source = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
             s.failures.denied.note(source, action(&req));
         }
-        return (
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Problem::new(StatusCode::UNAUTHORIZED, kind, detail),
-        )
-            .into_response();
+        let mut problem = Problem::new(StatusCode::UNAUTHORIZED, kind, detail);
+        if let Some(at) = expired {
+            problem = problem.with("at", at.to_rfc3339());
+        }
+        return ([(header::WWW_AUTHENTICATE, "Bearer")], problem).into_response();
     };
     if let Some(ip) = client {
         s.failures.succeed(ip);
@@ -346,12 +353,14 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
             .await;
         return Problem::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            Kind::Forbidden,
             format!(
                 "token '{}' is a {}; this needs {need} or above",
                 identity.name, identity.role
             ),
         )
+        .with("role", identity.role)
+        .with("need", need)
         .into_response();
     }
     // Only what changes something is recorded: a read keeps its path to itself.

@@ -11,24 +11,28 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::Kind;
 use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who, parse_moment};
 use crate::config::environment::PointKind;
 use crate::environment::history::{Resolution, Series};
 use crate::environment::{AlarmFilter, AlarmView, EnvError, PointState, PointView};
+use crate::name::Name;
 
 impl From<EnvError> for Problem {
     fn from(e: EnvError) -> Problem {
         let detail = e.to_string();
         match e {
             EnvError::NoAlarm(_) | EnvError::NoSensor(_) => Problem::not_found(detail),
-            EnvError::NotActive { .. } => {
-                Problem::new(StatusCode::CONFLICT, "alarm-not-active", detail)
+            EnvError::NotActive { id, state } => {
+                Problem::new(StatusCode::CONFLICT, Kind::AlarmNotActive, detail)
+                    .with("alarm", id)
+                    .with("state", state)
             }
             EnvError::Store(e) => {
                 tracing::error!(error = %e, "environment store");
                 Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "store",
+                    Kind::Internal,
                     "the database failed; see the log",
                 )
             }
@@ -45,7 +49,7 @@ impl From<crate::store::StoreError> for Problem {
 #[derive(Serialize, ToSchema)]
 pub(super) struct ZoneView {
     id: String,
-    name: String,
+    name: Name,
     ranges: Vec<u16>,
     /// Mean of the zone's fresh climate sensors.
     temperature: Option<f64>,

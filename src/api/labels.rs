@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::Kind;
 use super::{ApiJson, ApiPath, ApiQuery, AppState, Problem, Who};
 use crate::audit::NewEntry;
 use crate::labels::{self, Label};
@@ -32,7 +33,7 @@ fn render(
     let failed = |e: labels::LabelError| {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "unprintable",
+            Kind::Unprintable,
             crate::logging::chain(&e),
         )
     };
@@ -178,7 +179,7 @@ pub(super) async fn print_labels(
             if s.locations.config().layout.range(range).is_none() {
                 return Err(Problem::new(
                     StatusCode::NOT_FOUND,
-                    "no-such-range",
+                    Kind::NoSuchRange,
                     format!("the room has no range {range}"),
                 ));
             }
@@ -212,7 +213,7 @@ pub(super) async fn print_labels(
     if rows.is_empty() {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
-            "no-boxes",
+            Kind::NoBoxes,
             "no boxes there to print labels for",
         ));
     }

@@ -7,31 +7,56 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::Kind;
 use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who};
-use crate::loans::{Action, Inspection, LoanError, LoanFilter, LoanView, NewLoan};
+use crate::loans::{Action, Inspection, LoanError, LoanFilter, LoanView, NewLoan, Settlement};
+use crate::location::Provenance;
+use crate::store::text::Named;
 
 impl From<LoanError> for Problem {
     fn from(e: LoanError) -> Problem {
+        use LoanError as E;
         let detail = e.to_string();
+        let problem = |status, kind| Problem::new(status, kind, detail.clone());
         match e {
-            LoanError::NoLoan(_) => Problem::not_found(detail),
-            LoanError::UnknownBox(_) => Problem::new(StatusCode::NOT_FOUND, "unknown-box", detail),
-            LoanError::Invalid { field, .. } => {
-                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", detail)
-                    .field(&field)
-            }
-            LoanError::WrongState { .. } => {
-                Problem::new(StatusCode::CONFLICT, "loan-state", detail)
-            }
-            LoanError::Forbidden { .. } => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
-            LoanError::FourEyes { .. } => {
-                let mut p = Problem::new(StatusCode::FORBIDDEN, "forbidden", detail);
-                p.reason = Some("four_eyes");
-                p
-            }
-            LoanError::BoxTaken { .. } => Problem::new(StatusCode::CONFLICT, "box-on-loan", detail),
-            LoanError::Limit { .. } => Problem::new(StatusCode::CONFLICT, "borrower-limit", detail),
-            LoanError::Store(e) => Problem::from(e),
+            E::NoLoan(id) => problem(StatusCode::NOT_FOUND, Kind::NotFound).with("loan", id),
+            E::UnknownBox(b) => problem(StatusCode::NOT_FOUND, Kind::UnknownBox).with("box", b),
+            E::Invalid { field, unfit } => Problem {
+                params: match serde_json::to_value(unfit) {
+                    Ok(serde_json::Value::Object(params)) => params,
+                    _ => serde_json::Map::new(),
+                },
+                ..Problem::invalid(field, detail)
+            },
+            E::WrongState { id, state, .. } => problem(StatusCode::CONFLICT, Kind::LoanState)
+                .with("loan", id)
+                .with("state", state),
+            E::Forbidden { role, need, .. } => problem(StatusCode::FORBIDDEN, Kind::Forbidden)
+                .with("role", role)
+                .with("need", need),
+            E::FourEyes { id, who } => Problem {
+                reason: Some("four_eyes"),
+                ..problem(StatusCode::FORBIDDEN, Kind::Forbidden)
+                    .with("loan", id)
+                    .with("who", who)
+            },
+            E::BoxTaken {
+                archive_no,
+                loan,
+                state,
+            } => problem(StatusCode::CONFLICT, Kind::BoxOnLoan)
+                .with("box", archive_no)
+                .with("loan", loan)
+                .with("state", state),
+            E::Limit {
+                borrower,
+                would,
+                max,
+            } => problem(StatusCode::CONFLICT, Kind::BorrowerLimit)
+                .with("borrower", borrower)
+                .with("would", would)
+                .with("max", max),
+            E::Store(e) => Problem::from(e),
         }
     }
 }
@@ -119,7 +144,11 @@ pub(super) async fn loan_slip(
     let form = crate::documents::loan_slip(
         &loan,
         &titles,
-        &format!("{} · {}", config.site_name, config.room_name),
+        &format!(
+            "{} · {}",
+            config.site_name.in_language(config.language),
+            config.room_name.in_language(config.language)
+        ),
     );
     Ok(super::records::pdf_response(
         form.pdf(),
@@ -213,4 +242,36 @@ pub(super) async fn return_loan(
     ApiJson(r): ApiJson<Return>,
 ) -> ApiResult<LoanView> {
     Ok(Json(s.loans.give_back(id, r.inspections, &who).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Settle {
+    archive_no: String,
+    settlement: Settlement,
+    /// Why, for the loan's history (1 to 2,000 characters).
+    note: String,
+}
+
+/// Settle a box whose return was refused (archivist): `accepted` puts it back on its home
+/// shelf, `repair` into the room's place of kind `repair`, `lost` flags it lost. The loan
+/// is `returned` once no box is left unsettled.
+#[utoipa::path(post, path = "/api/v1/loans/{id}/settle", tag = "loans", params(("id" = i64, Path)), request_body = Settle,
+    responses((status = 200, body = LoanView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn settle_loan(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(r): ApiJson<Settle>,
+) -> ApiResult<LoanView> {
+    let provenance = Provenance::manual(
+        &who.name,
+        &format!("loan {id}: {}; {}", r.settlement.name(), r.note.trim()),
+    );
+    let consequence = s.locations.settled(r.settlement, provenance)?;
+    Ok(Json(
+        s.loans
+            .settle(id, r.archive_no, r.settlement, r.note, &who, consequence)
+            .await?,
+    ))
 }

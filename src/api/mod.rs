@@ -39,7 +39,7 @@ use crate::location::{
 use crate::lookups::What;
 use crate::shelving::Shelving;
 pub use access::{Failures, Who};
-pub use problem::{Problem, ProblemInfo};
+pub use problem::{Kind, Problem, ProblemInfo};
 pub use rfid::CLI_AGENT;
 
 /// The largest CSV body `POST /api/v1/import/boxes` takes.
@@ -193,6 +193,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(loans::cancel_loan))
         .routes(routes!(loans::checkout_loan))
         .routes(routes!(loans::return_loan))
+        .routes(routes!(loans::settle_loan))
         .routes(routes!(labels::box_label))
         .routes(routes!(labels::print_labels))
         .routes({
@@ -217,7 +218,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
+                Kind::MethodNotAllowed,
                 "this route does not take that method; see /api/v1/openapi.json",
             )
         })
@@ -373,7 +374,7 @@ fn file_response(
 /// Rows as CSV (the first row is the header).
 fn csv_bytes(rows: &[Vec<String>]) -> Result<Vec<u8>, Problem> {
     let mut out = csv::Writer::from_writer(Vec::new());
-    let failed = |e: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
+    let failed = |e: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, Kind::Internal, e);
     for row in rows {
         out.write_record(row).map_err(|e| failed(e.to_string()))?;
     }
@@ -680,7 +681,7 @@ async fn import_boxes(
     let body = body.map_err(|r| {
         Problem::new(
             r.status(),
-            "bad-body",
+            Kind::BadBody,
             format!(
                 "{} (the limit is {} MiB)",
                 r.body_text(),

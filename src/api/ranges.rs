@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio_stream::wrappers::BroadcastStream;
 use utoipa::ToSchema;
 
+use super::Kind;
 use super::{ApiPath, ApiResult, AppState, Problem, Who};
 use crate::access::Identity;
 use crate::environment::EnvEvent;
@@ -45,20 +46,21 @@ pub(super) async fn get_range(
     s.shelving
         .range(range)
         .map(Json)
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no-such-range", no_range(&s, range)))
+        .ok_or_else(|| no_range(&s, range))
 }
 
-fn no_range(s: &AppState, range: u16) -> String {
+fn no_range(s: &AppState, range: u16) -> Problem {
     let known: Vec<String> = s
         .shelving
         .ranges()
         .iter()
         .map(|r| r.range.to_string())
         .collect();
-    format!(
+    let detail = format!(
         "no motorized range {range} (ranges with a shelving controller: {})",
         known.join(", ")
-    )
+    );
+    Problem::new(StatusCode::NOT_FOUND, Kind::NoSuchRange, detail).with("range", range)
 }
 
 /// An operation that was started.
@@ -75,11 +77,7 @@ async fn motion(
     goal: Goal,
 ) -> Result<(StatusCode, Json<Started>), Problem> {
     if s.shelving.range(range).is_none() {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "no-such-range",
-            no_range(s, range),
-        ));
+        return Err(no_range(s, range));
     }
     let operation = s
         .shelving
@@ -207,17 +205,21 @@ pub(super) async fn retrieve_box(
     if let Some(loan) = &location.loan {
         return Err(Problem::new(
             StatusCode::CONFLICT,
-            "on-loan",
+            Kind::OnLoan,
             format!(
                 "box {} is on loan {} to {}, due {}; its home shelf is {}",
                 location.archive_no, loan.id, loan.borrower, loan.due, location.shelf.words
             ),
-        ));
+        )
+        .with("box", &location.archive_no)
+        .with("loan", loan.id)
+        .with("borrower", &loan.borrower)
+        .with("due", loan.due));
     }
     if let Some(place) = &location.place {
         return Err(Problem::new(
             StatusCode::CONFLICT,
-            "in-place",
+            Kind::InPlace,
             format!(
                 "box {} is in {} since {}; its home shelf is {}",
                 location.archive_no,
@@ -225,7 +227,21 @@ pub(super) async fn retrieve_box(
                 place.since.format("%Y-%m-%d"),
                 location.shelf.words
             ),
-        ));
+        )
+        .with("box", &location.archive_no)
+        .with("place", &place.name)
+        .with("since", place.since.format("%Y-%m-%d").to_string()));
+    }
+    if location.state == "lost" {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            Kind::BoxLost,
+            format!(
+                "box {} was lost on a loan; its home shelf is {}",
+                location.archive_no, location.shelf.words
+            ),
+        )
+        .with("box", &location.archive_no));
     }
     let (range, aisle) = (location.aisle.range, location.aisle.aisle);
     let operation = s

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::Kind;
 use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who};
 use crate::rfid::Rfid;
 use crate::rfid::live::{LiveTag, ReaderStats};
@@ -23,7 +24,7 @@ fn rfid(s: &AppState) -> Result<&Rfid, Problem> {
     s.rfid.as_ref().ok_or_else(|| {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no-readers",
+            Kind::NoReaders,
             "this controller runs without its readers",
         )
     })
@@ -35,13 +36,17 @@ impl From<SweepError> for Problem {
         match e {
             SweepError::Scope(_) => Problem::invalid("scope", detail),
             SweepError::Dwell(_) => Problem::invalid("dwell_ms", detail),
-            SweepError::Busy(_) => Problem {
+            SweepError::Busy(id) => Problem {
                 reason: Some("sweep_running"),
-                ..Problem::new(StatusCode::CONFLICT, "sweep-running", detail)
+                ..Problem::new(StatusCode::CONFLICT, Kind::SweepRunning, detail).with("sweep", id)
             },
-            SweepError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "no-such-sweep", detail),
-            SweepError::NotRunning { .. } => {
-                Problem::new(StatusCode::CONFLICT, "sweep-not-running", detail)
+            SweepError::NotFound(id) => {
+                Problem::new(StatusCode::NOT_FOUND, Kind::NoSuchSweep, detail).with("sweep", id)
+            }
+            SweepError::NotRunning { id, state } => {
+                Problem::new(StatusCode::CONFLICT, Kind::SweepNotRunning, detail)
+                    .with("sweep", id)
+                    .with("state", state)
             }
             SweepError::Location(e) => e.into(),
         }
@@ -61,12 +66,14 @@ pub(super) async fn start_sweep(
     if request.apply == crate::config::Apply::Sync && who.role < super::access::SYNC_ROLE {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            Kind::Forbidden,
             format!(
                 "token '{}' is a {}; a sweep that re-binds boxes (apply: sync) needs archivist or above",
                 who.name, who.role
             ),
-        ));
+        )
+        .with("role", who.role)
+        .with("need", crate::access::Role::Archivist));
     }
     let from_cli = headers
         .get(header::USER_AGENT)
@@ -157,15 +164,21 @@ pub(super) async fn sweep_report(
     if report.sweep.state == sweep::SweepState::Running {
         return Err(Problem::new(
             StatusCode::CONFLICT,
-            "sweep-running",
+            Kind::SweepRunning,
             format!("sweep {id} is still running; its report comes when it is done"),
-        ));
+        )
+        .with("sweep", id));
     }
     if !csv {
         return Ok(Json(report).into_response());
     }
-    let body = sweep::report_csv(&report)
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let body = sweep::report_csv(&report).map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::Internal,
+            e.to_string(),
+        )
+    })?;
     // Reports name customers' files: every export is watched.
     s.audit
         .record(
@@ -269,9 +282,10 @@ pub(super) async fn get_tag(
     let tag = rfid(&s)?.live.tag(&epc).ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "tag-not-heard",
+            Kind::TagNotHeard,
             format!("tag {epc} has not been heard since the controller started"),
         )
+        .with("epc", &epc)
     })?;
     Ok(Json(tag_view(&s, tag).await?))
 }

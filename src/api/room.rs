@@ -11,6 +11,7 @@ use super::access::{SYNC_ROLE, required};
 use super::{ApiResult, AppState, Who};
 use crate::access::Role;
 use crate::layout::Capacity;
+use crate::name::Name;
 use crate::shelf::Language;
 
 #[derive(Serialize, ToSchema)]
@@ -23,7 +24,7 @@ pub(super) struct CarriageLayout {
 #[derive(Serialize, ToSchema)]
 pub(super) struct RangeLayoutView {
     id: u16,
-    name: String,
+    name: Name,
     carriages: Vec<CarriageLayout>,
     aisle_width_mm: u32,
     sections: u16,
@@ -36,9 +37,9 @@ pub(super) struct RangeLayoutView {
 #[derive(Serialize, ToSchema)]
 pub(super) struct RoomView {
     site_id: String,
-    site_name: String,
+    site_name: Name,
     room_id: String,
-    room_name: String,
+    room_name: Name,
     /// The room's language: `en` or `zh`.
     #[schema(value_type = String)]
     language: Language,
@@ -100,6 +101,7 @@ const ACTIONS: &[(&str, &str, &str)] = &[
     ("cancel_sweep", "DELETE", "/api/v1/sweeps/{id}"),
     ("ack_alarm", "POST", "/api/v1/alarms/{id}/ack"),
     ("loan", "POST", "/api/v1/loans"),
+    ("settle_loan", "POST", "/api/v1/loans/{id}/settle"),
     ("labels", "POST", "/api/v1/labels"),
     ("bind", "PUT", "/api/v1/boxes/{archive_no}/binding"),
     ("correct", "PATCH", "/api/v1/boxes/{archive_no}"),
@@ -118,8 +120,8 @@ pub(super) struct Me {
     role: Role,
     /// What this role may do: `retrieve`, `open`, `close`, `ventilate`, `stop`, `lock`,
     /// `unlock`, `sweep`, `sweep_sync`, `cancel_sweep`, `ack_alarm`, `loan`, `labels`,
-    /// `approve_reading_room`, `approve_external`, `bind`, `correct`, `contents`, `intake`,
-    /// `dispose`, `approve_disposal`, `register`, `tokens`, `audit`.
+    /// `settle_loan`, `approve_reading_room`, `approve_external`, `bind`, `correct`,
+    /// `contents`, `intake`, `dispose`, `approve_disposal`, `register`, `tokens`, `audit`.
     may: Vec<&'static str>,
 }
 

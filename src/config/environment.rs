@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{Device, DeviceKind, Transport};
 use crate::layout::Layout;
+use crate::name::Name;
 use stackroom_wire::profile::Protocol;
 
 /// What a point measures or drives.
@@ -121,7 +122,7 @@ pub enum WithoutReading {
 #[derive(Debug, Clone)]
 pub struct Zone {
     pub id: String,
-    pub name: String,
+    pub name: Name,
     pub ranges: Vec<u16>,
     pub temperature: Band,
     pub humidity: Band,
@@ -222,7 +223,7 @@ struct RawVentilate {
 struct RawZone {
     id: String,
     #[serde(default)]
-    name: String,
+    name: Name,
     ranges: Vec<u16>,
     temperature_c: Option<Band>,
     humidity_pct: Option<Band>,
@@ -349,7 +350,7 @@ pub(crate) fn check(
         }
         zones.push(Zone {
             name: if z.name.is_empty() {
-                z.id.clone()
+                z.id.clone().into()
             } else {
                 z.name
             },

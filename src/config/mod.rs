@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::archive_no::ArchiveRule;
 use crate::layout::{Capacity, Carriage, Layout, RangeLayout};
+use crate::name::Name;
 use crate::shelf::{Language, ShelfAddress};
 
 pub mod bus;
@@ -224,7 +225,7 @@ struct RawSchedule {
 struct RawSite {
     id: String,
     #[serde(default)]
-    name: String,
+    name: Name,
 }
 
 #[derive(Debug, Deserialize)]
@@ -232,7 +233,7 @@ struct RawSite {
 struct RawRoom {
     id: String,
     #[serde(default)]
-    name: String,
+    name: Name,
     #[serde(default)]
     language: Language,
 }
@@ -359,7 +360,7 @@ enum RawCapacity {
 struct RawRange {
     id: u16,
     #[serde(default)]
-    name: String,
+    name: Name,
     carriages: u16,
     #[serde(default = "default_fixed_ends")]
     fixed_ends: String,
@@ -512,9 +513,9 @@ pub enum Mqtt {
 pub struct RoomConfig {
     pub file: PathBuf,
     pub site_id: String,
-    pub site_name: String,
+    pub site_name: Name,
     pub room_id: String,
-    pub room_name: String,
+    pub room_name: Name,
     pub language: Language,
     pub listen: SocketAddr,
     /// The API's own TLS certificate and key (PEM), if it serves HTTPS itself.
@@ -652,6 +653,17 @@ impl Checker<'_> {
         })
     }
 
+    /// A name people read: given per language, both languages have words.
+    fn words(&self, key: &str, name: &Name) -> Result<(), ConfigError> {
+        if name.half_given() {
+            return Err(self.fail(
+                key,
+                "give the name in both languages: { zh = \"…\", en = \"…\" }",
+            ));
+        }
+        Ok(())
+    }
+
     fn name(&self, key: &str, text: &str) -> Result<(), ConfigError> {
         let ok = !text.is_empty()
             && text
@@ -697,6 +709,8 @@ impl RoomConfig {
         let c = Checker { file };
         c.name("site.id", &raw.site.id)?;
         c.name("room.id", &raw.room.id)?;
+        c.words("site.name", &raw.site.name)?;
+        c.words("room.name", &raw.room.name)?;
         let listen = c.addr("api.listen", &raw.api.listen)?;
         if !(1..=36_500).contains(&raw.lookups.keep_days) {
             return Err(c.fail("lookups.keep_days", "is 1 to 36500"));
@@ -945,7 +959,7 @@ impl RoomConfig {
             ranges.push(RangeLayout {
                 id: r.id,
                 name: if r.name.is_empty() {
-                    r.id.to_string()
+                    r.id.to_string().into()
                 } else {
                     r.name.clone()
                 },

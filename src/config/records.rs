@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::archive_no::ArchiveRule;
+use crate::name::Name;
 
 /// What a field holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -384,6 +385,8 @@ pub enum PlaceKind {
     /// A safe (保险柜), for deeds and originals.
     Safe,
     ReadingRoom,
+    /// Where damaged boxes are mended (修复室); a loan's damaged box is sent there.
+    Repair,
     Other,
 }
 
@@ -393,8 +396,8 @@ pub enum PlaceKind {
 pub struct Place {
     pub id: String,
     pub kind: PlaceKind,
-    /// What staff call it, e.g. 保险柜 1.
-    pub name: String,
+    /// What staff call it, e.g. 保险柜 1 (or `{ zh = "保险柜 1", en = "Safe 1" }`).
+    pub name: Name,
 }
 
 pub(super) fn places(raw: Vec<Place>) -> Result<Vec<Place>, (String, String)> {
@@ -417,8 +420,11 @@ pub(super) fn places(raw: Vec<Place>) -> Result<Vec<Place>, (String, String)> {
                 format!("'{}' is named twice", p.id),
             ));
         }
-        if p.name.trim().is_empty() {
-            return Err((format!("places[{i}].name"), "a place has a name".into()));
+        if p.name.is_empty() || p.name.half_given() {
+            return Err((
+                format!("places[{i}].name"),
+                "a place has a name (in both languages where two are given)".into(),
+            ));
         }
     }
     Ok(raw)

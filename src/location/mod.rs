@@ -32,6 +32,7 @@ use crate::config::RoomConfig;
 use crate::config::records::{FieldValue, Fields, SearchBy};
 use crate::layout::{Capacity, NoSuchShelf};
 use crate::loans::LoanRef;
+use crate::name::Name;
 use crate::shelf::{AddressError, AisleRef, Face, ShelfAddress};
 use crate::store::text::{Named, day};
 use crate::store::{Store, StoreError};
@@ -49,7 +50,7 @@ pub enum LocationError {
     #[error("box '{0}' is registered but not on any shelf")]
     NotOnShelf(String),
     #[error("box '{archive_no}' is in {place}, and has no home shelf")]
-    InPlace { archive_no: String, place: String },
+    InPlace { archive_no: String, place: Name },
     #[error(
         "box '{archive_no}' was destroyed on {on} (disposal {disposal}); its record and history are kept"
     )]
@@ -164,7 +165,8 @@ pub struct Location {
     pub archive_no: String,
     /// `on_shelf`; `on_loan`: then `shelf` is its home shelf and `loan` says to whom;
     /// `in_place`: in a place off the shelving (`place`), `shelf` its home shelf;
-    /// `left_without_loan`: it went out through the door gate with no loan.
+    /// `left_without_loan`: it went out through the door gate with no loan; `lost`: lost on
+    /// a loan (settled so by an archivist), `shelf` its home shelf.
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loan: Option<LoanRef>,

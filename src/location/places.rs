@@ -11,6 +11,8 @@ use utoipa::ToSchema;
 
 use super::{BoxView, LocationError, LocationService, Provenance, box_id};
 use crate::config::records::{Place, PlaceKind};
+use crate::loans::{Consequence, Settlement};
+use crate::name::Name;
 use crate::time::{now_ms, wall};
 
 /// The place a box is in.
@@ -18,7 +20,7 @@ use crate::time::{now_ms, wall};
 pub struct PlaceRef {
     pub id: String,
     pub kind: PlaceKind,
-    pub name: String,
+    pub name: Name,
     pub since: DateTime<Utc>,
 }
 
@@ -34,6 +36,43 @@ pub struct PlaceEvent {
 }
 
 impl LocationService {
+    /// Where a box settled after a refused return goes, as a consequence the loan's
+    /// settling transaction runs (`loans::Consequence`): back to its shelf (nothing to
+    /// write), into the room's repair place, or flagged lost.
+    pub fn settled(
+        &self,
+        settlement: Settlement,
+        provenance: Provenance,
+    ) -> Result<Consequence, LocationError> {
+        Ok(match settlement {
+            Settlement::Accepted => Box::new(|_, _| Ok(())),
+            Settlement::Repair => {
+                let repair = self
+                    .config
+                    .places
+                    .iter()
+                    .find(|p| p.kind == PlaceKind::Repair)
+                    .ok_or_else(|| {
+                        LocationError::invalid(
+                            "settlement",
+                            "the room has no place of kind 'repair' in [[places]] to send the box to",
+                        )
+                    })?
+                    .id
+                    .clone();
+                Box::new(move |conn, id| enter_in(conn, id, &repair, &provenance, now_ms()))
+            }
+            Settlement::Lost => Box::new(move |conn, id| {
+                conn.prepare_cached(
+                    "INSERT INTO box_flags (box_id, state, since, note) VALUES (?1, 'lost', ?2, ?3)
+                     ON CONFLICT (box_id) DO UPDATE SET state = 'lost', since = excluded.since, note = excluded.note",
+                )?
+                .execute(params![id, now_ms(), provenance.reason])?;
+                Ok(())
+            }),
+        })
+    }
+
     fn place(&self, id: &str) -> Result<&Place, LocationError> {
         self.config
             .places
@@ -61,7 +100,7 @@ impl LocationService {
         let (kind, name) = match self.config.places.iter().find(|p| p.id == id) {
             Some(p) => (p.kind, p.name.clone()),
             // A place since dropped from the config: still where the box is.
-            None => (PlaceKind::Other, id.clone()),
+            None => (PlaceKind::Other, id.clone().into()),
         };
         Some(PlaceRef {
             id,
@@ -86,18 +125,7 @@ impl LocationService {
                 let id = box_id(conn, &no)?;
                 this.refuse_disposed(conn, id, &no)?;
                 let now = now_ms();
-                if let Some(from) = current(conn, id)? {
-                    if from == place {
-                        return Ok(());
-                    }
-                    event(conn, id, "out", &from, &provenance, now)?;
-                }
-                conn.prepare_cached(
-                    "INSERT INTO box_places (box_id, place, since) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (box_id) DO UPDATE SET place = excluded.place, since = excluded.since",
-                )?
-                .execute(params![id, place, now])?;
-                event(conn, id, "in", &place, &provenance, now)
+                Ok::<_, LocationError>(enter_in(conn, id, &place, &provenance, now)?)
             })
             .await?;
         self.get_box(archive_no).await
@@ -121,7 +149,7 @@ impl LocationService {
                 };
                 conn.prepare_cached("DELETE FROM box_places WHERE box_id = ?1")?
                     .execute([id])?;
-                event(conn, id, "out", &from, &provenance, now_ms())
+                Ok(event(conn, id, "out", &from, &provenance, now_ms())?)
             })
             .await?;
         self.get_box(archive_no).await
@@ -149,11 +177,32 @@ impl LocationService {
     }
 }
 
-fn current(conn: &Connection, id: i64) -> Result<Option<String>, LocationError> {
-    Ok(conn
-        .prepare_cached("SELECT place FROM box_places WHERE box_id = ?1")?
+/// Puts box `id` in `place` (out of another it is in), within the caller's transaction.
+fn enter_in(
+    conn: &Connection,
+    id: i64,
+    place: &str,
+    provenance: &Provenance,
+    now: i64,
+) -> rusqlite::Result<()> {
+    if let Some(from) = current(conn, id)? {
+        if from == place {
+            return Ok(());
+        }
+        event(conn, id, "out", &from, provenance, now)?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO box_places (box_id, place, since) VALUES (?1, ?2, ?3)
+         ON CONFLICT (box_id) DO UPDATE SET place = excluded.place, since = excluded.since",
+    )?
+    .execute(params![id, place, now])?;
+    event(conn, id, "in", place, provenance, now)
+}
+
+fn current(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT place FROM box_places WHERE box_id = ?1")?
         .query_row([id], |r| r.get(0))
-        .optional()?)
+        .optional()
 }
 
 fn event(
@@ -163,7 +212,7 @@ fn event(
     place: &str,
     p: &Provenance,
     now: i64,
-) -> Result<(), LocationError> {
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO place_events (box_id, kind, place, actor, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?

@@ -70,18 +70,22 @@ function setLanguage(lang) {
     if (state.sweep) showSweep(state.sweep);
     if ($("search").value.trim()) runSearch($("search").value);
     if (!$("tab-loans").hidden) loadLoans();
-    if (envVisible()) {
-      renderSensors();
-      renderAlarmList();
-    }
+    // The zones' names, charts' dates and alarms in the new language.
+    renderEnvironment(true);
     draw();
   }
   if (state.me) renderWho();
 }
 
+/// A name from the config, in the page's language: one text, or `{ zh, en }`.
+function named(name) {
+  if (name === null || typeof name !== "object") return name ?? "";
+  return name[state.lang] ?? name.en ?? name.zh ?? "";
+}
+
 function rangeName(id) {
   const r = state.room && state.room.ranges.find((x) => x.id === id);
-  return r ? r.name : String(id);
+  return r ? named(r.name) : String(id);
 }
 
 /// A shelf in words, in the page's language.
@@ -127,13 +131,53 @@ function why(reason, range, fallback) {
 // Why the token no longer opens anything, in words: expired (and when) or not valid.
 function tokenTrouble(problem) {
   return problem && problem.type === "urn:stackroom:token-expired"
-    ? t("err_token_expired", { detail: problem.detail })
+    ? t("err_token_expired", { at: when(problem.params && problem.params.at) })
     : t("err_token");
+}
+
+// The words of a state named in a problem, by the problem's kind.
+const PROBLEM_STATES = {
+  "loan-state": "loan_state_",
+  "box-on-loan": "loan_state_",
+  "disposal-state": "disposal_state_",
+  "transfer-state": "transfer_state_",
+  "alarm-not-active": "alarm_state_",
+  "sweep-not-running": "sweep_state_",
+};
+
+function known(key) {
+  return key in (state.i18n[state.lang] || {}) || key in state.i18n.en;
+}
+
+/// A problem the API answered, in the reader's words: the catalogue's text for its kind
+/// (or for the rule a field broke), filled in with the problem's params. The API's English
+/// `detail` is shown only for a kind this page does not know.
+function problemText(status, problem) {
+  const kind = (problem.type || "").replace("urn:stackroom:", "");
+  const p = problem.params || {};
+  const word = (prefix, value) => (value && known(prefix + value) ? t(prefix + value) : value);
+  const field = problem.field ? problem.field.replaceAll(".", "_") : "";
+  const params = {
+    ...Object.fromEntries(Object.entries(p).map(([k, v]) => [k, named(v)])),
+    field: word("field_", field) || "",
+    role: word("role_", p.role),
+    need: word("role_", p.need),
+  };
+  const states = PROBLEM_STATES[kind];
+  if (states) {
+    params.state = word(states, p.state);
+    params.wanted = word(states, p.wanted);
+  }
+  if (kind === "refused" || kind === "no-such-aisle") return why(problem.reason, p.range, t(`problem_${kind}`));
+  if (p.rule && known(`rule_${p.rule}`)) return t(`rule_${p.rule}`, params);
+  if (problem.reason && known(`problem_${kind}_${problem.reason}`)) return t(`problem_${kind}_${problem.reason}`, params);
+  if (kind && known(`problem_${kind}`)) return t(`problem_${kind}`, params);
+  return problem.detail || `HTTP ${status}`;
 }
 
 class ApiError extends Error {
   constructor(status, problem) {
-    super(problem.detail || `HTTP ${status}`);
+    super(problemText(status, problem));
     this.status = status;
     this.problem = problem;
   }
@@ -223,8 +267,8 @@ function renderWho() {
 }
 
 function renderRoomName() {
-  $("room-name").textContent = state.room.room_name;
-  document.title = `stackroom · ${state.room.room_name}`;
+  $("room-name").textContent = named(state.room.room_name);
+  document.title = `stackroom · ${named(state.room.room_name)}`;
 }
 
 function may(action) {
@@ -317,7 +361,8 @@ function draw() {
     const focus = state.focus && state.focus.location
       ? { ...state.focus.location.shelf, aisle: state.focus.location.aisle.aisle }
       : null;
-    drawRoom($("map"), state.room, state.ranges, focus, t, rangeClimate());
+    const room = { ...state.room, ranges: state.room.ranges.map((r) => ({ ...r, name: named(r.name) })) };
+    drawRoom($("map"), room, state.ranges, focus, t, rangeClimate());
   });
 }
 
@@ -408,13 +453,20 @@ function resultItem(box) {
       { type: "button", class: "result", "data-archive-no": box.archive_no, onclick: () => showBox(box) },
       node("strong", {}, box.archive_no),
       node("span", { class: "title" }, box.title),
-      node("span", { class: "where" }, box.place
-        ? box.place.name
-        : box.location
-          ? (box.location.loan ? t("on_loan_short", { borrower: box.location.loan.borrower }) : shelfWords(box.location.shelf))
-          : t("not_on_shelf")),
+      node("span", { class: "where" }, whereShort(box)),
     ),
   );
+}
+
+/// Where a found box is, in a few words for the result list.
+function whereShort(box) {
+  const loc = box.location;
+  if (loc && loc.loan) return t("on_loan_short", { borrower: loc.loan.borrower });
+  if (box.place) return named(box.place.name);
+  if (!loc) return t("not_on_shelf");
+  if (loc.state === "lost") return t("settled_lost");
+  if (loc.state === "left_without_loan") return t("left_without_loan");
+  return shelfWords(loc.shelf);
 }
 
 /// Searches `text`; with `more`, fetches the next page of the same search and adds it.
@@ -476,11 +528,11 @@ function showBox(box) {
     $("box-meta").textContent = t("home_shelf", { shelf: shelfWords(loc.shelf) });
     button.disabled = true;
   } else if (loc && loc.place) {
-    $("box-where").textContent = t("in_place", { place: loc.place.name, since: when(loc.place.since) });
+    $("box-where").textContent = t("in_place", { place: named(loc.place.name), since: when(loc.place.since) });
     $("box-meta").textContent = t("home_shelf", { shelf: shelfWords(loc.shelf) });
     button.disabled = true;
-  } else if (loc && loc.state === "left_without_loan") {
-    $("box-where").textContent = t("left_without_loan");
+  } else if (loc && (loc.state === "left_without_loan" || loc.state === "lost")) {
+    $("box-where").textContent = t(loc.state);
     $("box-meta").textContent = t("home_shelf", { shelf: shelfWords(loc.shelf) });
     button.disabled = true;
   } else if (loc) {
@@ -496,7 +548,7 @@ function showBox(box) {
     button.title = motorized ? "" : t("manual_range");
   } else {
     $("box-where").textContent = box.place
-      ? t("in_place", { place: box.place.name, since: when(box.place.since) })
+      ? t("in_place", { place: named(box.place.name), since: when(box.place.since) })
       : t("not_on_shelf");
     $("box-meta").textContent = "";
     button.disabled = true;
@@ -509,7 +561,7 @@ function showBox(box) {
 /// Whether the box's aisle is one the page may offer to open: the box is on its shelf
 /// (not lent, not in a place, not gone) in a motorized range.
 function openable(loc) {
-  return Boolean(loc && loc.aisle && !loc.loan && !loc.place && loc.state !== "left_without_loan"
+  return Boolean(loc && loc.aisle && !loc.loan && !loc.place && loc.state === "on_shelf"
     && state.room.ranges.some((r) => r.id === loc.aisle.range && r.motorized));
 }
 
@@ -599,7 +651,7 @@ function buildRangeCards() {
   const list = state.room.ranges.map((r) => {
     if (!r.motorized) {
       return node("article", { class: "card manual", "data-range": r.id },
-        node("h3", {}, t("range_name", { name: r.name })), node("p", {}, t("manual_range")));
+        node("h3", {}, t("range_name", { name: named(r.name) })), node("p", {}, t("manual_range")));
     }
     const status = node("ul", { class: "status" });
     const feedback = node("p", { class: "feedback", role: "status", "aria-live": "polite" });
@@ -610,7 +662,7 @@ function buildRangeCards() {
     const lock = node("button", { type: "button", "data-may": "lock", onclick: act("lock") }, t("lock"));
     const unlock = node("button", { type: "button", "data-may": "unlock", onclick: act("unlock") }, t("unlock"));
     const card = node("article", { class: "card", "data-range": r.id },
-      node("h3", {}, t("range_name", { name: r.name })),
+      node("h3", {}, t("range_name", { name: named(r.name) })),
       status,
       node("div", { class: "actions" },
         node("span", { class: "open-group", "data-may": "open" }, aisles,
@@ -677,7 +729,7 @@ function buildSweepScopes() {
   const value = select.value;
   select.replaceChildren(
     node("option", { value: "room" }, t("scope_room")),
-    ...state.room.ranges.map((r) => node("option", { value: `range:${r.id}` }, t("range_name", { name: r.name }))),
+    ...state.room.ranges.map((r) => node("option", { value: `range:${r.id}` }, t("range_name", { name: named(r.name) }))),
   );
   if (value) select.value = value;
 }
@@ -853,7 +905,7 @@ async function downloadCsv(id) {
 
 function zoneName(id) {
   const z = state.zones.find((x) => x.id === id);
-  return z ? z.name : id;
+  return z ? named(z.name) : id;
 }
 
 /// Each range's zone climate: the mean of the zone's fresh climate sensors.
@@ -980,7 +1032,7 @@ async function renderEnvironment(charts) {
     drawChart(temperature, { lines: lines("temperature"), limits: z.temperature_limits, from, to, unit: "°C", title: t("chart_temperature"), format });
     const now = z.temperature == null ? t("env_stale") : `${z.temperature.toFixed(1)} °C · ${z.humidity.toFixed(1)} %`;
     cards.push(node("article", { class: "card zone", "data-zone": z.id },
-      node("h3", {}, z.name),
+      node("h3", {}, named(z.name)),
       node("p", { class: "now" }, now),
       node("p", { class: "note" }, t("zone_limits", {
         t0: z.temperature_limits[0], t1: z.temperature_limits[1], h0: z.humidity_limits[0], h1: z.humidity_limits[1],
@@ -1037,6 +1089,18 @@ function loanCard(l) {
   const boxes = node("ul", { class: "loan-boxes" }, ...l.boxes.map((b) => {
     const item = node("li", {}, node("strong", {}, b.archive_no),
       b.inspection ? ` — ${t(`inspection_${b.inspection}`)}${b.note ? `: ${b.note}` : ""}` : "");
+    const refused = l.state === "return_refused" && !b.returned_at && b.inspection && b.inspection !== "complete";
+    if (b.settled) item.append(` — ${t(`settled_${b.settled}`)}`);
+    if (refused && may("settle_loan")) {
+      // A box that failed its inspection ends somewhere true: back on its shelf with a
+      // note, in the repair room, or lost.
+      const settlement = node("select", { "aria-label": t("settle_how"), "data-settle": b.archive_no },
+        ...["accepted", "repair", "lost"].map((v) => node("option", { value: v }, t(`settle_${v}`))));
+      const why = node("input", { type: "text", required: true, placeholder: t("settle_note"), "aria-label": t("settle_note"), "data-settle-note": b.archive_no });
+      item.append(" ", settlement, " ", why, " ", node("button", { type: "button", "data-action": "settle", onclick: () =>
+        act("settle", { archive_no: b.archive_no, settlement: settlement.value, note: why.value.trim() })() }, t("settle")));
+      return item;
+    }
     if (["checked_out", "return_refused"].includes(l.state) && !b.returned_at && may("loan")) {
       const result = node("select", { "aria-label": t("inspection"), "data-box": b.archive_no },
         ...["complete", "damaged", "pages_missing", "wrong_box"].map((r) => node("option", { value: r }, t(`inspection_${r}`))));
@@ -1059,7 +1123,11 @@ function loanCard(l) {
       out.length && ["checked_out", "return_refused"].includes(l.state) ? ` · ${t("loan_out", { n: out.length })}` : ""),
     boxes,
     node("div", { class: "actions" }, ...buttons),
-    node("p", { class: "feedback", role: "status" }));
+    node("p", { class: "feedback", role: "status" }),
+    node("details", { class: "loan-history" }, node("summary", {}, t("loan_history")),
+      node("ol", {}, ...(l.events || []).map((e) => node("li", {},
+        `${when(e.at)} · ${e.actor} · ${e.from ? `${t(`loan_state_${e.from}`)} → ` : ""}${t(`loan_state_${e.to}`)}`,
+        e.note ? ` · ${e.note}` : "")))));
   return card;
 }
 

@@ -99,6 +99,7 @@ fn needs(method: &str, path: &str) -> &'static str {
         }
         ("post", p) if p.ends_with("/stop") || p.ends_with("/retrieve") => "operator",
         ("post", p) if p.starts_with("/api/v1/alarms/") && p.ends_with("/ack") => "operator",
+        ("post", p) if p.starts_with("/api/v1/loans") && p.ends_with("/settle") => "archivist",
         ("post", p) if p.starts_with("/api/v1/loans") => "operator",
         ("post", "/api/v1/sweeps") | ("delete", "/api/v1/sweeps/999") => "operator",
         ("post", "/api/v1/boxes" | "/api/v1/bindings/moves" | "/api/v1/import/boxes") => {

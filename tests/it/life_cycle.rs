@@ -697,7 +697,10 @@ async fn a_box_kept_in_the_safe_is_located_there_and_its_aisle_is_not_opened() {
     )
     .await;
     assert_eq!(status, 200, "{b}");
-    assert_eq!(b["place"]["name"], "保险柜 1");
+    assert_eq!(
+        b["place"]["name"]["zh"], "保险柜 1",
+        "the name as configured, both languages"
+    );
     let (_, _, loc) = get(&base, &format!("/api/v1/locate?archive_no={no}")).await;
     assert_eq!(loc["state"], "in_place", "{loc}");
     assert_eq!(loc["place"]["kind"], "safe");
@@ -718,7 +721,8 @@ async fn a_box_kept_in_the_safe_is_located_there_and_its_aisle_is_not_opened() {
         (409, Some("urn:stackroom:in-place")),
         "{refused}"
     );
-    assert!(refused["detail"].as_str().unwrap().contains("保险柜 1"));
+    assert!(refused["detail"].as_str().unwrap().contains("Safe 1"));
+    assert_eq!(refused["params"]["place"]["zh"], "保险柜 1", "{refused}");
     // A box with no home shelf, in the safe: locate says where it is.
     let (status, _) = send(
         &base,
@@ -742,7 +746,7 @@ async fn a_box_kept_in_the_safe_is_located_there_and_its_aisle_is_not_opened() {
         (status, p["type"].as_str()),
         (404, Some("urn:stackroom:box-in-place"))
     );
-    assert!(p["detail"].as_str().unwrap().contains("保险柜 1"), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("Safe 1"), "{p}");
 
     let (status, back) = send(
         &base,

@@ -253,11 +253,21 @@ async fn a_loan_is_requested_approved_checked_out_and_returned_with_its_inspecti
         (422, Some("due")),
         "{body}"
     );
-    let (status, _) = call(base, &desk, "/api/v1/loans", json!({
+    // The rule and its numbers, for the page to say in its own words.
+    assert_eq!(
+        (
+            body["params"]["rule"].as_str(),
+            body["params"]["max_days"].as_i64()
+        ),
+        (Some("due_too_far"), Some(7)),
+        "{body}"
+    );
+    let (status, body) = call(base, &desk, "/api/v1/loans", json!({
         "borrower": {"name": "Zhang San"}, "boxes": ["9999-X-000-00000"], "purpose": "audit", "kind": "reading_room", "due": day(1),
     }))
     .await;
     assert_eq!(status, 404);
+    assert_eq!(body["params"]["box"], "9999-X-000-00000", "{body}");
     let (status, _) = call(
         base,
         &desk,
@@ -302,6 +312,129 @@ async fn a_borrower_holds_no_more_boxes_than_the_rule_allows() {
     assert!(
         body["detail"].as_str().unwrap().contains("at most 20"),
         "{body}"
+    );
+    assert_eq!(
+        (
+            body["params"]["max"].as_i64(),
+            body["params"]["would"].as_i64()
+        ),
+        (Some(20), Some(25)),
+        "{body}"
+    );
+}
+
+/// Boxes that failed their return inspection end somewhere true: back on the shelf with a
+/// note, in the repair room, or lost; the loan closes when none is left.
+#[tokio::test]
+async fn boxes_refused_at_return_are_settled_accepted_to_repair_or_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = start_demo(dir.path(), &[]);
+    let base = demo.base.as_str();
+    let desk = token(base, "desk", "operator").await;
+    let keeper = token(base, "keeper", "archivist").await;
+    let boxes = ["0451-H-001-00001", "0451-H-001-00002", "0451-H-001-00003"];
+    let (status, loan) = call(base, &desk, "/api/v1/loans", json!({
+        "borrower": {"name": "Li Wei"}, "boxes": boxes, "purpose": "audit", "kind": "reading_room", "due": day(1),
+    }))
+    .await;
+    assert_eq!(status, 201, "{loan}");
+    let id = loan["id"].as_i64().unwrap();
+    let path = |action: &str| format!("/api/v1/loans/{id}/{action}");
+    assert_eq!(call(base, &desk, &path("checkout"), json!({})).await.0, 200);
+    let settle = |archive_no: &str, how: &str| json!({"archive_no": archive_no, "settlement": how, "note": format!("{how}: decided at the desk")});
+    let (status, body) = call(base, &keeper, &path("settle"), settle(boxes[0], "accepted")).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (409, Some("urn:stackroom:loan-state")),
+        "nothing is settled before a refused return: {body}"
+    );
+    let (status, loan) = call(
+        base,
+        &desk,
+        &path("return"),
+        json!({"inspections": [
+            {"archive_no": boxes[0], "result": "damaged", "note": "corner torn"},
+            {"archive_no": boxes[1], "result": "damaged", "note": "water stain"},
+            {"archive_no": boxes[2], "result": "pages_missing"},
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        (status, loan["state"].as_str()),
+        (200, Some("return_refused")),
+        "{loan}"
+    );
+
+    // The desk (an operator) may inspect, not settle; an archivist settles.
+    let (status, _) = call(base, &desk, &path("settle"), settle(boxes[0], "accepted")).await;
+    assert_eq!(status, 403);
+    let (status, loan) = call(base, &keeper, &path("settle"), settle(boxes[0], "accepted")).await;
+    assert_eq!(
+        (status, loan["state"].as_str()),
+        (200, Some("return_refused")),
+        "{loan}"
+    );
+    let (status, body) = call(base, &keeper, &path("settle"), settle(boxes[0], "lost")).await;
+    assert_eq!(
+        (status, body["params"]["rule"].as_str()),
+        (422, Some("not_out")),
+        "settled once: {body}"
+    );
+    let (status, _) = call(base, &keeper, &path("settle"), settle(boxes[1], "repair")).await;
+    assert_eq!(status, 200);
+    let (status, loan) = call(base, &keeper, &path("settle"), settle(boxes[2], "lost")).await;
+    assert_eq!(
+        (status, loan["state"].as_str()),
+        (200, Some("returned")),
+        "{loan}"
+    );
+
+    // Each box is where its settlement put it.
+    let (_, _, accepted) = get(base, &format!("/api/v1/boxes/{}/location", boxes[0])).await;
+    assert_eq!(accepted["state"], "on_shelf", "{accepted}");
+    let (_, _, repaired) = get(base, &format!("/api/v1/boxes/{}/location", boxes[1])).await;
+    assert_eq!(
+        (
+            repaired["state"].as_str(),
+            repaired["place"]["kind"].as_str()
+        ),
+        (Some("in_place"), Some("repair")),
+        "{repaired}"
+    );
+    let (_, _, lost) = get(base, &format!("/api/v1/boxes/{}/location", boxes[2])).await;
+    assert_eq!(lost["state"], "lost", "{lost}");
+    let (status, body) = call(
+        base,
+        &keeper,
+        &format!("/api/v1/boxes/{}/retrieve", boxes[2]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (409, Some("urn:stackroom:box-lost")),
+        "no aisle is opened for a lost box: {body}"
+    );
+    // Nothing of the inspection is lost: its note and the settlement's are both kept.
+    let first = &loan["boxes"][0];
+    assert_eq!(first["settled"], "accepted", "{loan}");
+    let note = first["note"].as_str().unwrap();
+    assert!(
+        note.contains("corner torn") && note.contains("decided at the desk"),
+        "{note}"
+    );
+    let register = common::api_client(base)
+        .get(format!("{base}/api/v1/register?state=lost"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = register.lines().skip(1).collect();
+    assert!(
+        listed.len() == 1 && listed[0].starts_with(boxes[2]),
+        "the register lists the lost box: {register}"
     );
 }
 

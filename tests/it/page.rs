@@ -783,7 +783,18 @@ async fn staff_see_the_rooms_climate_and_acknowledge_an_alarm() {
     .await;
     let row = text_of(&client, ".alarm-row.acknowledged").await;
     assert!(!row.contains("water detected"), "{row}");
+    // Names the config gives in both languages are said in the reader's.
+    assert_eq!(text_of(&client, "#room-name").await, "客户档案一号库房");
+    let zones = text_of(&client, "#zones").await;
+    assert!(
+        zones.contains("B、C 列") && !zones.contains("Ranges B and C"),
+        "{zones}"
+    );
     choose(&client, "#lang", "en").await;
+    assert_eq!(
+        text_of(&client, "#room-name").await,
+        "Customer archive, stack room 1"
+    );
 
     // Dry again: the alarm clears off the page.
     assert_eq!(
@@ -882,6 +893,22 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         "the four-eyes refusal in words",
     )
     .await;
+    // The same refusal on the Chinese page is Chinese, from the page's own catalogue.
+    choose(&client, "#lang", "zh").await;
+    click(&client, &format!("{card} [data-action='approve']")).await;
+    until(
+        &client,
+        "document.body.innerText.includes('双人复核')",
+        10,
+        "the four-eyes refusal in Chinese",
+    )
+    .await;
+    let feedback = text_of(&client, &format!("{card} .feedback")).await;
+    assert!(
+        !feedback.contains("four eyes") && !feedback.contains("approve"),
+        "no English left: {feedback}"
+    );
+    choose(&client, "#lang", "en").await;
     let (status, _, chief) = post_json(
         &demo.base,
         "/api/v1/tokens",
@@ -945,7 +972,7 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
             .unwrap()
     );
 
-    // Back, inspected complete.
+    // Back, damaged: the loan waits for the box to be settled, here sent to repair.
     open_tab(&client, "loans").await;
     until(
         &client,
@@ -954,14 +981,40 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         "the inspection",
     )
     .await;
-    choose(&client, &format!("{card} select"), "complete").await;
+    choose(&client, &format!("{card} select"), "damaged").await;
     click(&client, &format!("{card} [data-action='return']")).await;
+    let card = ".loan[data-state='return_refused']";
+    until(
+        &client,
+        &format!("document.querySelector(\"{card} [data-settle]\")"),
+        10,
+        "the refused return, to settle",
+    )
+    .await;
+    choose(&client, &format!("{card} [data-settle]"), "repair").await;
+    client
+        .find(Locator::Css(&format!("{card} [data-settle-note]")))
+        .await
+        .unwrap()
+        .send_keys("spine split; to the repair room")
+        .await
+        .unwrap();
+    click(&client, &format!("{card} [data-action='settle']")).await;
     choose(&client, "#loan-filter", "all").await;
     until(
         &client,
-        "document.querySelector(\".loan[data-state='returned']\")",
+        "document.querySelector(\".loan[data-state='returned']\")?.innerText.includes('sent to repair')",
         10,
-        "the return",
+        "the return, settled",
+    )
+    .await;
+    open_tab(&client, "find").await;
+    choose_box(&client, a).await;
+    until(
+        &client,
+        "document.querySelector('#box-where').textContent.includes('Repair room')",
+        10,
+        "the box in the repair room, by its English name",
     )
     .await;
 
