@@ -767,6 +767,7 @@ async function loadSweeps() {
           node("td", {}, s.state === "done" ? summaryWords(s.summary) : s.note || ""))),
     );
     const running = list.items.find((s) => s.state === "running");
+    showSweepRunning(running);
     if (running && (!state.sweep || state.sweep.id !== running.id)) openSweep(running.id);
   } catch (e) {
     $("sweep-error").textContent = e.message;
@@ -813,7 +814,16 @@ function pollSweep() {
   }, 1000);
 }
 
+/// One stocktake runs at a time: while one runs, the start button says which and waits.
+function showSweepRunning(running) {
+  const start = $("sweep-form").querySelector("button[type=submit]");
+  start.disabled = Boolean(running);
+  $("sweep-running").textContent = running ? t("sweep_running_now", { id: running.id, scope: scopeWords(running.scope) }) : "";
+}
+
 function showSweep(view) {
+  if (view.state === "running") showSweepRunning(view);
+  else if (state.sweep && state.sweep.id === view.id && state.sweep.state === "running") showSweepRunning(null);
   const changed = !state.sweep || state.sweep.id !== view.id || state.sweep.state !== view.state;
   state.sweep = view;
   $("sweep").hidden = false;
@@ -855,6 +865,58 @@ function reportTable(title, cls, head, rows) {
     rows.length > shown.length ? node("p", { class: "note" }, t("report_more", { n: rows.length - shown.length })) : null);
 }
 
+/// The aisle a shelf is reached through, if its face looks into one (the outer face of an
+/// end carriage looks at the wall): a left face into aisle `carriage - 1`, a right face
+/// into aisle `carriage`.
+function aisleOf(address) {
+  const shelf = parseShelf(address);
+  const range = shelf && state.room.ranges.find((r) => r.id === shelf.range);
+  if (!range || !range.motorized) return null;
+  const aisle = shelf.face === "left" ? shelf.carriage - 1 : shelf.carriage;
+  return aisle >= 1 && aisle < range.carriages.length ? { range: shelf.range, aisle } : null;
+}
+
+/// A report row's actions: open the aisle where the box is (or should be) and, for a box
+/// found elsewhere, take the found shelf as its binding.
+function findingActions(f, shelf, feedback) {
+  const actions = [];
+  const where = aisleOf(shelf);
+  if (where && may("open")) {
+    actions.push(node("button", { type: "button", "data-action": "open", onclick: async () => {
+      try {
+        await api("POST", `/api/v1/ranges/${where.range}/aisles/${where.aisle}/open`);
+        feedback.textContent = t("report_opening", { aisle: where.aisle, range: t("range_name", { name: rangeName(where.range) }) });
+      } catch (e) {
+        feedback.textContent = e.message;
+      }
+    } }, t("open_aisle_n", { aisle: where.aisle })));
+  }
+  if (f.status === "misplaced" && !f.applied && may("bind")) {
+    actions.push(node("button", { type: "button", "data-action": "rebind", onclick: async (event) => {
+      try {
+        await api("PUT", `/api/v1/boxes/${encodeURIComponent(f.archive_no)}/binding`,
+          { shelf: f.found, reason: t("report_rebind_reason", { id: state.sweep.id }) });
+        feedback.textContent = t("report_rebound", { shelf: addressWords(f.found) });
+        event.target.disabled = true;
+      } catch (e) {
+        feedback.textContent = e.message;
+      }
+    } }, t("report_rebind")));
+  }
+  return node("span", { class: "row-actions" }, ...actions);
+}
+
+/// A finding's confidence, marked uncertain (with its evidence) below the sync threshold.
+function confidenceCell(f, threshold) {
+  if (f.confidence == null) return "";
+  const pct = `${Math.round(f.confidence * 100)} %`;
+  if (f.confidence >= threshold) return pct;
+  const evidence = (f.evidence || []).map((e) =>
+    t("report_evidence", { shelf: addressWords(e.shelf), reads: e.reads, rssi: Math.round(e.max_rssi_dbm) })).join("; ");
+  return node("span", { class: "uncertain" }, `${pct} · ${t("report_uncertain")}`,
+    node("small", {}, evidence));
+}
+
 async function loadReport(id) {
   let report;
   try {
@@ -865,21 +927,26 @@ async function loadReport(id) {
   }
   if (!state.sweep || state.sweep.id !== id) return;
   const by = (status) => report.findings.filter((f) => f.status === status);
-  const pct = (c) => (c == null ? "" : `${Math.round(c * 100)} %`);
   const s = report.sweep.summary;
+  const feedback = node("p", { class: "feedback", role: "status" });
+  const box = (f) => node("span", {}, node("strong", {}, f.archive_no), f.title ? node("small", { class: "title" }, f.title) : "");
   // A section with no rows is left out (`reportTable` gives null), not written as "null".
   $("sweep-report").replaceChildren(...[
     node("p", { class: "summary" }, summaryWords(s),
       report.sweep.applied ? ` — ${t("report_applied", { n: report.sweep.applied })}` : ""),
-    node("button", { type: "button", onclick: () => downloadCsv(id) }, t("report_csv")),
-    reportTable(t("report_misplaced"), "misplaced", [t("col_box"), t("col_bound"), t("col_found"), t("col_confidence")],
-      by("misplaced").map((f) => [f.archive_no, addressWords(f.bound), addressWords(f.found), pct(f.confidence)])),
-    reportTable(t("report_missing"), "missing", [t("col_box"), t("col_bound")],
-      by("missing").map((f) => [f.archive_no, addressWords(f.bound)])),
+    node("div", { class: "actions no-print" },
+      node("button", { type: "button", onclick: () => downloadCsv(id) }, t("report_csv")),
+      node("button", { type: "button", onclick: () => window.print() }, t("report_print"))),
+    feedback,
+    reportTable(t("report_misplaced"), "misplaced", [t("col_box"), t("col_bound"), t("col_found"), t("col_confidence"), ""],
+      by("misplaced").map((f) => [box(f), addressWords(f.bound), addressWords(f.found), confidenceCell(f, report.sync_confidence),
+        findingActions(f, f.found, feedback)])),
+    reportTable(t("report_missing"), "missing", [t("col_box"), t("col_bound"), ""],
+      by("missing").map((f) => [box(f), addressWords(f.bound), findingActions(f, f.bound, feedback)])),
     reportTable(t("report_returned_without_check_in"), "returned", [t("col_box"), t("col_bound"), t("col_found")],
-      by("returned_without_check_in").map((f) => [f.archive_no, addressWords(f.bound), addressWords(f.found)])),
+      by("returned_without_check_in").map((f) => [box(f), addressWords(f.bound), addressWords(f.found)])),
     reportTable(t("report_on_loan"), "on-loan", [t("col_box"), t("col_bound")],
-      by("on_loan").map((f) => [f.archive_no, addressWords(f.bound)])),
+      by("on_loan").map((f) => [box(f), addressWords(f.bound)])),
     reportTable(t("report_unknown"), "unknown", [t("col_epc"), t("col_found")],
       by("unknown").map((f) => [f.epc, addressWords(f.found)])),
     reportTable(t("report_not_read"), "not-read", [t("col_shelf"), t("col_reason")],

@@ -159,6 +159,9 @@ pub struct FindingRow {
     /// `present`, `misplaced`, `missing`, `not_read` or `unknown`.
     pub status: String,
     pub archive_no: Option<String>,
+    /// The box's title (in a report; a finding being made has none yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     pub epc: String,
     /// The shelf the binding says.
     pub bound: Option<String>,
@@ -182,6 +185,9 @@ pub struct Unread {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Report {
     pub sweep: SweepView,
+    /// A finding whose confidence is below this (`sweeps.sync_confidence`) is uncertain:
+    /// a sync would not act on it, and a person should look at its evidence.
+    pub sync_confidence: f64,
     pub findings: Vec<FindingRow>,
     pub unread: Vec<Unread>,
 }
@@ -731,14 +737,17 @@ impl Sweeps {
             .read(move |conn| {
                 let findings = conn
                     .prepare(
-                        "SELECT status, archive_no, epc, bound, found, confidence, evidence, applied
-                         FROM sweep_findings WHERE sweep_id = ?1 ORDER BY seq",
+                        "SELECT f.status, f.archive_no, f.epc, f.bound, f.found, f.confidence, f.evidence,
+                                f.applied, x.title
+                         FROM sweep_findings f LEFT JOIN boxes x ON x.archive_no = f.archive_no
+                         WHERE f.sweep_id = ?1 ORDER BY f.seq",
                     )?
                     .query_map([id], |r| {
                         let evidence: Option<String> = r.get(6)?;
                         Ok(FindingRow {
                             status: r.get(0)?,
                             archive_no: r.get(1)?,
+                            title: r.get(8)?,
                             epc: r.get(2)?,
                             bound: r.get(3)?,
                             found: r.get(4)?,
@@ -766,6 +775,7 @@ impl Sweeps {
             .await?;
         Ok(Report {
             sweep,
+            sync_confidence: self.inner.config.sweeps.sync_confidence,
             findings,
             unread,
         })
@@ -1175,6 +1185,7 @@ fn finding_row(f: &Finding) -> FindingRow {
     let row = |status: &str, archive_no: Option<&String>, epc: &str| FindingRow {
         status: status.into(),
         archive_no: archive_no.cloned(),
+        title: None,
         epc: epc.into(),
         bound: None,
         found: None,
@@ -1330,15 +1341,20 @@ fn load(conn: &Connection, id: i64) -> Result<Option<SweepView>, SweepError> {
 }
 
 /// A report as CSV: one line per finding, then one per shelf not read.
+/// A report as CSV for spreadsheet users: UTF-8 with a byte-order mark (so that a
+/// spreadsheet reads the Chinese titles right), a row per finding with the box's title,
+/// whether it is uncertain, the evidence in words, then the shelves not read.
 pub fn report_csv(report: &Report) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "status",
         "archive_no",
+        "title",
         "epc",
         "bound",
         "found",
         "confidence",
+        "uncertain",
         "applied",
         "evidence",
         "note",
@@ -1354,13 +1370,16 @@ pub fn report_csv(report: &Report) -> Result<String, csv::Error> {
                 )
             })
             .collect();
+        let uncertain = f.confidence.is_some_and(|c| c < report.sync_confidence);
         w.write_record([
             f.status.as_str(),
             f.archive_no.as_deref().unwrap_or(""),
+            f.title.as_deref().unwrap_or(""),
             &f.epc,
             f.bound.as_deref().unwrap_or(""),
             f.found.as_deref().unwrap_or(""),
             &f.confidence.map(|c| format!("{c:.3}")).unwrap_or_default(),
+            if uncertain { "yes" } else { "" },
             if f.applied { "yes" } else { "" },
             &evidence.join("; "),
             "",
@@ -1371,7 +1390,9 @@ pub fn report_csv(report: &Report) -> Result<String, csv::Error> {
             "shelf_not_read",
             "",
             "",
+            "",
             &u.shelf,
+            "",
             "",
             "",
             "",
@@ -1382,7 +1403,7 @@ pub fn report_csv(report: &Report) -> Result<String, csv::Error> {
     let bytes = w
         .into_inner()
         .map_err(|e| csv::Error::from(e.into_error()))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Ok(format!("\u{feff}{}", String::from_utf8_lossy(&bytes)))
 }
 
 #[cfg(test)]

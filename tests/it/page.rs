@@ -646,6 +646,14 @@ async fn staff_take_stock_of_a_range_from_the_page() {
         "the sweep to start",
     )
     .await;
+    // One runs at a time: the page says which, and does not offer a second.
+    until(
+        &client,
+        "document.querySelector('#sweep-form button[type=submit]').disabled && document.querySelector('#sweep-running').textContent.includes('#')",
+        10,
+        "the start button waiting for the running sweep",
+    )
+    .await;
     until(
         &client,
         "document.querySelector('#sweep-progress').value > 0",
@@ -667,12 +675,42 @@ async fn staff_take_stock_of_a_range_from_the_page() {
         "the report",
     )
     .await;
+    until(
+        &client,
+        "!document.querySelector('#sweep-form button[type=submit]').disabled",
+        10,
+        "the start button back once the sweep is done",
+    )
+    .await;
     let misplaced = text_of(&client, ".report.misplaced").await;
     assert!(
         misplaced.contains("0451-H-001-00001")
             && misplaced.contains("carriage 04, right face, section 3, level 5"),
         "{misplaced}"
     );
+    // The row says the box's title and offers to take the found shelf as its binding.
+    let (_, _, found) = get(&demo.base, "/api/v1/boxes/0451-H-001-00001").await;
+    let title = found["title"].as_str().unwrap();
+    assert!(misplaced.contains(title), "{misplaced}");
+    let bound = location(&demo.base, "0451-H-001-00001").await;
+    assert_eq!(bound["shelf"]["address"], "R1-C1-R-S1-L1", "{bound}");
+    let row = "//section[contains(@class,'misplaced')]//tr[contains(., '0451-H-001-00001')]//button[@data-action='rebind']";
+    client
+        .find(Locator::XPath(row))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "document.querySelector('#sweep-report .feedback').textContent.includes('carriage 04')",
+        10,
+        "the new binding said",
+    )
+    .await;
+    let moved = location(&demo.base, "0451-H-001-00001").await;
+    assert_eq!(moved["shelf"]["address"], "R1-C4-R-S3-L5", "{moved}");
     let summary = text_of(&client, "#sweep-report .summary").await;
     // A sweep of real radio misplaces a handful of boxes now and then (cross-reads).
     assert!(

@@ -194,10 +194,19 @@ async fn a_range_sweep_finds_the_moved_the_removed_and_the_stray_and_places_the_
             .starts_with("text/csv")
     );
     let csv = r.text().await.unwrap();
-    assert!(csv.starts_with("status,archive_no,epc,bound,found,confidence,applied,evidence,note"));
-    assert!(csv.lines().any(|l| l.starts_with(&format!(
-        "misplaced,{moved},{moved_epc},R1-C2-L-S1-L1,R1-C4-R-S3-L5,"
-    ))));
+    // A byte-order mark, so that a spreadsheet reads the titles as UTF-8.
+    assert!(csv.starts_with(
+        "\u{feff}status,archive_no,title,epc,bound,found,confidence,uncertain,applied,evidence,note"
+    ));
+    let (_, _, found) = get(&d.base, &format!("/api/v1/boxes/{moved}")).await;
+    let title = found["title"].as_str().unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with(&format!("misplaced,{moved},"))
+                && l.contains(title)
+                && l.contains(&format!(",{moved_epc},R1-C2-L-S1-L1,R1-C4-R-S3-L5,"))),
+        "{csv}"
+    );
     let (status, _, bad) = get(&d.base, &format!("/api/v1/sweeps/{id}/report?format=xml")).await;
     assert_eq!((status, bad["field"].as_str()), (422, Some("format")));
 
