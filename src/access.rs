@@ -134,6 +134,21 @@ pub struct Access {
     tickets: std::sync::Arc<std::sync::Mutex<HashMap<String, (Identity, std::time::Instant)>>>,
     /// Tokens checked lately.
     checked: std::sync::Arc<TokenCache>,
+    /// Signed-in browsers (the staff page's session cookie): who, and until when.
+    sessions: std::sync::Arc<std::sync::Mutex<HashMap<String, (Identity, std::time::Instant)>>>,
+}
+
+/// How long a browser stays signed in: a working day and a bit.
+pub const SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+/// Sessions kept at most (the oldest are not kept past their lifetime anyway).
+const MAX_SESSIONS: usize = 10_000;
+
+/// `N` random bytes in hex, after a prefix that says what they are.
+fn secret<const N: usize>(prefix: &str) -> String {
+    let bytes: [u8; N] = rand::rng().random();
+    std::iter::once(prefix.to_string())
+        .chain(bytes.iter().map(|b| format!("{b:02x}")))
+        .collect()
 }
 
 /// How long an event-stream ticket may wait to be used.
@@ -149,6 +164,7 @@ impl Access {
             audit,
             clock: std::sync::Arc::new(SystemClock),
             tickets: Default::default(),
+            sessions: Default::default(),
         }
     }
 
@@ -160,10 +176,7 @@ impl Access {
     /// A ticket for one event stream of `who` (a browser's EventSource cannot send a
     /// header): used once, within [`TICKET_LIFETIME`], it stands for the token.
     pub fn ticket(&self, who: &Identity) -> String {
-        let bytes: [u8; 24] = rand::rng().random();
-        let ticket: String = std::iter::once("srk_".to_string())
-            .chain(bytes.iter().map(|b| format!("{b:02x}")))
-            .collect();
+        let ticket = secret::<24>("srk_");
         let now = std::time::Instant::now();
         let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
         tickets.retain(|_, (_, until)| *until > now);
@@ -188,6 +201,41 @@ impl Access {
         }
     }
 
+    /// A session for a browser signed in as `who`: it stands for the token for
+    /// [`SESSION_LIFETIME`], kept in this process only (a restart signs browsers out),
+    /// and ends with the token (revoked or expired) or when ended.
+    pub fn open_session(&self, who: &Identity) -> String {
+        let session = secret::<32>("srs_");
+        let now = std::time::Instant::now();
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|_, (_, until)| *until > now);
+        if sessions.len() < MAX_SESSIONS {
+            sessions.insert(session.clone(), (who.clone(), now + SESSION_LIFETIME));
+        }
+        session
+    }
+
+    /// Whose session this is, if it is in time and its token still live.
+    pub async fn resume(&self, session: &str) -> Result<Option<Identity>, AccessError> {
+        let found = {
+            let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            sessions
+                .get(session)
+                .filter(|(_, until)| *until > std::time::Instant::now())
+                .map(|(who, _)| who.clone())
+        };
+        match found {
+            Some(who) if self.is_live(&who.name).await? => Ok(Some(who)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Ends a session (signing out).
+    pub fn end_session(&self, session: &str) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.remove(session);
+    }
+
     /// Makes a token; the secret is returned this once and never again.
     pub async fn create(
         &self,
@@ -204,10 +252,7 @@ impl Access {
         if !ok_name {
             return Err(AccessError::BadName(name.to_string()));
         }
-        let bytes: [u8; 32] = rand::rng().random();
-        let secret: String = std::iter::once("srt_".to_string())
-            .chain(bytes.iter().map(|b| format!("{b:02x}")))
-            .collect();
+        let secret = secret::<32>("srt_");
         let (hashed, name_, now) = (hash(&secret), name.to_string(), self.clock.now_ms());
         let expires = expires_in.map(|d| now + d.num_milliseconds());
         let view = self

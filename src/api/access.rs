@@ -78,7 +78,9 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
         ("POST", "/api/v1/disposals/{id}/approve" | "/api/v1/disposals/{id}/reject") => Approver,
         // Printing customers' labels is watched and an archivist's.
         (_, "/api/v1/boxes/{archive_no}/label" | "/api/v1/labels") => Archivist,
-        ("GET" | "HEAD", _) | ("POST", "/api/v1/events/ticket") => Viewer,
+        ("GET" | "HEAD", _)
+        | ("POST", "/api/v1/events/ticket")
+        | ("POST" | "DELETE", "/api/v1/session") => Viewer,
         (
             "POST",
             "/api/v1/ranges/{range}/aisles/{aisle}/open"
@@ -240,6 +242,26 @@ const EVENTS: &str = "/api/v1/events";
 enum Credential {
     Token(String),
     Ticket(String),
+    /// The staff page's session cookie.
+    Session(String),
+}
+
+/// The cookie that keeps a browser signed in (`POST /api/v1/session`).
+pub(super) const SESSION_COOKIE: &str = "stackroom_session";
+/// What a request signed in by the session cookie must carry to change anything: a
+/// header no cross-site form can set (the cookie is `SameSite=Strict` as well).
+pub(super) const SESSION_HEADER: (&str, &str) = ("x-requested-with", "stackroom");
+
+/// The value of cookie `name`, if the request carries it.
+pub(super) fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
 }
 
 fn credential(req: &Request, template: Option<&str>) -> Option<Credential> {
@@ -249,6 +271,9 @@ fn credential(req: &Request, template: Option<&str>) -> Option<Credential> {
         return scheme
             .eq_ignore_ascii_case("bearer")
             .then(|| Credential::Token(token.trim().to_string()));
+    }
+    if let Some(session) = cookie(req.headers(), SESSION_COOKIE) {
+        return Some(Credential::Session(session));
     }
     if req.method() != Method::GET || template != Some(EVENTS) {
         return None;
@@ -287,6 +312,7 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
     let checked = match &offered {
         Some(Credential::Token(secret)) => s.access.authenticate(secret).await,
         Some(Credential::Ticket(ticket)) => s.access.redeem(ticket).await,
+        Some(Credential::Session(session)) => s.access.resume(session).await,
         None => Ok(None),
     };
     let identity = match checked {
@@ -320,6 +346,8 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
             )
         } else if req.headers().contains_key(header::AUTHORIZATION) {
             "the token is not valid: unknown or revoked".into()
+        } else if matches!(offered, Some(Credential::Session(_))) {
+            "the session has ended (signed out, timed out, the controller restarted or its token revoked): sign in again".into()
         } else if req.uri().query().is_some_and(|q| q.contains("ticket=")) {
             "the ticket is not valid: unknown, used, expired or its token revoked".into()
         } else {
@@ -344,6 +372,21 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
         s.failures.succeed(ip);
     }
     tracing::Span::current().record("who", identity.name.as_str());
+    let by_cookie = matches!(offered, Some(Credential::Session(_)));
+    let (name, value) = SESSION_HEADER;
+    if by_cookie && changes(&method) && req.headers().get(name).is_none_or(|v| v != value) {
+        return Problem {
+            reason: Some("cross_site"),
+            ..Problem::new(
+                StatusCode::FORBIDDEN,
+                Kind::Forbidden,
+                format!(
+                    "a change signed in by the session cookie carries the header {name}: {value}"
+                ),
+            )
+        }
+        .into_response();
+    }
     if identity.role < need {
         s.audit
             .record(

@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health))
         .routes(routes!(room::room))
         .routes(routes!(room::me))
+        .routes(routes!(room::open_session, room::close_session))
         .routes(routes!(search_boxes, register_box))
         .routes(routes!(get_box, records::correct_box))
         .routes(routes!(records::box_changes))

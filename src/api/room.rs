@@ -3,11 +3,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::Method;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::access::{SYNC_ROLE, required};
+use super::access::{SESSION_COOKIE, SYNC_ROLE, cookie, required};
 use super::{ApiResult, AppState, Who};
 use crate::access::Role;
 use crate::layout::Capacity;
@@ -156,4 +157,69 @@ pub(super) async fn me(State(s): State<AppState>, Who(who): Who) -> ApiResult<Me
         role: who.role,
         may,
     }))
+}
+
+/// A browser's session.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Session {
+    name: String,
+    role: Role,
+    /// Seconds until it ends (sooner if the token is revoked or expires).
+    expires_in_s: u64,
+}
+
+/// The session cookie's attributes: sent only to the API, never to scripts, never with a
+/// request from another site; `Secure` where the page is served over HTTPS.
+fn session_cookie(value: &str, max_age: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/api/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    )
+}
+
+/// Sign a browser in with its token (Authorization: Bearer): the answer sets a session
+/// cookie (HttpOnly, SameSite=Strict, 12 h) that stands for the token in every tab, so
+/// the staff page keeps no secret of its own. A change made by cookie carries
+/// `X-Requested-With: stackroom`. The session ends with the token, at sign-out, or when
+/// the controller restarts.
+#[utoipa::path(post, path = "/api/v1/session", tag = "system",
+    responses((status = 201, body = Session)))]
+pub(super) async fn open_session(
+    State(s): State<AppState>,
+    Who(who): Who,
+    headers: HeaderMap,
+) -> Response {
+    let session = s.access.open_session(&who);
+    let lifetime = crate::access::SESSION_LIFETIME.as_secs();
+    let secure = s.locations.config().api_tls.is_some()
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v == "https");
+    (
+        StatusCode::CREATED,
+        [(
+            header::SET_COOKIE,
+            session_cookie(&session, lifetime, secure),
+        )],
+        Json(Session {
+            name: who.name,
+            role: who.role,
+            expires_in_s: lifetime,
+        }),
+    )
+        .into_response()
+}
+
+/// Sign a browser out: its session ends and its cookie is cleared.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "system",
+    responses((status = 204)))]
+pub(super) async fn close_session(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(session) = cookie(&headers, SESSION_COOKIE) {
+        s.access.end_session(&session);
+    }
+    (
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, session_cookie("", 0, false))],
+    )
+        .into_response()
 }

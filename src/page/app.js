@@ -8,6 +8,7 @@ import { drawChart } from "/assets/chart.js";
 import { drawRoom, parseShelf } from "/assets/map.js";
 
 const $ = (id) => document.getElementById(id);
+// Where earlier versions kept the token; cleared, the session cookie keeps the sign-in now.
 const TOKEN_KEY = "stackroom.token";
 const LANG_KEY = "stackroom.lang";
 const FINAL = ["done", "refused", "failed", "stopped"];
@@ -184,7 +185,10 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body, { signal, raw } = {}) {
-  const headers = { Authorization: `Bearer ${state.token}` };
+  // Signed in by the session cookie; the token itself only while signing in. The header
+  // tells the API this is the page and not a form from another site.
+  const headers = { "X-Requested-With": "stackroom" };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
   // The lookup register keeps why a box was looked up, as the person said it.
   const purpose = $("purpose") ? $("purpose").value.trim() : "";
   if (purpose && method === "GET") headers["X-Purpose"] = encodeURIComponent(purpose);
@@ -225,18 +229,23 @@ function showSignIn(message) {
   $("token").focus();
 }
 
+/// Signs in with `token`, or without one by the session cookie of an earlier sign-in (in
+/// this tab or another). A token opens a session and is then forgotten: the page keeps no
+/// secret, the HttpOnly cookie does.
 async function signIn(token) {
-  state.token = token;
+  state.token = token || null;
   try {
     state.me = await api("GET", "/api/v1/me");
     state.room = await api("GET", "/api/v1/room");
+    if (token) await api("POST", "/api/v1/session");
   } catch (e) {
     state.token = null;
     state.me = null;
-    showSignIn(e.status === 401 ? tokenTrouble(e.problem) : e.message);
+    if (!token && e.status === 401) showSignIn("");
+    else showSignIn(e.status === 401 ? tokenTrouble(e.problem) : e.message);
     return;
   }
-  sessionStorage.setItem(TOKEN_KEY, token);
+  state.token = null;
   $("sign-in").hidden = true;
   $("app").hidden = false;
   if (!localStorage.getItem(LANG_KEY)) state.lang = state.room.language;
@@ -248,8 +257,12 @@ async function signIn(token) {
   $("search").focus();
 }
 
-function signOut(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
+/// Back to the sign-in form; `everywhere` also ends the session (the sign-out button), so
+/// every tab of this browser is signed out.
+function signOut(message, everywhere = false) {
+  if (everywhere) {
+    fetch("/api/v1/session", { method: "DELETE", headers: { "X-Requested-With": "stackroom" } }).catch(() => {});
+  }
   if (state.events) state.events.close();
   clearTimeout(state.sweepTimer);
   clearTimeout(state.envTimer);
@@ -298,7 +311,7 @@ async function connectEvents() {
     ticket = (await api("POST", "/api/v1/events/ticket")).ticket;
   } catch {
     $("link").hidden = false;
-    setTimeout(() => state.token && !state.events && connectEvents(), 2000);
+    setTimeout(() => state.me && !state.events && connectEvents(), 2000);
     return;
   }
   const source = new EventSource(`/api/v1/events?ticket=${encodeURIComponent(ticket)}`);
@@ -991,7 +1004,7 @@ function rangeClimate() {
 
 async function loadEnvironment() {
   clearTimeout(state.envTimer);
-  if (!state.token) return;
+  if (!state.me) return;
   try {
     const env = await api("GET", "/api/v1/environment");
     state.zones = env.zones;
@@ -1559,7 +1572,7 @@ async function boot() {
     $("token").value = "";
     if (token) signIn(token);
   });
-  $("sign-out").addEventListener("click", () => signOut(""));
+  $("sign-out").addEventListener("click", () => signOut("", true));
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
   // A pinyin (or other) input method types letters before it gives the characters: search
   // when the composition ends, not on its letters.
@@ -1623,9 +1636,8 @@ async function boot() {
   const fragment = new URLSearchParams(location.hash.slice(1));
   const linked = fragment.get("token");
   if (linked) history.replaceState(null, "", location.pathname + location.search);
-  const token = linked || sessionStorage.getItem(TOKEN_KEY);
-  if (token) await signIn(token);
-  else showSignIn("");
+  sessionStorage.removeItem(TOKEN_KEY);
+  await signIn(linked);
 }
 
 boot();

@@ -92,6 +92,7 @@ fn needs(method: &str, path: &str) -> &'static str {
         }
         ("post", p) if p.ends_with("/contents") => "archivist",
         ("get", _) | ("post", "/api/v1/events/ticket") => "viewer",
+        ("post" | "delete", "/api/v1/session") => "viewer",
         ("post", p)
             if p.ends_with("/open") || p.ends_with("/close") || p.ends_with("/ventilate") =>
         {
@@ -178,6 +179,118 @@ async fn every_route_needs_a_token_of_the_right_role() {
     )
     .await;
     assert_eq!(code, 200);
+}
+
+/// The staff page's sign-in: a token opens a session kept in an HttpOnly, SameSite=Strict
+/// cookie; the cookie alone reads, changes need the page's header, and the session ends
+/// with sign-out or with its token.
+#[tokio::test]
+async fn a_session_cookie_stands_for_the_token_until_sign_out_or_revocation() {
+    let data = tempfile::tempdir().unwrap();
+    let d = demo(&data);
+    let desk = token(&d, "desk", "operator").await;
+    let c = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", d.base);
+    let r = c
+        .post(url("/api/v1/session"))
+        .bearer_auth(&desk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/api/", "Max-Age=43200"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_string();
+    assert!(cookie.starts_with("stackroom_session=srs_"), "{cookie}");
+    let with_cookie = |req: reqwest::RequestBuilder| req.header("cookie", &cookie);
+
+    let me: Value = with_cookie(c.get(url("/api/v1/me")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["name"].as_str(), me["role"].as_str()),
+        (Some("desk"), Some("operator"))
+    );
+    // A change by cookie alone could come from a form of another site: refused without
+    // the page's header.
+    let r = with_cookie(c.post(url("/api/v1/events/ticket")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["reason"], "cross_site", "{body}");
+    let r = with_cookie(c.post(url("/api/v1/events/ticket")))
+        .header("x-requested-with", "stackroom")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // Signed out: the session opens nothing, and the cookie is cleared.
+    let r = with_cookie(c.delete(url("/api/v1/session")))
+        .header("x-requested-with", "stackroom")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let r = with_cookie(c.get(url("/api/v1/me"))).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("session has ended"),
+        "{body}"
+    );
+
+    // A new session ends with its token.
+    let r = c
+        .post(url("/api/v1/session"))
+        .bearer_auth(&desk)
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = c
+        .get(url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = api_client(&d.base)
+        .delete(format!("{}/api/v1/tokens/desk", d.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = c
+        .get(url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the revoked token's session opens nothing");
 }
 
 #[tokio::test]

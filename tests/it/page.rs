@@ -1085,6 +1085,31 @@ async fn staff_correct_a_record_add_to_its_contents_and_read_the_figures() {
     open_page(&client, &demo.page, "zh").await;
     let a = "0451-H-001-00007";
 
+    // Signed in once, signed in in a new tab: by the HttpOnly session cookie, with no
+    // token kept where the page's scripts could read it.
+    let kept = client
+        .execute(
+            "return [sessionStorage.getItem('stackroom.token'), localStorage.getItem('stackroom.token'), document.cookie];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, json!([null, null, ""]));
+    let first = client.window().await.unwrap();
+    let tab = client.new_window(true).await.unwrap();
+    client.switch_to_window(tab.handle).await.unwrap();
+    let bare = demo.page.split('#').next().unwrap();
+    client.goto(bare).await.unwrap();
+    until(
+        &client,
+        "document.querySelector('#who-name').textContent === 'demo'",
+        15,
+        "the new tab signed in",
+    )
+    .await;
+    client.close_window().await.unwrap();
+    client.switch_to_window(first).await.unwrap();
+
     // From the found box to its record: the title corrected with a reason.
     choose_box(&client, a).await;
     click(&client, "#open-record").await;
