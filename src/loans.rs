@@ -447,6 +447,8 @@ pub enum Unfit {
     NothingToSettle { archive_no: String },
     #[error("say why (1 to 2,000 characters)")]
     NoteLength,
+    #[error("{due} is not after the loan's due day {current}")]
+    NotLater { due: NaiveDate, current: NaiveDate },
 }
 
 impl Unfit {
@@ -463,6 +465,7 @@ impl Unfit {
         "not_out",
         "nothing_to_settle",
         "note_length",
+        "not_later",
     ];
 }
 
@@ -508,7 +511,10 @@ pub struct Loans {
 #[derive(Debug, Default, Clone)]
 pub struct LoanFilter {
     pub state: Option<LoanState>,
+    /// The borrower's name or a part of it, in any case (the desk's look-up).
     pub borrower: Option<String>,
+    /// Loans that hold (or held) this box.
+    pub archive_no: Option<String>,
     pub overdue: bool,
     pub limit: usize,
 }
@@ -822,8 +828,17 @@ impl Loans {
                     sql += &format!(" AND state = ?{}", args.len());
                 }
                 if let Some(b) = &filter.borrower {
-                    args.push(b.clone());
-                    sql += &format!(" AND borrower = ?{}", args.len());
+                    let escaped = b.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    args.push(format!("%{escaped}%"));
+                    sql += &format!(" AND borrower LIKE ?{} ESCAPE '\\'", args.len());
+                }
+                if let Some(a) = &filter.archive_no {
+                    args.push(a.clone());
+                    sql += &format!(
+                        " AND id IN (SELECT lb.loan_id FROM loan_boxes lb JOIN boxes b ON b.id = lb.box_id
+                                     WHERE b.archive_no = ?{})",
+                        args.len()
+                    );
                 }
                 if filter.overdue {
                     args.push(today.format("%Y-%m-%d").to_string());
@@ -996,6 +1011,66 @@ impl Loans {
         self.get(id).await
     }
 
+    /// Extends a loan that is out to `due`: later than it was, within the longest loan of
+    /// its kind counted from today.
+    pub async fn extend(
+        &self,
+        id: i64,
+        due: NaiveDate,
+        note: String,
+        who: &Identity,
+    ) -> Result<LoanView, LoanError> {
+        if note.len() > 2000 {
+            return Err(invalid("note", Unfit::NoteLength));
+        }
+        let today = self.today();
+        let rules = self.rules.clone();
+        let who = who.name.clone();
+        let now = self.clock.now_ms();
+        self.store
+            .write(move |conn| {
+                let state = state_of(conn, id)?;
+                if state != LoanState::CheckedOut {
+                    return Err(LoanError::WrongState {
+                        id,
+                        state,
+                        message: "only a checked-out loan is extended".into(),
+                    });
+                }
+                let (current, kind): (NaiveDate, LoanKind) = conn
+                    .prepare_cached("SELECT due, kind FROM loans WHERE id = ?1")?
+                    .query_row([id], |r| Ok((day(r, 0)?, r.get(1)?)))?;
+                if due <= current {
+                    return Err(invalid("due", Unfit::NotLater { due, current }));
+                }
+                let max_days = rules.rule(kind).max_days;
+                let until = today + chrono::Duration::days(max_days as i64);
+                if due > until {
+                    return Err(invalid(
+                        "due",
+                        Unfit::DueTooFar {
+                            kind,
+                            max_days,
+                            until,
+                        },
+                    ));
+                }
+                conn.execute(
+                    "UPDATE loans SET due = ?2 WHERE id = ?1",
+                    params![id, due.format("%Y-%m-%d").to_string()],
+                )?;
+                let said = if note.trim().is_empty() {
+                    format!("extended from {current} to {due}")
+                } else {
+                    format!("extended from {current} to {due}; {}", note.trim())
+                };
+                record(conn, id, &who, Some(state), state, &said, now)?;
+                Ok::<_, LoanError>(())
+            })
+            .await?;
+        self.get(id).await
+    }
+
     /// Settles a box that failed its return inspection (the loan is `return_refused`):
     /// `consequence` puts the box where it now is, in the same transaction. The loan is
     /// `returned` once no box is left out or unsettled.
@@ -1091,6 +1166,10 @@ mod tests {
                 archive_no: "A".into(),
             },
             Unfit::NoteLength,
+            Unfit::NotLater {
+                due: day,
+                current: day,
+            },
         ];
         assert_eq!(all.len(), Unfit::CODES.len());
         for (unfit, code) in all.iter().zip(Unfit::CODES) {

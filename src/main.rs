@@ -579,8 +579,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 LoansAction::List { state, borrower } => stackroom::loans::LoanFilter {
                     state,
                     borrower,
-                    overdue: false,
                     limit: 1000,
+                    ..Default::default()
                 },
                 LoansAction::Overdue => stackroom::loans::LoanFilter {
                     overdue: true,

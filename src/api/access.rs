@@ -95,7 +95,8 @@ pub(super) fn required(method: &Method, path: Option<&str>) -> Option<Role> {
             | "/api/v1/loans/{id}/reject"
             | "/api/v1/loans/{id}/cancel"
             | "/api/v1/loans/{id}/checkout"
-            | "/api/v1/loans/{id}/return",
+            | "/api/v1/loans/{id}/return"
+            | "/api/v1/loans/{id}/extend",
         )
         | ("DELETE", "/api/v1/sweeps/{id}") => Operator,
         ("PATCH", "/api/v1/boxes/{archive_no}") | ("POST", "/api/v1/loans/{id}/settle") => {

@@ -78,8 +78,11 @@ pub(super) async fn request_loan(
 pub(super) struct LoanQuery {
     /// `requested`, `approved`, `rejected`, `checked_out`, `returned`, `return_refused`, `cancelled`.
     state: Option<String>,
-    /// The borrower's name, exactly.
+    /// The borrower's name, or a part of it (any case).
     borrower: Option<String>,
+    /// Loans that hold or held this box (its archive number).
+    #[serde(rename = "box")]
+    archive_no: Option<String>,
     /// Only loans out past their due day.
     overdue: Option<bool>,
     limit: Option<usize>,
@@ -108,6 +111,7 @@ pub(super) async fn list_loans(
         .list(LoanFilter {
             state,
             borrower: q.borrower,
+            archive_no: q.archive_no,
             overdue: q.overdue.unwrap_or(false),
             limit: q.limit.unwrap_or(100),
         })
@@ -242,6 +246,28 @@ pub(super) async fn return_loan(
     ApiJson(r): ApiJson<Return>,
 ) -> ApiResult<LoanView> {
     Ok(Json(s.loans.give_back(id, r.inspections, &who).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Extend {
+    /// The new due day: later than the loan's, within its kind's longest loan from today.
+    due: chrono::NaiveDate,
+    #[serde(default)]
+    note: String,
+}
+
+/// Extend a checked-out loan to a later due day (the loans desk); the change is in the
+/// loan's history.
+#[utoipa::path(post, path = "/api/v1/loans/{id}/extend", tag = "loans", params(("id" = i64, Path)), request_body = Extend,
+    responses((status = 200, body = LoanView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn extend_loan(
+    State(s): State<AppState>,
+    Who(who): Who,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(r): ApiJson<Extend>,
+) -> ApiResult<LoanView> {
+    Ok(Json(s.loans.extend(id, r.due, r.note, &who).await?))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -34,7 +34,7 @@ use utoipa_axum::routes;
 
 use crate::location::{
     BoxKey, BoxView, FieldQuery, Found, History, ImportSummary, Location, LocationService, Move,
-    NewBox, Page, Provenance, ShelfFill, Suggestion,
+    NewBox, OnShelf, Page, Provenance, ShelfFill, Suggestion,
 };
 use crate::lookups::What;
 use crate::shelving::Shelving;
@@ -156,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(box_history))
         .routes(routes!(locate))
         .routes(routes!(list_shelves))
+        .routes(routes!(shelf_boxes))
         .routes(routes!(suggest_shelves))
         .routes(routes!(bulk_moves))
         .routes(routes!(ranges::list_ranges))
@@ -176,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(rfid::list_readers))
         .routes(routes!(rfid::list_tags))
         .routes(routes!(rfid::get_tag))
+        .routes(routes!(rfid::box_findings))
         .routes(routes!(admin::list_tokens, admin::create_token))
         .routes(routes!(admin::revoke_token))
         .routes(routes!(admin::audit_trail))
@@ -195,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(loans::checkout_loan))
         .routes(routes!(loans::return_loan))
         .routes(routes!(loans::settle_loan))
+        .routes(routes!(loans::extend_loan))
         .routes(routes!(labels::box_label))
         .routes(routes!(labels::print_labels))
         .routes({
@@ -606,6 +609,17 @@ async fn list_shelves(
         e => e.into(),
     })?;
     Ok(Json(ShelfList { items }))
+}
+
+/// The boxes on one shelf, by archive number (a box's neighbours).
+#[utoipa::path(get, path = "/api/v1/shelves/{address}/boxes", tag = "shelves",
+    params(("address" = String, Path)),
+    responses((status = 200, body = OnShelf), (status = 422, body = Problem)))]
+async fn shelf_boxes(
+    State(s): State<AppState>,
+    ApiPath(address): ApiPath<String>,
+) -> ApiResult<OnShelf> {
+    Ok(Json(s.locations.on_shelf(&address).await?))
 }
 
 #[derive(Deserialize, IntoParams)]

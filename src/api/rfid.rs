@@ -15,7 +15,7 @@ use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, Who};
 use crate::rfid::Rfid;
 use crate::rfid::live::{LiveTag, ReaderStats};
 use crate::rfid::reader::Mode;
-use crate::rfid::sweep::{self, Report, SweepError, SweepRequest, SweepView};
+use crate::rfid::sweep::{self, Report, Sighting, SweepError, SweepRequest, SweepView};
 
 /// The user agent of `stackroom sweep`, which records its sweeps as started from the CLI.
 pub const CLI_AGENT: &str = "stackroom-cli";
@@ -333,4 +333,24 @@ pub(super) async fn list_tags(
         }
     }
     Ok(Json(TagList { items }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct BoxFindings {
+    archive_no: String,
+    items: Vec<Sighting>,
+}
+
+/// What stocktakes found amiss with a box (misplaced, missing, not read), newest first, at
+/// most 50; when it was last seen where it belongs is its location's `last_seen`.
+#[utoipa::path(get, path = "/api/v1/boxes/{archive_no}/findings", tag = "sweeps",
+    params(("archive_no" = String, Path)),
+    responses((status = 200, body = BoxFindings), (status = 404, body = Problem)))]
+pub(super) async fn box_findings(
+    State(s): State<AppState>,
+    ApiPath(archive_no): ApiPath<String>,
+) -> ApiResult<BoxFindings> {
+    s.locations.get_box(&archive_no).await?;
+    let items = rfid(&s)?.sweeps.findings_of(&archive_no).await?;
+    Ok(Json(BoxFindings { archive_no, items }))
 }

@@ -45,6 +45,8 @@ pub(super) struct RoomView {
     #[schema(value_type = String)]
     language: Language,
     ranges: Vec<RangeLayoutView>,
+    /// The places off the shelving a box can be in (`[[places]]`).
+    places: Vec<crate::config::records::Place>,
     /// The loan rules (`[loans]`).
     loans: crate::loans::LoanRules,
 }
@@ -85,6 +87,7 @@ pub(super) async fn room(State(s): State<AppState>) -> ApiResult<RoomView> {
         room_name: config.room_name.clone(),
         language: config.language,
         ranges,
+        places: config.places.clone(),
         loans: s.loans.rules().clone(),
     }))
 }

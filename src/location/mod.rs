@@ -272,6 +272,22 @@ pub struct History {
     pub shelf_at: Option<String>,
 }
 
+/// The boxes on one shelf.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OnShelf {
+    pub shelf: ShelfView,
+    /// The aisle it is reached through.
+    pub aisle: AisleRef,
+    pub items: Vec<Neighbour>,
+}
+
+/// A box on a shelf, as its neighbours see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Neighbour {
+    pub archive_no: String,
+    pub title: String,
+}
+
 /// A free shelf proposed for a box.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Suggestion {
@@ -1448,6 +1464,35 @@ impl LocationService {
                     .collect())
             })
             .await
+    }
+
+    /// The boxes bound to a shelf, by archive number: a box's neighbours.
+    pub async fn on_shelf(&self, shelf: &str) -> Result<OnShelf, LocationError> {
+        let address = self.shelf(shelf)?;
+        let entry = self.shelves.by_address[&address];
+        let view = Self::shelf_view(&self.config, &address);
+        let boxes = self
+            .store
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT x.archive_no, x.title FROM bindings b JOIN boxes x ON x.id = b.box_id
+                     WHERE b.shelf_id = ?1 ORDER BY x.archive_no",
+                )?
+                .query_map([entry.id], |r| {
+                    Ok(Neighbour {
+                        archive_no: r.get(0)?,
+                        title: r.get(1)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(LocationError::from)
+            })
+            .await?;
+        Ok(OnShelf {
+            shelf: view,
+            aisle: self.aisle_of(&address),
+            items: boxes,
+        })
     }
 
     /// Every box that carries a tag: archive number, EPC and the shelf it is bound to.

@@ -568,7 +568,59 @@ function showBox(box) {
   }
   button.textContent = loc ? t("open_aisle_n", { aisle: loc.aisle.aisle }) : t("open_aisle");
   refreshOpenButton();
+  if ($("box-more").open) loadBoxMore(box);
+  else $("box-more-body").replaceChildren();
   draw();
+}
+
+/// The rest of a box's story, when asked for: when it was last seen where it belongs, its
+/// neighbours on the shelf, and its life newest first (moves, places, loans, what
+/// stocktakes found amiss).
+async function loadBoxMore(box) {
+  const no = encodeURIComponent(box.archive_no);
+  const loc = box.location;
+  const [history, loans, findings, shelf] = await Promise.all([
+    api("GET", `/api/v1/boxes/${no}/history`),
+    api("GET", `/api/v1/loans?box=${no}&limit=50`),
+    api("GET", `/api/v1/boxes/${no}/findings`).catch(() => ({ items: [] })), // no readers
+    loc ? api("GET", `/api/v1/shelves/${encodeURIComponent(loc.shelf.address)}/boxes`) : null,
+  ]).catch((e) => {
+    $("box-more-body").replaceChildren(node("p", { class: "error" }, e.message));
+    return [];
+  });
+  if (!history || !state.focus || state.focus.archive_no !== box.archive_no) return;
+  const lines = [
+    ...history.events.map((e) => ({ at: e.at, text: t(`history_${e.kind}`, {
+      from: addressWords(e.from), to: addressWords(e.to), actor: e.actor, reason: e.reason }) })),
+    ...history.places.map((p) => ({ at: p.at, text: t(`history_place_${p.kind}`, {
+      place: placeName(p.place), actor: p.actor, reason: p.reason }) })),
+    ...loans.items.map((l) => ({ at: l.created_at, text: t("history_loan", {
+      id: l.id, borrower: l.borrower.name, state: t(`loan_state_${l.state}`), due: l.due }) })),
+    ...findings.items.map((f) => ({ at: f.at, text: t(`history_found_${f.status}`, {
+      id: f.sweep, found: addressWords(f.found) }) })),
+  ].sort((a, b) => (a.at < b.at ? 1 : -1));
+  const neighbours = shelf ? shelf.items.map((n) => node("li", {},
+    n.archive_no === box.archive_no
+      ? node("strong", {}, `${n.archive_no} ${n.title}`)
+      : node("button", { type: "button", class: "link", onclick: async () => {
+        try {
+          showBox(await api("GET", `/api/v1/boxes/${encodeURIComponent(n.archive_no)}`));
+        } catch (e) {
+          $("box-more-body").prepend(node("p", { class: "error" }, e.message));
+        }
+      } }, `${n.archive_no} ${n.title}`))) : [];
+  $("box-more-body").replaceChildren(
+    node("p", {}, loc && loc.last_seen ? t("last_seen", { when: when(loc.last_seen) }) : t("last_seen_never")),
+    shelf ? node("h3", {}, t("neighbours", { shelf: shelfWords(loc.shelf), n: shelf.items.length })) : "",
+    shelf ? node("ol", { class: "neighbours" }, ...neighbours) : "",
+    node("h3", {}, t("box_life")),
+    node("ol", { class: "box-life" }, ...lines.map((l) => node("li", {}, node("time", {}, when(l.at)), " ", l.text))),
+  );
+}
+
+function placeName(id) {
+  const p = (state.room.places || []).find((x) => x.id === id);
+  return p ? named(p.name) : id;
 }
 
 /// Whether the box's aisle is one the page may offer to open: the box is on its shelf
@@ -1129,7 +1181,8 @@ const OPEN_LOANS = ["requested", "approved", "checked_out", "return_refused"];
 
 async function loadLoans() {
   const filter = $("loan-filter").value;
-  const query = filter === "overdue" ? "?overdue=true" : "?limit=200";
+  const who = $("loan-who").value.trim();
+  const query = (filter === "overdue" ? "?overdue=true" : "?limit=200") + (who ? `&borrower=${encodeURIComponent(who)}` : "");
   try {
     const list = await api("GET", `/api/v1/loans${query}`);
     const items = filter === "open" ? list.items.filter((l) => OPEN_LOANS.includes(l.state)) : list.items;
@@ -1161,6 +1214,15 @@ function loanCard(l) {
   }
   if (["requested", "approved"].includes(l.state) && may("loan")) {
     buttons.push(node("button", { type: "button", "data-action": "cancel", onclick: act("cancel") }, t("loan_cancel")));
+  }
+  const rule = state.room.loans && state.room.loans[l.kind];
+  if (l.state === "checked_out" && may("loan") && rule) {
+    // Later than now, and no longer than the kind allows from today.
+    const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+    const later = node("input", { type: "date", "aria-label": t("loan_extend_to"), "data-extend": l.id,
+      min: day(Date.parse(l.due) + 86_400_000), max: day(Date.now() + rule.max_days * 86_400_000) });
+    buttons.push(later, node("button", { type: "button", "data-action": "extend", onclick: () =>
+      act("extend", { due: later.value, note: "" })() }, t("loan_extend")));
   }
   buttons.push(node("button", { type: "button", "data-action": "slip", onclick: () =>
     openFile(`/api/v1/loans/${l.id}/slip`).catch((e) => { card.querySelector(".feedback").textContent = e.message; }) }, t("loan_slip")));
@@ -1573,6 +1635,9 @@ async function boot() {
     if (token) signIn(token);
   });
   $("sign-out").addEventListener("click", () => signOut("", true));
+  $("box-more").addEventListener("toggle", () => {
+    if ($("box-more").open && state.focus) loadBoxMore(state.focus);
+  });
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
   // A pinyin (or other) input method types letters before it gives the characters: search
   // when the composition ends, not on its letters.
@@ -1594,6 +1659,11 @@ async function boot() {
   $("loan-form").addEventListener("submit", requestLoan);
   $("loan-kind").addEventListener("change", showLoanLimits);
   $("loan-filter").addEventListener("change", loadLoans);
+  let whoTimer = null;
+  $("loan-who").addEventListener("input", () => {
+    clearTimeout(whoTimer);
+    whoTimer = setTimeout(loadLoans, 250);
+  });
   $("print-label").addEventListener("click", printLabel);
   $("open-record").addEventListener("click", () => {
     if (!state.focus) return;

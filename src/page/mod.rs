@@ -291,6 +291,11 @@ mod tests {
                 ],
             ),
             ("source_", &["manual", "import", "sweep", "live_read"]),
+            ("history_", &["bind", "move", "unbind"]),
+            ("history_place_", &["in", "out"]),
+            ("history_found_", &["misplaced", "missing", "not_read"]),
+            ("settle_", &["accepted", "repair", "lost"]),
+            ("settled_", &["accepted", "repair", "lost"]),
             ("face_", &["left", "right"]),
             (
                 "alarm_kind_",

@@ -174,6 +174,20 @@ pub struct FindingRow {
     pub applied: bool,
 }
 
+/// A stocktake's finding about one box that was not simply "present".
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Sighting {
+    pub sweep: i64,
+    pub at: DateTime<Utc>,
+    /// `misplaced`, `missing` or `not_read`.
+    pub status: String,
+    pub bound: Option<String>,
+    pub found: Option<String>,
+    pub confidence: Option<f64>,
+    /// Whether the sweep re-bound the box.
+    pub applied: bool,
+}
+
 /// A shelf the sweep could not read.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Unread {
@@ -688,6 +702,38 @@ impl Sweeps {
             .locations
             .store()
             .read(move |conn| load(conn, id)?.ok_or(SweepError::NotFound(id)))
+            .await
+    }
+
+    /// What stocktakes found amiss with a box (misplaced, missing, not read), newest
+    /// first; when it was last seen where it belongs is its binding's `last_seen`.
+    pub async fn findings_of(&self, archive_no: &str) -> Result<Vec<Sighting>, SweepError> {
+        let archive_no = archive_no.to_string();
+        self.inner
+            .locations
+            .store()
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT f.sweep_id, COALESCE(s.finished_at, s.started_at), f.status, f.bound, f.found,
+                            f.confidence, f.applied
+                     FROM sweep_findings f JOIN sweeps s ON s.id = f.sweep_id
+                     WHERE f.archive_no = ?1 AND f.status != 'present'
+                     ORDER BY f.sweep_id DESC LIMIT 50",
+                )?
+                .query_map([archive_no], |r| {
+                    Ok(Sighting {
+                        sweep: r.get(0)?,
+                        at: wall(r.get(1)?),
+                        status: r.get(2)?,
+                        bound: r.get(3)?,
+                        found: r.get(4)?,
+                        confidence: r.get(5)?,
+                        applied: r.get::<_, i64>(6)? != 0,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(SweepError::from)
+            })
             .await
     }
 

@@ -348,6 +348,36 @@ async fn boxes_refused_at_return_are_settled_accepted_to_repair_or_lost() {
         (409, Some("urn:stackroom:loan-state")),
         "nothing is settled before a refused return: {body}"
     );
+    // Extended while out: later than it was, within the reading room's week.
+    let (status, body) = call(base, &desk, &path("extend"), json!({"due": day(30)})).await;
+    assert_eq!(
+        (status, body["params"]["rule"].as_str()),
+        (422, Some("due_too_far")),
+        "{body}"
+    );
+    let (status, body) = call(base, &desk, &path("extend"), json!({"due": day(1)})).await;
+    assert_eq!(
+        (status, body["params"]["rule"].as_str()),
+        (422, Some("not_later")),
+        "{body}"
+    );
+    let (status, loan) = call(
+        base,
+        &desk,
+        &path("extend"),
+        json!({"due": day(5), "note": "audit runs long"}),
+    )
+    .await;
+    assert_eq!(
+        (status, loan["due"].as_str()),
+        (200, Some(day(5).as_str())),
+        "{loan}"
+    );
+    let last = loan["events"].as_array().unwrap().last().unwrap().clone();
+    assert!(
+        last["note"].as_str().unwrap().contains("audit runs long"),
+        "{last}"
+    );
     let (status, loan) = call(
         base,
         &desk,
@@ -414,6 +444,19 @@ async fn boxes_refused_at_return_are_settled_accepted_to_repair_or_lost() {
         (status, body["type"].as_str()),
         (409, Some("urn:stackroom:box-lost")),
         "no aisle is opened for a lost box: {body}"
+    );
+    // The desk finds the loan by part of the borrower's name, and by a box.
+    let (_, _, by_name) = get(base, "/api/v1/loans?borrower=li%20w").await;
+    let (_, _, by_box) = get(base, &format!("/api/v1/loans?box={}", boxes[2])).await;
+    for list in [&by_name, &by_box] {
+        assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+        assert_eq!(list["items"][0]["id"].as_i64(), Some(id), "{list}");
+    }
+    let (_, _, none) = get(base, "/api/v1/loans?borrower=%25").await;
+    assert_eq!(
+        none["items"].as_array().unwrap().len(),
+        0,
+        "a % is a character: {none}"
     );
     // Nothing of the inspection is lost: its note and the settlement's are both kept.
     let first = &loan["boxes"][0];

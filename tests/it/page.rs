@@ -1055,6 +1055,23 @@ async fn staff_lend_a_box_at_the_loans_desk_and_see_the_gate_alarm() {
         "the box in the repair room, by its English name",
     )
     .await;
+    // Its story: the loan and the repair room, newest first, and its neighbours.
+    click(&client, "#box-more summary").await;
+    until(
+        &client,
+        "document.querySelector('.box-life')?.innerText.includes('into Repair room')",
+        10,
+        "the box's life",
+    )
+    .await;
+    let life = text_of(&client, ".box-life").await;
+    let (repair, loan) = (
+        life.find("into Repair room").unwrap(),
+        life.find("loan #").expect("the loan in its life"),
+    );
+    assert!(repair < loan, "newest first: {life}");
+    let neighbours = text_of(&client, ".neighbours").await;
+    assert!(neighbours.contains("0451-H-001-00006"), "{neighbours}");
 
     // A box carried out through the door without a loan: loud on every tab.
     let r = common::client()

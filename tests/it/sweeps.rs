@@ -177,6 +177,26 @@ async fn a_range_sweep_finds_the_moved_the_removed_and_the_stray_and_places_the_
         in_range.len(),
         share * 100.0
     );
+    // The box's own page hears of it: what stocktakes found amiss, newest first.
+    let (_, _, findings) = get(&d.base, &format!("/api/v1/boxes/{moved}/findings")).await;
+    assert_eq!(
+        (
+            findings["items"][0]["status"].as_str(),
+            findings["items"][0]["found"].as_str(),
+            findings["items"][0]["sweep"].as_i64()
+        ),
+        (Some("misplaced"), Some("R1-C4-R-S3-L5"), Some(id)),
+        "{findings}"
+    );
+    let (_, _, neighbours) = get(&d.base, "/api/v1/shelves/R1-C2-L-S1-L1/boxes").await;
+    assert!(
+        neighbours["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["archive_no"] == moved),
+        "still bound there, so listed there: {neighbours}"
+    );
     // Report mode changed no binding.
     let (_, _, located) = get(&d.base, &format!("/api/v1/boxes/{moved}/location")).await;
     assert_eq!(located["shelf"]["address"], "R1-C2-L-S1-L1");
