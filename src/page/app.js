@@ -446,6 +446,7 @@ function showTab(name) {
   if (name === "records") showRecords();
   if (name === "stats") loadStats();
   if (name === "find") draw();
+  if (name === "picks") renderPicks();
 }
 
 // ---------------------------------------------------------------- finding a box
@@ -571,6 +572,97 @@ function showBox(box) {
   if ($("box-more").open) loadBoxMore(box);
   else $("box-more-body").replaceChildren();
   draw();
+}
+
+// ---------------------------------------------------------------- pick list
+
+const PICKS_KEY = "stackroom.picks";
+
+/// The boxes chosen to fetch, kept by this tab: archive number → whether it is picked.
+function picks() {
+  try {
+    return JSON.parse(sessionStorage.getItem(PICKS_KEY)) || {};
+  } catch {
+    return {};
+  }
+}
+
+function savePicks(list) {
+  sessionStorage.setItem(PICKS_KEY, JSON.stringify(list));
+  $("picks-count").textContent = Object.keys(list).length ? `(${Object.keys(list).length})` : "";
+}
+
+/// The order to walk the room in: by range, aisle, then the shelf; boxes not on a shelf
+/// (lent, in a place, lost) last.
+function walkOrder(a, b) {
+  const key = (box) => {
+    const loc = box.location;
+    if (!openable(loc)) return [1e9, 0, ""];
+    return [loc.aisle.range * 1000 + loc.aisle.aisle, 0, loc.shelf.address];
+  };
+  const [x, y] = [key(a), key(b)];
+  return x[0] - y[0] || x[2].localeCompare(y[2]) || a.archive_no.localeCompare(b.archive_no);
+}
+
+async function renderPicks() {
+  const list = picks();
+  const boxes = (await Promise.all(Object.keys(list).map((no) =>
+    api("GET", `/api/v1/boxes/${encodeURIComponent(no)}`).catch(() => null)))).filter(Boolean);
+  boxes.sort(walkOrder);
+  state.pickBoxes = boxes;
+  $("picks-list").replaceChildren(...boxes.map((box) => {
+    const loc = box.location;
+    const done = node("input", { type: "checkbox", "aria-label": t("col_picked"), "data-picked": box.archive_no });
+    done.checked = Boolean(list[box.archive_no]);
+    done.addEventListener("change", () => {
+      const now = picks();
+      now[box.archive_no] = done.checked;
+      savePicks(now);
+      renderPicksNext();
+    });
+    const where = openable(loc)
+      ? `${t("aisle_of", { aisle: loc.aisle.aisle, range: t("range_name", { name: rangeName(loc.aisle.range) }) })} · ${shelfWords(loc.shelf)}`
+      : whereShort(box);
+    return node("tr", { "data-pick": box.archive_no },
+      node("td", {}, done),
+      node("td", {}, node("strong", {}, box.archive_no), node("small", { class: "title" }, box.title)),
+      node("td", {}, where),
+      node("td", { class: "no-print" }, node("button", { type: "button", onclick: () => {
+        const now = picks();
+        delete now[box.archive_no];
+        savePicks(now);
+        renderPicks();
+      } }, t("picks_remove"))));
+  }));
+  renderPicksNext();
+}
+
+/// The next aisle to open: the first in walking order with a box not yet picked.
+function renderPicksNext() {
+  const list = picks();
+  const next = (state.pickBoxes || []).find((b) => !list[b.archive_no] && openable(b.location));
+  const button = $("picks-next");
+  button.disabled = !next || state.asking;
+  button.textContent = next
+    ? t("picks_next", { aisle: next.location.aisle.aisle, range: t("range_name", { name: rangeName(next.location.aisle.range) }) })
+    : t("picks_none_next");
+  button.dataset.archiveNo = next ? next.archive_no : "";
+}
+
+async function openNextPick() {
+  const no = $("picks-next").dataset.archiveNo;
+  if (!no || state.asking) return;
+  state.asking = true;
+  renderPicksNext();
+  try {
+    await api("POST", `/api/v1/boxes/${encodeURIComponent(no)}/retrieve`);
+    $("picks-status").textContent = t("picks_opening", { box: no });
+  } catch (e) {
+    $("picks-status").textContent = e.message;
+  } finally {
+    state.asking = false;
+    renderPicksNext();
+  }
 }
 
 /// The rest of a box's story, when asked for: when it was last seen where it belongs, its
@@ -1635,6 +1727,20 @@ async function boot() {
     if (token) signIn(token);
   });
   $("sign-out").addEventListener("click", () => signOut("", true));
+  $("pick-box").addEventListener("click", () => {
+    if (!state.focus) return;
+    const list = picks();
+    if (!(state.focus.archive_no in list)) list[state.focus.archive_no] = false;
+    savePicks(list);
+    $("box-meta").textContent = t("picks_added", { n: Object.keys(list).length });
+  });
+  $("picks-next").addEventListener("click", openNextPick);
+  $("picks-print").addEventListener("click", () => window.print());
+  $("picks-clear").addEventListener("click", () => {
+    savePicks({});
+    renderPicks();
+  });
+  savePicks(picks());
   $("box-more").addEventListener("toggle", () => {
     if ($("box-more").open && state.focus) loadBoxMore(state.focus);
   });

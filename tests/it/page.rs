@@ -1197,6 +1197,59 @@ async fn staff_correct_a_record_add_to_its_contents_and_read_the_figures() {
     snapshot(&client, "stats").await;
     let (_, _, found) = get(&demo.base, "/api/v1/boxes?q=H37752077").await;
     assert_eq!(found["items"][0]["archive_no"], a);
+
+    // A pick list of boxes behind two aisles, walked by range and aisle: the next aisle
+    // is that of the first box not yet in hand, opened with one press.
+    let picked = ["0451-H-030-00001", "0451-H-001-00007"];
+    let mut walk = Vec::new();
+    for no in picked {
+        open_tab(&client, "find").await;
+        choose_box(&client, no).await;
+        click(&client, "#pick-box").await;
+        let loc = location(&demo.base, no).await;
+        walk.push((
+            loc["aisle"]["range"].as_u64().unwrap(),
+            loc["aisle"]["aisle"].as_u64().unwrap(),
+            no,
+        ));
+    }
+    walk.sort();
+    assert_ne!(walk[0].1, walk[1].1, "two aisles: {walk:?}");
+    open_tab(&client, "picks").await;
+    until(
+        &client,
+        "document.querySelectorAll('#picks-list tr').length === 2",
+        10,
+        "the pick list",
+    )
+    .await;
+    let order = client
+        .execute(
+            "return [...document.querySelectorAll('#picks-list tr')].map((r) => r.dataset.pick);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(order, json!([walk[0].2, walk[1].2]), "in walking order");
+    click(&client, &format!("[data-picked='{}']", walk[0].2)).await;
+    until(
+        &client,
+        &format!(
+            "document.querySelector('#picks-next').textContent.includes('{}')",
+            walk[1].1
+        ),
+        5,
+        "the next aisle: the second box's",
+    )
+    .await;
+    click(&client, "#picks-next").await;
+    let (range, aisle) = (walk[1].0, walk[1].1);
+    let view = common::wait_for(&demo.base, &format!("/api/v1/ranges/{range}"), 60, |v| {
+        v["motion"] == "idle" && v["open_aisle"] == aisle
+    })
+    .await;
+    assert_eq!(view["open_aisle"], aisle, "{view}");
+    snapshot(&client, "picks").await;
     client.close().await.unwrap();
 }
 
