@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -112,6 +112,8 @@ pub(super) struct HistoryQuery {
     to: Option<String>,
     /// Seconds per step (default: about 200 steps over the span).
     step: Option<i64>,
+    /// `json` (default) or `csv`: the steps as a spreadsheet, for an inspection's records.
+    format: Option<String>,
 }
 
 /// min/avg/max per step: raw readings for the last days, per-minute aggregates for weeks,
@@ -123,7 +125,8 @@ pub(super) async fn history(
     State(s): State<AppState>,
     ApiPath(sensor): ApiPath<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
-) -> ApiResult<Series> {
+) -> Result<Response, Problem> {
+    let csv = super::wants_csv(q.format.as_deref())?;
     if s.environment.config().point(&sensor).is_none() {
         return Err(EnvError::NoSensor(sensor).into());
     }
@@ -155,7 +158,43 @@ pub(super) async fn history(
         .history()
         .series(&sensor, from, to, step, s.environment.retention(), now)
         .await?;
-    Ok(Json(series))
+    if !csv {
+        return Ok(Json(series).into_response());
+    }
+    let stat = |v: Option<crate::environment::history::Stat>| match v {
+        Some(v) => [v.min, v.avg, v.max].map(|x| format!("{x:.1}")),
+        None => [String::new(), String::new(), String::new()],
+    };
+    let mut rows = vec![
+        [
+            "at",
+            "readings",
+            "temperature_min_c",
+            "temperature_avg_c",
+            "temperature_max_c",
+            "humidity_min_pct",
+            "humidity_avg_pct",
+            "humidity_max_pct",
+            "value_min",
+            "value_avg",
+            "value_max",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for step in &series.steps {
+        let mut row = vec![step.at.to_rfc3339(), step.n.to_string()];
+        row.extend(stat(step.temperature));
+        row.extend(stat(step.humidity));
+        row.extend(stat(step.value));
+        rows.push(row);
+    }
+    let name = format!(
+        "{sensor}-{}-{}.csv",
+        from.format("%Y%m%d"),
+        to.format("%Y%m%d")
+    );
+    super::csv_response(&rows, &name)
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -376,8 +376,10 @@ fn file_response(
 }
 
 /// Rows as CSV (the first row is the header).
+/// Rows as CSV, UTF-8 with a byte-order mark: without it a spreadsheet opens the Chinese
+/// of titles and names as mojibake.
 fn csv_bytes(rows: &[Vec<String>]) -> Result<Vec<u8>, Problem> {
-    let mut out = csv::Writer::from_writer(Vec::new());
+    let mut out = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
     let failed = |e: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, Kind::Internal, e);
     for row in rows {
         out.write_record(row).map_err(|e| failed(e.to_string()))?;

@@ -1229,10 +1229,62 @@ function renderAlarmList() {
   $("alarms-none").hidden = rows.length > 0;
 }
 
+/// The alarms of the past, any state, newest first: for the shift log and inspections.
+async function loadAlarmHistory() {
+  try {
+    const list = await api("GET", "/api/v1/alarms?limit=100");
+    $("alarm-history-list").replaceChildren(...list.items.map((a) => node("tr", { "data-alarm": a.id },
+      node("td", {}, when(a.raised_at)),
+      node("td", {}, alarmText(a)),
+      node("td", {}, t(`alarm_state_${a.state}`)),
+      node("td", {}, a.acked_at ? `${when(a.acked_at)} · ${a.acked_by}${a.ack_note ? `: ${a.ack_note}` : ""}` : ""),
+      node("td", {}, a.cleared_at ? when(a.cleared_at) : ""))));
+  } catch (e) {
+    $("alarm-history-list").replaceChildren(node("tr", {}, node("td", { class: "error" }, e.message)));
+  }
+}
+
+/// A period's readings of one sensor as CSV, for compliance records (hourly steps over a
+/// month, finer over shorter periods, as the history keeps them).
+async function exportReadings(event) {
+  event.preventDefault();
+  $("readings-error").textContent = "";
+  const sensor = $("readings-sensor").value;
+  const [from, to] = [$("readings-from").value, $("readings-to").value];
+  const days = (Date.parse(to) - Date.parse(from)) / 86_400_000 + 1;
+  const step = days <= 2 ? 60 : days <= 31 ? 600 : 3600;
+  try {
+    const response = await api("GET",
+      `/api/v1/environment/${encodeURIComponent(sensor)}/history?from=${from}&to=${to}&step=${step}&format=csv`,
+      undefined, { raw: true });
+    const url = URL.createObjectURL(await response.blob());
+    const a = node("a", { href: url, download: `${sensor}-${from}-${to}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  } catch (e) {
+    $("readings-error").textContent = e.message;
+  }
+}
+
+function fillReadingsForm() {
+  const select = $("readings-sensor");
+  const chosen = select.value;
+  const climate = [...state.sensors.values()].filter((p) => p.kind === "climate");
+  select.replaceChildren(...climate.map((p) => node("option", { value: p.id }, `${p.id} · ${zoneName(p.zone)}`)));
+  if (chosen) select.value = chosen;
+  const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+  if (!$("readings-to").value) $("readings-to").value = day(Date.now());
+  if (!$("readings-from").value) $("readings-from").value = day(Date.now() - 30 * 86_400_000);
+}
+
 async function renderEnvironment(charts) {
   if (!envVisible()) return;
   renderSensors();
   renderAlarmList();
+  fillReadingsForm();
+  if ($("alarm-history").open) loadAlarmHistory();
   if (!charts) return;
   for (const b of document.querySelectorAll("[data-span]")) b.setAttribute("aria-pressed", String(b.dataset.span === state.span));
   const to = Date.now();
@@ -1241,6 +1293,7 @@ async function renderEnvironment(charts) {
   const format = (ms) => new Date(ms).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB", state.span === "day"
     ? { weekday: "short", hour: "2-digit", minute: "2-digit" } : { month: "short", day: "numeric" });
   const cards = [];
+  const drawings = [];
   for (const z of state.zones) {
     const sensors = [...state.sensors.values()].filter((p) => p.zone === z.id && p.kind === "climate");
     const series = await Promise.all(sensors.map((p) =>
@@ -1252,8 +1305,11 @@ async function renderEnvironment(charts) {
     }));
     const humidity = node("div", { class: "chart-box" });
     const temperature = node("div", { class: "chart-box" });
-    drawChart(humidity, { lines: lines("humidity"), limits: z.humidity_limits, from, to, unit: "%", title: t("chart_humidity"), format });
-    drawChart(temperature, { lines: lines("temperature"), limits: z.temperature_limits, from, to, unit: "°C", title: t("chart_temperature"), format });
+    // Drawn once in the page, at the width they are shown.
+    drawings.push(() => {
+      drawChart(humidity, { lines: lines("humidity"), limits: z.humidity_limits, from, to, unit: "%", title: t("chart_humidity"), format });
+      drawChart(temperature, { lines: lines("temperature"), limits: z.temperature_limits, from, to, unit: "°C", title: t("chart_temperature"), format });
+    });
     const now = z.temperature == null ? t("env_stale") : `${z.temperature.toFixed(1)} °C · ${z.humidity.toFixed(1)} %`;
     cards.push(node("article", { class: "card zone", "data-zone": z.id },
       node("h3", {}, named(z.name)),
@@ -1264,6 +1320,7 @@ async function renderEnvironment(charts) {
       humidity, temperature));
   }
   $("zones").replaceChildren(...cards);
+  for (const drawing of drawings) drawing();
   applyRole();
 }
 
@@ -1741,6 +1798,10 @@ async function boot() {
     renderPicks();
   });
   savePicks(picks());
+  $("readings-export").addEventListener("submit", exportReadings);
+  $("alarm-history").addEventListener("toggle", () => {
+    if ($("alarm-history").open) loadAlarmHistory();
+  });
   $("box-more").addEventListener("toggle", () => {
     if ($("box-more").open && state.focus) loadBoxMore(state.focus);
   });

@@ -708,7 +708,10 @@ async fn every_box_shown_is_in_the_lookup_register_with_its_purpose() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let csv = r.text().await.unwrap();
-    assert!(csv.starts_with("at,actor,archive_no,what,purpose"), "{csv}");
+    assert!(
+        csv.starts_with("\u{feff}at,actor,archive_no,what,purpose"),
+        "{csv}"
+    );
     assert!(
         csv.contains("reading-desk,0451-H-001-00001,locate,客户投诉 #12"),
         "{csv}"

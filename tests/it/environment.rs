@@ -202,6 +202,27 @@ async fn damp_air_warns_and_runs_the_dehumidifier_and_a_smoke_alarm_is_acknowled
     );
     let (_, _, minutes) = get(base, "/api/v1/environment/th-a/history?step=60").await;
     assert_eq!(minutes["resolution"], "minute");
+    // The same steps as a spreadsheet, for an inspection's records.
+    let csv = common::api_client(base)
+        .get(format!(
+            "{base}/api/v1/environment/th-a/history?step=60&format=csv"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("\u{feff}at,readings,temperature_min_c,temperature_avg_c"),
+        "{csv}"
+    );
+    assert_eq!(
+        csv.lines().count() - 1,
+        minutes["steps"].as_array().unwrap().len(),
+        "a row per step"
+    );
+    assert!(csv.contains(",70.0,"), "the damp reading: {csv}");
     let (status, _, compliance) = get(base, "/api/v1/environment/compliance").await;
     assert_eq!(status, 200, "{compliance}");
     let today = compliance["items"]

@@ -296,7 +296,7 @@ async fn contents_grow_and_a_box_due_is_appraised_approved_by_another_destroyed_
         .await
         .unwrap();
     assert!(
-        csv.starts_with("archive_no,title,class") && csv.contains(&due_no),
+        csv.starts_with("\u{feff}archive_no,title,class") && csv.contains(&due_no),
         "{csv}"
     );
 
@@ -381,7 +381,7 @@ async fn contents_grow_and_a_box_due_is_appraised_approved_by_another_destroyed_
         .await
         .unwrap();
     assert!(
-        listed.starts_with("disposal,state") && listed.contains(&due_no),
+        listed.starts_with("\u{feff}disposal,state") && listed.contains(&due_no),
         "{listed}"
     );
     let (status, printed) = pdf(&base, &format!("/api/v1/disposals/{id}/certificate")).await;
@@ -646,7 +646,7 @@ async fn a_transfer_batch_is_received_with_a_discrepancy_and_accepted_into_numbe
         .await
         .unwrap();
     assert!(
-        list.starts_with("transfer,office")
+        list.starts_with("\u{feff}transfer,office")
             && list.contains("销户资料")
             && list.contains("营业厅未移交"),
         "{list}"

@@ -846,6 +846,30 @@ async fn staff_see_the_rooms_climate_and_acknowledge_an_alarm() {
         "the alarm to clear",
     )
     .await;
+    // The alarm stays in the history, with who acknowledged it and when it cleared.
+    click(&client, "#alarm-history summary").await;
+    until(
+        &client,
+        "[...document.querySelectorAll('#alarm-history-list tr')].some((r) => r.innerText.includes('cleared') && r.innerText.includes('water'))",
+        10,
+        "the cleared alarm in the history",
+    )
+    .await;
+    // A chart's text is drawn at its size, not scaled down on a narrow card.
+    let sizes = client
+        .execute(
+            "return [...document.querySelectorAll('svg.chart .tick')].map((t) => t.getBoundingClientRect().height);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let smallest = sizes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .fold(f64::MAX, f64::min);
+    assert!(smallest >= 11.0, "axis text {smallest} px high: {sizes}");
     client.close().await.unwrap();
 }
 
