@@ -55,6 +55,7 @@ function setLanguage(lang) {
   document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
   $("lang").value = state.lang;
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n-label]")) node.setAttribute("aria-label", t(node.dataset.i18nLabel));
   for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
     node.placeholder = t(node.dataset.i18nPlaceholder);
   }
@@ -375,8 +376,61 @@ function draw() {
       ? { ...state.focus.location.shelf, aisle: state.focus.location.aisle.aisle }
       : null;
     const room = { ...state.room, ranges: state.room.ranges.map((r) => ({ ...r, name: named(r.name) })) };
-    drawRoom($("map"), room, state.ranges, focus, t, rangeClimate());
+    drawRoom($("map"), room, state.ranges, focus, t, rangeClimate(), state.mapView);
+    $("map").classList.toggle("zoomed", Boolean(state.mapView));
+    drawFace();
   });
+}
+
+/// The whole room's size on the map, in mm (the drawn svg says it).
+function mapSize() {
+  const svg = $("map").querySelector("svg");
+  return svg ? { w: +svg.dataset.width, h: +svg.dataset.height } : null;
+}
+
+/// Zooms the map by `factor` (below 1: closer) around the middle of what it shows.
+function zoomMap(factor) {
+  const size = mapSize();
+  if (!size) return;
+  const v = state.mapView || { x: 0, y: 0, ...size };
+  const w = Math.min(size.w, Math.max(size.w / 8, v.w * factor));
+  const h = (w / v.w) * v.h;
+  state.mapView = w >= size.w ? null : { x: v.x + (v.w - w) / 2, y: v.y + (v.h - h) / 2, w, h };
+  draw();
+}
+
+/// Drags the zoomed map.
+function panMap() {
+  let from = null;
+  $("map").addEventListener("pointerdown", (e) => {
+    if (state.mapView) from = { x: e.clientX, y: e.clientY, view: { ...state.mapView } };
+  });
+  $("map").addEventListener("pointermove", (e) => {
+    if (!from) return;
+    const mm = from.view.w / ($("map").clientWidth || 1);
+    state.mapView = { ...from.view, x: from.view.x - (e.clientX - from.x) * mm, y: from.view.y - (e.clientY - from.y) * mm };
+    draw();
+  });
+  for (const end of ["pointerup", "pointerleave", "pointercancel"]) $("map").addEventListener(end, () => { from = null; });
+}
+
+/// The chosen box's shelf section seen from its aisle: its levels, top to bottom, the
+/// box's level marked.
+function drawFace() {
+  const loc = state.focus && state.focus.location;
+  const range = loc && state.room.ranges.find((r) => r.id === loc.shelf.range);
+  $("face").hidden = !range;
+  if (!range) return;
+  const levels = [];
+  for (let level = range.levels; level >= 1; level--) {
+    levels.push(node("li", { class: level === loc.shelf.level ? "here" : "", "data-level": level },
+      t("face_level", { level }), level === loc.shelf.level ? ` — ${state.focus.archive_no}` : ""));
+  }
+  $("face").replaceChildren(
+    node("p", { class: "face-title" }, t("face_title", {
+      carriage: loc.shelf.carriage, face: t(`face_${loc.shelf.face}`), section: loc.shelf.section })),
+    node("ol", { class: "face-levels" }, ...levels),
+  );
 }
 
 /// An alarm in the reader's language, from its kind and its numbers (`params`); its
@@ -1799,6 +1853,13 @@ async function boot() {
   });
   savePicks(picks());
   $("readings-export").addEventListener("submit", exportReadings);
+  $("map-in").addEventListener("click", () => zoomMap(0.7));
+  $("map-out").addEventListener("click", () => zoomMap(1 / 0.7));
+  $("map-all").addEventListener("click", () => {
+    state.mapView = null;
+    draw();
+  });
+  panMap();
   $("alarm-history").addEventListener("toggle", () => {
     if ($("alarm-history").open) loadAlarmHistory();
   });

@@ -9,8 +9,11 @@
 const SVG = "http://www.w3.org/2000/svg";
 /// Millimetres drawn per section (the bar's length is only a picture of it).
 const SECTION_MM = 900;
-const GAP_MM = 1300;
-const HEAD_MM = 900;
+const GAP_MM = 1500;
+/// A gap between carriages wider than this, with no aisle open, is a range ventilated.
+const VENT_MM = 100;
+/// The smallest text on the map, in screen pixels, whatever the map's drawn size.
+const MIN_TEXT_PX = 12;
 
 function el(name, attrs = {}, text) {
   const node = document.createElementNS(SVG, name);
@@ -57,19 +60,29 @@ function positions(layout, state) {
 /// Draws the room into `container`. `focus`: the shelf to highlight ({range, carriage,
 /// face, section}) and the aisle that reaches it; `t`: the label function.
 /// `climate`: range id -> {temperature, humidity, alarm} of its zone, shown under its name.
-export function drawRoom(container, room, states, focus, t, climate = new Map()) {
+/// `view`: the part of the room shown ({x, y, w, h} in mm; none: all of it), for zooming.
+export function drawRoom(container, room, states, focus, t, climate = new Map(), view = null) {
   const columns = room.ranges.map((r) => {
     const rail = r.carriages.reduce((s, c) => s + c.width_mm, 0) + r.aisle_width_mm;
     return { r, rail, width: r.sections * SECTION_MM };
   });
-  const height = HEAD_MM + Math.max(...columns.map((c) => c.rail)) + 200;
   const width = columns.reduce((s, c) => s + c.width, 0) + GAP_MM * (columns.length + 1);
+  // Text sizes in mm of the room, so that the smallest is MIN_TEXT_PX on screen; the head
+  // above the rails (name, state, climate, section numbers) is as tall as its lines.
+  const fs = Math.max(300, MIN_TEXT_PX / ((container.clientWidth || 600) / (view ? view.w : width)));
+  const head = Math.round(fs * 5.4);
+  const line = (n) => Math.round(fs * n);
+  const height = head + Math.max(...columns.map((c) => c.rail)) + 200;
+  const shown = view || { x: 0, y: 0, w: width, h: height };
   const svg = el("svg", {
-    viewBox: `0 0 ${width} ${height}`,
+    viewBox: `${shown.x} ${shown.y} ${shown.w} ${shown.h}`,
     role: "img",
     "aria-label": t("map_label"),
     class: "room",
+    "data-width": width,
+    "data-height": height,
   });
+  svg.style.setProperty("--fs", `${fs}px`);
   let x = GAP_MM;
   for (const { r, rail, width: w } of columns) {
     const state = states.get(r.id);
@@ -82,36 +95,46 @@ export function drawRoom(container, room, states, focus, t, climate = new Map())
     x += w + GAP_MM;
     const { known, at } = positions(r, state);
     const alarm = state && (state.estop || state.faults.length > 0 || state.link !== "up");
+    const top = (i) => head + at[i];
+    const bottom = (i) => top(i) + r.carriages[i].width_mm;
+    const gaps = r.carriages.slice(1).map((_, k) => top(k + 1) - bottom(k));
+    // Ventilated: at rest with no aisle open and the carriages spread apart.
+    const ventilated = Boolean(state && known && state.motion === "idle" && !state.open_aisle
+      && gaps.filter((gap) => gap > VENT_MM).length >= 2);
     let status;
     if (!r.motorized) status = t("map_manual");
     else if (!state || !known) status = t("map_unknown");
     else if (state.estop) status = t("map_estop");
+    else if (ventilated) status = t("map_ventilated");
     else status = t(`range_motion_${state.motion}`);
+    // Name, state and climate on lines of their own: a long state never runs into the
+    // climate. Section numbers above the shelves they name.
     g.append(
-      el("text", { x: 0, y: 380, class: "range-name" }, t("range_name", { name: r.name })),
-      el("text", { x: 0, y: 760, class: `range-status${alarm ? " alarm" : ""}` }, status),
+      el("text", { x: 0, y: line(1.3), class: "range-name" }, t("range_name", { name: r.name })),
+      el("text", { x: 0, y: line(2.5), class: `range-status${alarm ? " alarm" : ""}` }, status),
     );
     const air = climate.get(r.id);
     if (air) {
       g.append(
         el(
           "text",
-          { x: w, y: 760, class: `climate${air.alarm ? " alarm" : ""}`, "data-climate": r.id },
+          { x: 0, y: line(3.6), class: `climate${air.alarm ? " alarm" : ""}`, "data-climate": r.id },
           air.temperature == null ? t("map_no_climate") : `${air.temperature.toFixed(1)} °C · ${air.humidity.toFixed(0)} %`,
         ),
       );
     }
+    for (let s = 1; s <= r.sections; s++) {
+      g.append(el("text", { x: (s - 0.5) * SECTION_MM, y: line(4.7), class: "section-no" }, String(s)));
+    }
     g.append(
       el("rect", {
         x: -120,
-        y: HEAD_MM - 60,
+        y: head - 60,
         width: w + 240,
         height: rail + 120,
         class: `rail${alarm ? " alarm" : ""}`,
       }),
     );
-    const top = (i) => HEAD_MM + at[i];
-    const bottom = (i) => top(i) + r.carriages[i].width_mm;
     // Aisles first, so that carriages are drawn over their edges.
     for (let k = 1; k < r.carriages.length; k++) {
       const y0 = bottom(k - 1);
@@ -121,13 +144,14 @@ export function drawRoom(container, room, states, focus, t, climate = new Map())
       const target = focus && focus.range === r.id && focus.aisle === k;
       const classes = ["aisle"];
       if (open) classes.push("open");
+      if (ventilated && gap > VENT_MM) classes.push("vent");
       if (occupied) classes.push("occupied");
       if (target) classes.push("target");
       const a = el("g", { class: classes.join(" "), "data-range": r.id, "data-aisle": k });
       a.append(el("rect", { x: 0, y: y0, width: w, height: Math.max(gap, 1) }));
       if (gap >= 400 || occupied) {
         const label = occupied ? t("map_person", { aisle: k }) : t("map_aisle", { aisle: k });
-        a.append(el("text", { x: w / 2, y: y0 + Math.max(gap, 300) / 2 + 110, class: "aisle-label" }, label));
+        a.append(el("text", { x: w / 2, y: y0 + Math.max(gap, 300) / 2, class: "aisle-label" }, label));
       }
       g.append(a);
     }
@@ -138,7 +162,7 @@ export function drawRoom(container, room, states, focus, t, climate = new Map())
       const bar = el("g", { class: classes.join(" "), "data-carriage": c.index });
       bar.append(
         el("rect", { x: 0, y: top(i), width: w, height: c.width_mm, rx: 40 }),
-        el("text", { x: -60, y: top(i) + c.width_mm / 2 + 100, class: "carriage-no" }, String(c.index)),
+        el("text", { x: -260, y: top(i) + c.width_mm / 2, class: "carriage-no" }, String(c.index)),
       );
       for (let s = 1; s < r.sections; s++) {
         bar.append(el("line", { x1: s * SECTION_MM, x2: s * SECTION_MM, y1: top(i), y2: bottom(i), class: "section" }));

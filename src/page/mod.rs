@@ -202,9 +202,10 @@ mod tests {
     fn every_label_the_page_names_exists() {
         let all: serde_json::Value = serde_json::from_str(I18N).unwrap();
         let en = all["en"].as_object().unwrap();
-        let regex =
-            regex::Regex::new(r#"data-i18n(?:-placeholder)?="([a-z0-9_]+)"|\bt\("([a-z0-9_]+)""#)
-                .unwrap();
+        let regex = regex::Regex::new(
+            r#"data-i18n(?:-placeholder|-label)?="([a-z0-9_]+)"|\bt\("([a-z0-9_]+)""#,
+        )
+        .unwrap();
         let mut named = 0;
         for (file, source) in SOURCES {
             for c in regex.captures_iter(source) {

@@ -100,6 +100,18 @@ async fn snapshot(client: &Client, name: &str) {
     }
 }
 
+/// An attribute of the element `css`.
+async fn text_of_attr(client: &Client, css: &str, attribute: &str) -> String {
+    let value = client
+        .execute(
+            &format!("return document.querySelector({css:?}).getAttribute({attribute:?});"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    value.as_str().unwrap_or_default().to_string()
+}
+
 /// Waits until the JavaScript expression `condition` is true in the page.
 async fn until(client: &Client, condition: &str, seconds: u64, what: &str) {
     let script = format!("return !!({condition});");
@@ -431,6 +443,43 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
         .await
         .expect("the box's shelf is highlighted on the map");
     snapshot(&client, "found").await;
+
+    // The map's text is readable at its drawn size; it zooms and comes back whole; the
+    // chosen shelf section is shown from its aisle with the box's level marked.
+    let smallest = client
+        .execute(
+            "return Math.min(...[...document.querySelectorAll('#map svg text')].filter((t) => t.textContent).map((t) => t.getBoundingClientRect().height));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        smallest.as_f64().unwrap() >= 11.0,
+        "map text {smallest} px high"
+    );
+    let whole = text_of_attr(&client, "#map svg", "viewBox").await;
+    click(&client, "#map-in").await;
+    until(
+        &client,
+        &format!("document.querySelector('#map svg').getAttribute('viewBox') !== '{whole}'"),
+        5,
+        "the map zoomed in",
+    )
+    .await;
+    click(&client, "#map-all").await;
+    until(
+        &client,
+        &format!("document.querySelector('#map svg').getAttribute('viewBox') === '{whole}'"),
+        5,
+        "the whole room again",
+    )
+    .await;
+    let level = loc["shelf"]["level"].as_u64().unwrap();
+    let face = text_of(&client, "#face .here").await;
+    assert!(
+        face.contains(first) && face.contains(&level.to_string()),
+        "{face}"
+    );
 
     // Open an aisle: the page follows the motion to the end and the map shows it open.
     // Pressed twice in a row: one command.
