@@ -492,6 +492,8 @@ function node(tag, attrs = {}, ...children) {
 function showTab(name) {
   for (const b of document.querySelectorAll("[data-tab]")) {
     b.setAttribute("aria-selected", String(b.dataset.tab === name));
+    // One tab stop for the tab list; the arrow keys move within it.
+    b.tabIndex = b.dataset.tab === name ? 0 : -1;
   }
   for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== `tab-${name}`;
   if (name === "stocktake") loadSweeps();
@@ -1449,7 +1451,7 @@ function loanCard(l) {
     if (["checked_out", "return_refused"].includes(l.state) && !b.returned_at && may("loan")) {
       const result = node("select", { "aria-label": t("inspection"), "data-box": b.archive_no },
         ...["complete", "damaged", "pages_missing", "wrong_box"].map((r) => node("option", { value: r }, t(`inspection_${r}`))));
-      const note = node("input", { type: "text", placeholder: t("ack_note") });
+      const note = node("input", { type: "text", placeholder: t("ack_note"), "aria-label": t("ack_note") });
       inspections.push({ archive_no: b.archive_no, result, note });
       item.append(" ", result, " ", note);
     }
@@ -1682,7 +1684,7 @@ function transferCard(tr) {
   };
   const buttons = [];
   if (tr.state === "listed") {
-    const receiver = node("input", { "data-receiver": tr.id, placeholder: t("transfer_receiver") });
+    const receiver = node("input", { "data-receiver": tr.id, placeholder: t("transfer_receiver"), "aria-label": t("transfer_receiver") });
     buttons.push(receiver, node("button", { type: "button", "data-action": "receive", onclick: act("receive", () => ({
       receiver: receiver.value.trim(),
       checks: [...items.querySelectorAll("[data-check]")].map((sel) => ({ line: Number(sel.dataset.check), found: sel.value })),
@@ -1757,8 +1759,8 @@ function disposalCard(d) {
     buttons.push(node("button", { type: "button", "data-action": "reject", onclick: act("reject", () => ({ note: "" })) }, t("loan_reject")));
   }
   if (d.state === "approved") {
-    const method = node("input", { "data-method": d.id, placeholder: t("disposal_method") });
-    const witness = node("input", { "data-witness": d.id, placeholder: t("disposal_witness") });
+    const method = node("input", { "data-method": d.id, placeholder: t("disposal_method"), "aria-label": t("disposal_method") });
+    const witness = node("input", { "data-witness": d.id, placeholder: t("disposal_witness"), "aria-label": t("disposal_witness") });
     buttons.push(method, witness, node("button", { type: "button", class: "primary", "data-action": "carry-out",
       onclick: act("carry-out", () => ({ method: method.value.trim(), witness: witness.value.trim() })) }, t("disposal_carry_out")));
   }
@@ -1866,7 +1868,22 @@ async function boot() {
   $("box-more").addEventListener("toggle", () => {
     if ($("box-more").open && state.focus) loadBoxMore(state.focus);
   });
-  for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
+  for (const b of document.querySelectorAll("[data-tab]")) {
+    b.addEventListener("click", () => showTab(b.dataset.tab));
+    b.setAttribute("aria-controls", `tab-${b.dataset.tab}`);
+  }
+  // The tab list as a screen reader and a keyboard expect it: arrows, Home and End.
+  document.querySelector("[role=tablist]").addEventListener("keydown", (e) => {
+    const tabs = [...document.querySelectorAll("[data-tab]")].filter((b) => !b.hidden);
+    const at = tabs.indexOf(document.activeElement);
+    if (at < 0) return;
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const tab = tabs[(to + tabs.length) % tabs.length];
+    showTab(tab.dataset.tab);
+    tab.focus();
+  });
   // A pinyin (or other) input method types letters before it gives the characters: search
   // when the composition ends, not on its letters.
   const searchSoon = (text) => {

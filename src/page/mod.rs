@@ -198,6 +198,46 @@ mod tests {
         }
     }
 
+    /// A field without a label is a field a screen reader cannot name: each input, select
+    /// and text area of the page is inside a `<label>`, named by one (`for`), or carries an
+    /// `aria-label` (directly or from the catalogue, `data-i18n-label`).
+    #[test]
+    fn every_field_of_the_page_has_a_label() {
+        let html = SOURCES
+            .iter()
+            .find(|(file, _)| *file == "index.html")
+            .unwrap()
+            .1;
+        let field = regex::Regex::new(r#"<(input|select|textarea)\b([^>]*)>"#).unwrap();
+        let id = regex::Regex::new(r#"\bid="([^"]+)""#).unwrap();
+        let mut checked = 0;
+        for c in field.captures_iter(html) {
+            let (at, attrs) = (c.get(0).unwrap().start(), &c[2]);
+            if attrs.contains("type=\"hidden\"") {
+                continue;
+            }
+            let labelled = attrs.contains("aria-label") || attrs.contains("data-i18n-label");
+            let named_by_for = id
+                .captures(attrs)
+                .is_some_and(|i| html.contains(&format!("for=\"{}\"", &i[1])));
+            // Inside a <label> that is still open where the field starts.
+            let before = &html[..at];
+            let inside = before
+                .rfind("<label")
+                .is_some_and(|open| before.rfind("</label>").is_none_or(|close| close < open));
+            assert!(
+                labelled || named_by_for || inside,
+                "a field with no label: <{} {attrs}>",
+                &c[1]
+            );
+            checked += 1;
+        }
+        assert!(
+            checked > 20,
+            "the pattern finds the page's fields ({checked})"
+        );
+    }
+
     #[test]
     fn every_label_the_page_names_exists() {
         let all: serde_json::Value = serde_json::from_str(I18N).unwrap();

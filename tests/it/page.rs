@@ -1200,6 +1200,27 @@ async fn staff_correct_a_record_add_to_its_contents_and_read_the_figures() {
     client.close_window().await.unwrap();
     client.switch_to_window(first).await.unwrap();
 
+    // The tabs answer the arrow keys, one tab stop for the list.
+    client
+        .execute("document.querySelector('[data-tab=find]').focus();", vec![])
+        .await
+        .unwrap();
+    client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(&fantoccini::key::Key::Right.to_string())
+        .await
+        .unwrap();
+    until(
+        &client,
+        "document.activeElement.dataset.tab === 'picks' && !document.querySelector('#tab-picks').hidden && document.querySelector('[data-tab=find]').tabIndex === -1",
+        5,
+        "the next tab chosen by the arrow key",
+    )
+    .await;
+    open_tab(&client, "find").await;
+
     // From the found box to its record: the title corrected with a reason.
     choose_box(&client, a).await;
     click(&client, "#open-record").await;
