@@ -34,7 +34,7 @@ use utoipa_axum::routes;
 
 use crate::location::{
     BoxKey, BoxView, FieldQuery, Found, History, ImportSummary, Location, LocationService, Move,
-    NewBox, OnShelf, Page, Provenance, ShelfFill, Suggestion,
+    Narrow, NewBox, OnShelf, Page, Provenance, ShelfFill, Suggestion,
 };
 use crate::lookups::What;
 use crate::shelving::Shelving;
@@ -293,6 +293,10 @@ struct SearchQuery {
     limit: Option<usize>,
     /// Skip this many results first (0 to 10,000, default 0): the next page.
     offset: Option<usize>,
+    /// With `q`: only boxes of this category (the archive number's part of that name).
+    category: Option<String>,
+    /// With `q`: only boxes on a shelf of this range.
+    range: Option<u16>,
 }
 
 /// Find boxes by archive number, EPC, barcode, searched field or title words: exact
@@ -310,7 +314,19 @@ async fn search_boxes(
         limit: query.limit.unwrap_or(20),
     };
     match (query.q, query.field) {
-        (Some(q), None) => Ok(Json(s.locations.find(&q, page).await?)),
+        (Some(q), None) => {
+            let narrow = Narrow {
+                category: query.category,
+                range: query.range,
+            };
+            Ok(Json(s.locations.find_narrowed(&q, page, narrow).await?))
+        }
+        (None, Some(_)) if query.category.is_some() || query.range.is_some() => {
+            Err(Problem::invalid(
+                "field",
+                "category and range narrow a search by q, not by field",
+            ))
+        }
         (None, Some(key)) => {
             let q = FieldQuery {
                 key,

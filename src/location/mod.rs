@@ -12,7 +12,7 @@ mod places;
 mod search;
 mod words;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 
 pub use edit::{Change, Changes, Correction, FieldQuery};
 pub use places::{PlaceEvent, PlaceRef, placed_epcs};
-pub use search::{Found, Page};
+pub use search::{Found, Narrow, Page};
 use search::{Hits, Sources};
 /// What the title index holds for a box, and the words of it a typed prefix may expand
 /// into (for the import benchmark's baseline, which loads the same index).
@@ -1173,6 +1173,31 @@ impl LocationService {
 
     /// [`Self::search`], one page of it, with how many match in all.
     pub async fn find(&self, q: &str, page: Page) -> Result<Found, LocationError> {
+        self.find_narrowed(q, page, Narrow::default()).await
+    }
+
+    /// [`Self::find`], keeping only the boxes `narrow` lets through. The count is exact
+    /// while fewer than [`search::NARROW_SCAN`] matches were looked at, else "about".
+    pub async fn find_narrowed(
+        &self,
+        q: &str,
+        page: Page,
+        narrow: Narrow,
+    ) -> Result<Found, LocationError> {
+        if let Some(r) = narrow.range
+            && self.config.layout.range(r).is_none()
+        {
+            return Err(LocationError::invalid(
+                "range",
+                format!("the room has no range {r}"),
+            ));
+        }
+        if narrow.category.is_some() && !self.config.archive_rule.parts().any(|p| p == "category") {
+            return Err(LocationError::invalid(
+                "category",
+                "the site's archive number has no part named 'category'",
+            ));
+        }
         let q = q.trim().to_string();
         if q.is_empty() {
             return Err(LocationError::invalid(
@@ -1195,8 +1220,77 @@ impl LocationService {
         };
         let this = self.clone();
         self.store
-            .read(move |conn| this.search_in(conn, &q, page))
+            .read(move |conn| {
+                if narrow.is_empty() {
+                    this.search_in(conn, &q, page)
+                } else {
+                    this.search_narrowed(conn, &q, page, &narrow)
+                }
+            })
             .await
+    }
+
+    fn search_narrowed(
+        &self,
+        conn: &Connection,
+        q: &str,
+        page: Page,
+        narrow: &Narrow,
+    ) -> Result<Found, LocationError> {
+        let normalised = self
+            .config
+            .archive_rule
+            .normalise(q)
+            .filter(|n| box_id(conn, n).is_ok());
+        let q = normalised.as_deref().unwrap_or(q);
+        let searched: Vec<&str> = self
+            .config
+            .fields
+            .searched()
+            .map(|f| f.key.as_str())
+            .collect();
+        let sources = Sources::of(conn, q, &searched)?;
+        let mut facts = conn.prepare_cached(
+            "SELECT x.archive_no, s.range_id FROM boxes x
+             LEFT JOIN bindings b ON b.box_id = x.id LEFT JOIN shelves s ON s.id = b.shelf_id
+             WHERE x.id = ?1",
+        )?;
+        let (mut looked, mut kept, mut seen) = (0usize, Vec::new(), HashSet::new());
+        let mut failed = None;
+        sources.each(conn, |id| {
+            looked += 1;
+            let fits = facts
+                .query_row([id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<u16>>(1)?))
+                })
+                .map(|(no, range)| {
+                    narrow.range.is_none_or(|want| range == Some(want))
+                        && narrow.category.as_ref().is_none_or(|want| {
+                            self.config.archive_rule.part_of(&no, "category").as_ref() == Some(want)
+                        })
+                });
+            match fits {
+                Ok(true) if seen.insert(id) => kept.push(id),
+                Ok(_) => {}
+                Err(e) => failed = Some(e),
+            }
+            failed.is_none() && looked < search::NARROW_SCAN
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        let estimated = looked >= search::NARROW_SCAN;
+        let page_ids: Vec<i64> = kept
+            .iter()
+            .skip(page.offset)
+            .take(page.limit)
+            .copied()
+            .collect();
+        Ok(Found {
+            items: self.boxes_by_id(conn, &page_ids)?,
+            total: kept.len() as u64,
+            estimated,
+        })
     }
 
     /// [`Self::search`] on this thread.

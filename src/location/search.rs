@@ -31,6 +31,23 @@ impl Page {
     pub const MAX_OFFSET: usize = 10_000;
 }
 
+/// Narrowing a search: only boxes of this category (the archive number's part of that
+/// name) and/or bound to a shelf of this range.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Narrow {
+    pub category: Option<String>,
+    pub range: Option<u16>,
+}
+
+impl Narrow {
+    pub fn is_empty(&self) -> bool {
+        self.category.is_none() && self.range.is_none()
+    }
+}
+
+/// A narrowed search looks at most this many matches before it stops and says "about".
+pub const NARROW_SCAN: usize = 20_000;
+
 /// One page of a search.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Found {

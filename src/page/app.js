@@ -63,6 +63,7 @@ function setLanguage(lang) {
     renderRoomName();
     buildRangeCards();
     buildSweepScopes();
+    buildSearchRanges();
     showLoanLimits();
     if (state.focus) showBox(state.focus);
     // The motion line in the new language (`showBox` keeps what it watches).
@@ -554,7 +555,10 @@ async function runSearch(text, more = false) {
   searchAbort = new AbortController();
   const offset = more ? results.length : 0;
   try {
-    const found = await api("GET", `/api/v1/boxes?q=${encodeURIComponent(q)}&limit=${SEARCH_PAGE}&offset=${offset}`, undefined, {
+    const category = $("search-category").value.trim();
+    const range = $("search-range").value;
+    const narrow = (category ? `&category=${encodeURIComponent(category)}` : "") + (range ? `&range=${range}` : "");
+    const found = await api("GET", `/api/v1/boxes?q=${encodeURIComponent(q)}&limit=${SEARCH_PAGE}&offset=${offset}${narrow}`, undefined, {
       signal: searchAbort.signal,
     });
     if (seq !== searchSeq) return;
@@ -578,7 +582,44 @@ async function runSearch(text, more = false) {
   }
 }
 
+const RECENT_KEY = "stackroom.recent";
+
+/// What this browser searched for lately (the searches that found the box chosen), newest
+/// first, offered as the search field's suggestions.
+function rememberSearch(q) {
+  const text = q.trim();
+  if (!text) return;
+  let recent = [];
+  try {
+    recent = JSON.parse(localStorage.getItem(RECENT_KEY)) || [];
+  } catch {
+    recent = [];
+  }
+  recent = [text, ...recent.filter((r) => r !== text)].slice(0, 8);
+  localStorage.setItem(RECENT_KEY, JSON.stringify(recent));
+  showRecentSearches();
+}
+
+function showRecentSearches() {
+  let recent = [];
+  try {
+    recent = JSON.parse(localStorage.getItem(RECENT_KEY)) || [];
+  } catch {
+    recent = [];
+  }
+  $("recent-searches").replaceChildren(...recent.map((r) => node("option", { value: r })));
+}
+
+function buildSearchRanges() {
+  const select = $("search-range");
+  const value = select.value;
+  select.replaceChildren(node("option", { value: "" }, t("search_any_range")),
+    ...state.room.ranges.map((r) => node("option", { value: r.id }, t("range_name", { name: named(r.name) }))));
+  select.value = value;
+}
+
 function showBox(box) {
+  if ($("search").value.trim() && results.some((r) => r.archive_no === box.archive_no)) rememberSearch($("search").value);
   if (!state.focus || state.focus.archive_no !== box.archive_no) {
     state.watching = null;
     $("motion").textContent = "";
@@ -1898,6 +1939,10 @@ async function boot() {
   $("search").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && results.length > 0) showBox(results[0]);
   });
+  for (const id of ["search-category", "search-range"]) {
+    $(id).addEventListener("change", () => runSearch($("search").value));
+  }
+  showRecentSearches();
   $("open-aisle").addEventListener("click", openAisle);
   $("sweep-form").addEventListener("submit", startSweep);
   $("sweep-cancel").addEventListener("click", cancelSweep);

@@ -77,6 +77,30 @@ async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
     };
     assert_eq!([nos(&first), nos(&next)].concat(), nos(&found)[..8]);
     assert_eq!(next["total"], 10);
+    // Narrowed by category and range: only such boxes, counted.
+    let (_, _, wide) = get(&base, "/api/v1/boxes?q=%E5%90%88%E5%90%8C&limit=200").await;
+    let (status, _, narrow) = get(
+        &base,
+        "/api/v1/boxes?q=%E5%90%88%E5%90%8C&category=L&range=2&limit=200",
+    )
+    .await;
+    assert_eq!(status, 200, "{narrow}");
+    let kept = narrow["items"].as_array().unwrap();
+    assert!(!kept.is_empty() && kept.len() < wide["items"].as_array().unwrap().len());
+    for b in kept {
+        assert!(
+            b["archive_no"].as_str().unwrap().starts_with("0451-L-"),
+            "{b}"
+        );
+        assert_eq!(b["location"]["shelf"]["range"], 2, "{b}");
+    }
+    assert_eq!(narrow["total"].as_u64(), Some(kept.len() as u64));
+    let (status, _, bad) = get(&base, "/api/v1/boxes?q=x&range=9").await;
+    assert_eq!(
+        (status, bad["field"].as_str()),
+        (422, Some("range")),
+        "{bad}"
+    );
     let (status, _, far) = get(&base, "/api/v1/boxes?q=0451&offset=10001").await;
     assert_eq!(
         (status, far["type"].as_str().is_some()),
