@@ -1086,9 +1086,13 @@ function showSweep(view) {
   const p = view.progress;
   $("sweep-progress").value = view.state === "done" ? 1 : p.fraction;
   let status = t("sweep_progress", { state: t(`sweep_state_${view.state}`), done: p.done, antennas: p.antennas, reads: p.reads });
-  if (view.note) status += ` — ${view.note}`;
+  // The server's notes and a reader's own error are English: the state and the reader's
+  // name say it in the page's language; the detail follows only where it is the reader's.
+  if (view.note && (state.lang === "en" || view.state === "failed")) status += ` — ${view.note}`;
   const failing = (p.readers || []).filter((r) => r.error);
-  for (const r of failing) status += ` — ${r.reader}: ${r.error}`;
+  for (const r of failing) {
+    status += ` — ${t("reader_trouble", { reader: r.reader })}${state.lang === "en" ? `: ${r.error}` : ""}`;
+  }
   $("sweep-status").textContent = status;
   $("sweep-cancel").hidden = !may("cancel_sweep") || view.state !== "running";
   if (changed) {
@@ -1204,7 +1208,7 @@ async function loadReport(id) {
     reportTable(t("report_unknown"), "unknown", [t("col_epc"), t("col_found")],
       by("unknown").map((f) => [f.epc, addressWords(f.found)])),
     reportTable(t("report_not_read"), "not-read", [t("col_shelf"), t("col_reason")],
-      report.unread.map((u) => [addressWords(u.shelf), u.reason])),
+      report.unread.map((u) => [addressWords(u.shelf), u.code === "other" ? u.reason : t(`unread_${u.code}`, { reader: u.reader || "" })])),
   ].filter((part) => part !== null));
 }
 

@@ -335,6 +335,15 @@ mod tests {
             ("history_", &["bind", "move", "unbind"]),
             ("history_place_", &["in", "out"]),
             ("history_found_", &["misplaced", "missing", "not_read"]),
+            (
+                "unread_",
+                &[
+                    "reader_not_running",
+                    "no_antenna",
+                    "reader_failed",
+                    "cancelled",
+                ],
+            ),
             ("settle_", &["accepted", "repair", "lost"]),
             ("settled_", &["accepted", "repair", "lost"]),
             ("face_", &["left", "right"]),

@@ -192,7 +192,56 @@ pub struct Sighting {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Unread {
     pub shelf: String,
+    /// Why, as a stable code the staff page words: `reader_not_running`, `no_antenna`,
+    /// `reader_failed` (the reader did not answer, refused, or its line failed),
+    /// `cancelled`.
+    pub code: String,
+    /// The reader that should have read it, if one.
+    pub reader: Option<String>,
+    /// Why, in English, with the reader's own words where it failed.
     pub reason: String,
+}
+
+/// Why a shelf was not read, as the sweep learns it.
+#[derive(Debug, Clone, PartialEq)]
+struct NotRead {
+    code: &'static str,
+    reader: Option<String>,
+    reason: String,
+}
+
+impl NotRead {
+    fn reader_not_running(reader: &str) -> NotRead {
+        NotRead {
+            code: "reader_not_running",
+            reader: Some(reader.to_string()),
+            reason: format!("reader {reader} is not running"),
+        }
+    }
+
+    fn no_antenna() -> NotRead {
+        NotRead {
+            code: "no_antenna",
+            reader: None,
+            reason: "no antenna reads this shelf".into(),
+        }
+    }
+
+    fn failed(reader: &str, e: &ReaderError) -> NotRead {
+        NotRead {
+            code: "reader_failed",
+            reader: Some(reader.to_string()),
+            reason: e.to_string(),
+        }
+    }
+
+    fn cancelled() -> NotRead {
+        NotRead {
+            code: "cancelled",
+            reader: None,
+            reason: "sweep cancelled".into(),
+        }
+    }
 }
 
 /// A sweep's full report.
@@ -267,7 +316,7 @@ struct Plan {
     /// Reader → (port, shelf), by port.
     by_reader: BTreeMap<String, Vec<(u16, ShelfAddress)>>,
     /// Shelves of the scope no running reader can read, and why.
-    unreadable: Vec<(ShelfAddress, String)>,
+    unreadable: Vec<(ShelfAddress, NotRead)>,
     shelves: Vec<ShelfAddress>,
 }
 
@@ -325,13 +374,13 @@ impl Sweeps {
                     .push((a.port, a.shelf));
                 covered.insert(a.shelf);
             } else {
-                unreadable.push((a.shelf, format!("reader {} is not running", a.reader)));
+                unreadable.push((a.shelf, NotRead::reader_not_running(&a.reader)));
                 covered.insert(a.shelf);
             }
         }
         for s in &shelves {
             if !covered.contains(s) {
-                unreadable.push((*s, "no antenna reads this shelf".into()));
+                unreadable.push((*s, NotRead::no_antenna()));
             }
         }
         for ports in by_reader.values_mut() {
@@ -638,7 +687,7 @@ impl Sweeps {
         pipeline: &mut Pipeline,
         view: &Arc<std::sync::Mutex<SweepView>>,
         cancelled: &watch::Receiver<bool>,
-    ) -> Result<(HashSet<ShelfAddress>, Vec<(ShelfAddress, String)>), SweepError> {
+    ) -> Result<(HashSet<ShelfAddress>, Vec<(ShelfAddress, NotRead)>), SweepError> {
         let (tx, mut rx) = mpsc::channel::<Heard>(64);
         let mut readers = JoinSet::new();
         for (reader, ports) in by_reader {
@@ -807,12 +856,14 @@ impl Sweeps {
                     .collect::<Result<Vec<_>, _>>()?;
                 let unread = conn
                     .prepare(
-                        "SELECT shelf, reason FROM sweep_unread WHERE sweep_id = ?1 ORDER BY shelf",
+                        "SELECT shelf, reason, code, reader FROM sweep_unread WHERE sweep_id = ?1 ORDER BY shelf",
                     )?
                     .query_map([id], |r| {
                         Ok(Unread {
                             shelf: r.get(0)?,
                             reason: r.get(1)?,
+                            code: r.get(2)?,
+                            reader: r.get(3)?,
                         })
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
@@ -960,7 +1011,7 @@ async fn read_ports(
     reads: mpsc::Sender<Heard>,
     view: Arc<std::sync::Mutex<SweepView>>,
     mut cancelled: watch::Receiver<bool>,
-) -> (Vec<ShelfAddress>, Vec<(ShelfAddress, String)>) {
+) -> (Vec<ShelfAddress>, Vec<(ShelfAddress, NotRead)>) {
     let mut read = Vec::new();
     let mut unread = Vec::new();
     let progress = |done: usize, ok: usize, error: Option<String>| {
@@ -1016,10 +1067,14 @@ async fn read_ports(
                     progress(ports.len(), ports.len(), None);
                 }
                 Some(Err(e)) => {
-                    unread.extend(ports.iter().map(|(_, s)| (*s, e.to_string())));
+                    unread.extend(
+                        ports
+                            .iter()
+                            .map(|(_, s)| (*s, NotRead::failed(&handle.id, &e))),
+                    );
                     progress(ports.len(), 0, Some(e.to_string()));
                 }
-                None => unread.extend(ports.iter().map(|(_, s)| (*s, "sweep cancelled".into()))),
+                None => unread.extend(ports.iter().map(|(_, s)| (*s, NotRead::cancelled()))),
             }
         }
         Mode::Commanded => {
@@ -1028,7 +1083,7 @@ async fn read_ports(
             let mut rest = ports.chunks(handle.group.max(1));
             while let Some(group) = rest.next() {
                 if *cancelled.borrow() {
-                    unread.extend(group.iter().map(|(_, s)| (*s, "sweep cancelled".into())));
+                    unread.extend(group.iter().map(|(_, s)| (*s, NotRead::cancelled())));
                     continue;
                 }
                 let numbers: Vec<u16> = group.iter().map(|(p, _)| *p).collect();
@@ -1061,7 +1116,7 @@ async fn read_ports(
                                         reader: handle.id.clone(),
                                         message: why.clone(),
                                     };
-                                    unread.push((shelf, e.to_string()));
+                                    unread.push((shelf, NotRead::failed(&handle.id, &e)));
                                     progress(1, 0, None);
                                 }
                                 None => {
@@ -1072,19 +1127,23 @@ async fn read_ports(
                         }
                     }
                     Err(e @ ReaderError::Refused { .. }) => {
-                        unread.extend(group.iter().map(|(_, s)| (*s, e.to_string())));
+                        unread.extend(
+                            group
+                                .iter()
+                                .map(|(_, s)| (*s, NotRead::failed(&handle.id, &e))),
+                        );
                         progress(group.len(), 0, None);
                     }
                     Err(e) => {
                         // Gone: nothing more is read from this reader in this sweep.
-                        let reason = e.to_string();
-                        tracing::warn!(reader = %handle.id, error = %reason, "reader lost during a sweep");
+                        let why = NotRead::failed(&handle.id, &e);
+                        tracing::warn!(reader = %handle.id, error = %why.reason, "reader lost during a sweep");
                         let left: Vec<_> = group
                             .iter()
                             .chain(rest.by_ref().flatten())
-                            .map(|(_, s)| (*s, reason.clone()))
+                            .map(|(_, s)| (*s, why.clone()))
                             .collect();
-                        progress(left.len(), 0, Some(reason));
+                        progress(left.len(), 0, Some(why.reason));
                         unread.extend(left);
                     }
                 }
@@ -1098,7 +1157,7 @@ async fn read_ports(
 /// What a finished sweep found, to be recorded.
 struct Outcome<'a> {
     findings: &'a [Finding],
-    unread: &'a [(ShelfAddress, String)],
+    unread: &'a [(ShelfAddress, NotRead)],
     summary: Summary,
     antennas_read: usize,
     /// Shelves read again because their first look was doubtful.
@@ -1188,10 +1247,16 @@ fn record(
         ])?;
     }
     let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO sweep_unread (sweep_id, shelf, reason) VALUES (?1, ?2, ?3)",
+        "INSERT OR IGNORE INTO sweep_unread (sweep_id, shelf, reason, code, reader) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for (shelf, reason) in unread {
-        insert.execute(params![id, shelf.to_string(), reason])?;
+    for (shelf, why) in unread {
+        insert.execute(params![
+            id,
+            shelf.to_string(),
+            why.reason,
+            why.code,
+            why.reader
+        ])?;
     }
     conn.execute(
         "UPDATE sweeps SET state = 'done', finished_at = ?2, antennas_read = ?3, reads = ?4,

@@ -83,6 +83,7 @@ const STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/0017_alarm_params.sql")),
     M::up(include_str!("migrations/0018_settled_returns.sql")),
     M::up(include_str!("migrations/0019_box_sightings.sql")),
+    M::up(include_str!("migrations/0020_unread_codes.sql")),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| Migrations::from_slice(STEPS));

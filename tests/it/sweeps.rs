@@ -281,6 +281,11 @@ async fn a_reader_going_offline_mid_sweep_leaves_its_shelves_unread_never_missin
         .iter()
         .map(|u| {
             assert!(u["reason"].as_str().unwrap().contains("reader-1"), "{u}");
+            assert_eq!(
+                (u["code"].as_str(), u["reader"].as_str()),
+                (Some("reader_failed"), Some("reader-1")),
+                "{u}"
+            );
             u["shelf"].as_str().unwrap()
         })
         .collect();
