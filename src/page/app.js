@@ -328,7 +328,10 @@ async function connectEvents() {
     if (state.watching) {
       api("GET", `/api/v1/operations/${encodeURIComponent(state.watching.op)}`)
         .then(onOperation)
-        .catch(() => {});
+        .catch((e) => {
+          // The controller restarted and forgot it: say so rather than guess.
+          if (e.status === 404) setMotion("unknown", t("motion_lost"));
+        });
     }
   };
   source.onerror = () => {
@@ -1942,6 +1945,21 @@ async function boot() {
   $("search").addEventListener("compositionend", (e) => searchSoon(e.target.value));
   $("search").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && results.length > 0) showBox(results[0]);
+    if (e.key === "ArrowDown" && results.length > 0) {
+      e.preventDefault();
+      $("results").querySelector("button.result").focus();
+    }
+  });
+  // Up and down through the results; Escape back to the search field.
+  $("results").addEventListener("keydown", (e) => {
+    const buttons = [...$("results").querySelectorAll("button.result")];
+    const at = buttons.indexOf(document.activeElement);
+    if (at < 0) return;
+    if (e.key === "Escape") $("search").focus();
+    else if (e.key === "ArrowDown" && at + 1 < buttons.length) buttons[at + 1].focus();
+    else if (e.key === "ArrowUp") (at > 0 ? buttons[at - 1] : $("search")).focus();
+    else return;
+    e.preventDefault();
   });
   for (const id of ["search-category", "search-range"]) {
     $(id).addEventListener("change", () => runSearch($("search").value));

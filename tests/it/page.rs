@@ -1355,6 +1355,118 @@ async fn staff_correct_a_record_add_to_its_contents_and_read_the_figures() {
     client.close().await.unwrap();
 }
 
+/// Every tab at the three sizes staff use (a counter screen, a tablet, a phone) in both
+/// languages: nothing spills sideways, no stray `null`, no English server text on the
+/// Chinese page, the chosen box's Open aisle on screen, reached from the keyboard too.
+/// Each view is kept as a screenshot under `target/tmp/` (CI keeps them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_journeys_at_three_sizes_in_both_languages() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_driver, client)) = browser(&dir.path().join("profile")).await else {
+        return;
+    };
+    let demo = start_demo(&dir.path().join("data"), &[]);
+    open_page(&client, &demo.page, "en").await;
+    const TABS: [&str; 8] = [
+        "find",
+        "picks",
+        "ranges",
+        "stocktake",
+        "loans",
+        "environment",
+        "records",
+        "stats",
+    ];
+    // What the server writes and the Chinese page must not show.
+    const ENGLISH: [&str; 7] = [
+        "urn:",
+        "Failed to",
+        " is running",
+        "cannot",
+        " needs ",
+        "not valid",
+        "reader-",
+    ];
+    for (width, height) in [(1280, 800), (1024, 768), (390, 844)] {
+        client.set_window_size(width, height).await.unwrap();
+        for lang in ["en", "zh"] {
+            choose(&client, "#lang", lang).await;
+            open_tab(&client, "find").await;
+            // Found from the keyboard: the search, the arrow down, Enter on the result.
+            set_search(&client, "0451-H-002-0001").await;
+            until(
+                &client,
+                "document.querySelectorAll('#results button.result').length > 1",
+                10,
+                "results",
+            )
+            .await;
+            // The search field's pause before it searches is over: these results stay.
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            client
+                .execute("document.querySelector('#search').focus();", vec![])
+                .await
+                .unwrap();
+            let keys = [fantoccini::key::Key::Down, fantoccini::key::Key::Down];
+            for key in keys {
+                client
+                    .active_element()
+                    .await
+                    .unwrap()
+                    .send_keys(&key.to_string())
+                    .await
+                    .unwrap();
+            }
+            client
+                .active_element()
+                .await
+                .unwrap()
+                .send_keys(&fantoccini::key::Key::Enter.to_string())
+                .await
+                .unwrap();
+            until(
+                &client,
+                "document.querySelector('#box').dataset.archiveNo === document.querySelectorAll('#results button.result')[1].dataset.archiveNo",
+                5,
+                "the second result chosen by the keyboard",
+            )
+            .await;
+            until(
+                &client,
+                "(() => { const r = document.querySelector('#open-aisle').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; })()",
+                5,
+                &format!("Open aisle on screen at {width}x{height}"),
+            )
+            .await;
+            for tab in TABS {
+                open_tab(&client, tab).await;
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let seen = client
+                    .execute(
+                        "return [document.body.innerText, document.documentElement.scrollWidth, window.innerWidth];",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                let text = seen[0].as_str().unwrap();
+                let (scroll, inner) = (seen[1].as_f64().unwrap(), seen[2].as_f64().unwrap());
+                let at = format!("{tab} at {width}x{height} in {lang}");
+                assert!(scroll <= inner + 1.0, "{at}: {scroll} px wide in {inner}");
+                for stray in ["null", "undefined", "NaN"] {
+                    assert!(!text.contains(stray), "{at}: '{stray}' in {text}");
+                }
+                if lang == "zh" {
+                    for english in ENGLISH {
+                        assert!(!text.contains(english), "{at}: '{english}' in {text}");
+                    }
+                }
+                snapshot(&client, &format!("journey-{width}x{height}-{lang}-{tab}")).await;
+            }
+        }
+    }
+    client.close().await.unwrap();
+}
+
 /// Without a browser: the page's files, their headers, and the two routes the page is
 /// built on (`/api/v1/me`, `/api/v1/room`).
 #[tokio::test]
