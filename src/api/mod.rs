@@ -297,6 +297,8 @@ struct SearchQuery {
     category: Option<String>,
     /// With `q`: only boxes on a shelf of this range.
     range: Option<u16>,
+    /// With `q`: only boxes of this year (the year of the room's `boxes.year_field`).
+    year: Option<u16>,
 }
 
 /// Find boxes by archive number, EPC, barcode, searched field or title words: exact
@@ -318,13 +320,16 @@ async fn search_boxes(
             let narrow = Narrow {
                 category: query.category,
                 range: query.range,
+                year: query.year,
             };
             Ok(Json(s.locations.find_narrowed(&q, page, narrow).await?))
         }
-        (None, Some(_)) if query.category.is_some() || query.range.is_some() => {
+        (None, Some(_))
+            if query.category.is_some() || query.range.is_some() || query.year.is_some() =>
+        {
             Err(Problem::invalid(
                 "field",
-                "category and range narrow a search by q, not by field",
+                "category, range and year narrow a search by q, not by field",
             ))
         }
         (None, Some(key)) => {

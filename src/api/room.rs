@@ -47,6 +47,10 @@ pub(super) struct RoomView {
     ranges: Vec<RangeLayoutView>,
     /// The places off the shelving a box can be in (`[[places]]`).
     places: Vec<crate::config::records::Place>,
+    /// The date field whose year narrows a search (`boxes.year_field`), if any.
+    year_field: Option<String>,
+    /// The side of the room plan with the door: `top`, `bottom`, `left`, `right`.
+    door: Option<crate::config::DoorSide>,
     /// The loan rules (`[loans]`).
     loans: crate::loans::LoanRules,
 }
@@ -88,6 +92,8 @@ pub(super) async fn room(State(s): State<AppState>) -> ApiResult<RoomView> {
         language: config.language,
         ranges,
         places: config.places.clone(),
+        year_field: config.year_field.clone(),
+        door: config.door,
         loans: s.loans.rules().clone(),
     }))
 }

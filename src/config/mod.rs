@@ -236,6 +236,20 @@ struct RawRoom {
     name: Name,
     #[serde(default)]
     language: Language,
+    /// Which side of the room plan the door is on, for the staff page's map.
+    #[serde(default)]
+    door: Option<DoorSide>,
+}
+
+/// A side of the room plan as the staff page draws it: ranges from left to right, each
+/// range's carriage 1 at the top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DoorSide {
+    Top,
+    Bottom,
+    Left,
+    Right,
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,6 +347,9 @@ struct RawBoxes {
     /// Typed descriptive fields, by key.
     #[serde(default)]
     fields: std::collections::BTreeMap<String, records::RawField>,
+    /// The date field whose year is a box's year (年度), for narrowing a search.
+    #[serde(default)]
+    year_field: Option<String>,
 }
 
 impl Default for RawBoxes {
@@ -340,6 +357,7 @@ impl Default for RawBoxes {
         RawBoxes {
             default_width_mm: default_box_width(),
             fields: Default::default(),
+            year_field: None,
         }
     }
 }
@@ -517,6 +535,8 @@ pub struct RoomConfig {
     pub room_id: String,
     pub room_name: Name,
     pub language: Language,
+    /// The side of the room plan with the door (`room.door`).
+    pub door: Option<DoorSide>,
     pub listen: SocketAddr,
     /// The API's own TLS certificate and key (PEM), if it serves HTTPS itself.
     pub api_tls: Option<(PathBuf, PathBuf)>,
@@ -526,6 +546,8 @@ pub struct RoomConfig {
     pub bus: bus::BusSettings,
     pub archive_rule: ArchiveRule,
     pub default_box_width_mm: u32,
+    /// The date field whose year is a box's year (`boxes.year_field`).
+    pub year_field: Option<String>,
     /// The typed descriptive fields of a box (`[boxes.fields]`).
     pub fields: records::Fields,
     /// The retention schedule (`[retention]`).
@@ -747,6 +769,16 @@ impl RoomConfig {
         }
         let fields = records::fields(std::mem::take(&mut raw.boxes.fields))
             .map_err(|(key, message)| c.fail(key, message))?;
+        if let Some(year) = &raw.boxes.year_field
+            && fields
+                .get(year)
+                .is_none_or(|f| f.kind != records::FieldKind::Date)
+        {
+            return Err(c.fail(
+                "boxes.year_field",
+                format!("'{year}' is not a date field of [boxes.fields]"),
+            ));
+        }
         let places = records::places(std::mem::take(&mut raw.places))
             .map_err(|(key, message)| c.fail(key, message))?;
         let retention =
@@ -810,6 +842,7 @@ impl RoomConfig {
             room_id: raw.room.id,
             room_name: raw.room.name,
             language: raw.room.language,
+            door: raw.room.door,
             listen,
             api_tls,
             data_dir: raw.storage.data_dir,
@@ -817,6 +850,7 @@ impl RoomConfig {
             bus,
             archive_rule,
             default_box_width_mm: raw.boxes.default_width_mm,
+            year_field: raw.boxes.year_field.clone(),
             fields,
             retention,
             places,
@@ -1487,6 +1521,21 @@ shelf_capacity = { boxes = 5 }
         );
         let e = err(&MINIMAL.replace("sections = 2\n", ""));
         assert!(e.contains("sections"), "{e}");
+        let e = err(&format!("{MINIMAL}\n[boxes]\nyear_field = \"opened\"\n"));
+        assert!(
+            e.contains("boxes.year_field") && e.contains("not a date field"),
+            "{e}"
+        );
+        let e = err(&MINIMAL.replace("id = \"room-1\"", "id = \"room-1\"\ndoor = \"north\""));
+        assert!(e.contains("door") && e.contains("bottom"), "{e}");
+        let e = err(&MINIMAL.replace(
+            "id = \"room-1\"",
+            "id = \"room-1\"\nname = { zh = \"库\", en = \"\" }",
+        ));
+        assert!(
+            e.contains("room.name") && e.contains("both languages"),
+            "{e}"
+        );
     }
 
     #[test]

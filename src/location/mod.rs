@@ -1192,6 +1192,12 @@ impl LocationService {
                 format!("the room has no range {r}"),
             ));
         }
+        if narrow.year.is_some() && self.config.year_field.is_none() {
+            return Err(LocationError::invalid(
+                "year",
+                "the room names no year field: boxes.year_field in the config",
+            ));
+        }
         if narrow.category.is_some() && !self.config.archive_rule.parts().any(|p| p == "category") {
             return Err(LocationError::invalid(
                 "category",
@@ -1251,20 +1257,29 @@ impl LocationService {
             .collect();
         let sources = Sources::of(conn, q, &searched)?;
         let mut facts = conn.prepare_cached(
-            "SELECT x.archive_no, s.range_id FROM boxes x
+            "SELECT x.archive_no, s.range_id, json_extract(x.fields, ?2) FROM boxes x
              LEFT JOIN bindings b ON b.box_id = x.id LEFT JOIN shelves s ON s.id = b.shelf_id
              WHERE x.id = ?1",
         )?;
+        let year_path = format!("$.{}", self.config.year_field.as_deref().unwrap_or("_"));
+        let year = narrow.year.map(|y| format!("{y:04}-"));
         let (mut looked, mut kept, mut seen) = (0usize, Vec::new(), HashSet::new());
         let mut failed = None;
         sources.each(conn, |id| {
             looked += 1;
             let fits = facts
-                .query_row([id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<u16>>(1)?))
+                .query_row(rusqlite::params![id, year_path], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<u16>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
                 })
-                .map(|(no, range)| {
+                .map(|(no, range, day)| {
                     narrow.range.is_none_or(|want| range == Some(want))
+                        && year
+                            .as_ref()
+                            .is_none_or(|y| day.is_some_and(|d| d.starts_with(y)))
                         && narrow.category.as_ref().is_none_or(|want| {
                             self.config.archive_rule.part_of(&no, "category").as_ref() == Some(want)
                         })

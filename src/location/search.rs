@@ -37,11 +37,13 @@ impl Page {
 pub struct Narrow {
     pub category: Option<String>,
     pub range: Option<u16>,
+    /// The year of the room's year field (`boxes.year_field`).
+    pub year: Option<u16>,
 }
 
 impl Narrow {
     pub fn is_empty(&self) -> bool {
-        self.category.is_none() && self.range.is_none()
+        self.category.is_none() && self.range.is_none() && self.year.is_none()
     }
 }
 

@@ -560,7 +560,9 @@ async function runSearch(text, more = false) {
   try {
     const category = $("search-category").value.trim();
     const range = $("search-range").value;
-    const narrow = (category ? `&category=${encodeURIComponent(category)}` : "") + (range ? `&range=${range}` : "");
+    const year = state.room.year_field ? $("search-year").value.trim() : "";
+    const narrow = (category ? `&category=${encodeURIComponent(category)}` : "") + (range ? `&range=${range}` : "")
+      + (/^\d{4}$/.test(year) ? `&year=${year}` : "");
     const found = await api("GET", `/api/v1/boxes?q=${encodeURIComponent(q)}&limit=${SEARCH_PAGE}&offset=${offset}${narrow}`, undefined, {
       signal: searchAbort.signal,
     });
@@ -619,6 +621,7 @@ function buildSearchRanges() {
   select.replaceChildren(node("option", { value: "" }, t("search_any_range")),
     ...state.room.ranges.map((r) => node("option", { value: r.id }, t("range_name", { name: named(r.name) }))));
   select.value = value;
+  $("search-year-label").hidden = !state.room.year_field;
 }
 
 function showBox(box) {
@@ -1961,7 +1964,7 @@ async function boot() {
     else return;
     e.preventDefault();
   });
-  for (const id of ["search-category", "search-range"]) {
+  for (const id of ["search-category", "search-range", "search-year"]) {
     $(id).addEventListener("change", () => runSearch($("search").value));
   }
   showRecentSearches();

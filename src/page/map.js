@@ -70,9 +70,12 @@ export function drawRoom(container, room, states, focus, t, climate = new Map(),
   // Text sizes in mm of the room, so that the smallest is MIN_TEXT_PX on screen; the head
   // above the rails (name, state, climate, section numbers) is as tall as its lines.
   const fs = Math.max(300, MIN_TEXT_PX / ((container.clientWidth || 600) / (view ? view.w : width)));
-  const head = Math.round(fs * 5.4);
-  const line = (n) => Math.round(fs * n);
-  const height = head + Math.max(...columns.map((c) => c.rail)) + 200;
+  // A door at the top takes a band of its own above the ranges' heads.
+  const lift = room.door === "top" ? Math.round(fs * 1.8) : 0;
+  const head = lift + Math.round(fs * 5.4);
+  const line = (n) => lift + Math.round(fs * n);
+  const foot = room.door === "bottom" ? Math.round(fs * 2) : 0;
+  const height = head + Math.max(...columns.map((c) => c.rail)) + 200 + foot;
   const shown = view || { x: 0, y: 0, w: width, h: height };
   const svg = el("svg", {
     viewBox: `${shown.x} ${shown.y} ${shown.w} ${shown.h}`,
@@ -187,5 +190,26 @@ export function drawRoom(container, room, states, focus, t, climate = new Map(),
     }
     svg.append(g);
   }
+  if (room.door) svg.append(door(room.door, width, height, head, fs, t));
   container.replaceChildren(svg);
+}
+
+/// The room's door on its side of the plan: a thick mark and the word.
+function door(side, width, height, head, fs, t) {
+  const g = el("g", { class: "door", "data-door": side });
+  const long = 1200;
+  const mark = {
+    top: { x: width / 2 - long / 2, y: 0, width: long, height: 120 },
+    bottom: { x: width / 2 - long / 2, y: height - 160, width: long, height: 120 },
+    left: { x: 0, y: height / 2 - long / 2, width: 120, height: long },
+    right: { x: width - 120, y: height / 2 - long / 2, width: 120, height: long },
+  }[side];
+  const label = {
+    top: { x: width / 2, y: fs * 1.3, anchor: "middle" },
+    bottom: { x: width / 2, y: height - 260, anchor: "middle" },
+    left: { x: 160, y: height / 2 - long / 2 - 80, anchor: "start" },
+    right: { x: width - 160, y: height / 2 - long / 2 - 80, anchor: "end" },
+  }[side];
+  g.append(el("rect", mark), el("text", { x: label.x, y: label.y, "text-anchor": label.anchor }, t("map_door")));
+  return g;
 }

@@ -95,6 +95,28 @@ async fn demo_locates_seeded_boxes_and_keeps_changes_across_restarts() {
         assert_eq!(b["location"]["shelf"]["range"], 2, "{b}");
     }
     assert_eq!(narrow["total"].as_u64(), Some(kept.len() as u64));
+    // Narrowed by year: the year of the room's year field (销户日期 in the demo).
+    let (_, _, some) = get(&base, "/api/v1/boxes?q=0451-L&limit=200").await;
+    let closed = some["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|b| b["fields"]["account_closed"].as_str())
+        .expect("a box with a closing day")
+        .to_string();
+    let year = &closed[..4];
+    let (status, _, of_year) = get(
+        &base,
+        &format!("/api/v1/boxes?q=0451&year={year}&limit=200"),
+    )
+    .await;
+    assert_eq!(status, 200, "{of_year}");
+    let kept = of_year["items"].as_array().unwrap();
+    assert!(!kept.is_empty(), "{of_year}");
+    for b in kept {
+        let day = b["fields"]["account_closed"].as_str().unwrap_or_default();
+        assert!(day.starts_with(&format!("{year}-")), "{b}");
+    }
     let (status, _, bad) = get(&base, "/api/v1/boxes?q=x&range=9").await;
     assert_eq!(
         (status, bad["field"].as_str()),

@@ -482,6 +482,11 @@ async fn staff_find_a_box_open_its_aisle_and_see_a_refusal() {
         "the whole room again",
     )
     .await;
+    let door = text_of(&client, "#map [data-door='bottom'] text").await;
+    assert!(
+        door == "门" || door == "door",
+        "the door on its side: {door}"
+    );
     let level = loc["shelf"]["level"].as_u64().unwrap();
     let face = text_of(&client, "#face .here").await;
     assert!(
