@@ -1243,19 +1243,7 @@ impl LocationService {
         page: Page,
         narrow: &Narrow,
     ) -> Result<Found, LocationError> {
-        let normalised = self
-            .config
-            .archive_rule
-            .normalise(q)
-            .filter(|n| box_id(conn, n).is_ok());
-        let q = normalised.as_deref().unwrap_or(q);
-        let searched: Vec<&str> = self
-            .config
-            .fields
-            .searched()
-            .map(|f| f.key.as_str())
-            .collect();
-        let sources = Sources::of(conn, q, &searched)?;
+        let sources = self.sources(conn, q)?;
         let mut facts = conn.prepare_cached(
             "SELECT x.archive_no, s.range_id, json_extract(x.fields, ?2) FROM boxes x
              LEFT JOIN bindings b ON b.box_id = x.id LEFT JOIN shelves s ON s.id = b.shelf_id
@@ -1315,9 +1303,10 @@ impl LocationService {
             .read_blocking(|conn| Ok(self.search_in(conn, q, page)?.items))
     }
 
-    fn search_in(&self, conn: &Connection, q: &str, page: Page) -> Result<Found, LocationError> {
-        // An archive number typed without its dashes or in lower case means that number,
-        // if such a box exists (else the text is searched as typed: it may be a barcode).
+    /// Where the matches of `q` come from. An archive number typed without its dashes or
+    /// in lower case means that number, if such a box exists (else the text is searched
+    /// as typed: it may be a barcode).
+    fn sources(&self, conn: &Connection, q: &str) -> Result<Sources, LocationError> {
         let normalised = self
             .config
             .archive_rule
@@ -1330,7 +1319,11 @@ impl LocationService {
             .searched()
             .map(|f| f.key.as_str())
             .collect();
-        let sources = Sources::of(conn, q, &searched)?;
+        Ok(Sources::of(conn, q, &searched)?)
+    }
+
+    fn search_in(&self, conn: &Connection, q: &str, page: Page) -> Result<Found, LocationError> {
+        let sources = self.sources(conn, q)?;
         let want = page.offset + page.limit;
         let mut ids = Hits::default();
         sources.each(conn, |id| ids.add(id) < want)?;

@@ -1370,7 +1370,29 @@ async fn staff_journeys_at_three_sizes_in_both_languages() {
     let Some((_driver, client)) = browser(&dir.path().join("profile")).await else {
         return;
     };
-    let demo = start_demo(&dir.path().join("data"), &[]);
+    let demo = start_demo(&dir.path().join("data"), &["--time-scale", "10"]);
+    // A stocktake with a box off its shelf, for the report's journey.
+    let status = common::post_json(
+        &demo.sim,
+        "/sim/boxes/0451-H-001-00002/move",
+        &json!({"shelf": "R1-C4-R-S3-L5"}),
+    )
+    .await
+    .0;
+    assert_eq!(status, 204);
+    let (status, _, sweep) = post_json(
+        &demo.base,
+        "/api/v1/sweeps",
+        &json!({"scope": {"range": 1}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{sweep}");
+    let sweep = sweep["id"].as_i64().unwrap();
+    let done = common::wait_for(&demo.base, &format!("/api/v1/sweeps/{sweep}"), 180, |v| {
+        v["state"] != "running"
+    })
+    .await;
+    assert_eq!(done["state"], "done", "{done}");
     open_page(&client, &demo.page, "en").await;
     const TABS: [&str; 8] = [
         "find",
@@ -1392,9 +1414,11 @@ async fn staff_journeys_at_three_sizes_in_both_languages() {
         "not valid",
         "reader-",
     ];
+    let mut journey = 0;
     for (width, height) in [(1280, 800), (1024, 768), (390, 844)] {
         client.set_window_size(width, height).await.unwrap();
         for lang in ["en", "zh"] {
+            journey += 1;
             choose(&client, "#lang", lang).await;
             open_tab(&client, "find").await;
             // Found from the keyboard: the search, the arrow down, Enter on the result.
@@ -1443,12 +1467,96 @@ async fn staff_journeys_at_three_sizes_in_both_languages() {
                 &format!("Open aisle on screen at {width}x{height}"),
             )
             .await;
+            let on_screen = |css: &str| {
+                format!(
+                    "(() => {{ const e = document.querySelector(\"{css}\"); if (!e) return false; \
+                     e.scrollIntoView({{ block: 'nearest' }}); const r = e.getBoundingClientRect(); \
+                     return r.width > 0 && r.top >= -1 && r.bottom <= window.innerHeight + 1 \
+                     && r.left >= -1 && r.right <= window.innerWidth + 1; }})()"
+                )
+            };
+
+            // The pick list: the found box added, the next aisle's button within reach.
+            click(&client, "#pick-box").await;
+            open_tab(&client, "picks").await;
+            until(
+                &client,
+                &on_screen("#picks-next"),
+                10,
+                "the pick list's next aisle",
+            )
+            .await;
+
+            // A damaged return settled at the desk: the box ends in the repair room.
+            let lent = format!("0451-H-003-{journey:05}");
+            let (status, _, loan) = post_json(&demo.base, "/api/v1/loans", &json!({
+                "borrower": {"name": "Li Wei"}, "boxes": [lent], "purpose": "audit",
+                "kind": "reading_room",
+                "due": (chrono::Utc::now().date_naive() + chrono::Duration::days(2)).to_string(),
+            }))
+            .await;
+            assert_eq!(status, 201, "{loan}");
+            let id = loan["id"].as_i64().unwrap();
+            let path = |action: &str| format!("/api/v1/loans/{id}/{action}");
+            assert_eq!(
+                post_json(&demo.base, &path("checkout"), &json!({})).await.0,
+                200
+            );
+            let returned = json!({"inspections": [{"archive_no": lent, "result": "damaged"}]});
+            assert_eq!(
+                post_json(&demo.base, &path("return"), &returned).await.0,
+                200
+            );
+            open_tab(&client, "loans").await;
+            let card = format!(".loan[data-loan='{id}']");
+            until(
+                &client,
+                &on_screen(&format!("{card} [data-action='settle']")),
+                10,
+                "the settle button",
+            )
+            .await;
+            choose(&client, &format!("{card} [data-settle]"), "repair").await;
+            client
+                .find(Locator::Css(&format!("{card} [data-settle-note]")))
+                .await
+                .unwrap()
+                .send_keys("spine split")
+                .await
+                .unwrap();
+            click(&client, &format!("{card} [data-action='settle']")).await;
+            let settled = common::wait_for(
+                &demo.base,
+                &format!("/api/v1/boxes/{lent}/location"),
+                10,
+                |v| v["state"] == "in_place",
+            )
+            .await;
+            assert_eq!(settled["place"]["kind"], "repair", "{settled}");
+
+            // The stocktake's report: the box found elsewhere, with its actions.
+            open_tab(&client, "stocktake").await;
+            until(
+                &client,
+                "document.querySelector('#sweep-list tr')",
+                10,
+                "the list of sweeps",
+            )
+            .await;
+            click(&client, "#sweep-list tr").await;
+            until(
+                &client,
+                &on_screen(".report.misplaced [data-action='open']"),
+                20,
+                "the misplaced box's row and its actions",
+            )
+            .await;
             for tab in TABS {
                 open_tab(&client, tab).await;
                 tokio::time::sleep(Duration::from_millis(400)).await;
                 let seen = client
                     .execute(
-                        "return [document.body.innerText, document.documentElement.scrollWidth, window.innerWidth];",
+                        "return [document.body.innerText, document.documentElement.scrollWidth, document.documentElement.clientWidth];",
                         vec![],
                     )
                     .await
