@@ -140,7 +140,7 @@ pub struct Access {
 
 /// How long a browser stays signed in: a working day and a bit.
 pub const SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
-/// Sessions kept at most (the oldest are not kept past their lifetime anyway).
+/// Sessions kept at most; past it, a new one takes the place of the one nearest its end.
 const MAX_SESSIONS: usize = 10_000;
 
 /// `N` random bytes in hex, after a prefix that says what they are.
@@ -209,9 +209,17 @@ impl Access {
         let now = std::time::Instant::now();
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.retain(|_, (_, until)| *until > now);
-        if sessions.len() < MAX_SESSIONS {
-            sessions.insert(session.clone(), (who.clone(), now + SESSION_LIFETIME));
+        if sessions.len() >= MAX_SESSIONS {
+            // Full: the session nearest its end makes room, so the new one always works.
+            let oldest = sessions
+                .iter()
+                .min_by_key(|(_, (_, until))| *until)
+                .map(|(key, _)| key.clone());
+            if let Some(oldest) = oldest {
+                sessions.remove(&oldest);
+            }
         }
+        sessions.insert(session.clone(), (who.clone(), now + SESSION_LIFETIME));
         session
     }
 
@@ -530,6 +538,33 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_full_session_table_makes_room_so_a_new_session_always_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let access = Access::new(store.clone(), Audit::new(store.clone()));
+        access
+            .create("desk", Role::Operator, "test", None)
+            .await
+            .unwrap();
+        let who = Identity {
+            name: "desk".into(),
+            role: Role::Operator,
+        };
+        let first = access.open_session(&who);
+        for _ in 1..MAX_SESSIONS {
+            access.open_session(&who);
+        }
+        let newest = access.open_session(&who);
+        assert!(access.resume(&newest).await.unwrap().is_some());
+        assert!(
+            access.resume(&first).await.unwrap().is_none(),
+            "the oldest made room"
+        );
+        access.end_session(&newest);
+        assert!(access.resume(&newest).await.unwrap().is_none());
+    }
 
     #[tokio::test]
     async fn a_token_opens_until_it_is_revoked_and_only_its_hash_is_kept() {

@@ -329,7 +329,9 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
         }
     };
     let Some(identity) = identity else {
-        if let Some(ip) = client {
+        // Only a credential that fails is a guess: the staff page asks without one to learn
+        // whether its session cookie is still there.
+        if let Some(ip) = client.filter(|_| offered.is_some()) {
             s.failures.fail(ip);
             let wait = s.failures.delay(ip);
             if !wait.is_zero() {
