@@ -1220,13 +1220,7 @@ async function loadReport(id) {
 
 async function downloadCsv(id) {
   try {
-    const response = await api("GET", `/api/v1/sweeps/${id}/report?format=csv`, undefined, { raw: true });
-    const url = URL.createObjectURL(await response.blob());
-    const a = node("a", { href: url, download: `stackroom-sweep-${id}.csv` });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    await openFile(`/api/v1/sweeps/${id}/report?format=csv`, `stackroom-sweep-${id}.csv`);
   } catch (e) {
     $("sweep-status").textContent = e.message;
   }
@@ -1361,15 +1355,8 @@ async function exportReadings(event) {
   const days = (Date.parse(to) - Date.parse(from)) / 86_400_000 + 1;
   const step = days <= 2 ? 60 : days <= 31 ? 600 : 3600;
   try {
-    const response = await api("GET",
-      `/api/v1/environment/${encodeURIComponent(sensor)}/history?from=${from}&to=${to}&step=${step}&format=csv`,
-      undefined, { raw: true });
-    const url = URL.createObjectURL(await response.blob());
-    const a = node("a", { href: url, download: `${sensor}-${from}-${to}.csv` });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    await openFile(`/api/v1/environment/${encodeURIComponent(sensor)}/history?from=${from}&to=${to}&step=${step}&format=csv`,
+      `${sensor}-${from}-${to}.csv`);
   } catch (e) {
     $("readings-error").textContent = e.message;
   }
