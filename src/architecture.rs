@@ -35,6 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "rfid",
             "environment",
             "gate",
+            "backup",
         ],
     ),
     // What faces the outside: the publisher, HTTP, the commands.

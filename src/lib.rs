@@ -9,7 +9,7 @@
 //!   [`loans`];
 //! - room: [`config`];
 //! - services: [`bus`], [`location`], [`labels`], [`shelving`] (the only code
-//!   that moves carriages), [`rfid`], [`environment`], [`gate`];
+//!   that moves carriages), [`rfid`], [`environment`], [`gate`], [`backup`];
 //! - edges: [`mqtt`], [`http`], [`logging`], [`page`], [`api`], [`server`], [`demo`],
 //!   [`sim`], [`cli_sweep`].
 
@@ -20,6 +20,7 @@ pub mod access;
 pub mod api;
 pub mod archive_no;
 pub mod audit;
+pub mod backup;
 pub mod bus;
 pub mod cli_sweep;
 pub mod config;

@@ -162,10 +162,23 @@ enum Command {
         #[command(flatten)]
         room: Room,
     },
-    /// Copy the room's database to FILE with SQLite's online backup, while the controller
-    /// runs.
+    /// Back the room's database up to FILE (or into a directory), while the controller
+    /// runs: copied from one snapshot, verified, with FILE.manifest.json beside it.
     Backup {
         file: PathBuf,
+        /// Replace an existing backup of that name.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        room: Room,
+    },
+    /// Check a backup against its manifest: the files' SHA-256, SQLite's integrity check,
+    /// every table's rows.
+    VerifyBackup { file: PathBuf },
+    /// Restore a backup as the room's database (the controller must be stopped); the
+    /// database there before is kept aside in DATA/before-restore-TIME/.
+    Restore {
+        backup: PathBuf,
         #[command(flatten)]
         room: Room,
     },
@@ -191,10 +204,22 @@ struct Room {
 }
 
 impl Room {
-    async fn open(&self) -> anyhow::Result<Controller> {
+    fn config(&self) -> anyhow::Result<RoomConfig> {
         let file = self.config.clone().unwrap_or_else(demo::config_path);
-        let config = RoomConfig::load(&file)?;
-        Ok(Controller::start(config, self.data.as_deref()).await?)
+        Ok(RoomConfig::load(&file)?)
+    }
+
+    async fn open(&self) -> anyhow::Result<Controller> {
+        Ok(Controller::start(self.config()?, self.data.as_deref()).await?)
+    }
+
+    /// The database file, without opening it.
+    fn database(&self) -> anyhow::Result<PathBuf> {
+        let dir = match &self.data {
+            Some(d) => d.clone(),
+            None => self.config()?.data_dir,
+        };
+        Ok(dir.join(stackroom::server::DB_FILE))
     }
 }
 
@@ -656,10 +681,72 @@ async fn run(command: Command) -> anyhow::Result<()> {
             eprintln!("{n} audit entries");
             Ok(())
         }
-        Command::Backup { file, room } => {
+        Command::Backup { file, force, room } => {
             let controller = room.open().await?;
-            let pages = controller.locations.store().backup(&file).await?;
-            eprintln!("backed up {} pages to {}", pages, file.display());
+            let taken = stackroom::backup::take(controller.locations.store(), &file, force).await?;
+            controller
+                .audit
+                .record(stackroom::audit::NewEntry::new(
+                    "cli",
+                    "backup",
+                    taken.file.display().to_string(),
+                    "verified",
+                ))
+                .await;
+            let m = &taken.manifest;
+            eprintln!(
+                "backed up {} pages ({} boxes) to {}, verified; manifest {}",
+                taken.pages,
+                m.rows("boxes"),
+                taken.file.display(),
+                stackroom::backup::manifest_path(&taken.file).display()
+            );
+            Ok(())
+        }
+        Command::VerifyBackup { file } => {
+            let m = tokio::task::spawn_blocking(move || stackroom::backup::verify(&file)).await??;
+            say(&format!(
+                "ok: taken {} of {} (schema {}), {} boxes, {} tables checked",
+                m.taken_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                m.source.display(),
+                m.schema_version,
+                m.rows("boxes"),
+                m.tables.len()
+            ));
+            Ok(())
+        }
+        Command::Restore { backup, room } => {
+            let db = room.database()?;
+            let target = db.clone();
+            let restored =
+                tokio::task::spawn_blocking(move || stackroom::backup::restore(&backup, &target))
+                    .await??;
+            let m = &restored.manifest;
+            say(&format!(
+                "restored {} as {}: the backup of {} taken {} (schema {}{}), {} boxes, {} bindings, {} audit entries",
+                m.files.first().map_or("", |f| f.name.as_str()),
+                db.display(),
+                m.source.display(),
+                m.taken_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                restored.schema_version,
+                if restored.schema_version < stackroom::store::schema_version() {
+                    format!(", migrated to {}", stackroom::store::schema_version())
+                } else {
+                    String::new()
+                },
+                m.rows("boxes"),
+                m.rows("bindings"),
+                m.rows("audit")
+            ));
+            match &restored.aside {
+                Some(dir) => say(&format!(
+                    "the database there before is in {}",
+                    dir.display()
+                )),
+                None => say("there was no database there before"),
+            }
             Ok(())
         }
         Command::Import { file, config, data } => {

@@ -51,6 +51,8 @@ pub struct Controller {
     pub audit: Audit,
     pub environment: Environment,
     pub loans: Loans,
+    /// The scheduled backups (`[backup]`), if any.
+    pub backups: Option<crate::backup::Backups>,
     store: Store,
     failures: Arc<Failures>,
     /// What the controller starts beside the services: the gates, the overdue watch.
@@ -74,6 +76,10 @@ impl Controller {
         let audit = Audit::new(store.clone());
         let environment = Environment::empty(&config, store.clone());
         let loans = Loans::new(store.clone(), config.loans.clone());
+        let backups = config
+            .backup
+            .clone()
+            .map(|b| crate::backup::Backups::new(b, &config.data_dir));
         Ok(Controller {
             config,
             locations,
@@ -83,6 +89,7 @@ impl Controller {
             audit,
             environment,
             loans,
+            backups,
             store,
             failures: Arc::default(),
             tasks: Default::default(),
@@ -130,6 +137,7 @@ impl Controller {
             audit: self.audit.clone(),
             environment: self.environment.clone(),
             loans: self.loans.clone(),
+            backups: self.backups.clone(),
             failures: self.failures.clone(),
             lookups: crate::lookups::Lookups::new(self.store.clone()),
             contents: crate::contents::BoxContents::new(self.locations.clone()),
@@ -200,6 +208,10 @@ impl Controller {
         };
         let register = crate::lookups::Lookups::new(self.store.clone());
         let rolling = tokio::spawn(register.keep_bounded(self.config.lookups_keep));
+        let scheduled = crate::link::Tasks::default();
+        if let Some(backups) = &self.backups {
+            backups.start(&self.store, &self.environment, &self.audit, &scheduled);
+        }
         let (failures, audit) = (self.failures.clone(), self.audit.clone());
         let denied = tokio::spawn(async move {
             failures
@@ -217,6 +229,7 @@ impl Controller {
         .await;
         denied.abort();
         rolling.abort();
+        scheduled.shut_down().await;
         // What was counted since the last minute's row.
         for (source, line, n) in self.failures.denied.take() {
             self.audit

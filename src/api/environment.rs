@@ -359,6 +359,16 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A sample's value as Prometheus writes it (`+Inf`, not Rust's `inf`).
+fn sample(v: f64) -> String {
+    match v {
+        f64::INFINITY => "+Inf".into(),
+        f64::NEG_INFINITY => "-Inf".into(),
+        v if v.is_nan() => "NaN".into(),
+        v => v.to_string(),
+    }
+}
+
 /// Prometheus text: the environment's values beside the controller's own counters.
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
@@ -369,7 +379,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<impl IntoRespon
     let mut family = |name: &str, help: &str, rows: Vec<(String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         for (labels, v) in rows {
-            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+            let _ = writeln!(out, "{name}{{{labels}}} {}", sample(v));
         }
     };
     let of = |p: &PointView| format!("sensor=\"{}\",zone=\"{}\"", label(&p.id), label(&p.zone));
@@ -463,6 +473,30 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<impl IntoRespon
         "Faults the range reports.",
         by_range(&|r| r.faults.len() as f64),
     );
+    if let Some(backups) = &s.backups {
+        let last = backups.last_good();
+        let dir = format!("dir=\"{}\"", label(&backups.dir().display().to_string()));
+        family(
+            "stackroom_backup_last_success_timestamp_seconds",
+            "When the last scheduled backup that verified was taken (0: none yet).",
+            vec![(dir.clone(), last.map_or(0.0, |t| t.timestamp() as f64))],
+        );
+        family(
+            "stackroom_backup_age_seconds",
+            "Seconds since the last scheduled backup that verified was taken (+Inf: none yet).",
+            vec![(
+                dir.clone(),
+                last.map_or(f64::INFINITY, |t| {
+                    (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0
+                }),
+            )],
+        );
+        family(
+            "stackroom_backup_failures",
+            "Scheduled backups that failed since the controller started.",
+            vec![(dir, backups.failures() as f64)],
+        );
+    }
     if let Some(rfid) = &s.rfid {
         use std::sync::atomic::Ordering;
         family(

@@ -76,6 +76,8 @@ pub struct Services {
     pub audit: crate::audit::Audit,
     pub environment: crate::environment::Environment,
     pub loans: crate::loans::Loans,
+    /// The scheduled backups, if the config has `[backup]`.
+    pub backups: Option<crate::backup::Backups>,
     pub failures: Arc<Failures>,
     pub lookups: crate::lookups::Lookups,
     pub contents: crate::contents::BoxContents,

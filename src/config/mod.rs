@@ -19,6 +19,7 @@ use crate::layout::{Capacity, Carriage, Layout, RangeLayout};
 use crate::name::Name;
 use crate::shelf::{Language, ShelfAddress};
 
+pub mod backup;
 pub mod bus;
 pub mod environment;
 pub mod records;
@@ -85,6 +86,7 @@ struct RawConfig {
     shelving: RawShelving,
     #[serde(default)]
     lookups: RawLookups,
+    backup: Option<backup::RawBackup>,
 }
 
 /// `[lookups]`: how long each lookup of a box is kept one by one before it is rolled up
@@ -565,6 +567,8 @@ pub struct RoomConfig {
     pub motion: MotionSettings,
     /// Lookups are kept one by one this long, then rolled up into daily counts.
     pub lookups_keep: std::time::Duration,
+    /// Scheduled backups (`[backup]`), if any.
+    pub backup: Option<backup::BackupSettings>,
 }
 
 struct Checker<'a> {
@@ -835,6 +839,11 @@ impl RoomConfig {
         }
         let gates = raw.gates;
         let motion = c.motion(&raw.shelving)?;
+        let backup = raw
+            .backup
+            .map(backup::check)
+            .transpose()
+            .map_err(|(key, message)| c.fail(key, message))?;
         Ok(RoomConfig {
             file: file.to_path_buf(),
             site_id: raw.site.id,
@@ -864,6 +873,7 @@ impl RoomConfig {
             gates,
             motion,
             lookups_keep: std::time::Duration::from_secs(u64::from(raw.lookups.keep_days) * 86_400),
+            backup,
         })
     }
 
@@ -1340,6 +1350,20 @@ impl RoomConfig {
                 s.apply,
                 s.overlap
             );
+        }
+        match &self.backup {
+            Some(b) => {
+                out += &format!(
+                    "  backups: \"{}\" ({}) into {}, keeping {} daily, {} weekly, {} monthly\n",
+                    b.cron.pattern,
+                    b.cron.describe(),
+                    b.dir_in(&self.data_dir).display(),
+                    b.keep_daily,
+                    b.keep_weekly,
+                    b.keep_monthly
+                );
+            }
+            None => out += "  backups: none scheduled ([backup])\n",
         }
         out += &format!("  archive numbers: {}\n", self.archive_rule.pattern());
         let m = &self.motion;

@@ -95,6 +95,8 @@ pub enum AlarmKind {
     RangeUnsecured,
     /// A box left through the door gate without a loan.
     Gate,
+    /// A scheduled backup of the database failed.
+    BackupFailed,
 }
 
 impl Named for AlarmKind {
@@ -112,6 +114,7 @@ impl Named for AlarmKind {
         AlarmKind::UnexpectedMotion,
         AlarmKind::RangeUnsecured,
         AlarmKind::Gate,
+        AlarmKind::BackupFailed,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -128,6 +131,7 @@ impl Named for AlarmKind {
             AlarmKind::UnexpectedMotion => "unexpected_motion",
             AlarmKind::RangeUnsecured => "range_unsecured",
             AlarmKind::Gate => "gate",
+            AlarmKind::BackupFailed => "backup_failed",
         }
     }
 }

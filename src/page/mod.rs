@@ -362,6 +362,8 @@ mod tests {
                     "sensor_stale",
                     "range_unsecured",
                     "unexpected_motion",
+                    "gate",
+                    "backup_failed",
                 ],
             ),
             ("alarm_state_", &["active", "acknowledged", "cleared"]),

@@ -119,6 +119,60 @@ pub fn register_path(db: &Path) -> PathBuf {
     db.with_extension("lookups.db")
 }
 
+/// The lock file beside the database `db` (`stackroom.lock`): every process with the
+/// database open holds it shared, and a restore takes it alone, so a database is never
+/// replaced under a running controller.
+pub fn lock_path(db: &Path) -> PathBuf {
+    db.with_extension("lock")
+}
+
+/// The schema version this build migrates databases to (SQLite's `user_version`).
+pub fn schema_version() -> usize {
+    STEPS.len()
+}
+
+/// Migrates the database at `path` to [`schema_version`] and closes it, without starting
+/// a store: for a database just restored, under the restore's own lock.
+pub fn upgrade(path: &Path) -> Result<usize, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    configure(&conn)?;
+    let before: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let before = usize::try_from(before).unwrap_or_default();
+    if before > schema_version() {
+        return Err(StoreError::Migration(format!(
+            "the database is of schema version {before}, newer than this stackroom's {}",
+            schema_version()
+        )));
+    }
+    MIGRATIONS
+        .to_latest(&mut conn)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+    Ok(before)
+}
+
+/// Takes the lock at `path` shared (`exclusive = false`: a process using the database) or
+/// alone (a restore); `None` when another process holds it so that this one cannot.
+pub fn try_lock(path: &Path, exclusive: bool) -> std::io::Result<Option<std::fs::File>> {
+    private_file(path)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let taken = if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match taken {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -138,6 +192,8 @@ struct Inner {
     /// Register rows through the main writer, as before it had its own (a benchmark's
     /// switch).
     append_on_writer: bool,
+    /// The lock file, held shared while the store is open (see [`lock_path`]).
+    _lock: std::fs::File,
 }
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
@@ -149,7 +205,7 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
 /// Creates `path` readable and writable by its owner only (SQLite gives its WAL and
 /// shared-memory files the same mode), or makes an existing file so: the database holds
 /// who borrowed which customer's file.
-fn private_file(path: &Path) -> std::io::Result<()> {
+pub fn private_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     std::fs::OpenOptions::new()
         .write(true)
@@ -184,6 +240,9 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open_err(&e))?;
         }
+        let lock = try_lock(&lock_path(path), false)
+            .map_err(|e| open_err(&e))?
+            .ok_or_else(|| open_err(&"a restore is replacing it (its lock file is taken)"))?;
         private_file(path).map_err(|e| open_err(&e))?;
         let mut conn = Connection::open(path).map_err(|e| open_err(&e))?;
         let mode: String = conn
@@ -260,6 +319,7 @@ impl Store {
                 read_slots: tokio::sync::Semaphore::new(READERS),
                 hop_short_reads: switched_on("STACKROOM_HOP_SHORT_READS"),
                 append_on_writer: switched_on("STACKROOM_REGISTER_ON_WRITER"),
+                _lock: lock,
             }),
         })
     }
@@ -322,27 +382,57 @@ impl Store {
         rx.await.unwrap_or(Err(StoreError::Abandoned))
     }
 
-    /// Copies the database to `dest` (and its lookup register beside it, see
-    /// [`register_path`]) with SQLite's online backup, a few hundred pages at a
-    /// time, while writers go on; the number of pages copied.
-    pub async fn backup(&self, dest: &Path) -> Result<usize, StoreError> {
-        let dest = dest.to_path_buf();
+    /// Copies the database to `dest` and its lookup register to `register_dest`, both
+    /// from one read snapshot, each in one step of SQLite's backup (every page under the
+    /// snapshot's read lock, so writes going on meanwhile neither block it nor make it
+    /// start again), then runs `within` on the same snapshot: what the copy must equal.
+    /// The files are created readable by their owner only and synced; the number of
+    /// pages copied comes back beside what `within` answered.
+    pub async fn snapshot_to<T, F>(
+        &self,
+        dest: &Path,
+        register_dest: &Path,
+        within: F,
+    ) -> Result<(usize, T), StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let targets = [
+            ("main", dest.to_path_buf()),
+            ("register", register_dest.to_path_buf()),
+        ];
         self.read(move |conn| {
+            // Rolled back (it wrote nothing) however this ends.
+            let snapshot = conn.unchecked_transaction()?;
+            // The read transaction starts at its first read, of both files.
+            snapshot.query_row(
+                "SELECT (SELECT count(*) FROM main.sqlite_schema) + (SELECT count(*) FROM register.sqlite_schema)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )?;
             let mut pages = 0;
-            // The database, and the lookup register beside it as beside the original.
-            for (schema, dest) in [("main", dest.clone()), ("register", register_path(&dest))] {
+            for (schema, dest) in &targets {
                 let failed = |e: &dyn std::fmt::Display| StoreError::Open {
                     path: dest.clone(),
                     message: e.to_string(),
                 };
-                private_file(&dest).map_err(|e| failed(&e))?;
-                let mut out = Connection::open(&dest).map_err(|e| failed(&e))?;
-                let backup =
-                    rusqlite::backup::Backup::new_with_names(conn, schema, &mut out, "main")?;
-                backup.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
+                private_file(dest).map_err(|e| failed(&e))?;
+                let mut out = Connection::open(dest).map_err(|e| failed(&e))?;
+                let backup = rusqlite::backup::Backup::new_with_names(conn, *schema, &mut out, "main")?;
+                if backup.step(-1)? != rusqlite::backup::StepResult::Done {
+                    return Err(failed(&"the copy did not finish in one step"));
+                }
                 pages += backup.progress().pagecount as usize;
+                drop(backup);
+                out.close().map_err(|(_, e)| failed(&e))?;
+                std::fs::File::open(dest)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| failed(&e))?;
             }
-            Ok(pages)
+            let answer = within(conn)?;
+            drop(snapshot);
+            Ok((pages, answer))
         })
         .await
     }
@@ -708,7 +798,11 @@ mod tests {
             .await
             .expect("the register's own writer syncs each commit");
         // A backup takes the register along.
-        store.backup(&dir.path().join("copy.db")).await.unwrap();
+        let copy = dir.path().join("copy.db");
+        store
+            .snapshot_to(&copy, &register_path(&copy), |_| Ok(()))
+            .await
+            .unwrap();
         let copy = Connection::open(dir.path().join("copy.lookups.db")).unwrap();
         let n: i64 = copy
             .query_row("SELECT count(*) FROM lookups", [], |r| r.get(0))
@@ -918,7 +1012,11 @@ mod tests {
             })
             .await
             .unwrap();
-        store.backup(&dir.path().join("copy.db")).await.unwrap();
+        let copy = dir.path().join("copy.db");
+        store
+            .snapshot_to(&copy, &register_path(&copy), |_| Ok(()))
+            .await
+            .unwrap();
         for f in ["t.db", "t.db-wal", "copy.db"] {
             assert_eq!(mode(f), 0o600, "{f}");
         }

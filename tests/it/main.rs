@@ -9,6 +9,7 @@
 mod common;
 
 mod access;
+mod backup;
 mod bus;
 mod crash;
 mod demo_api;
