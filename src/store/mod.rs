@@ -738,9 +738,164 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     /// The migrations before the one that moved the register out of the main file.
     const BEFORE_THE_REGISTER_FILE: usize = 12;
+
+    /// Rows as each schema version's code wrote them, added right after that version's
+    /// migration: a database left by version N holds the rows of versions 1 to N.
+    const ROWS: &[(usize, &str)] = &[
+        (1, include_str!("upgrade_rows/0001.sql")),
+        (2, include_str!("upgrade_rows/0002.sql")),
+        (3, include_str!("upgrade_rows/0003.sql")),
+        (4, include_str!("upgrade_rows/0004.sql")),
+        (5, include_str!("upgrade_rows/0005.sql")),
+        (6, include_str!("upgrade_rows/0006.sql")),
+        (7, include_str!("upgrade_rows/0007.sql")),
+        (8, include_str!("upgrade_rows/0008.sql")),
+        (9, include_str!("upgrade_rows/0009.sql")),
+        (10, include_str!("upgrade_rows/0010.sql")),
+        (14, include_str!("upgrade_rows/0014.sql")),
+        (15, include_str!("upgrade_rows/0015.sql")),
+        (16, include_str!("upgrade_rows/0016.sql")),
+        (17, include_str!("upgrade_rows/0017.sql")),
+        (18, include_str!("upgrade_rows/0018.sql")),
+        (20, include_str!("upgrade_rows/0020.sql")),
+    ];
+
+    /// A database as schema version `version` left it, made by that version's migrations
+    /// with its rows; the register file attached from version 13 on, as it came then.
+    fn fixture(path: &Path, version: usize) {
+        let mut conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        configure(&conn).unwrap();
+        for v in 1..=version {
+            if v == BEFORE_THE_REGISTER_FILE + 1 {
+                attach_register(&conn, &register_path(path)).unwrap();
+                conn.execute_batch(REGISTER).unwrap();
+            }
+            Migrations::from_slice(&STEPS[..v])
+                .to_latest(&mut conn)
+                .unwrap();
+            for (_, rows) in ROWS.iter().filter(|(at, _)| *at == v) {
+                conn.execute_batch(rows)
+                    .unwrap_or_else(|e| panic!("the rows of version {v}: {e}"));
+            }
+        }
+    }
+
+    /// Every table's rows (a rowid table's with it), by table name whichever file holds
+    /// it: its columns and its rows as text, counted.
+    type Rows = BTreeMap<String, (Vec<String>, Vec<Vec<rusqlite::types::Value>>)>;
+
+    fn rows_of(conn: &Connection) -> Rows {
+        let tables: Vec<(String, String, bool)> = conn
+            .prepare(
+                "SELECT schema, name, wr FROM pragma_table_list
+                 WHERE schema IN ('main', 'register') AND type IN ('table', 'virtual')
+                   AND name NOT LIKE 'sqlite_%'",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut out = Rows::new();
+        for (schema, name, without_rowid) in tables {
+            let select = if without_rowid {
+                format!("SELECT * FROM {schema}.{name}")
+            } else {
+                format!("SELECT rowid AS rowid_, * FROM {schema}.{name}")
+            };
+            let mut statement = conn.prepare(&select).unwrap();
+            let columns: Vec<String> = statement
+                .column_names()
+                .into_iter()
+                .map(String::from)
+                .collect();
+            let n = columns.len();
+            let rows: Vec<Vec<rusqlite::types::Value>> = statement
+                .query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let entry = out.entry(name).or_insert_with(|| (columns, Vec::new()));
+            entry.1.extend(rows);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_database_of_every_earlier_schema_version_migrates_with_nothing_lost() {
+        for version in 1..=STEPS.len() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("stackroom.db");
+            fixture(&path, version);
+            let before = {
+                let conn = Connection::open(&path).unwrap();
+                if version > BEFORE_THE_REGISTER_FILE {
+                    attach_register(&conn, &register_path(&path)).unwrap();
+                }
+                rows_of(&conn)
+            };
+            let store = Store::open(&path)
+                .unwrap_or_else(|e| panic!("version {version} does not open: {e}"));
+            let after = store
+                .read(|c| Ok::<_, StoreError>(rows_of(c)))
+                .await
+                .unwrap();
+            let mut checked = 0;
+            for (table, (columns, rows)) in &before {
+                let Some((now_columns, now_rows)) = after.get(table) else {
+                    panic!("version {version}: the table {table} is gone");
+                };
+                // Each row of before, in the columns both have, is there after.
+                let common: Vec<(usize, usize)> = columns
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| now_columns.iter().position(|n| n == c).map(|j| (i, j)))
+                    .collect();
+                assert_eq!(
+                    common.len(),
+                    columns.len(),
+                    "version {version}: {table} lost a column ({columns:?} -> {now_columns:?})"
+                );
+                let mut left: BTreeMap<String, usize> = BTreeMap::new();
+                for row in now_rows {
+                    let key = format!(
+                        "{:?}",
+                        common.iter().map(|(_, j)| &row[*j]).collect::<Vec<_>>()
+                    );
+                    *left.entry(key).or_default() += 1;
+                }
+                for row in rows {
+                    let key = format!(
+                        "{:?}",
+                        common.iter().map(|(i, _)| &row[*i]).collect::<Vec<_>>()
+                    );
+                    match left.get_mut(&key) {
+                        Some(n) if *n > 0 => *n -= 1,
+                        _ => {
+                            panic!("version {version}: a row of {table} is lost or changed: {key}")
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+            assert!(
+                checked >= 3 * version.min(4),
+                "version {version}: only {checked} rows checked"
+            );
+            let now: i64 = store
+                .read(|c| {
+                    Ok::<_, StoreError>(c.pragma_query_value(None, "user_version", |r| r.get(0))?)
+                })
+                .await
+                .unwrap();
+            assert_eq!(now as usize, schema_version());
+        }
+    }
 
     #[test]
     fn migrations_are_valid() {
