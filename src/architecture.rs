@@ -51,6 +51,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "demo",
             "sim",
             "cli_sweep",
+            "init",
         ],
     ),
 ];

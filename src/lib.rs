@@ -11,7 +11,7 @@
 //! - services: [`bus`], [`location`], [`labels`], [`shelving`] (the only code
 //!   that moves carriages), [`rfid`], [`environment`], [`gate`], [`backup`];
 //! - edges: [`mqtt`], [`http`], [`logging`], [`page`], [`api`], [`server`], [`demo`],
-//!   [`sim`], [`cli_sweep`].
+//!   [`sim`], [`cli_sweep`], [`init`].
 
 #[cfg(test)]
 mod architecture;
@@ -31,6 +31,7 @@ pub mod environment;
 pub mod gate;
 pub mod holdings;
 pub mod http;
+pub mod init;
 pub mod intake;
 pub mod labels;
 pub mod layout;

@@ -66,6 +66,9 @@ enum Command {
     },
     /// Check a room config and summarise it.
     CheckConfig { file: PathBuf },
+    /// Write a site's first room config (commented, checked) and make its MQTT passwords;
+    /// asks for what the flags do not give when run at a terminal (or with --ask).
+    Init(InitArgs),
     /// Write the site broker's config for a room: mosquitto.conf, passwd and acl in --out;
     /// makes the devices' missing passwords in the secrets directory.
     BrokerConfig {
@@ -192,6 +195,101 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct InitArgs {
+    /// Where to write the config (e.g. /etc/stackroom/room.toml).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    force: bool,
+    /// Ask for every answer, even when not at a terminal (answers on stdin).
+    #[arg(long)]
+    ask: bool,
+    #[arg(long)]
+    site: Option<String>,
+    #[arg(long)]
+    site_name: Option<String>,
+    #[arg(long)]
+    room: Option<String>,
+    #[arg(long)]
+    room_name: Option<String>,
+    /// zh or en: how shelf addresses are said in words.
+    #[arg(long)]
+    language: Option<String>,
+    #[arg(long)]
+    ranges: Option<u16>,
+    /// Carriages per range.
+    #[arg(long)]
+    carriages: Option<u16>,
+    /// Sections per carriage face.
+    #[arg(long)]
+    sections: Option<u16>,
+    /// Levels per section.
+    #[arg(long)]
+    levels: Option<u16>,
+    /// Boxes per shelf.
+    #[arg(long)]
+    capacity: Option<u16>,
+    /// The shelving controller of each range in order: PROFILE@PORT (/dev/ttyUSB0,
+    /// tcp:HOST:502, mqtt:PREFIX).
+    #[arg(long = "shelving")]
+    shelving: Vec<stackroom::init::Wired>,
+    /// The readers in order, as many as the shelves need: PROFILE@PORT.
+    #[arg(long = "reader")]
+    readers: Vec<stackroom::init::Wired>,
+    /// The site broker (mqtt://stackroom@HOST:1883, mqtts://…) or embedded.
+    #[arg(long)]
+    broker: Option<String>,
+    /// storage.data_dir (default /var/lib/stackroom).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// profiles_dir (default /usr/share/stackroom/device-profiles).
+    #[arg(long)]
+    profiles_dir: Option<PathBuf>,
+    /// api.listen (default 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+impl InitArgs {
+    fn answers(&self) -> stackroom::init::Answers {
+        let mut a = stackroom::init::Answers::defaults();
+        let set = |into: &mut String, from: &Option<String>| {
+            if let Some(v) = from {
+                into.clone_from(v);
+            }
+        };
+        set(&mut a.site_id, &self.site);
+        set(&mut a.site_name, &self.site_name);
+        set(&mut a.room_id, &self.room);
+        set(&mut a.room_name, &self.room_name);
+        set(&mut a.language, &self.language);
+        set(&mut a.broker, &self.broker);
+        set(&mut a.listen, &self.listen);
+        for (into, from) in [
+            (&mut a.ranges, self.ranges),
+            (&mut a.carriages, self.carriages),
+            (&mut a.sections, self.sections),
+            (&mut a.levels, self.levels),
+            (&mut a.capacity, self.capacity),
+        ] {
+            if let Some(v) = from {
+                *into = v;
+            }
+        }
+        a.shelving.clone_from(&self.shelving);
+        a.readers.clone_from(&self.readers);
+        if let Some(d) = &self.data {
+            a.data_dir.clone_from(d);
+        }
+        if let Some(d) = &self.profiles_dir {
+            a.profiles_dir.clone_from(d);
+        }
+        a
+    }
+}
+
 /// Which room's database: its config (default: the demo room) and data directory.
 #[derive(clap::Args)]
 struct Room {
@@ -316,6 +414,26 @@ async fn run(command: Command) -> anyhow::Result<()> {
             } else {
                 Err(anyhow!(missing.join("\n")))
             }
+        }
+        Command::Init(args) => {
+            use std::io::IsTerminal;
+            let mut answers = args.answers();
+            if args.ask || std::io::stdin().is_terminal() {
+                stackroom::init::ask(
+                    &mut answers,
+                    &mut std::io::stdin().lock(),
+                    &mut std::io::stderr(),
+                )?;
+            }
+            answers.complete();
+            for line in stackroom::init::write(&answers, &args.out, args.force)? {
+                say(&line);
+            }
+            say(&format!(
+                "next: `stackroom check-config {0}`, `stackroom broker-config --config {0} --out DIR` for the site broker, `stackroom token create --config {0} --role admin --name NAME`",
+                args.out.display()
+            ));
+            Ok(())
         }
         Command::BrokerConfig {
             config,

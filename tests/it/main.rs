@@ -21,6 +21,7 @@ mod life_cycle;
 mod loans;
 mod modbus_tcp;
 mod mosquitto;
+mod operations;
 mod page;
 mod pymodbus;
 mod readers;
