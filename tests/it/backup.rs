@@ -322,6 +322,24 @@ async fn scheduled_backups_keep_the_retention_and_a_failure_raises_an_alarm() {
     assert!((0.0..10.0).contains(&age), "{after}");
     assert!(metric(&after, "stackroom_backup_last_success_timestamp_seconds").unwrap() > 0.0);
     assert_eq!(metric(&after, "stackroom_backup_failures"), Some(0.0));
+    // Every series the Grafana dashboard in contrib/ asks for is one /metrics has.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/grafana/stackroom.json"
+    ))
+    .unwrap();
+    let names: std::collections::BTreeSet<&str> = regex::Regex::new(r"stackroom_[a-z_]+")
+        .unwrap()
+        .find_iter(&dashboard)
+        .map(|m| m.as_str())
+        .collect();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in names {
+        assert!(
+            after.contains(&format!("# TYPE {name} ")),
+            "the dashboard asks for {name}, which /metrics does not have"
+        );
+    }
     drop(s);
 
     // A directory that cannot be made: the alarm, and the failures counted.
