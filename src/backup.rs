@@ -206,6 +206,10 @@ pub struct Taken {
     pub manifest: Manifest,
     /// Pages copied, both files.
     pub pages: usize,
+    /// How long the copy took, and then checking it (the snapshot's sums, the copy's
+    /// integrity check and sums, its SHA-256).
+    pub copied_in: std::time::Duration,
+    pub checked_in: std::time::Duration,
 }
 
 /// Takes a backup of `store` to `dest` (a file, or a directory to name one in), verifies
@@ -218,13 +222,15 @@ pub async fn take(store: &Store, dest: &Path, force: bool) -> Result<Taken, Back
     for f in [&tmp, &tmp_register] {
         remove_if_there(f)?;
     }
+    let started = std::time::Instant::now();
     let made = async {
-        let (pages, (source, schema_version)) = store
-            .snapshot_to(&tmp, &tmp_register, |conn| {
+        let (pages, (source, schema_version, copied_in)) = store
+            .snapshot_to(&tmp, &tmp_register, move |conn| {
+                let copied_in = started.elapsed();
                 let version: i64 =
                     conn.pragma_query_value(Some("main"), "user_version", |r| r.get(0))?;
                 let version = usize::try_from(version).unwrap_or_default();
-                Ok((sums(conn)?, version))
+                Ok((sums(conn)?, version, copied_in))
             })
             .await?;
         let (tmp, tmp_register) = (tmp.clone(), tmp_register.clone());
@@ -260,6 +266,8 @@ pub async fn take(store: &Store, dest: &Path, force: bool) -> Result<Taken, Back
             file: file.clone(),
             manifest,
             pages,
+            copied_in,
+            checked_in: started.elapsed() - copied_in,
         })
     }
     .await;
@@ -294,6 +302,12 @@ pub fn verify(db: &Path) -> Result<Manifest, BackupError> {
         )));
     }
     let register = register_path(db);
+    if manifest.files.len() != 2 {
+        return Err(bad(format!(
+            "its manifest lists {} files, not the database and its register",
+            manifest.files.len()
+        )));
+    }
     for (file, expected) in [db, register.as_path()].into_iter().zip(&manifest.files) {
         let found = file_sum(file, file)?;
         if found.bytes != expected.bytes || found.sha256 != expected.sha256 {

@@ -813,10 +813,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await;
             let m = &taken.manifest;
             eprintln!(
-                "backed up {} pages ({} boxes) to {}, verified; manifest {}",
+                "backed up {} pages ({} boxes) to {} in {:.1} s, verified in {:.1} s; manifest {}",
                 taken.pages,
                 m.rows("boxes"),
                 taken.file.display(),
+                taken.copied_in.as_secs_f64(),
+                taken.checked_in.as_secs_f64(),
                 stackroom::backup::manifest_path(&taken.file).display()
             );
             Ok(())

@@ -138,6 +138,15 @@ pub fn upgrade(path: &Path) -> Result<usize, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     configure(&conn)?;
+    // As at open: the migrations may move rows into the register.
+    let register = register_path(path);
+    private_file(&register).map_err(|e| StoreError::Open {
+        path: register.clone(),
+        message: e.to_string(),
+    })?;
+    attach_register(&conn, &register)?;
+    conn.pragma_update(Some("register"), "journal_mode", "WAL")?;
+    conn.execute_batch(REGISTER)?;
     let before: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let before = usize::try_from(before).unwrap_or_default();
     if before > schema_version() {
@@ -149,7 +158,9 @@ pub fn upgrade(path: &Path) -> Result<usize, StoreError> {
     MIGRATIONS
         .to_latest(&mut conn)
         .map_err(|e| StoreError::Migration(e.to_string()))?;
-    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+    for schema in ["main", "register"] {
+        conn.pragma_update(Some(schema), "wal_checkpoint", "TRUNCATE")?;
+    }
     Ok(before)
 }
 
