@@ -516,6 +516,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &controller.shelving,
                 &controller.environment,
                 &controller.loans,
+                &controller.locations,
             );
             let banner = Banner {
                 sim: format!("http://{}", simulator.control),
@@ -567,6 +568,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &controller.shelving,
                 &controller.environment,
                 &controller.loans,
+                &controller.locations,
             );
             serve(controller, listen, publisher, None).await
         }

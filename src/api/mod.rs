@@ -156,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(box_location))
         .routes(routes!(put_binding, delete_binding))
         .routes(routes!(box_history))
+        .routes(routes!(changes))
         .routes(routes!(locate))
         .routes(routes!(list_shelves))
         .routes(routes!(shelf_boxes))
@@ -572,6 +573,50 @@ async fn box_history(
     let history = s.locations.history(&archive_no, at).await?;
     looked_up(&s, &who, What::History, &archive_no, &purpose).await?;
     Ok(Json(history))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ChangesQuery {
+    /// Boxes changed after this number (default 0: every box).
+    since: Option<i64>,
+    /// At most this many (default 500, at most 5000).
+    limit: Option<usize>,
+}
+
+/// A page of the room's change feed, with the room it is of.
+#[derive(Serialize, ToSchema)]
+struct ChangesPage {
+    site: String,
+    room: String,
+    #[serde(flatten)]
+    feed: crate::location::Feed,
+}
+
+/// The room's change feed, for a site's replica: the boxes changed after `since`, each as
+/// it is now with the number of its latest change (a change to its record, binding,
+/// place, flags, loans or disposal), oldest first. Ask again from the last entry's `seq`
+/// until it is `last`.
+#[utoipa::path(get, path = "/api/v1/changes", tag = "boxes", params(ChangesQuery),
+    responses((status = 200, body = ChangesPage), (status = 422, body = Problem)))]
+async fn changes(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ChangesQuery>,
+) -> ApiResult<ChangesPage> {
+    let since = q.since.unwrap_or(0);
+    if since < 0 {
+        return Err(Problem::invalid("since", "a change number, 0 or more"));
+    }
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=crate::location::FEED_PAGE_MAX).contains(&limit) {
+        return Err(Problem::invalid("limit", "1 to 5000"));
+    }
+    let config = s.locations.config();
+    Ok(Json(ChangesPage {
+        site: config.site_id.clone(),
+        room: config.room_id.clone(),
+        feed: s.locations.feed(since, limit).await?,
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]

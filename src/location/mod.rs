@@ -6,6 +6,7 @@
 //! writer; reads run on pooled read connections.
 
 mod edit;
+mod feed;
 mod import;
 mod numbering;
 mod places;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use edit::{Change, Changes, Correction, FieldQuery};
+pub use feed::{FEED_PAGE_MAX, Feed, FeedEntry};
 pub use places::{PlaceEvent, PlaceRef, placed_epcs};
 pub use search::{Found, Narrow, Page};
 use search::{Hits, Sources};

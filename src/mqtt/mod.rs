@@ -24,8 +24,11 @@ pub use embedded::{BrokerError, EmbeddedBroker};
 /// `stackroom/{site}/{room}/operations`, each environment alarm change on
 /// `stackroom/{site}/{room}/alarms`, each sensor change (retained) on
 /// `stackroom/{site}/{room}/environment/{sensor}`, each overdue loan (once a day) on
-/// `stackroom/{site}/{room}/loans/overdue`. It reconnects by itself; what happens while the
-/// broker is away is not queued (the retained state is republished on the next change).
+/// `stackroom/{site}/{room}/loans/overdue`, and the room's change feed as it grows on
+/// `stackroom/{site}/{room}/changes` (see [`FEED_EVERY`]). It reconnects by itself; what
+/// happens while the broker is away is not queued (the retained state is republished on
+/// the next change; a gap in the feed shows in its `after` and is fetched from
+/// `/api/v1/changes`).
 pub fn publish_events(
     endpoint: &Endpoint,
     site: &str,
@@ -33,12 +36,14 @@ pub fn publish_events(
     shelving: &crate::shelving::Shelving,
     environment: &crate::environment::Environment,
     loans: &crate::loans::Loans,
+    locations: &crate::location::LocationService,
 ) -> Publisher {
     use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
     let base = format!("stackroom/{site}/{room}");
     let status = format!("{base}/status");
     let mut options = endpoint.options(None);
     options.set_keep_alive(Duration::from_secs(5));
+    options.set_max_packet_size(FEED_PACKET, FEED_PACKET);
     options.set_last_will(LastWill::new(
         &status,
         r#"{"online":false}"#,
@@ -80,6 +85,12 @@ pub fn publish_events(
             }
         }
     });
+    let feed = tokio::spawn(publish_feed(
+        client.clone(),
+        format!("{base}/changes"),
+        (site.to_string(), room.to_string()),
+        locations.clone(),
+    ));
     let task = tokio::spawn(async move {
         let publish = |event: &crate::shelving::Event| -> Option<(String, bool, Vec<u8>)> {
             match event {
@@ -146,6 +157,69 @@ pub fn publish_events(
         status: closing_status,
         poller,
         task,
+        feed,
+    }
+}
+
+/// How often the publisher looks for new entries in the change feed.
+pub const FEED_EVERY: Duration = Duration::from_millis(200);
+
+/// Boxes in one message of the feed at most (a box is about a kilobyte of JSON).
+const FEED_BATCH: usize = 100;
+
+/// The largest MQTT packet the publisher sends.
+const FEED_PACKET: usize = 256 * 1024;
+
+/// Publishes the change feed from its newest number at the start (what came before is
+/// fetched from `/api/v1/changes`): each message `{"site", "room", "after", "last",
+/// "changes": [{"seq", "box"}]}` continues from `after`; a reader whose own number differs
+/// has missed one and asks the API from its own.
+async fn publish_feed(
+    client: rumqttc::AsyncClient,
+    topic: String,
+    (site, room): (String, String),
+    locations: crate::location::LocationService,
+) {
+    let mut after = loop {
+        match locations.last_change().await {
+            Ok(n) => break n,
+            Err(e) => {
+                tracing::warn!(error = %e, "the change feed cannot be read; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(FEED_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let feed = match locations.feed(after, FEED_BATCH).await {
+            Ok(feed) => feed,
+            Err(e) => {
+                tracing::warn!(error = %e, "the change feed cannot be read");
+                continue;
+            }
+        };
+        let Some(newest) = feed.changes.last().map(|c| c.seq) else {
+            continue;
+        };
+        let body = serde_json::json!({
+            "site": site,
+            "room": room,
+            "after": after,
+            "last": feed.last,
+            "changes": feed.changes,
+        });
+        if let Err(e) = client
+            .publish(&topic, rumqttc::QoS::AtLeastOnce, false, body.to_string())
+            .await
+        {
+            tracing::debug!(error = %e, "a change feed message was not sent: the reader will fetch it");
+        }
+        after = newest;
+        if newest < feed.last {
+            tick.reset_immediately();
+        }
     }
 }
 
@@ -155,12 +229,14 @@ pub struct Publisher {
     status: String,
     poller: tokio::task::JoinHandle<()>,
     task: tokio::task::JoinHandle<()>,
+    feed: tokio::task::JoinHandle<()>,
 }
 
 impl Publisher {
     /// Drops the connection without a goodbye, as a crash would: the broker sends the will.
     pub fn abort(self) {
         self.task.abort();
+        self.feed.abort();
         self.poller.abort();
     }
 
@@ -169,6 +245,7 @@ impl Publisher {
     pub async fn close(self) {
         use rumqttc::QoS;
         self.task.abort();
+        self.feed.abort();
         let goodbye = async {
             let _ = self
                 .client

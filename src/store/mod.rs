@@ -84,6 +84,7 @@ const STEPS: &[M<'static>] = &[
     M::up(include_str!("migrations/0018_settled_returns.sql")),
     M::up(include_str!("migrations/0019_box_sightings.sql")),
     M::up(include_str!("migrations/0020_unread_codes.sql")),
+    M::up(include_str!("migrations/0021_changes.sql")),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| Migrations::from_slice(STEPS));
@@ -906,6 +907,64 @@ mod tests {
                 .unwrap();
             assert_eq!(now as usize, schema_version());
         }
+    }
+
+    #[tokio::test]
+    async fn every_change_to_a_box_gives_it_the_next_number_in_the_same_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let numbers = |store: &Store| {
+            store.read_blocking(|c| -> Result<Vec<(i64, i64)>, StoreError> {
+                Ok(c.prepare("SELECT box_id, seq FROM changes ORDER BY seq")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?)
+            })
+        };
+        store
+            .write(|c: &Connection| -> Result<(), StoreError> {
+                c.execute_batch(
+                    "INSERT INTO boxes (id, archive_no, series, created_at) VALUES (1, 'A', 's', 0), (2, 'B', 's', 0), (3, 'C', 's', 0);
+                     INSERT INTO shelves (id, address, range_id, carriage, face, section, level, ordinal, capacity_kind, capacity)
+                         VALUES (1, 'R1-C1-L-S1-L1', 1, 1, 'left', 1, 1, 1, 'boxes', 10);
+                     INSERT INTO bindings (box_id, shelf_id, source, confidence, since) VALUES (1, 1, 'manual', 1.0, 0);",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(numbers(&store).unwrap(), [(2, 2), (3, 3), (1, 4)]);
+        // A sweep seeing a box on its shelf is no change of where it is.
+        store
+            .write(|c: &Connection| -> Result<(), StoreError> {
+                c.execute("UPDATE bindings SET last_seen = 5 WHERE box_id = 1", [])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(numbers(&store).unwrap(), [(2, 2), (3, 3), (1, 4)]);
+        // A loan of three boxes checked out: each box numbered anew, one after another.
+        store
+            .write(|c: &Connection| -> Result<(), StoreError> {
+                c.execute_batch(
+                    "INSERT INTO loans (id, borrower, purpose, kind, due, state, requested_by, created_at)
+                         VALUES (1, 'L', 'p', 'external', '2030-01-01', 'approved', 't', 0);
+                     INSERT INTO loan_boxes (loan_id, box_id) VALUES (1, 3), (1, 1), (1, 2);
+                     UPDATE loans SET state = 'checked_out' WHERE id = 1;",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(numbers(&store).unwrap(), [(1, 8), (2, 9), (3, 10)]);
+        // A change rolled back leaves no number behind.
+        let failed = store
+            .write(|c: &Connection| -> Result<(), StoreError> {
+                c.execute("UPDATE boxes SET title = 'x' WHERE id = 2", [])?;
+                Err(StoreError::Commit("no".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(numbers(&store).unwrap(), [(1, 8), (2, 9), (3, 10)]);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod common;
 mod access;
 mod backup;
 mod bus;
+mod changes;
 mod crash;
 mod demo_api;
 mod environment;

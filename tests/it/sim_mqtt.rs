@@ -203,6 +203,7 @@ async fn publishing(
         &controller.shelving,
         &controller.environment,
         &controller.loans,
+        &controller.locations,
     );
     let (watcher, events) = client(broker, "test-status");
     watcher
