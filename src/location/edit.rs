@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::search::{Found, Page};
-use super::{Gathered, LocationError, LocationService, NewBox, box_id, words};
+use super::{Gathered, LocationError, LocationService, NewBox, box_id};
 use crate::config::records::{FieldKind, FieldValue, parse_date};
 use crate::time::{now_ms, wall};
 
@@ -218,11 +218,8 @@ impl LocationService {
         updated?;
         conn.prepare_cached("DELETE FROM box_words WHERE rowid = ?1")?
             .execute([now.id])?;
-        let text = checked.index_text(&self.config.fields);
-        conn.prepare_cached("INSERT INTO box_words (rowid, words) VALUES (?1, ?2)")?
-            .execute(params![now.id, text])?;
         let mut vocabulary = Gathered::default();
-        vocabulary.add(conn, words::vocabulary(&text))?;
+        vocabulary.add(conn, now.id, checked.index_text(&self.config.fields))?;
         vocabulary.write(conn)?;
         conn.prepare_cached("DELETE FROM box_field_values WHERE box_id = ?1")?
             .execute([now.id])?;
