@@ -920,41 +920,32 @@ mod tests {
                     .collect::<Result<_, _>>()?)
             })
         };
-        store
-            .write(|c: &Connection| -> Result<(), StoreError> {
-                c.execute_batch(
-                    "INSERT INTO boxes (id, archive_no, series, created_at) VALUES (1, 'A', 's', 0), (2, 'B', 's', 0), (3, 'C', 's', 0);
-                     INSERT INTO shelves (id, address, range_id, carriage, face, section, level, ordinal, capacity_kind, capacity)
-                         VALUES (1, 'R1-C1-L-S1-L1', 1, 1, 'left', 1, 1, 1, 'boxes', 10);
-                     INSERT INTO bindings (box_id, shelf_id, source, confidence, since) VALUES (1, 1, 'manual', 1.0, 0);",
-                )?;
-                Ok(())
+        let sql = |text: &'static str| {
+            store.write(move |c: &Connection| -> Result<(), StoreError> {
+                Ok(c.execute_batch(text)?)
             })
+        };
+        sql("INSERT INTO boxes (id, archive_no, series, created_at) VALUES (1, 'A', 's', 0), (2, 'B', 's', 0), (3, 'C', 's', 0);
+             INSERT INTO shelves (id, address, range_id, carriage, face, section, level, ordinal, capacity_kind, capacity)
+                 VALUES (1, 'R1-C1-L-S1-L1', 1, 1, 'left', 1, 1, 1, 'boxes', 10);
+             INSERT INTO bindings (box_id, shelf_id, source, confidence, since) VALUES (1, 1, 'manual', 1.0, 0);")
             .await
             .unwrap();
         assert_eq!(numbers(&store).unwrap(), [(2, 2), (3, 3), (1, 4)]);
         // A sweep seeing a box on its shelf is no change of where it is.
-        store
-            .write(|c: &Connection| -> Result<(), StoreError> {
-                c.execute("UPDATE bindings SET last_seen = 5 WHERE box_id = 1", [])?;
-                Ok(())
-            })
+        sql("UPDATE bindings SET last_seen = 5 WHERE box_id = 1")
             .await
             .unwrap();
         assert_eq!(numbers(&store).unwrap(), [(2, 2), (3, 3), (1, 4)]);
         // A loan of three boxes checked out: each box numbered anew, one after another.
-        store
-            .write(|c: &Connection| -> Result<(), StoreError> {
-                c.execute_batch(
-                    "INSERT INTO loans (id, borrower, purpose, kind, due, state, requested_by, created_at)
-                         VALUES (1, 'L', 'p', 'external', '2030-01-01', 'approved', 't', 0);
-                     INSERT INTO loan_boxes (loan_id, box_id) VALUES (1, 3), (1, 1), (1, 2);
-                     UPDATE loans SET state = 'checked_out' WHERE id = 1;",
-                )?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        sql(
+            "INSERT INTO loans (id, borrower, purpose, kind, due, state, requested_by, created_at)
+                 VALUES (1, 'L', 'p', 'external', '2030-01-01', 'approved', 't', 0);
+             INSERT INTO loan_boxes (loan_id, box_id) VALUES (1, 3), (1, 1), (1, 2);
+             UPDATE loans SET state = 'checked_out' WHERE id = 1;",
+        )
+        .await
+        .unwrap();
         assert_eq!(numbers(&store).unwrap(), [(1, 8), (2, 9), (3, 10)]);
         // A change rolled back leaves no number behind.
         let failed = store

@@ -256,6 +256,19 @@ async fn metrics(base: &str, token: &str) -> String {
         .unwrap()
 }
 
+async fn open_alarms(base: &str, token: &str) -> Vec<Value> {
+    let v: Value = common::client()
+        .get(format!("{base}/api/v1/alarms?state=open"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(&format!("{name}{{")))
@@ -352,27 +365,15 @@ async fn scheduled_backups_keep_the_retention_and_a_failure_raises_an_alarm() {
         ),
     );
     let s = serve(&broken, &data);
-    let client = common::client();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let alarm = loop {
-        let v: Value = client
-            .get(format!("{}/api/v1/alarms?state=open", s.1))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(a) = v["items"]
-            .as_array()
-            .and_then(|a| a.iter().find(|a| a["kind"] == "backup_failed"))
-        {
+        let open = open_alarms(&s.1, &token).await;
+        if let Some(a) = open.iter().find(|a| a["kind"] == "backup_failed") {
             break a.clone();
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no backup alarm: {v}"
+            "no backup alarm: {open:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -387,20 +388,7 @@ async fn scheduled_backups_keep_the_retention_and_a_failure_raises_an_alarm() {
         "{m}"
     );
     // One alarm, however often it fails.
-    let v: Value = client
-        .get(format!("{}/api/v1/alarms?state=open", s.1))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let open = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["kind"] == "backup_failed")
-        .count();
-    assert_eq!(open, 1, "{v}");
+    let open = open_alarms(&s.1, &token).await;
+    let backup_alarms = open.iter().filter(|a| a["kind"] == "backup_failed").count();
+    assert_eq!(backup_alarms, 1, "{open:?}");
 }
