@@ -133,22 +133,43 @@ pub fn schema_version() -> usize {
 }
 
 /// Migrates the database at `path` to [`schema_version`] and closes it, without starting
-/// a store: for a database just restored, under the restore's own lock.
+/// a store: for a database just restored, under the restore's own lock. Answers the
+/// version it was of.
 pub fn upgrade(path: &Path) -> Result<usize, StoreError> {
-    let mut conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    configure(&conn)?;
-    // As at open: the migrations may move rows into the register.
-    let register = register_path(path);
-    private_file(&register).map_err(|e| StoreError::Open {
-        path: register.clone(),
+    let (conn, before) = migrated(path)?;
+    for schema in ["main", "register"] {
+        conn.pragma_update(Some(schema), "wal_checkpoint", "TRUNCATE")?;
+    }
+    Ok(before)
+}
+
+/// Opens the database at `path` as its writer does (WAL, synced, its register attached
+/// and made if missing) and migrates it to [`schema_version`]; a database newer than that
+/// is refused. The connection, and the version the database was of.
+fn migrated(path: &Path) -> Result<(Connection, usize), StoreError> {
+    let open_err = |path: &Path, e: &dyn std::fmt::Display| StoreError::Open {
+        path: path.to_path_buf(),
         message: e.to_string(),
-    })?;
+    };
+    private_file(path).map_err(|e| open_err(path, &e))?;
+    let mut conn = Connection::open(path).map_err(|e| open_err(path, &e))?;
+    let register = register_path(path);
+    private_file(&register).map_err(|e| open_err(&register, &e))?;
     attach_register(&conn, &register)?;
-    conn.pragma_update(Some("register"), "journal_mode", "WAL")?;
+    for (schema, what) in [("main", ""), ("register", " for the register")] {
+        let mode: String =
+            conn.pragma_update_and_check(Some(schema), "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_err(
+                path,
+                &format!("the file system does not support WAL{what} (journal_mode is {mode})"),
+            ));
+        }
+        conn.pragma_update(Some(schema), "synchronous", "FULL")?;
+    }
+    configure(&conn)?;
     conn.execute_batch(REGISTER)?;
-    let before: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let before: i64 = conn.pragma_query_value(Some("main"), "user_version", |r| r.get(0))?;
     let before = usize::try_from(before).unwrap_or_default();
     if before > schema_version() {
         return Err(StoreError::Migration(format!(
@@ -159,10 +180,7 @@ pub fn upgrade(path: &Path) -> Result<usize, StoreError> {
     MIGRATIONS
         .to_latest(&mut conn)
         .map_err(|e| StoreError::Migration(e.to_string()))?;
-    for schema in ["main", "register"] {
-        conn.pragma_update(Some(schema), "wal_checkpoint", "TRUNCATE")?;
-    }
-    Ok(before)
+    Ok((conn, before))
 }
 
 /// Takes the lock at `path` shared (`exclusive = false`: a process using the database) or
@@ -255,35 +273,8 @@ impl Store {
         let lock = try_lock(&lock_path(path), false)
             .map_err(|e| open_err(&e))?
             .ok_or_else(|| open_err(&"a restore is replacing it (its lock file is taken)"))?;
-        private_file(path).map_err(|e| open_err(&e))?;
-        let mut conn = Connection::open(path).map_err(|e| open_err(&e))?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(|e| open_err(&e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(open_err(&format!(
-                "the file system does not support WAL (journal_mode is {mode})"
-            )));
-        }
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        configure(&conn)?;
+        let (conn, _) = migrated(path)?;
         let register = register_path(path);
-        private_file(&register).map_err(|e| open_err(&e))?;
-        attach_register(&conn, &register)?;
-        let mode: String =
-            conn.pragma_update_and_check(Some("register"), "journal_mode", "WAL", |row| {
-                row.get(0)
-            })?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(open_err(&format!(
-                "the file system does not support WAL for the register (journal_mode is {mode})"
-            )));
-        }
-        conn.pragma_update(Some("register"), "synchronous", "FULL")?;
-        conn.execute_batch(REGISTER)?;
-        MIGRATIONS
-            .to_latest(&mut conn)
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
 
         let (tx, rx) = mpsc::channel::<Job>(1024);
         // Checkpoints run on a thread of their own, and in the writer's commits only past
