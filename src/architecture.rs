@@ -52,6 +52,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "sim",
             "cli_sweep",
             "init",
+            "site",
         ],
     ),
 ];

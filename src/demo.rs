@@ -88,11 +88,25 @@ pub fn seed_csv(shelves: &[ShelfAddress], boxes: usize) -> String {
 /// order. Series beyond what one company code holds get the next company code, so any
 /// number of boxes follows the demo's archive-number rule.
 pub fn write_seed_csv<W: std::io::Write>(
-    mut out: W,
+    out: W,
     shelves: &[ShelfAddress],
     boxes: usize,
 ) -> std::io::Result<()> {
-    let mut mix = Mix(0x5EED_0451);
+    write_room_seed_csv(out, shelves, boxes, 1)
+}
+
+/// The seed of the site's room number `room` (1 for the demo room `stack-1`): other rooms
+/// hold other company codes (`0461`… for room 2, ten codes apart), tags and barcodes, so
+/// the rooms of a site demo hold different boxes.
+pub fn write_room_seed_csv<W: std::io::Write>(
+    mut out: W,
+    shelves: &[ShelfAddress],
+    boxes: usize,
+    room: u32,
+) -> std::io::Result<()> {
+    let room = u64::from(room.max(1) - 1);
+    let mut mix = Mix(0x5EED_0451 + room);
+    let first_company = 451 + 10 * room as usize;
     writeln!(
         out,
         "archive_no,epc,barcode,title,shelf,customer_no,account_closed"
@@ -103,7 +117,7 @@ pub fn write_seed_csv<W: std::io::Write>(
     for i in 0..boxes {
         let series = i / SERIES_LEN;
         let in_series = i % SERIES_LEN;
-        let company = 451 + series / SERIES_PER_COMPANY;
+        let company = first_company + series / SERIES_PER_COMPANY;
         let first = series - series % SERIES_PER_COMPANY;
         let in_company = (series_count - first).min(SERIES_PER_COMPANY);
         let s = series - first;
@@ -140,8 +154,8 @@ pub fn write_seed_csv<W: std::io::Write>(
             line,
             "{company:04}-{category}-{cabinet:03}-{:05},E2801170{:016X},SR{:010},{zh} {customer} {year} ({en}),{shelf},{}{:08},{closed}",
             in_series + 1,
-            i + 1,
-            4_510_000_000u64 + i as u64,
+            (room << 40) + i as u64 + 1,
+            4_510_000_000u64 + room * 100_000_000 + i as u64,
             category,
             mix.next() % 100_000_000
         );
@@ -150,17 +164,46 @@ pub fn write_seed_csv<W: std::io::Write>(
     Ok(())
 }
 
-/// Seeds the demo boxes into an empty database; returns how many it registered.
+/// Seeds the demo boxes into an empty database; returns how many it registered. A room
+/// whose id ends in a number (`stack-2`) gets that room's seed.
 pub async fn seed(locations: &LocationService) -> Result<u64, LocationError> {
     if locations.box_count().await? > 0 {
         return Ok(0);
     }
     let shelves: Vec<ShelfAddress> = locations.config().layout.shelves().collect();
-    let csv = seed_csv(&shelves, SEED_BOXES);
+    let mut csv = Vec::new();
+    write_room_seed_csv(
+        &mut csv,
+        &shelves,
+        SEED_BOXES,
+        room_number(&locations.config().room_id),
+    )
+    .expect("writing to memory");
     let summary = locations
-        .import_csv(std::io::Cursor::new(csv.into_bytes()), "demo", "demo seed")
+        .import_csv(std::io::Cursor::new(csv), "demo", "demo seed")
         .await?;
     Ok(summary.boxes)
+}
+
+/// The number a room's id ends in (`stack-2` → 2), 1 if none.
+pub fn room_number(room: &str) -> u32 {
+    let digits = room.len() - room.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    room[room.len() - digits..]
+        .parse()
+        .ok()
+        .filter(|n| (1..=99).contains(n))
+        .unwrap_or(1)
+}
+
+/// The demo config as room `room` of the demo site (`stack-2`): its own id and name.
+pub fn as_room(mut config: crate::config::RoomConfig, room: &str) -> crate::config::RoomConfig {
+    let n = room_number(room);
+    config.room_id = room.to_string();
+    config.room_name = crate::name::Name::Two(crate::name::Bilingual {
+        zh: format!("客户档案{n}号库房"),
+        en: format!("Customer archive, stack room {n}"),
+    });
+    config
 }
 
 /// The demo's admin token: the previous one (named `demo`) is revoked and a new one made,

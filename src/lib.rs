@@ -50,5 +50,6 @@ pub mod shelf;
 pub mod shelving;
 #[cfg(feature = "demo")]
 pub mod sim;
+pub mod site;
 pub mod store;
 pub mod time;

@@ -53,6 +53,13 @@ enum Command {
         /// Data directory (default: the config's storage.data_dir).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Run as this room of the demo site (`stack-2`: its own boxes, numbered 0461-…).
+        #[arg(long, default_value = "stack-1")]
+        room: String,
+        /// The room's broker instead of the embedded one: mqtt://host:port, a Mosquitto set
+        /// up by `stackroom broker-config` for this room and data directory.
+        #[arg(long)]
+        broker: Option<String>,
     },
     /// Run the controller of the room described by a config file.
     Serve {
@@ -66,6 +73,18 @@ enum Command {
     },
     /// Check a room config and summarise it.
     CheckConfig { file: PathBuf },
+    /// Serve one site of many rooms (site.toml): follows every room's change feed through
+    /// the site broker into a replica, searches and locates across the rooms, forwards
+    /// retrieve to the room's controller.
+    Site {
+        #[arg(long)]
+        config: PathBuf,
+        /// Address to serve the site API on (default: the config's api.listen).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        #[command(subcommand)]
+        action: Option<SiteAction>,
+    },
     /// Write a site's first room config (commented, checked) and make its MQTT passwords;
     /// asks for what the flags do not give when run at a terminal (or with --ask).
     Init(InitArgs),
@@ -388,6 +407,96 @@ fn main() -> ExitCode {
     }
 }
 
+#[derive(Subcommand)]
+enum SiteAction {
+    /// Make a site API token and print it (shown once).
+    Token {
+        name: String,
+        /// viewer (search, locate), operator (retrieve) or admin (the audit trail).
+        #[arg(long, default_value = "viewer")]
+        role: Role,
+    },
+    /// Revoke a site API token.
+    Revoke { name: String },
+    /// Write the site broker's mosquitto.conf (a bridge to every room's broker), passwd and
+    /// acl into --out; makes the site service's MQTT password.
+    BrokerConfig {
+        #[arg(long)]
+        out: PathBuf,
+        /// Port the site broker listens on (default: the config's broker URL's).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Address it listens on (default: all).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+}
+
+async fn site(
+    file: &Path,
+    listen: Option<SocketAddr>,
+    action: Option<SiteAction>,
+) -> anyhow::Result<()> {
+    use stackroom::site::{self, Site, SiteConfig};
+    let config = SiteConfig::load(file)?;
+    match action {
+        Some(SiteAction::BrokerConfig { out, port, bind }) => {
+            let listener = stackroom::bus::mosquitto::Listener {
+                bind,
+                port: port.unwrap_or(config.broker.port),
+                tls: None,
+            };
+            for f in site::broker_files(&config, &out, &listener)? {
+                println!("wrote {}", f.display());
+            }
+            println!(
+                "the site service's MQTT password is in {}",
+                config.secret_path().display()
+            );
+            Ok(())
+        }
+        Some(SiteAction::Token { name, role }) => {
+            let site = Site::open(config)?;
+            println!("{}", site.replica.create_token(&name, role).await?);
+            Ok(())
+        }
+        Some(SiteAction::Revoke { name }) => {
+            let site = Site::open(config)?;
+            site.replica.revoke_token(&name).await?;
+            println!("revoked {name}");
+            Ok(())
+        }
+        None => {
+            let listen = listen.unwrap_or(config.listen);
+            let site = Site::open(config)?;
+            let _follower = site.follow().await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            say(&format!("site api: http://{}", listener.local_addr()?));
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .context("cannot watch for SIGTERM")?;
+            let shutdown = async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                tracing::info!("site service shutting down");
+            };
+            stackroom::http::serve(
+                listener,
+                site.router(),
+                stackroom::http::Limits::default(),
+                None,
+                shutdown,
+            )
+            .await
+            .context("the site API server failed")
+        }
+    }
+}
+
 /// `90d` or `12h`: how long until a token expires.
 fn parse_expiry(text: &str) -> Result<chrono::Duration, String> {
     let bad = || format!("'{text}': give days or hours, e.g. 90d or 12h");
@@ -405,6 +514,11 @@ fn parse_expiry(text: &str) -> Result<chrono::Duration, String> {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Site {
+            config,
+            listen,
+            action,
+        } => site(&config, listen, action).await,
         Command::CheckConfig { file } => {
             let config = RoomConfig::load(&file)?;
             print!("{}", config.summary());
@@ -476,8 +590,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let secrets = stackroom::bus::Secrets::of(&config.bus, &config.data_dir);
             for g in grants.iter().filter(|g| !config.bus.is_controller(&g.user)) {
                 println!(
-                    "device {}: user {}, password in {}",
-                    g.user,
+                    "{}: user {}, password in {}",
+                    g.about,
                     g.user,
                     secrets.path(&g.user).display()
                 );
@@ -491,8 +605,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             mqtt_listen,
             time_scale,
             data,
+            room,
+            broker,
         } => {
-            let config = RoomConfig::load(&demo::config_path())?;
+            let mut config = demo::as_room(RoomConfig::load(&demo::config_path())?, &room);
+            if let Some(url) = broker {
+                stackroom::config::bus::BrokerUrl::parse(&url)
+                    .map_err(|e| anyhow!("--broker {url}: {e}"))?;
+                config.mqtt = stackroom::config::Mqtt::External { url };
+            }
             let controller = Controller::start(config, data.as_deref()).await?;
             let seeded = demo::seed(&controller.locations)
                 .await
@@ -510,7 +631,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 sim::simulate(&mut controller, settings, mqtt_listen, sim_control).await?;
             let config = controller.config.clone();
             let publisher = stackroom::mqtt::publish_events(
-                &broker.endpoint,
+                broker.endpoint(),
                 &config.site_id,
                 &config.room_id,
                 &controller.shelving,

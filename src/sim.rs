@@ -16,7 +16,7 @@ use hw_sim::world::ShelfSpec;
 use hw_sim::{Placement, RangeDevice, ReaderDevice, ReaderWire, ShelvingWire, SimSpec, Simulator};
 use stackroom_wire::profile::Protocol;
 
-use crate::config::{Device, DeviceKind, RoomConfig, Transport};
+use crate::config::{Device, DeviceKind, Mqtt, RoomConfig, Transport};
 use crate::location::LocationService;
 use crate::shelf::Face;
 
@@ -45,6 +45,8 @@ pub enum SimulationError {
     Broker(#[from] crate::mqtt::BrokerError),
     #[error(transparent)]
     Devices(#[from] crate::server::StartError),
+    #[error("the room's broker")]
+    Bus(#[from] crate::bus::BusError),
 }
 
 fn cannot(device: &str, why: impl Into<String>) -> SimulationError {
@@ -441,16 +443,35 @@ pub fn placement_csv<R: Read>(input: R) -> Result<Vec<Placement>, SimulationErro
     Ok(out)
 }
 
-/// The simulated room around a controller, as the demo runs it: the embedded broker on
-/// `mqtt_listen`, hw-sim (its control API on `control`) with the boxes where the
-/// controller's database says they are, and the controller's devices started against it.
+/// The simulated room around a controller, as the demo runs it: the room's broker (the
+/// embedded one, started on `mqtt_listen`, or the external broker of its config, whose
+/// passwords `stackroom broker-config` made), hw-sim (its control API on `control`) with
+/// the boxes where the controller's database says they are, and the controller's devices
+/// started against it.
 pub async fn simulate(
     controller: &mut crate::server::Controller,
     settings: SimSettings,
     mqtt_listen: SocketAddr,
     control: SocketAddr,
-) -> Result<(Simulator, crate::mqtt::EmbeddedBroker), SimulationError> {
-    let broker = crate::mqtt::EmbeddedBroker::start(mqtt_listen, &controller.config)?;
+) -> Result<(Simulator, RoomBroker), SimulationError> {
+    let config = &controller.config;
+    let broker = match &config.mqtt {
+        Mqtt::External { url } => {
+            let grants = crate::bus::grants(config, &config.bus.user);
+            let passwords = crate::bus::passwords(config, &grants, false)?;
+            RoomBroker::External {
+                endpoint: crate::bus::endpoint(config)?,
+                devices: Broker {
+                    passwords,
+                    ..broker(url)?
+                },
+                url: url.clone(),
+            }
+        }
+        Mqtt::Embedded { .. } => {
+            RoomBroker::Embedded(crate::mqtt::EmbeddedBroker::start(mqtt_listen, config)?)
+        }
+    };
     let placement = placement_from(&controller.locations).await?;
     let settings = SimSettings {
         mqtt: Some(broker.for_devices()),
@@ -460,10 +481,47 @@ pub async fn simulate(
     controller
         .start_devices(&crate::shelving::Wiring::of(
             &simulator,
-            Some(broker.endpoint.clone()),
+            Some(broker.endpoint().clone()),
         ))
         .await?;
     Ok((simulator, broker))
+}
+
+/// The broker of a simulated room.
+pub enum RoomBroker {
+    /// Started by [`simulate`], for the life of the returned value.
+    Embedded(crate::mqtt::EmbeddedBroker),
+    /// The room's own (a Mosquitto set up by `stackroom broker-config`).
+    External {
+        endpoint: crate::bus::Endpoint,
+        devices: Broker,
+        url: String,
+    },
+}
+
+impl RoomBroker {
+    /// How the controller connects.
+    pub fn endpoint(&self) -> &crate::bus::Endpoint {
+        match self {
+            RoomBroker::Embedded(b) => &b.endpoint,
+            RoomBroker::External { endpoint, .. } => endpoint,
+        }
+    }
+
+    /// How the simulated devices connect.
+    pub fn for_devices(&self) -> Broker {
+        match self {
+            RoomBroker::Embedded(b) => b.for_devices(),
+            RoomBroker::External { devices, .. } => devices.clone(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            RoomBroker::Embedded(b) => b.url(),
+            RoomBroker::External { url, .. } => url.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -409,6 +409,18 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
         .with("need", need)
         .into_response();
     }
+    // A service acting for a person (the site forwarding a retrieve) names them: what the
+    // request does is recorded as the token's, for them.
+    let identity = match on_behalf(&req) {
+        Ok(None) => identity,
+        Ok(Some(person)) => Identity {
+            name: format!("{} for {person}", identity.name),
+            ..identity
+        },
+        Err(detail) => {
+            return Problem::new(StatusCode::BAD_REQUEST, Kind::BadHeader, detail).into_response();
+        }
+    };
     // Only what changes something is recorded: a read keeps its path to itself.
     let recorded = changes(&method).then(|| action(&req));
     req.extensions_mut().insert(identity.clone());
@@ -427,6 +439,22 @@ pub(super) async fn guard(State(s): State<AppState>, mut req: Request, next: Nex
             .await;
     }
     response
+}
+
+/// The header in which a service names the person it acts for.
+pub const ON_BEHALF: &str = "stackroom-on-behalf-of";
+
+/// The person a request is made for, if it names one: at most 64 printable characters.
+fn on_behalf(req: &Request) -> Result<Option<&str>, String> {
+    let Some(value) = req.headers().get(ON_BEHALF) else {
+        return Ok(None);
+    };
+    let bad = || format!("{ON_BEHALF} names a person: 1 to 64 printable characters");
+    let person = value.to_str().map_err(|_| bad())?.trim();
+    if person.is_empty() || person.chars().count() > 64 || person.chars().any(char::is_control) {
+        return Err(bad());
+    }
+    Ok(Some(person))
 }
 
 #[cfg(test)]

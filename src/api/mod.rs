@@ -38,7 +38,7 @@ use crate::location::{
 };
 use crate::lookups::What;
 use crate::shelving::Shelving;
-pub use access::{Failures, Who};
+pub use access::{Failures, ON_BEHALF, Who};
 pub use problem::{Kind, Problem, ProblemInfo};
 pub use rfid::CLI_AGENT;
 

@@ -29,7 +29,9 @@ macro_rules! kinds {
 
 kinds! {
     AlarmNotActive = "alarm-not-active",
+    Ambiguous = "ambiguous",
     BadBody = "bad-body",
+    BadHeader = "bad-header",
     BadPath = "bad-path",
     BadQuery = "bad-query",
     BadShelfAddress = "bad-shelf-address",
@@ -63,6 +65,7 @@ kinds! {
     NotFound = "not-found",
     OnLoan = "on-loan",
     Refused = "refused",
+    RoomUnreachable = "room-unreachable",
     ShelfFull = "shelf-full",
     SweepNotRunning = "sweep-not-running",
     SweepRunning = "sweep-running",

@@ -220,7 +220,11 @@ impl Grant {
     }
 }
 
-/// The devices of the room that are clients of the bus, with the topics each uses.
+/// The user a site broker's bridge logs in to the room's broker as (`stackroom site`).
+pub const SITE_BRIDGE: &str = "site-bridge";
+
+/// The clients of the room's bus (the controller, its devices, the site's bridge), with the
+/// topics each uses.
 pub fn grants(config: &RoomConfig, controller: &str) -> Vec<Grant> {
     let everything = || vec!["#".to_string()];
     let mut out = vec![Grant {
@@ -229,6 +233,12 @@ pub fn grants(config: &RoomConfig, controller: &str) -> Vec<Grant> {
         read: everything(),
         write: everything(),
     }];
+    out.push(Grant {
+        user: SITE_BRIDGE.to_string(),
+        about: "the site broker's bridge (reads what the room publishes)".into(),
+        read: vec![format!("stackroom/{}/{}/#", config.site_id, config.room_id)],
+        write: vec![],
+    });
     for d in &config.devices {
         let Transport::Mqtt { prefix } = &d.transport else {
             continue;
@@ -382,8 +392,9 @@ pub fn missing(config: &RoomConfig) -> Vec<String> {
             Ok(Some(_)) => {}
             Ok(None) if embedded => {}
             Ok(None) => out.push(format!(
-                "the MQTT password of device '{}' is missing: no file {} (`stackroom broker-config` makes it)",
+                "the MQTT password of '{}' ({}) is missing: no file {} (`stackroom broker-config` makes it)",
                 g.user,
+                g.about,
                 secrets.path(&g.user).display()
             )),
             Err(e) => out.push(e.to_string()),

@@ -103,6 +103,45 @@ pub fn conf(dir: &Path, listener: &Listener) -> String {
     out
 }
 
+/// A bridge of a site broker to a room's broker: the site broker logs in there as
+/// [`super::SITE_BRIDGE`] and takes in what the room publishes under `topic`, with a
+/// persistent session (the room's broker keeps QoS 1 messages while the link is down).
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    /// The connection's name (`room-stack-1`).
+    pub name: String,
+    /// The room broker's `host:port`.
+    pub address: String,
+    pub password: String,
+    /// The room's topics (`stackroom/gd-power/stack-1/#`).
+    pub topic: String,
+    /// Where the site broker says whether the bridge is up (`1`) or down (`0`), retained.
+    pub notification_topic: String,
+    /// TLS to the room's broker: the CA that signed its certificate.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The bridge's block of `mosquitto.conf`.
+pub fn bridge_conf(b: &Bridge) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\nconnection {}", b.name);
+    let _ = writeln!(out, "address {}", b.address);
+    // A plain MQTT 3.1.1 client to the room's broker (whatever broker the room runs).
+    out.push_str("bridge_protocol_version mqttv311\ntry_private false\n");
+    let _ = writeln!(out, "remote_clientid {}", super::SITE_BRIDGE);
+    let _ = writeln!(out, "remote_username {}", super::SITE_BRIDGE);
+    let _ = writeln!(out, "remote_password {}", b.password);
+    let _ = writeln!(out, "local_clientid local.{}", b.name);
+    out.push_str("cleansession false\nkeepalive_interval 5\nrestart_timeout 1 10\n");
+    out.push_str("notifications true\nnotifications_local_only true\n");
+    let _ = writeln!(out, "notification_topic {}", b.notification_topic);
+    if let Some(ca) = &b.ca_file {
+        let _ = writeln!(out, "bridge_cafile {}", ca.display());
+    }
+    let _ = writeln!(out, "topic {} in 1", b.topic);
+    out
+}
+
 /// Writes the three files into `dir` (passwd and acl readable by owner and group only:
 /// `chown root:mosquitto` them on the broker host).
 pub fn write(
@@ -110,6 +149,18 @@ pub fn write(
     grants: &[Grant],
     passwords: &std::collections::BTreeMap<String, String>,
     listener: &Listener,
+) -> Result<Vec<PathBuf>, BusError> {
+    write_with_bridges(dir, grants, passwords, listener, &[])
+}
+
+/// [`write`] for a broker with bridges to other brokers; `mosquitto.conf` then holds
+/// their passwords and is readable by owner and group only.
+pub fn write_with_bridges(
+    dir: &Path,
+    grants: &[Grant],
+    passwords: &std::collections::BTreeMap<String, String>,
+    listener: &Listener,
+    bridges: &[Bridge],
 ) -> Result<Vec<PathBuf>, BusError> {
     use rand::RngExt;
     let fail = |path: &Path| {
@@ -129,8 +180,13 @@ pub fn write(
         passwd.push_str(&passwd_line(&g.user, password, &salt));
         passwd.push('\n');
     }
+    let mut main = conf(dir, listener);
+    for b in bridges {
+        main.push_str(&bridge_conf(b));
+    }
+    let main_mode = if bridges.is_empty() { 0o644 } else { 0o640 };
     let files = [
-        ("mosquitto.conf", conf(dir, listener), 0o644),
+        ("mosquitto.conf", main, main_mode),
         ("passwd", passwd, 0o640),
         ("acl", acl(grants), 0o640),
     ];

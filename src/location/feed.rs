@@ -15,6 +15,8 @@ use super::{BoxView, LocationError, LocationService};
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FeedEntry {
     pub seq: i64,
+    /// The box's id in the room (stays when its archive number is corrected).
+    pub id: i64,
     #[serde(rename = "box")]
     pub record: BoxView,
 }
@@ -64,7 +66,7 @@ impl LocationService {
         let mut changes = Vec::with_capacity(numbered.len());
         for (id, seq) in numbered {
             let record = read.query_row([id], |r| self.box_row(r))?;
-            changes.push(FeedEntry { seq, record });
+            changes.push(FeedEntry { seq, id, record });
         }
         drop(read);
         let last = snapshot.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {

@@ -28,7 +28,7 @@ pub use search::{Found, Narrow, Page};
 use search::{Hits, Sources};
 /// What the title index holds for a box, and the words of it a typed prefix may expand
 /// into (for the import benchmark's baseline, which loads the same index).
-pub use words::{index_text, vocabulary};
+pub use words::{index_text, match_query, vocabulary};
 
 use crate::config::RoomConfig;
 use crate::config::records::{FieldValue, Fields, SearchBy};

@@ -31,4 +31,5 @@ mod schedule;
 mod shelving;
 mod sim_cli;
 mod sim_mqtt;
+mod site;
 mod sweeps;

@@ -72,8 +72,7 @@ pub fn start_with(
     config: &RoomConfig,
     tls: Option<bus::mosquitto::ListenerTls>,
 ) -> Option<Mosquitto> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
         .into_iter()
         .find(|p| Path::new(p).exists())?;
     let grants = bus::grants(config, &config.bus.user);
@@ -85,21 +84,43 @@ pub fn start_with(
         tls,
     };
     bus::mosquitto::write(&conf_dir, &grants, &passwords, &listener).unwrap();
+    run(dir, port, &conf_dir)
+}
+
+/// Runs Mosquitto on `port` with the files `stackroom broker-config` (or `stackroom site
+/// broker-config`) wrote into `conf_dir`, keeping its sessions in `dir`. None if Mosquitto
+/// is not installed.
+pub fn run(dir: &Path, port: u16, conf_dir: &Path) -> Option<Mosquitto> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
     // Mosquitto started as root drops to the `mosquitto` user, which must read the files
     // and write its persistence file (on a site: `chown root:mosquitto`).
-    for f in ["passwd", "acl"] {
+    for f in ["passwd", "acl", "mosquitto.conf"] {
         std::fs::set_permissions(conf_dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    std::fs::set_permissions(&conf_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(conf_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let conf = conf_dir.join("mosquitto.conf");
     let mut text = std::fs::read_to_string(&conf).unwrap();
-    text.push_str(&format!(
-        "persistence true\npersistence_location {}/\n",
-        dir.display()
-    ));
-    std::fs::write(&conf, text).unwrap();
-    let log = std::fs::File::create(dir.join("mosquitto.log")).ok()?;
+    if !text.contains("persistence true") {
+        // Before any bridge: a bridge's block takes the lines after it as its own.
+        let persistence = format!(
+            "persistence true\npersistence_location {}/\n",
+            dir.display()
+        );
+        text = match text.find("\nconnection ") {
+            Some(at) => format!("{}\n{persistence}{}", &text[..at], &text[at..]),
+            None => text + &persistence,
+        };
+        std::fs::write(&conf, text).unwrap();
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("mosquitto.log"))
+        .ok()?;
     let child = Command::new(path)
         .arg("-c")
         .arg(&conf)
