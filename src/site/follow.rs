@@ -249,7 +249,7 @@ async fn follow_room(
     let mut behind = true; // Page the feed first: what happened while the site was down.
     loop {
         if behind {
-            behind = match page_feed(&room, &replica, &http).await {
+            behind = match catch_up(&room, &replica, &http).await {
                 Ok(()) => {
                     set_feed_error(&links, &room.id, None);
                     false
@@ -296,31 +296,18 @@ fn set_feed_error(links: &Links, room: &str, error: Option<String>) {
     links.entry(room.to_string()).or_default().feed_error = error;
 }
 
-/// Pages `room`'s HTTP feed from the replica's applied number to its end.
-async fn page_feed(
+/// Pages `room`'s HTTP feed from the replica's applied number to its end (what the follower
+/// does after a gap, at its start and every [`POLL_EVERY`]). The next page is fetched
+/// while one is applied.
+pub async fn catch_up(
     room: &SiteRoom,
     replica: &Replica,
     http: &reqwest::Client,
 ) -> Result<(), String> {
     let token = room.token().map_err(|e| e.to_string())?;
+    let mut since = replica.applied(&room.id).await.map_err(|e| e.to_string())?;
+    let mut page = fetch_page(room, http, &token, since).await?;
     loop {
-        let since = replica.applied(&room.id).await.map_err(|e| e.to_string())?;
-        let url = format!("{}/api/v1/changes?since={since}&limit={PAGE}", room.api);
-        let response = http
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(format!("{url}: {status}: {body}"));
-        }
-        let page: FeedPage = response
-            .json()
-            .await
-            .map_err(|e| format!("{url}: the page cannot be read: {e}"))?;
         let full = page.changes.len() >= PAGE;
         // A page that reached the end holds every change up to the room's newest number.
         let through = if full {
@@ -328,12 +315,37 @@ async fn page_feed(
         } else {
             page.last.max(since)
         };
-        replica
-            .apply(&room.id, since, through, page.last, page.changes)
-            .await
-            .map_err(|e| e.to_string())?;
+        let applying = replica.apply(&room.id, since, through, page.last, page.changes);
         if !full {
+            applying.await.map_err(|e| e.to_string())?;
             return Ok(());
         }
+        let (applied, next) = tokio::join!(applying, fetch_page(room, http, &token, through));
+        applied.map_err(|e| e.to_string())?;
+        (since, page) = (through, next?);
     }
+}
+
+async fn fetch_page(
+    room: &SiteRoom,
+    http: &reqwest::Client,
+    token: &str,
+    since: i64,
+) -> Result<FeedPage, String> {
+    let url = format!("{}/api/v1/changes?since={since}&limit={PAGE}", room.api);
+    let response = http
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        return Err(format!("{url}: {status}: {body}"));
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| format!("{url}: the page cannot be read: {e}"))
 }

@@ -511,23 +511,44 @@ fn apply_on(
     let tx = conn.transaction()?;
     let mut written = 0;
     {
-        let mut upsert = tx.prepare_cached(
+        let mut held =
+            tx.prepare_cached("SELECT id, seq FROM boxes WHERE room = ?1 AND room_box = ?2")?;
+        let mut insert = tx.prepare_cached(
             "INSERT INTO boxes (room, room_box, seq, archive_no, epc, barcode, state, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (room, room_box) DO UPDATE SET
-                seq = excluded.seq, archive_no = excluded.archive_no, epc = excluded.epc,
-                barcode = excluded.barcode, state = excluded.state, record = excluded.record
-             WHERE excluded.seq > boxes.seq
-             RETURNING id",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let mut update = tx.prepare_cached(
+            "UPDATE boxes SET seq = ?2, archive_no = ?3, epc = ?4, barcode = ?5, state = ?6,
+                record = ?7 WHERE id = ?1",
         )?;
         let mut unindex = tx.prepare_cached("DELETE FROM box_words WHERE rowid = ?1")?;
         let mut index =
             tx.prepare_cached("INSERT INTO box_words (rowid, words) VALUES (?1, ?2)")?;
         for e in entries {
+            let before: Option<(i64, i64)> = held
+                .query_row(params![room, e.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if before.is_some_and(|(_, seq)| seq >= e.seq) {
+                continue; // Already as new, or newer.
+            }
             let c = columns(room, &e.record)?;
-            let id: Option<i64> = upsert
-                .query_row(
-                    params![
+            let record = e.record.to_string();
+            let id = match before {
+                Some((id, _)) => {
+                    update.execute(params![
+                        id,
+                        e.seq,
+                        c.archive_no,
+                        c.epc,
+                        c.barcode,
+                        c.state,
+                        record
+                    ])?;
+                    unindex.execute([id])?;
+                    id
+                }
+                None => {
+                    insert.execute(params![
                         room,
                         e.id,
                         e.seq,
@@ -535,16 +556,13 @@ fn apply_on(
                         c.epc,
                         c.barcode,
                         c.state,
-                        e.record.to_string()
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(id) = id {
-                unindex.execute([id])?;
-                index.execute(params![id, c.words])?;
-                written += 1;
-            }
+                        record
+                    ])?;
+                    tx.last_insert_rowid()
+                }
+            };
+            index.execute(params![id, c.words])?;
+            written += 1;
         }
     }
     let applied: i64 = tx
