@@ -197,10 +197,16 @@ pub fn room_number(room: &str) -> u32 {
 
 /// The demo config as room `room` of the demo site (`stack-2`): its own id and name.
 pub fn as_room(mut config: crate::config::RoomConfig, room: &str) -> crate::config::RoomConfig {
+    if config.room_id == room {
+        return config;
+    }
     let n = room_number(room);
+    let zh = ["一", "二", "三", "四", "五", "六", "七", "八", "九"]
+        .get(n as usize - 1)
+        .map_or_else(|| n.to_string(), |c| c.to_string());
     config.room_id = room.to_string();
     config.room_name = crate::name::Name::Two(crate::name::Bilingual {
-        zh: format!("客户档案{n}号库房"),
+        zh: format!("客户档案{zh}号库房"),
         en: format!("Customer archive, stack room {n}"),
     });
     config
@@ -242,6 +248,39 @@ mod tests {
             assert!(config.archive_rule.check(no).is_ok(), "{no}");
             let shelf = cols.nth(3).unwrap();
             assert!(!shelf.is_empty(), "{no} has a shelf");
+        }
+    }
+
+    #[test]
+    fn other_rooms_of_the_demo_site_hold_other_boxes() {
+        let config = crate::config::RoomConfig::load(&config_path()).unwrap();
+        assert_eq!(room_number("stack-2"), 2);
+        assert_eq!(room_number("archive"), 1);
+        let same = as_room(config.clone(), "stack-1");
+        assert_eq!(same.room_name, config.room_name);
+        let second = as_room(config.clone(), "stack-2");
+        assert_eq!(second.room_id, "stack-2");
+        let shelves: Vec<ShelfAddress> = config.layout.shelves().collect();
+        let mut one = Vec::new();
+        write_room_seed_csv(&mut one, &shelves, 120, 1).unwrap();
+        let mut two = Vec::new();
+        write_room_seed_csv(&mut two, &shelves, 120, 2).unwrap();
+        let one = String::from_utf8(one).unwrap();
+        let two = String::from_utf8(two).unwrap();
+        assert_eq!(one, seed_csv(&shelves, 120), "room 1's seed is the demo's");
+        let first: std::collections::HashSet<&str> = one
+            .lines()
+            .skip(1)
+            .flat_map(|l| l.split(',').take(3))
+            .collect();
+        for row in two.lines().skip(1) {
+            let cols: Vec<&str> = row.split(',').take(3).collect();
+            assert!(cols[0].starts_with("0461-"), "{row}");
+            assert!(config.archive_rule.check(cols[0]).is_ok(), "{row}");
+            assert!(
+                cols.iter().all(|c| !first.contains(c)),
+                "number, tag and barcode differ: {row}"
+            );
         }
     }
 

@@ -60,6 +60,11 @@ enum Command {
         /// up by `stackroom broker-config` for this room and data directory.
         #[arg(long)]
         broker: Option<String>,
+        /// Run a site of this many demo rooms (2 to 9) instead: each room on a free port,
+        /// Debian's Mosquitto as the site broker bridged to each room's, and the site API on
+        /// --listen.
+        #[arg(long, conflicts_with_all = ["room", "broker"], value_parser = clap::value_parser!(u32).range(2..=9))]
+        rooms: Option<u32>,
     },
     /// Run the controller of the room described by a config file.
     Serve {
@@ -407,6 +412,48 @@ fn main() -> ExitCode {
     }
 }
 
+/// `stackroom demo --rooms N`: the rooms, the site broker and the site API on `listen`.
+#[cfg(feature = "demo")]
+async fn site_demo(
+    rooms: u32,
+    data: &Path,
+    listen: SocketAddr,
+    time_scale: f64,
+) -> anyhow::Result<()> {
+    let demo = stackroom::site::demo::start(rooms, data, time_scale).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    say(&format!("site api: http://{}", listener.local_addr()?));
+    say(&format!("site token: {}", demo.token));
+    say(&format!("site broker: {}", demo.site_broker));
+    for room in &demo.rooms {
+        say(&format!(
+            "room {}: {} (page {}/#token={}, sim {}, mqtt {})",
+            room.id, room.api, room.api, room.token, room.sim, room.mqtt
+        ));
+    }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("site demo shutting down");
+    };
+    let served = stackroom::http::serve(
+        listener,
+        demo.site.router(),
+        stackroom::http::Limits::default(),
+        None,
+        shutdown,
+    )
+    .await;
+    demo.shut_down().await;
+    served.context("the site API server failed")
+}
+
 #[derive(Subcommand)]
 enum SiteAction {
     /// Make a site API token and print it (shown once).
@@ -418,6 +465,9 @@ enum SiteAction {
     },
     /// Revoke a site API token.
     Revoke { name: String },
+    /// Drop the site's replica of a room (after the room's database was restored): the site
+    /// takes the room again from the start.
+    Resync { room: String },
     /// Write the site broker's mosquitto.conf (a bridge to every room's broker), passwd and
     /// acl into --out; makes the site service's MQTT password.
     BrokerConfig {
@@ -458,6 +508,15 @@ async fn site(
         Some(SiteAction::Token { name, role }) => {
             let site = Site::open(config)?;
             println!("{}", site.replica.create_token(&name, role).await?);
+            Ok(())
+        }
+        Some(SiteAction::Resync { room }) => {
+            if config.room(&room).is_none() {
+                bail!("no room '{room}' in {}", file.display());
+            }
+            let site = Site::open(config)?;
+            site.replica.forget_room(&room).await?;
+            println!("the site takes room {room} again from the start");
             Ok(())
         }
         Some(SiteAction::Revoke { name }) => {
@@ -607,7 +666,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             data,
             room,
             broker,
+            rooms,
         } => {
+            if let Some(n) = rooms {
+                let data = data.unwrap_or_else(|| PathBuf::from("stackroom-data"));
+                return site_demo(n, &data, listen, time_scale).await;
+            }
             let mut config = demo::as_room(RoomConfig::load(&demo::config_path())?, &room);
             if let Some(url) = broker {
                 stackroom::config::bus::BrokerUrl::parse(&url)

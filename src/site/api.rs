@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,15 +12,17 @@ use serde::{Deserialize, Serialize};
 use super::Site;
 use super::replica::{self, Entry, RoomReplica, SiteBox, SiteFound};
 use crate::access::Role;
-use crate::api::{Kind, Problem};
+use crate::api::{ApiPath, ApiQuery, Kind, Problem};
 
 type Answer<T> = Result<Json<T>, Problem>;
 
 pub fn router(site: Site) -> Router {
     Router::new()
+        .route("/", get(page))
         .route("/api/v1/health", get(health))
         .route("/api/v1/rooms", get(rooms))
         .route("/api/v1/rooms/{room}/changes", get(room_changes))
+        .route("/api/v1/rooms/{room}/map", get(room_map))
         .route("/api/v1/boxes", get(search))
         .route("/api/v1/locate", get(locate))
         .route("/api/v1/boxes/{archive_no}/retrieve", post(retrieve))
@@ -28,6 +30,19 @@ pub fn router(site: Site) -> Router {
         .route("/api/v1/audit", get(audit))
         .fallback(|| async { Problem::not_found("no such route on the site API") })
         .with_state(site)
+}
+
+/// The site's staff page: search across the rooms, the room a box is in and its map,
+/// opening the aisle through the room's controller. It holds no data and signs in with a
+/// site token (`#token=` or its form).
+async fn page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("page.html"),
+    )
 }
 
 fn internal(e: impl std::fmt::Display) -> Problem {
@@ -74,6 +89,7 @@ async fn who(site: &Site, headers: &HeaderMap, need: Role) -> Result<String, Pro
 struct Health {
     status: &'static str,
     site: String,
+    name: crate::name::Name,
     rooms: usize,
     online: usize,
 }
@@ -83,6 +99,7 @@ async fn health(State(site): State<Site>) -> Json<Health> {
     Json(Health {
         status: "ok",
         site: site.config.site_id.clone(),
+        name: site.config.site_name.clone(),
         rooms: site.config.rooms.len(),
         online: links.values().filter(|l| l.online).count(),
     })
@@ -151,8 +168,8 @@ struct RoomFeed {
 async fn room_changes(
     State(site): State<Site>,
     headers: HeaderMap,
-    Path(room): Path<String>,
-    Query(q): Query<SinceQuery>,
+    ApiPath(room): ApiPath<String>,
+    ApiQuery(q): ApiQuery<SinceQuery>,
 ) -> Answer<RoomFeed> {
     who(&site, &headers, Role::Viewer).await?;
     if site.config.room(&room).is_none() {
@@ -170,6 +187,58 @@ async fn room_changes(
     Ok(Json(RoomFeed { room, changes }))
 }
 
+/// A room's plan and its ranges' states, as its controller gives them now.
+#[derive(Serialize)]
+struct RoomMap {
+    room: String,
+    /// The ranges as laid out (`GET /api/v1/room` of the room: carriages, sections, levels).
+    layout: serde_json::Value,
+    /// Each range's state (`GET /api/v1/ranges` of the room: open aisle, motion, locks).
+    ranges: serde_json::Value,
+}
+
+async fn room_map(
+    State(site): State<Site>,
+    headers: HeaderMap,
+    ApiPath(room): ApiPath<String>,
+) -> Answer<RoomMap> {
+    who(&site, &headers, Role::Viewer).await?;
+    let Some(r) = site.config.room(&room) else {
+        return Err(Problem::not_found(format!("no room '{room}' in this site")));
+    };
+    let token = r.token().map_err(internal)?;
+    let unreachable = |e: String| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Kind::RoomUnreachable,
+            format!("room {}'s controller cannot be reached: {e}", r.id),
+        )
+        .with("room", &r.id)
+    };
+    let fetch = |path: &'static str| {
+        let request = site
+            .http
+            .get(format!("{}{path}", r.api))
+            .bearer_auth(&token);
+        async move {
+            let response = request.send().await.map_err(|e| e.to_string())?;
+            if !response.status().is_success() {
+                return Err(format!("{path}: {}", response.status()));
+            }
+            response
+                .json::<serde_json::Value>()
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    let (layout, ranges) = tokio::join!(fetch("/api/v1/room"), fetch("/api/v1/ranges"));
+    Ok(Json(RoomMap {
+        room: r.id.clone(),
+        layout: layout.map_err(unreachable)?["ranges"].take(),
+        ranges: ranges.map_err(unreachable)?["items"].take(),
+    }))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SearchQuery {
@@ -181,7 +250,7 @@ struct SearchQuery {
 async fn search(
     State(site): State<Site>,
     headers: HeaderMap,
-    Query(q): Query<SearchQuery>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Answer<SiteFound> {
     who(&site, &headers, Role::Viewer).await?;
     let limit = q.limit.unwrap_or(20);
@@ -259,7 +328,7 @@ struct LocateQuery {
 async fn locate(
     State(site): State<Site>,
     headers: HeaderMap,
-    Query(q): Query<LocateQuery>,
+    ApiQuery(q): ApiQuery<LocateQuery>,
 ) -> Answer<SiteLocation> {
     who(&site, &headers, Role::Viewer).await?;
     let key = match (q.archive_no, q.epc, q.barcode) {
@@ -303,8 +372,8 @@ async fn locate(
 async fn retrieve(
     State(site): State<Site>,
     headers: HeaderMap,
-    Path(archive_no): Path<String>,
-    Query(q): Query<RoomQuery>,
+    ApiPath(archive_no): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RoomQuery>,
 ) -> Result<Response, Problem> {
     let name = who(&site, &headers, Role::Operator).await?;
     let found = the_box(
@@ -340,23 +409,36 @@ async fn retrieve(
     let response = match sent {
         Ok(r) => r,
         Err(e) => {
-            let _ = site
-                .replica
-                .record(&name, &action, "room unreachable")
-                .await;
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Kind::RoomUnreachable,
-                format!(
-                    "room {}'s controller cannot be reached ({e}); nothing was moved. The box is at {}",
-                    room.id,
-                    found.record["location"]["shelf"]["words"]
-                        .as_str()
-                        .unwrap_or("its shelf")
-                ),
-            )
-            .with("room", &room.id)
-            .with("box", &number));
+            let shelf = found.record["location"]["shelf"]["words"]
+                .as_str()
+                .unwrap_or("its shelf");
+            // Not connected: the request never left. Otherwise it may have reached the
+            // room: whatever it started there, the room's controller supervises; the site
+            // cannot say it did nothing.
+            let (status, outcome, detail) = if e.is_connect() {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "room unreachable: not sent",
+                    format!(
+                        "room {}'s controller cannot be reached ({e}); nothing was sent and nothing moved. The box is at {shelf}",
+                        room.id
+                    ),
+                )
+            } else {
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "sent, no answer",
+                    format!(
+                        "room {} did not answer ({e}): the aisle may be opening, under the room controller's supervision; look at the room's ranges before asking again. The box is at {shelf}",
+                        room.id
+                    ),
+                )
+            };
+            let _ = site.replica.record(&name, &action, outcome).await;
+            return Err(Problem::new(status, Kind::RoomUnreachable, detail)
+                .with("room", &room.id)
+                .with("box", &number)
+                .with("sent", !e.is_connect()));
         }
     };
     let status = response.status();

@@ -280,6 +280,9 @@ async fn follow_room(
                         tracing::info!(room = %room.id, applied = done.applied, after = m.after, "a gap in the change feed: fetching it");
                         behind = true;
                     }
+                    // The room's newest number is below what the site holds: its feed went
+                    // back (a restore), which the paging finds and mends.
+                    Ok(done) if done.applied > m.last => behind = true,
                     Ok(_) => {}
                     Err(e) => {
                         tracing::error!(room = %room.id, error = %e, "a change feed message was not applied; fetching it");
@@ -307,6 +310,17 @@ pub async fn catch_up(
     let token = room.token().map_err(|e| e.to_string())?;
     let mut since = replica.applied(&room.id).await.map_err(|e| e.to_string())?;
     let mut page = fetch_page(room, http, &token, since).await?;
+    if page.last < since {
+        // The room's feed is behind what the site applied: its database was restored or
+        // replaced. Its replica is dropped and taken again from the start.
+        tracing::warn!(room = %room.id, site = since, room_last = page.last, "the room's change feed went back: taking the room again from the start");
+        replica
+            .forget_room(&room.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        since = 0;
+        page = fetch_page(room, http, &token, since).await?;
+    }
     loop {
         let full = page.changes.len() >= PAGE;
         // A page that reached the end holds every change up to the room's newest number.
@@ -348,4 +362,80 @@ async fn fetch_page(
         .json()
         .await
         .map_err(|e| format!("{url}: the page cannot be read: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A room's feed served over HTTP from a list the test changes.
+    async fn room_serving(feed: Arc<Mutex<Vec<Entry>>>) -> String {
+        use axum::extract::{Query, State};
+        #[derive(Deserialize)]
+        struct Since {
+            since: i64,
+            limit: usize,
+        }
+        let app = axum::Router::new()
+            .route(
+                "/api/v1/changes",
+                axum::routing::get(
+                    |State(feed): State<Arc<Mutex<Vec<Entry>>>>, Query(q): Query<Since>| async move {
+                        let feed = feed.lock().unwrap();
+                        let last = feed.iter().map(|e| e.seq).max().unwrap_or(0);
+                        let changes: Vec<&Entry> =
+                            feed.iter().filter(|e| e.seq > q.since).take(q.limit).collect();
+                        axum::Json(serde_json::json!({"changes": changes, "last": last}))
+                    },
+                ),
+            )
+            .with_state(feed);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    fn entry(seq: i64, id: i64, title: &str) -> Entry {
+        Entry {
+            seq,
+            id,
+            record: serde_json::json!({"archive_no": format!("0451-H-001-{id:05}"), "title": title}),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_room_whose_feed_went_back_is_taken_again_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "srt_test").unwrap();
+        let feed = Arc::new(Mutex::new(
+            (1..=7).map(|i| entry(i, i, "before the restore")).collect(),
+        ));
+        let room = SiteRoom {
+            id: "stack-1".into(),
+            name: Default::default(),
+            api: room_serving(feed.clone()).await,
+            token_file: token.clone(),
+            broker: crate::config::bus::BrokerUrl::parse("mqtt://127.0.0.1:1883").unwrap(),
+            bridge_password_file: token,
+            bridge_ca_file: None,
+        };
+        let replica = Replica::open(&dir.path().join("site.db")).unwrap();
+        let http = reqwest::Client::new();
+        catch_up(&room, &replica, &http).await.unwrap();
+        assert_eq!(replica.applied("stack-1").await.unwrap(), 7);
+        // The room is restored from a backup holding three boxes, at numbers 1 to 3.
+        *feed.lock().unwrap() = vec![
+            entry(1, 1, "restored"),
+            entry(2, 2, "restored"),
+            entry(3, 3, "restored"),
+        ];
+        catch_up(&room, &replica, &http).await.unwrap();
+        assert_eq!(replica.applied("stack-1").await.unwrap(), 3);
+        let held = replica.feed("stack-1", 0, 100).await.unwrap();
+        assert_eq!(held.len(), 3, "boxes 4 to 7 are not in the restored room");
+        assert!(held.iter().all(|e| e.record["title"] == "restored"));
+    }
 }

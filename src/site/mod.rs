@@ -9,6 +9,8 @@
 
 pub mod api;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod follow;
 pub mod replica;
 

@@ -256,6 +256,27 @@ impl Replica {
             .await
     }
 
+    /// Drops everything the replica holds of `room` (its feed went back: the room's
+    /// database was restored), so that it is taken again from the start.
+    pub async fn forget_room(&self, room: &str) -> Result<(), ReplicaError> {
+        let room = room.to_string();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "DELETE FROM box_words WHERE rowid IN (SELECT id FROM boxes WHERE room = ?1)",
+                [&room],
+            )?;
+            tx.execute("DELETE FROM boxes WHERE room = ?1", [&room])?;
+            tx.execute(
+                "UPDATE rooms SET applied = 0, heard = 0, applied_at = NULL WHERE room = ?1",
+                [&room],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Boxes found by archive number, EPC or barcode, in `room` or any (the same number
     /// may be in two rooms).
     pub async fn locate(
@@ -362,9 +383,30 @@ impl Replica {
 
     /// Makes a site API token; returns its secret (shown once).
     pub async fn create_token(&self, name: &str, role: Role) -> Result<String, ReplicaError> {
+        self.new_token(name, role, false).await
+    }
+
+    /// Makes a site API token in place of any of the same name (the demo's, at each start).
+    pub async fn create_token_replacing(
+        &self,
+        name: &str,
+        role: Role,
+    ) -> Result<String, ReplicaError> {
+        self.new_token(name, role, true).await
+    }
+
+    async fn new_token(
+        &self,
+        name: &str,
+        role: Role,
+        replace: bool,
+    ) -> Result<String, ReplicaError> {
         let secret = format!("sst_{}", crate::bus::random_secret());
         let (name, hash) = (name.to_string(), sha256_hex(&secret));
         self.write(move |conn| {
+            if replace {
+                conn.execute("DELETE FROM tokens WHERE name = ?1", [&name])?;
+            }
             let taken: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM tokens WHERE name = ?1)",
                 [&name],
@@ -751,6 +793,11 @@ mod tests {
         let rooms = r.rooms().await.unwrap();
         assert_eq!(rooms[0].boxes.get("unshelved"), Some(&2));
         assert_eq!(r.feed("a", 0, 10).await.unwrap().len(), 2);
+        // A room taken again from the start (its database restored) loses nothing of others.
+        r.forget_room("a").await.unwrap();
+        assert_eq!(r.applied("a").await.unwrap(), 0);
+        assert_eq!(r.search("corrected", 20, 0).await.unwrap().total, 0);
+        assert_eq!(r.search("0451-H-001", 20, 0).await.unwrap().total, 1);
     }
 
     #[tokio::test]

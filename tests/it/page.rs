@@ -21,7 +21,7 @@ use common::{get, post_json, put, start_demo};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-struct Driver(Child);
+pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -36,7 +36,7 @@ fn tool(env: &str, default: &str) -> Option<PathBuf> {
 }
 
 /// Starts chromedriver and a browser session; `None` when they are not installed.
-async fn browser(profile: &Path) -> Option<(Driver, Client)> {
+pub(crate) async fn browser(profile: &Path) -> Option<(Driver, Client)> {
     let (Some(chromium), Some(chromedriver)) = (
         tool("STACKROOM_CHROMIUM", CHROMIUM),
         tool("STACKROOM_CHROMEDRIVER", CHROMEDRIVER),
@@ -91,7 +91,7 @@ async fn browser(profile: &Path) -> Option<(Driver, Client)> {
 }
 
 /// A screenshot of the page, for a person looking into a failure.
-async fn snapshot(client: &Client, name: &str) {
+pub(crate) async fn snapshot(client: &Client, name: &str) {
     if let Ok(png) = client.screenshot().await {
         let _ = std::fs::write(
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("page-{name}.png")),
@@ -113,7 +113,7 @@ async fn text_of_attr(client: &Client, css: &str, attribute: &str) -> String {
 }
 
 /// Waits until the JavaScript expression `condition` is true in the page.
-async fn until(client: &Client, condition: &str, seconds: u64, what: &str) {
+pub(crate) async fn until(client: &Client, condition: &str, seconds: u64, what: &str) {
     let script = format!("return !!({condition});");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
@@ -134,7 +134,7 @@ async fn until(client: &Client, condition: &str, seconds: u64, what: &str) {
 }
 
 /// Clicks the element `css` selects.
-async fn click(client: &Client, css: &str) {
+pub(crate) async fn click(client: &Client, css: &str) {
     on_fresh(client, css, |e| async move { e.click().await }).await;
 }
 

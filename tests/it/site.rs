@@ -480,3 +480,172 @@ async fn three_rooms_are_one_site_over_mosquitto_bridges() {
     );
     drop(site);
 }
+
+/// `stackroom demo --rooms 3`: three seeded rooms on their embedded brokers, bridged into a
+/// site Mosquitto, and the site API on `--listen`.
+#[tokio::test]
+async fn the_site_demo_runs_three_rooms_as_one_site() {
+    if !Path::new("/usr/sbin/mosquitto").exists() && !Path::new("/usr/bin/mosquitto").exists() {
+        return mosquitto::skip();
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::BIN)
+        .args([
+            "demo",
+            "--rooms",
+            "3",
+            "--time-scale",
+            "20",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(data.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..6 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        lines.push(line.trim().to_string());
+    }
+    let site = SiteService {
+        child,
+        base: lines[0]
+            .strip_prefix("site api: ")
+            .expect("the site's address")
+            .to_string(),
+        _stdout: stdout,
+    };
+    let base = site.base.clone();
+    let token = lines[1]
+        .strip_prefix("site token: ")
+        .expect("the site's token");
+    assert!(lines[2].starts_with("site broker: mqtt://"), "{lines:?}");
+    assert!(lines[5].starts_with("room stack-3: http://"), "{lines:?}");
+    let staff = bearer(token);
+    let mut stats = Value::Null;
+    for _ in 0..600 {
+        stats = site_get(&staff, &base, "/api/v1/stats").await.1;
+        if stats["total"] == 3 * demo::SEED_BOXES as u64 && stats["online"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stats["total"], 3 * demo::SEED_BOXES as u64, "{stats:#}");
+    assert_eq!(
+        stats["online"], 3,
+        "every room online through its bridge: {stats:#}"
+    );
+    let (status, v) = site_get(&staff, &base, "/api/v1/locate?archive_no=0471-H-002-00003").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["room"], "stack-3");
+
+    // The site's staff page: a box of room 3 searched, its room and map shown, its aisle
+    // opened through room 3's controller and seen open on the map.
+    let profile = tempfile::tempdir().unwrap();
+    let Some((_driver, browser)) = crate::page::browser(profile.path()).await else {
+        return;
+    };
+    use crate::page::{click, snapshot, until};
+    browser
+        .goto(&format!("{base}/#token={token}"))
+        .await
+        .unwrap();
+    until(
+        &browser,
+        "document.querySelectorAll('#rooms .room.online').length === 3",
+        20,
+        "three rooms online",
+    )
+    .await;
+    browser
+        .find(fantoccini::Locator::Css("#q"))
+        .await
+        .unwrap()
+        .send_keys("0471-H-002-00003")
+        .await
+        .unwrap();
+    until(
+        &browser,
+        "document.querySelector('tr.hit[data-archive-no=\"0471-H-002-00003\"]')",
+        10,
+        "the box found",
+    )
+    .await;
+    let room_cell = browser
+        .execute(
+            "return document.querySelector('tr.hit').children[2].textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        room_cell.as_str().unwrap().contains('3'),
+        "the room is shown: {room_cell}"
+    );
+    click(&browser, "tr.hit").await;
+    until(
+        &browser,
+        "document.querySelector('#map svg .carriage.target')",
+        10,
+        "the room's map with the box's carriages",
+    )
+    .await;
+    click(&browser, "#open").await;
+    until(
+        &browser,
+        "document.querySelector('#map svg .aisle-open')",
+        30,
+        "the aisle open on the map",
+    )
+    .await;
+    snapshot(&browser, "site-aisle-open").await;
+    let (range, aisle) = {
+        let v = site_get(&staff, &base, "/api/v1/locate?archive_no=0471-H-002-00003")
+            .await
+            .1;
+        (
+            v["aisle"]["range"].as_u64().unwrap(),
+            v["aisle"]["aisle"].as_u64().unwrap(),
+        )
+    };
+    let shown = browser
+        .execute("const a = document.querySelector('#map svg .aisle-open'); return [+a.dataset.range, +a.dataset.aisle];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        shown,
+        json!([range, aisle]),
+        "the box's aisle is the one shown open"
+    );
+    let room3 = lines[5]
+        .strip_prefix("room stack-3: ")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let token3 = lines[5]
+        .split("#token=")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let state: Value = bearer(&token3)
+        .get(format!("{room3}/api/v1/ranges/{range}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["open_aisle"], aisle, "room 3 opened it: {state:#}");
+    drop(site);
+}
