@@ -1,4 +1,5 @@
-//! Site catch-up benchmark: `cargo bench --bench site` (`BOXES=N`, default 100,000).
+//! Site catch-up benchmark: `cargo bench --bench site` (`BOXES=N`, default 100,000;
+//! `ROUNDS=N` rounds of the catch-up, default 3).
 //!
 //! A room of `BOXES` boxes imported with the real `stackroom import` (each box one change
 //! in its feed) and served by `stackroom serve`; then, in one run, three times each,
@@ -90,7 +91,7 @@ async fn main() {
     println!("| --- | --- | --- | --- |");
     let site_room = site_room(&server.base, &token_file);
     let mut last_replica = None;
-    for round in 0..3 {
+    for round in 0..common::env("ROUNDS", 3) {
         let start = Instant::now();
         let (n, last) = read_feed(&http, &server.base, &token).await;
         let limit = start.elapsed();

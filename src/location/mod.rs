@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 pub use edit::{Change, Changes, Correction, FieldQuery};
 pub use feed::{FEED_PAGE_MAX, Feed, FeedEntry};
 pub use places::{PlaceEvent, PlaceRef, placed_epcs};
-pub use search::{Found, Narrow, Page};
+pub use search::{Found, Narrow, Page, typing_query};
 use search::{Hits, Sources};
 /// What the title index holds for a box, and the words of it a typed prefix may expand
 /// into (for the import benchmark's baseline, which loads the same index).

@@ -206,8 +206,9 @@ fn drain(
 }
 
 /// The FTS5 query for a word being typed: a short prefix from the prefix index, a longer
-/// one as the words of the vocabulary it begins.
-fn typing_query(conn: &Connection, typing: &Typing) -> rusqlite::Result<String> {
+/// one as the words of the vocabulary it begins (`box_terms`; the site's replica keeps one
+/// too).
+pub fn typing_query(conn: &Connection, typing: &Typing) -> rusqlite::Result<String> {
     if !typing.needs_expansion() {
         return Ok(typing.prefix_query());
     }

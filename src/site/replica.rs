@@ -118,7 +118,10 @@ struct Inner {
 
 /// The site database's migrations, in order.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_replica.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_replica.sql")),
+        M::up(include_str!("migrations/0002_terms.sql")),
+    ])
 }
 
 fn now_ms() -> i64 {
@@ -566,6 +569,7 @@ fn apply_on(
         let mut unindex = tx.prepare_cached("DELETE FROM box_words WHERE rowid = ?1")?;
         let mut index =
             tx.prepare_cached("INSERT INTO box_words (rowid, words) VALUES (?1, ?2)")?;
+        let mut vocabulary = std::collections::BTreeSet::new();
         for e in entries {
             let before: Option<(i64, i64)> = held
                 .query_row(params![room, e.id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -604,7 +608,13 @@ fn apply_on(
                 }
             };
             index.execute(params![id, c.words])?;
+            vocabulary.extend(crate::location::vocabulary(&c.words));
             written += 1;
+        }
+        // In order, once each: one random insert per word would cost more than the rows.
+        let mut term = tx.prepare_cached("INSERT OR IGNORE INTO box_terms (term) VALUES (?1)")?;
+        for word in vocabulary {
+            term.execute([word])?;
         }
     }
     let applied: i64 = tx
@@ -638,39 +648,42 @@ fn search_on(
     let mut found: Vec<i64> = Vec::new();
     let mut seen: HashSet<i64> = HashSet::new();
     let want = COUNTED + 1;
-    let mut take = |ids: &mut dyn Iterator<Item = rusqlite::Result<i64>>| -> rusqlite::Result<()> {
-        for id in ids {
-            let id = id?;
-            if found.len() >= want {
-                break;
+    // Adds the ids not seen yet; how many there are now.
+    let mut take =
+        |ids: &mut dyn Iterator<Item = rusqlite::Result<i64>>| -> rusqlite::Result<usize> {
+            for id in ids {
+                let id = id?;
+                if found.len() >= want {
+                    break;
+                }
+                if seen.insert(id) {
+                    found.push(id);
+                }
             }
-            if seen.insert(id) {
-                found.push(id);
-            }
-        }
-        Ok(())
-    };
+            Ok(found.len())
+        };
     if !q.is_empty() {
         let mut whole = conn.prepare_cached(
             "SELECT id FROM boxes WHERE archive_no = ?1
              UNION SELECT id FROM boxes WHERE epc = upper(?1)
              UNION SELECT id FROM boxes WHERE barcode = ?1",
         )?;
-        take(&mut whole.query_map([q], |r| r.get(0))?)?;
+        // A whole archive number, EPC or barcode that matches is what was asked for: its
+        // words (`0451`, `H`, … in millions of titles) are not asked as well.
+        let identifier = take(&mut whole.query_map([q], |r| r.get(0))?)? > 0;
         let mut begins = conn.prepare_cached(
             "SELECT id FROM boxes WHERE archive_no > ?1 AND archive_no < ?1 || char(1114111)
              ORDER BY archive_no LIMIT ?2",
         )?;
         take(&mut begins.query_map(params![q, want as i64], |r| r.get(0))?)?;
-        if let Some(m) = crate::location::match_query(q) {
+        if let Some(m) = crate::location::match_query(q).filter(|_| !identifier) {
             let mut words = conn
                 .prepare_cached("SELECT rowid FROM box_words WHERE box_words MATCH ?1 LIMIT ?2")?;
-            take(&mut words.query_map(params![m.exact, want as i64], |r| r.get(0))?)?;
-            if let Some(typing) = m.typing {
-                take(
-                    &mut words
-                        .query_map(params![typing.prefix_query(), want as i64], |r| r.get(0))?,
-                )?;
+            let so_far = take(&mut words.query_map(params![m.exact, want as i64], |r| r.get(0))?)?;
+            // The word being typed only for what the whole words did not fill.
+            if let Some(typing) = m.typing.filter(|_| so_far < want) {
+                let query = crate::location::typing_query(conn, &typing)?;
+                take(&mut words.query_map(params![query, want as i64], |r| r.get(0))?)?;
             }
         }
     }
@@ -790,6 +803,14 @@ mod tests {
             1,
             "a word being typed"
         );
+        assert_eq!(
+            r.search("meteo", 20, 0).await.unwrap().total,
+            0,
+            "no word begins so"
+        );
+        // A whole archive number is the answer: not its words as well.
+        let whole = r.search("0451-H-001-00001", 20, 0).await.unwrap();
+        assert_eq!((whole.total, whole.items.len()), (2, 2));
         let rooms = r.rooms().await.unwrap();
         assert_eq!(rooms[0].boxes.get("unshelved"), Some(&2));
         assert_eq!(r.feed("a", 0, 10).await.unwrap().len(), 2);
