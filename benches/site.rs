@@ -45,21 +45,26 @@ fn site_room(base: &str, token_file: &std::path::Path) -> SiteRoom {
     }
 }
 
+/// GET `url` with the bearer `token`: its JSON.
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Pages the room's feed from 0 to its end, parsing each page; how many entries, and the
 /// feed's newest number.
 async fn read_feed(http: &reqwest::Client, base: &str, token: &str) -> (usize, i64) {
     let mut since = 0;
     let mut n = 0;
     loop {
-        let page: serde_json::Value = http
-            .get(format!("{base}/api/v1/changes?since={since}&limit=5000"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{base}/api/v1/changes?since={since}&limit=5000");
+        let page = get_json(http, &url, token).await;
         let changes = page["changes"].as_array().unwrap();
         n += changes.len();
         if changes.len() < 5000 {
@@ -303,27 +308,13 @@ async fn steady_lag() {
         .to_string();
     let http = reqwest::Client::new();
     let room_last = |http: reqwest::Client, room: String, token: String| async move {
-        let v: serde_json::Value = http
-            .get(format!("{room}/api/v1/changes?since=999999999&limit=1"))
-            .bearer_auth(&token)
-            .send()
-            .await
+        let url = format!("{room}/api/v1/changes?since=999999999&limit=1");
+        get_json(&http, &url, &token).await["last"]
+            .as_i64()
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["last"].as_i64().unwrap()
     };
     let site_applied = |http: reqwest::Client, site: String, token: String| async move {
-        let v: serde_json::Value = http
-            .get(format!("{site}/api/v1/rooms"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json(&http, &format!("{site}/api/v1/rooms"), &token).await;
         v["items"]
             .as_array()
             .unwrap()

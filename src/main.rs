@@ -107,16 +107,8 @@ enum Command {
         /// Address the broker listens on (default: all).
         #[arg(long)]
         bind: Option<String>,
-        /// TLS listener: the broker's certificate (PEM). With --tls-key and --tls-ca.
-        #[arg(long, requires_all = ["tls_key", "tls_ca"])]
-        tls_cert: Option<PathBuf>,
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        #[arg(long, requires = "tls_cert")]
-        tls_ca: Option<PathBuf>,
-        /// Clients must present a certificate signed by --tls-ca.
-        #[arg(long, requires = "tls_cert")]
-        require_client_cert: bool,
+        #[command(flatten)]
+        tls: ListenerTlsArgs,
     },
     /// Run an inventory sweep on a running controller, with a progress bar (Ctrl-C cancels).
     Sweep {
@@ -479,7 +471,38 @@ enum SiteAction {
         /// Address it listens on (default: all).
         #[arg(long)]
         bind: Option<String>,
+        #[command(flatten)]
+        tls: ListenerTlsArgs,
     },
+}
+
+/// A broker's TLS listener, for `broker-config` and `site broker-config`.
+#[derive(clap::Args)]
+struct ListenerTlsArgs {
+    /// TLS listener: the broker's certificate (PEM). With --tls-key and --tls-ca.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// Clients must present a certificate signed by --tls-ca.
+    #[arg(long, requires = "tls_cert")]
+    require_client_cert: bool,
+}
+
+impl ListenerTlsArgs {
+    fn listener_tls(self) -> Option<stackroom::bus::mosquitto::ListenerTls> {
+        match (self.tls_cert, self.tls_key, self.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(stackroom::bus::mosquitto::ListenerTls {
+                cert,
+                key,
+                ca,
+                require_client_cert: self.require_client_cert,
+            }),
+            _ => None,
+        }
+    }
 }
 
 async fn site(
@@ -490,11 +513,16 @@ async fn site(
     use stackroom::site::{self, Site, SiteConfig};
     let config = SiteConfig::load(file)?;
     match action {
-        Some(SiteAction::BrokerConfig { out, port, bind }) => {
+        Some(SiteAction::BrokerConfig {
+            out,
+            port,
+            bind,
+            tls,
+        }) => {
             let listener = stackroom::bus::mosquitto::Listener {
                 bind,
                 port: port.unwrap_or(config.broker.port),
-                tls: None,
+                tls: tls.listener_tls(),
             };
             for f in site::broker_files(&config, &out, &listener)? {
                 println!("wrote {}", f.display());
@@ -613,10 +641,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             out,
             port,
             bind,
-            tls_cert,
-            tls_key,
-            tls_ca,
-            require_client_cert,
+            tls,
         } => {
             use stackroom::bus::{self, mosquitto};
             let config = RoomConfig::load(&config)?;
@@ -628,19 +653,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let grants = bus::grants(&config, &config.bus.user);
             let passwords = bus::passwords(&config, &grants, true)?;
-            let tls = match (tls_cert, tls_key, tls_ca) {
-                (Some(cert), Some(key), Some(ca)) => Some(mosquitto::ListenerTls {
-                    cert,
-                    key,
-                    ca,
-                    require_client_cert,
-                }),
-                _ => None,
-            };
             let listener = mosquitto::Listener {
                 bind,
                 port: port.or(url.map(|u| u.port)).unwrap_or(1883),
-                tls,
+                tls: tls.listener_tls(),
             };
             let written = mosquitto::write(&out, &grants, &passwords, &listener)?;
             for f in written {
@@ -693,16 +709,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let (simulator, broker) =
                 sim::simulate(&mut controller, settings, mqtt_listen, sim_control).await?;
-            let config = controller.config.clone();
-            let publisher = stackroom::mqtt::publish_events(
-                broker.endpoint(),
-                &config.site_id,
-                &config.room_id,
-                &controller.shelving,
-                &controller.environment,
-                &controller.loans,
-                &controller.locations,
-            );
+            let publisher = controller.publish(broker.endpoint());
             let banner = Banner {
                 sim: format!("http://{}", simulator.control),
                 mqtt: broker.url(),
@@ -746,15 +753,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     mqtt: Some(endpoint.clone()),
                 })
                 .await?;
-            let publisher = stackroom::mqtt::publish_events(
-                &endpoint,
-                &config.site_id,
-                &config.room_id,
-                &controller.shelving,
-                &controller.environment,
-                &controller.loans,
-                &controller.locations,
-            );
+            let publisher = controller.publish(&endpoint);
             serve(controller, listen, publisher, None).await
         }
         Command::Sweep {

@@ -96,6 +96,19 @@ impl Controller {
         })
     }
 
+    /// Starts publishing the room's events and status on the broker at `endpoint`.
+    pub fn publish(&self, endpoint: &crate::bus::Endpoint) -> crate::mqtt::Publisher {
+        crate::mqtt::publish_events(
+            endpoint,
+            &self.config.site_id,
+            &self.config.room_id,
+            &self.shelving,
+            &self.environment,
+            &self.loans,
+            &self.locations,
+        )
+    }
+
     /// Starts the room's devices, reached as `wiring` says where it overrides the config:
     /// the shelving's drivers and range controllers, the readers, the live pipeline, the
     /// sweeps and their schedule.

@@ -108,15 +108,7 @@ pub async fn start(rooms: u32, data: &Path, time_scale: f64) -> Result<SiteDemo,
                 .await
                 .map_err(|e| fail(e.to_string()))?;
         let config = controller.config.clone();
-        let publisher = crate::mqtt::publish_events(
-            broker.endpoint(),
-            &config.site_id,
-            &config.room_id,
-            &controller.shelving,
-            &controller.environment,
-            &controller.loans,
-            &controller.locations,
-        );
+        let publisher = controller.publish(broker.endpoint());
         // The site's token in this room: it reads the feed and opens aisles for the site.
         let _ = controller.access.revoke("site", "demo").await;
         let (site_token, _) = controller
