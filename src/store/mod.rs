@@ -13,10 +13,14 @@
 //!   savepoint per row, no wait behind the main writer's batches), with `synchronous =
 //!   FULL` like the rest: a register row is on disk before its box is shown. (Syncing it
 //!   later measured slower: commits came more often, each smaller.)
-//! - **Readers** run on their own connections from a small pool, on tokio's blocking
-//!   threads, and never wait for the writer (WAL). At most [`READERS`] read there at once
-//!   (more wait their turn without holding a thread), plus the short reads run on the async
-//!   workers ([`Store::read_now`]); the connections are kept, so none is opened per read.
+//! - **Readers** never wait for the writer (WAL). [`READERS`] threads of their own, each
+//!   with its connection, take reads from one queue ([`Store::read`]; more wait their turn
+//!   in the queue without holding a thread); the short reads run on the async workers
+//!   ([`Store::read_now`]) on connections kept in a small pool. So the threads and
+//!   connections are bounded whatever the load: `READERS` reader threads and connections,
+//!   and at most one kept connection per async worker and a few more. (On tokio's blocking
+//!   pool, reads under search load had grown the process to 37 threads, each with its own
+//!   allocator heap.)
 //! - **Checkpoints** (copying what the WAL files hold into the database files) run on a
 //!   thread of their own soon after the writer's batches, not inside its commits. That
 //!   thread alone never catches up while writes go on (new frames arrive as it copies), and
@@ -103,6 +107,9 @@ const WAL_RESTART_PAGES: i64 = 1000;
 const CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A read for the reader threads: given their connection (or why there is none), it runs
+/// and answers its caller itself.
+type Read = Box<dyn FnOnce(Result<&Connection, StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 
 /// A register row to append (it may run twice: alone, when its batch failed), and who
@@ -213,11 +220,14 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<Job>,
     appender: mpsc::Sender<Append>,
+    /// The reader threads' queue.
+    reads: mpsc::Sender<Read>,
+    /// Connections kept for the short reads on the async workers (and other threads).
     readers: Mutex<Vec<Connection>>,
+    /// How many of those are kept: one per async worker and a few more.
+    idle_readers: usize,
     checkpointer: Arc<Checkpointer>,
-    /// A permit per read on the blocking pool.
-    read_slots: tokio::sync::Semaphore,
-    /// Short reads through the blocking pool as well (a benchmark's switch).
+    /// Short reads through the reader threads as well (a benchmark's switch).
     hop_short_reads: bool,
     /// Register rows through the main writer, as before it had its own (a benchmark's
     /// switch).
@@ -251,13 +261,11 @@ fn switched_on(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| v == "1")
 }
 
-/// Reads on the blocking pool at once.
+/// Reader threads, each with its connection: reads that scan or rank run there.
 pub const READERS: usize = 8;
 
-/// Read connections kept open between reads: the pool's, the async workers' and a few
-/// for reads made on other threads; more are closed after use (each has its own page
-/// cache).
-const MAX_IDLE_READERS: usize = READERS + 4;
+/// Reads queued for the reader threads before a caller waits to queue its own.
+const READ_QUEUE: usize = 256;
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrates it to the current schema
@@ -312,14 +320,25 @@ impl Store {
             .name("sqlite-writer".into())
             .spawn(move || write_loop(conn, rx, &writer_checkpointer))
             .map_err(|e| open_err(&e))?;
+        let (reads, queue) = mpsc::channel::<Read>(READ_QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 1..=READERS {
+            let (queue, path) = (queue.clone(), path.to_path_buf());
+            std::thread::Builder::new()
+                .name(format!("sqlite-reader-{n}"))
+                .spawn(move || read_loop(&path, &queue))
+                .map_err(|e| open_err(&e))?;
+        }
+        let workers = std::thread::available_parallelism().map_or(4, usize::from);
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer: tx,
                 appender: append_tx,
+                reads,
                 readers: Mutex::new(Vec::new()),
+                idle_readers: workers + 4,
                 checkpointer,
-                read_slots: tokio::sync::Semaphore::new(READERS),
                 hop_short_reads: switched_on("STACKROOM_HOP_SHORT_READS"),
                 append_on_writer: switched_on("STACKROOM_REGISTER_ON_WRITER"),
                 _lock: lock,
@@ -465,23 +484,24 @@ impl Store {
         self.read_blocking(f)
     }
 
-    /// Runs `f` on a read connection on a blocking thread.
+    /// Runs `f` on a reader thread's connection, in its turn.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let _turn = self
-            .inner
-            .read_slots
-            .acquire()
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let read: Read = Box::new(move |conn| {
+            let _ = tx.send(conn.map_err(E::from).and_then(f));
+        });
+        self.inner
+            .reads
+            .send(read)
             .await
-            .map_err(|e| E::from(StoreError::Task(e.to_string())))?;
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read_blocking(f))
-            .await
-            .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+            .map_err(|_| E::from(StoreError::Task("the reader threads are gone".into())))?;
+        rx.await
+            .unwrap_or_else(|_| Err(E::from(StoreError::Task("a read panicked".into()))))
     }
 
     /// Copies both WAL files into their databases and empties them, waiting for readers
@@ -509,25 +529,45 @@ impl Store {
             .flatten();
         let conn = match pooled {
             Some(conn) => conn,
-            None => self.open_reader().map_err(E::from)?,
+            None => open_reader(&self.inner.path).map_err(E::from)?,
         };
         let result = f(&conn);
         if let Ok(mut pool) = self.inner.readers.lock()
-            && pool.len() < MAX_IDLE_READERS
+            && pool.len() < self.inner.idle_readers
         {
             pool.push(conn);
         }
         result
     }
+}
 
-    fn open_reader(&self) -> Result<Connection, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.inner.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        configure(&conn)?;
-        attach_register(&conn, &register_path(&self.inner.path))?;
-        Ok(conn)
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn)?;
+    attach_register(&conn, &register_path(path))?;
+    Ok(conn)
+}
+
+/// A reader thread: takes reads from the queue, in turn with the others, until the store
+/// is dropped. Its connection is opened at its first read and kept, except after a read
+/// that panicked (it may have left a statement mid-way).
+fn read_loop(path: &Path, queue: &Mutex<mpsc::Receiver<Read>>) {
+    let mut conn: Option<Connection> = None;
+    loop {
+        let Some(read) = queue.lock().ok().and_then(|mut q| q.blocking_recv()) else {
+            return;
+        };
+        match conn.take().map_or_else(|| open_reader(path), Ok) {
+            Ok(c) => {
+                if std::panic::catch_unwind(AssertUnwindSafe(|| read(Ok(&c)))).is_ok() {
+                    conn = Some(c);
+                }
+            }
+            Err(e) => read(Err(e)),
+        }
     }
 }
 
@@ -957,6 +997,39 @@ mod tests {
             .unwrap();
         conn.execute_batch(REGISTER).unwrap();
         MIGRATIONS.to_latest(&mut conn).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_run_on_a_bounded_set_of_threads_and_survive_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        // Many reads at once, each holding its thread a moment: they queue for the
+        // reader threads instead of growing a pool.
+        let reads = (0..64).map(|_| {
+            store.read(|c| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                let one: i64 = c.query_row("SELECT 1", [], |r| r.get(0))?;
+                Ok::<_, StoreError>((std::thread::current().name().map(String::from), one))
+            })
+        });
+        let ran = futures_util::future::try_join_all(reads).await.unwrap();
+        let threads: std::collections::BTreeSet<_> =
+            ran.iter().map(|(name, _)| name.clone().unwrap()).collect();
+        assert!(ran.iter().all(|(_, one)| *one == 1));
+        assert!(threads.len() <= READERS, "{threads:?}");
+        assert!(threads.iter().all(|t| t.starts_with("sqlite-reader-")));
+        // A read that panics is an error for its caller, and the readers go on.
+        let panicked = store
+            .read(|_| -> Result<(), StoreError> { panic!("a bug in a read") })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::Task(_))), "{panicked:?}");
+        for _ in 0..2 * READERS {
+            let one: i64 = store
+                .read(|c| Ok::<_, StoreError>(c.query_row("SELECT 1", [], |r| r.get(0))?))
+                .await
+                .unwrap();
+            assert_eq!(one, 1);
+        }
     }
 
     #[tokio::test]
