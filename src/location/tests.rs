@@ -432,6 +432,55 @@ async fn import_is_all_or_nothing_with_line_numbers() {
 }
 
 #[tokio::test]
+async fn an_import_numbers_its_boxes_in_the_feed_and_leaves_the_feed_whole() {
+    let room = room().await;
+    let svc = &room.svc;
+    svc.register(new_box("H-01-900"), "t").await.unwrap();
+    let numbers = || async {
+        let feed = svc.feed(0, 100).await.unwrap();
+        let seqs: Vec<(String, i64)> = feed
+            .changes
+            .iter()
+            .map(|e| (e.record.archive_no.clone(), e.seq))
+            .collect();
+        (seqs, feed.last)
+    };
+    let before = numbers().await;
+    assert_eq!(before, (vec![("H-01-900".to_string(), 1)], 1));
+    // A failed import numbers nothing, and the feed's triggers are still there after it.
+    let bad = "archive_no,shelf\nH-01-001,R1-C1-R-S1-L1\nQ-bad,\n";
+    assert!(svc.import_csv(bad.as_bytes(), "t", "t").await.is_err());
+    assert_eq!(numbers().await, before);
+    // A good one: its boxes after what was there, in the order of the file, once each
+    // though each got a box and a binding.
+    let good = "archive_no,shelf\nH-01-002,R1-C1-R-S1-L1\nH-01-001,\nH-01-003,R1-C1-R-S1-L2\n";
+    svc.import_csv(good.as_bytes(), "t", "t").await.unwrap();
+    let (seqs, last) = numbers().await;
+    assert_eq!(
+        seqs,
+        [
+            ("H-01-900", 1),
+            ("H-01-002", 2),
+            ("H-01-001", 3),
+            ("H-01-003", 4)
+        ]
+        .map(|(no, seq)| (no.to_string(), seq))
+    );
+    assert_eq!(last, 4);
+    // The triggers were made again: a move after the import numbers its box anew.
+    svc.bind(
+        "H-01-002",
+        "R1-C1-R-S1-L2",
+        Provenance::manual("t", "moved"),
+    )
+    .await
+    .unwrap();
+    let (seqs, last) = numbers().await;
+    assert_eq!(seqs.last().unwrap(), &("H-01-002".to_string(), 5));
+    assert_eq!(last, 5);
+}
+
+#[tokio::test]
 async fn bulk_moves_are_all_or_none_and_judge_capacity_after_all_moves() {
     let room = room().await;
     let svc = &room.svc;
