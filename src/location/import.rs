@@ -152,9 +152,10 @@ impl LocationService {
         input: R,
         provenance: &Provenance,
     ) -> Result<ImportSummary, LocationError> {
-        in_bulk(conn, true)?;
+        // Should either fail, the savepoint's rollback makes the triggers again.
         let paused = FeedPaused::pause(conn)?;
-        let imported = self.import_rows(conn, input, provenance);
+        in_bulk(conn, true)?;
+        let imported = self.import_rows(conn, input, provenance, paused.first_id);
         let numbered = match &imported {
             Ok(_) => paused.number_and_resume(conn),
             // Back as they were; the failed import's savepoint is rolled back anyway.
@@ -169,11 +170,13 @@ impl LocationService {
         Ok(summary)
     }
 
+    /// Checks and inserts the rows; the boxes get ids from `first_id` on, in file order.
     fn import_rows<R: Read>(
         &self,
         conn: &Connection,
         input: R,
         provenance: &Provenance,
+        first_id: i64,
     ) -> Result<ImportSummary, LocationError> {
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
@@ -211,10 +214,6 @@ impl LocationService {
             .collect();
 
         let now = now_ms();
-        let first_id: i64 =
-            conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM boxes", [], |r| {
-                r.get(0)
-            })?;
         let mut lines: Vec<u32> = Vec::new(); // line of each box inserted, by id - first_id
         let mut fill: HashMap<i64, (u32, u32)> = HashMap::new();
         // Shelves holding boxes already; the others start empty, without a query each.
