@@ -18,7 +18,8 @@ use stackroom::sim::{self, SimSettings};
 
 /// mimalloc rather than glibc's allocator: the request path allocates small and often, and
 /// glibc's malloc and free were an eighth of `stackroom serve`'s samples under locate load
-/// (BENCHMARKS.md).
+/// (BENCHMARKS.md). Built without transparent huge pages (`no_thp`), which it would
+/// otherwise ask for: they kept `stackroom serve` above 150 MiB.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
