@@ -25,10 +25,13 @@
 //! read; a change's lag is the time from the first sample where the room has it to the
 //! first where the site has applied it.
 
+#[path = "../tests/it/common/api.rs"]
+mod api;
 mod common;
 
 use std::time::{Duration, Instant};
 
+use api::{demo_room, get_json};
 use common::BenchRoom;
 use stackroom::name::Name;
 use stackroom::site::{Replica, SiteRoom};
@@ -43,18 +46,6 @@ fn site_room(base: &str, token_file: &std::path::Path) -> SiteRoom {
         bridge_password_file: token_file.to_path_buf(),
         bridge_ca_file: None,
     }
-}
-
-/// GET `url` with the bearer `token`: its JSON.
-async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
-    http.get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// Pages the room's feed from 0 to its end, parsing each page; how many entries, and the
@@ -295,17 +286,7 @@ async fn steady_lag() {
     }
     let site = lines[0].strip_prefix("site api: ").unwrap().to_string();
     let site_token = lines[1].strip_prefix("site token: ").unwrap().to_string();
-    // "room stack-1: http://ADDR (page http://ADDR/#token=TOKEN, …"
-    let room_line = lines[3].strip_prefix("room stack-1: ").unwrap();
-    let room = room_line.split_whitespace().next().unwrap().to_string();
-    let room_token = room_line
-        .split("#token=")
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string();
+    let (room, room_token) = demo_room(&lines[3], "stack-1");
     let http = reqwest::Client::new();
     let room_last = |http: reqwest::Client, room: String, token: String| async move {
         let url = format!("{room}/api/v1/changes?since=999999999&limit=1");

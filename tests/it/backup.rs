@@ -257,15 +257,8 @@ async fn metrics(base: &str, token: &str) -> String {
 }
 
 async fn open_alarms(base: &str, token: &str) -> Vec<Value> {
-    let v: Value = common::client()
-        .get(format!("{base}/api/v1/alarms?state=open"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{base}/api/v1/alarms?state=open");
+    let v = common::api::get_json(&common::client(), &url, token).await;
     v["items"].as_array().cloned().unwrap_or_default()
 }
 

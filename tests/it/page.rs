@@ -1701,15 +1701,7 @@ async fn page_files_and_the_routes_it_stands_on() {
         .await;
         assert_eq!(status, 201, "{token}");
         let secret = token["secret"].as_str().unwrap();
-        let me: Value = plain
-            .get(format!("{base}/api/v1/me"))
-            .bearer_auth(secret)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me = common::api::get_json(&plain, &format!("{base}/api/v1/me"), secret).await;
         assert_eq!(me["role"], role);
         let list = me["may"].as_array().unwrap();
         for action in may {

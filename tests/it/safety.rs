@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use common::{BIN, get, post, put, start_demo, wait_for};
 use hw_sim::shelving::{Motion, PlcSettings};
-use serde_json::Value;
 use stackroom::config::RoomConfig;
 use stackroom::shelving::plan::Goal;
 use stackroom::shelving::{LinkState, RangeMotion};
@@ -129,18 +128,9 @@ async fn serve_a_moving_range() -> Moving {
         .unwrap();
     let base = line.trim().strip_prefix("api: ").unwrap().to_string();
     let client = reqwest::Client::new();
-    let auth = format!("Bearer {token}");
     let mut ready = false;
     for _ in 0..200 {
-        let view: Value = client
-            .get(format!("{base}/api/v1/ranges/1"))
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let view = common::api::get_json(&client, &format!("{base}/api/v1/ranges/1"), &token).await;
         if view["link"] == "up" && view["motion"] == "idle" {
             ready = true;
             break;
@@ -150,7 +140,7 @@ async fn serve_a_moving_range() -> Moving {
     assert!(ready, "the controller took the range");
     let started = client
         .post(format!("{base}/api/v1/ranges/1/aisles/9/open"))
-        .header("authorization", &auth)
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();

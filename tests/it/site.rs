@@ -155,19 +155,6 @@ async fn whole_feed(
     }
 }
 
-fn bearer(token: &str) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {token}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .default_headers(headers)
-        .build()
-        .unwrap()
-}
-
 /// Waits until the site has applied everything each room has (as the site heard it) and
 /// holds `boxes` boxes of each.
 async fn caught_up(site: &reqwest::Client, base: &str, rooms: &[Room], within: Duration) {
@@ -258,7 +245,7 @@ async fn three_rooms_are_one_site_over_mosquitto_bridges() {
         "--role",
         "operator",
     ]);
-    let staff = bearer(secret.trim());
+    let staff = common::bearer_client(secret.trim());
     let site = start_site(&site_toml);
     let base = site.base.clone();
 
@@ -527,7 +514,7 @@ async fn the_site_demo_runs_three_rooms_as_one_site() {
         .expect("the site's token");
     assert!(lines[2].starts_with("site broker: mqtt://"), "{lines:?}");
     assert!(lines[5].starts_with("room stack-3: http://"), "{lines:?}");
-    let staff = bearer(token);
+    let staff = common::bearer_client(token);
     let mut stats = Value::Null;
     for _ in 0..600 {
         stats = site_get(&staff, &base, "/api/v1/stats").await.1;
@@ -623,29 +610,13 @@ async fn the_site_demo_runs_three_rooms_as_one_site() {
         json!([range, aisle]),
         "the box's aisle is the one shown open"
     );
-    let room3 = lines[5]
-        .strip_prefix("room stack-3: ")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    let token3 = lines[5]
-        .split("#token=")
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string();
-    let state: Value = bearer(&token3)
-        .get(format!("{room3}/api/v1/ranges/{range}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (room3, token3) = common::api::demo_room(&lines[5], "stack-3");
+    let state = common::api::get_json(
+        &common::client(),
+        &format!("{room3}/api/v1/ranges/{range}"),
+        &token3,
+    )
+    .await;
     assert_eq!(state["open_aisle"], aisle, "room 3 opened it: {state:#}");
     drop(site);
 }

@@ -1,6 +1,7 @@
 //! Running the real `stackroom demo` for integration tests.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod mosquitto;
 pub mod tools;
 
@@ -108,13 +109,19 @@ static TOKENS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<St
 
 /// A client that sends the admin token of the demo at `base` (none for other servers).
 pub fn api_client(base: &str) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(token) = TOKENS.lock().unwrap().get(base) {
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {token}").parse().unwrap(),
-        );
+    match TOKENS.lock().unwrap().get(base) {
+        Some(token) => bearer_client(token),
+        None => client(),
     }
+}
+
+/// A client that sends `token` with every request.
+pub fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .default_headers(headers)
