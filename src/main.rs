@@ -426,25 +426,37 @@ async fn site_demo(
             room.id, room.api, room.api, room.token, room.sim, room.mqtt
         ));
     }
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch for SIGTERM")?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        tracing::info!("site demo shutting down");
-    };
-    let served = stackroom::http::serve(
+    let served = serve_site(listener, &demo.site).await;
+    demo.shut_down().await;
+    served
+}
+
+/// Serves the site API on `listener` until Ctrl-C or SIGTERM.
+async fn serve_site(
+    listener: tokio::net::TcpListener,
+    site: &stackroom::site::Site,
+) -> anyhow::Result<()> {
+    stackroom::http::serve(
         listener,
-        demo.site.router(),
+        site.router(),
         stackroom::http::Limits::default(),
         None,
-        shutdown,
+        stop_signal()?,
     )
-    .await;
-    demo.shut_down().await;
-    served.context("the site API server failed")
+    .await
+    .context("the site API server failed")
+}
+
+/// Ends at Ctrl-C or SIGTERM, saying which came.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+    })
 }
 
 #[derive(Subcommand)]
@@ -562,25 +574,7 @@ async fn site(
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             say(&format!("site api: http://{}", listener.local_addr()?));
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .context("cannot watch for SIGTERM")?;
-            let shutdown = async move {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-                tracing::info!("site service shutting down");
-            };
-            stackroom::http::serve(
-                listener,
-                site.router(),
-                stackroom::http::Limits::default(),
-                None,
-                shutdown,
-            )
-            .await
-            .context("the site API server failed")
+            serve_site(listener, &site).await
         }
     }
 }
@@ -1142,15 +1136,7 @@ async fn serve(
     }
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, db = %controller.locations.store().path().display(), "serving");
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch for SIGTERM")?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
-            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
-        }
-    };
-    let served = controller.serve(listener, shutdown).await;
+    let served = controller.serve(listener, stop_signal()?).await;
     controller.shut_down().await;
     publisher.close().await;
     tracing::info!("stopped");
