@@ -81,83 +81,9 @@ pub async fn start(rooms: u32, data: &Path, time_scale: f64) -> Result<SiteDemo,
     let mut running = Vec::new();
     let mut site_rooms = Vec::new();
     for k in 1..=rooms {
-        let id = format!("stack-{k}");
-        let fail = |why: String| SiteDemoError::Room {
-            room: id.clone(),
-            why,
-        };
-        let config =
-            RoomConfig::load(&crate::demo::config_path()).map_err(|e| fail(e.to_string()))?;
-        let config = crate::demo::as_room(config, &id);
-        let room_data = data.join("rooms").join(&id);
-        let mut controller = Controller::start(config, Some(&room_data))
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        crate::demo::seed(&controller.locations)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let token = crate::demo::admin_token(&controller.access)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let settings = SimSettings {
-            time_scale,
-            ..SimSettings::default()
-        };
-        let (simulator, broker) =
-            crate::sim::simulate(&mut controller, settings, loopback, loopback)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-        let config = controller.config.clone();
-        let publisher = controller.publish(broker.endpoint());
-        // The site's token in this room: it reads the feed and opens aisles for the site.
-        let _ = controller.access.revoke("site", "demo").await;
-        let (site_token, _) = controller
-            .access
-            .create("site", crate::access::Role::Operator, "demo", None)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let token_file = site_dir.join(format!("{id}.token"));
-        crate::bus::write_private(&token_file, site_token.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
-        let listener = Controller::listen(loopback)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let api_addr = listener.local_addr().map_err(|e| fail(e.to_string()))?;
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let serving = controller.clone();
-        let served = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            if let Err(e) = serving.serve(listener, shutdown).await {
-                tracing::error!(error = %e, "a demo room's API failed");
-            }
-        });
-        let mqtt_url = broker.url();
-        let room_broker = BrokerUrl::parse(&mqtt_url).map_err(|e| fail(e.to_string()))?;
-        site_rooms.push(SiteRoom {
-            id: id.clone(),
-            name: config.room_name.clone(),
-            api: format!("http://{api_addr}"),
-            token_file,
-            broker: room_broker,
-            bridge_password_file: crate::bus::Secrets::of(&config.bus, &config.data_dir)
-                .path(crate::bus::SITE_BRIDGE),
-            bridge_ca_file: None,
-        });
-        running.push(DemoRoom {
-            id,
-            api: format!("http://{api_addr}"),
-            sim: format!("http://{}", simulator.control),
-            mqtt: mqtt_url,
-            token,
-            controller,
-            served,
-            stop,
-            publisher,
-            _simulator: simulator,
-            _broker: broker,
-        });
+        let (room, site_room) = start_room(k, data, &site_dir, time_scale).await?;
+        running.push(room);
+        site_rooms.push(site_room);
     }
     let first = &running[0].controller.config;
     let broker_port = free_port().map_err(|e| SiteDemoError::Broker(e.to_string()))?;
@@ -231,6 +157,96 @@ pub async fn start(rooms: u32, data: &Path, time_scale: f64) -> Result<SiteDemo,
         _mosquitto: child,
         _follower: follower,
     })
+}
+
+/// Starts demo room `stack-k` in `data/rooms/`, with the site's token for it in `site_dir`:
+/// the room, and how the site reaches it.
+async fn start_room(
+    k: u32,
+    data: &Path,
+    site_dir: &Path,
+    time_scale: f64,
+) -> Result<(DemoRoom, SiteRoom), SiteDemoError> {
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let id = format!("stack-{k}");
+    let fail = |why: String| SiteDemoError::Room {
+        room: id.clone(),
+        why,
+    };
+    let config = RoomConfig::load(&crate::demo::config_path()).map_err(|e| fail(e.to_string()))?;
+    let config = crate::demo::as_room(config, &id);
+    let room_data = data.join("rooms").join(&id);
+    let mut controller = Controller::start(config, Some(&room_data))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    crate::demo::seed(&controller.locations)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let token = crate::demo::admin_token(&controller.access)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let settings = SimSettings {
+        time_scale,
+        ..SimSettings::default()
+    };
+    let (simulator, broker) = crate::sim::simulate(&mut controller, settings, loopback, loopback)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let config = controller.config.clone();
+    let publisher = controller.publish(broker.endpoint());
+    // The site's token in this room: it reads the feed and opens aisles for the site.
+    let _ = controller.access.revoke("site", "demo").await;
+    let (site_token, _) = controller
+        .access
+        .create("site", crate::access::Role::Operator, "demo", None)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let token_file = site_dir.join(format!("{id}.token"));
+    crate::bus::write_private(&token_file, site_token.as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    let listener = Controller::listen(loopback)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let api = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| fail(e.to_string()))?
+    );
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let serving = controller.clone();
+    let served = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = serving.serve(listener, shutdown).await {
+            tracing::error!(error = %e, "a demo room's API failed");
+        }
+    });
+    let mqtt_url = broker.url();
+    let room_broker = BrokerUrl::parse(&mqtt_url).map_err(|e| fail(e.to_string()))?;
+    let site_room = SiteRoom {
+        id: id.clone(),
+        name: config.room_name.clone(),
+        api: api.clone(),
+        token_file,
+        broker: room_broker,
+        bridge_password_file: crate::bus::Secrets::of(&config.bus, &config.data_dir)
+            .path(crate::bus::SITE_BRIDGE),
+        bridge_ca_file: None,
+    };
+    let room = DemoRoom {
+        id,
+        api,
+        sim: format!("http://{}", simulator.control),
+        mqtt: mqtt_url,
+        token,
+        controller,
+        served,
+        stop,
+        publisher,
+        _simulator: simulator,
+        _broker: broker,
+    };
+    Ok((room, site_room))
 }
 
 impl SiteDemo {
