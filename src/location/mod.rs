@@ -1677,15 +1677,24 @@ impl Gathered {
         for (id, text) in self.rows.drain(..) {
             index.execute(params![id, text])?;
         }
-        let mut words: Vec<String> = self.terms.drain().collect();
-        words.sort_unstable();
-        let mut insert =
-            conn.prepare_cached("INSERT OR IGNORE INTO box_terms (term) VALUES (?1)")?;
-        for word in words {
-            insert.execute([word])?;
-        }
-        Ok(())
+        add_terms(conn, self.terms.drain())
     }
+}
+
+/// Adds `words` to the vocabulary (`box_terms`, the room's or the site replica's), sorted
+/// and once each: in the order they come, each would be a random insert into a large index.
+pub(crate) fn add_terms(
+    conn: &Connection,
+    words: impl IntoIterator<Item = String>,
+) -> Result<(), rusqlite::Error> {
+    let mut words: Vec<String> = words.into_iter().collect();
+    words.sort_unstable();
+    words.dedup();
+    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO box_terms (term) VALUES (?1)")?;
+    for word in words {
+        insert.execute([word])?;
+    }
+    Ok(())
 }
 
 pub(crate) fn insert_box(

@@ -611,11 +611,7 @@ fn apply_on(
             vocabulary.extend(crate::location::vocabulary(&c.words));
             written += 1;
         }
-        // In order, once each: one random insert per word would cost more than the rows.
-        let mut term = tx.prepare_cached("INSERT OR IGNORE INTO box_terms (term) VALUES (?1)")?;
-        for word in vocabulary {
-            term.execute([word])?;
-        }
+        crate::location::add_terms(&tx, vocabulary)?;
     }
     let applied: i64 = tx
         .query_row("SELECT applied FROM rooms WHERE room = ?1", [room], |r| {
