@@ -259,10 +259,7 @@ async fn many_rooms(
 /// The lag of the site behind a room changing at a steady rate, through the bridge.
 async fn steady_lag() {
     use std::io::BufRead;
-    if !["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists())
-    {
+    if stackroom::bus::mosquitto::installed().is_none() {
         println!("\n(no Mosquitto: the steady lag was not measured)");
         return;
     }

@@ -37,6 +37,14 @@ pub struct ListenerTls {
 }
 
 /// A password line as `mosquitto_passwd` writes it.
+/// Debian's Mosquitto, where its package puts it; `None` when it is not installed.
+pub fn installed() -> Option<PathBuf> {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
 pub fn passwd_line(user: &str, password: &str, salt: &[u8; 12]) -> String {
     let mut hash = [0u8; 64];
     pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password.as_bytes(), salt, ITERATIONS, &mut hash);

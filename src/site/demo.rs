@@ -6,7 +6,7 @@
 //! the site service follows them and serves the site API.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Site, SiteConfig, SiteRoom};
 use crate::config::RoomConfig;
@@ -58,13 +58,6 @@ pub struct SiteDemo {
     _follower: super::follow::Follower,
 }
 
-fn mosquitto() -> Option<PathBuf> {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -74,7 +67,7 @@ fn free_port() -> std::io::Result<u16> {
 /// Starts `rooms` demo rooms under `data/rooms/`, the site broker and the site (its data in
 /// `data/site`). The site API is served by the caller (`Site::router`).
 pub async fn start(rooms: u32, data: &Path, time_scale: f64) -> Result<SiteDemo, SiteDemoError> {
-    let mosquitto = mosquitto().ok_or(SiteDemoError::NoMosquitto)?;
+    let mosquitto = crate::bus::mosquitto::installed().ok_or(SiteDemoError::NoMosquitto)?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let site_dir = data.join("site");
     std::fs::create_dir_all(&site_dir).map_err(|e| SiteDemoError::Broker(e.to_string()))?;

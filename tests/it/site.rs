@@ -472,7 +472,7 @@ async fn three_rooms_are_one_site_over_mosquitto_bridges() {
 /// site Mosquitto, and the site API on `--listen`.
 #[tokio::test]
 async fn the_site_demo_runs_three_rooms_as_one_site() {
-    if !Path::new("/usr/sbin/mosquitto").exists() && !Path::new("/usr/bin/mosquitto").exists() {
+    if stackroom::bus::mosquitto::installed().is_none() {
         return mosquitto::skip();
     }
     let data = tempfile::tempdir().unwrap();

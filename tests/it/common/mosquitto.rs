@@ -72,9 +72,7 @@ pub fn start_with(
     config: &RoomConfig,
     tls: Option<bus::mosquitto::ListenerTls>,
 ) -> Option<Mosquitto> {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
+    bus::mosquitto::installed()?;
     let grants = bus::grants(config, &config.bus.user);
     let passwords = bus::passwords(config, &grants, true).unwrap();
     let conf_dir = dir.join("broker");
@@ -92,9 +90,7 @@ pub fn start_with(
 /// is not installed.
 pub fn run(dir: &Path, port: u16, conf_dir: &Path) -> Option<Mosquitto> {
     use std::os::unix::fs::PermissionsExt;
-    let path = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
+    let path = bus::mosquitto::installed()?;
     // Mosquitto started as root drops to the `mosquitto` user, which must read the files
     // and write its persistence file (on a site: `chown root:mosquitto`).
     for f in ["passwd", "acl", "mosquitto.conf"] {
