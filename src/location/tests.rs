@@ -481,6 +481,27 @@ async fn an_import_numbers_its_boxes_in_the_feed_and_leaves_the_feed_whole() {
 }
 
 #[tokio::test]
+async fn an_import_gives_back_the_writers_page_cache_whatever_its_end() {
+    let room = room().await;
+    let svc = &room.svc;
+    let cache = || async {
+        svc.store
+            .write(|c| {
+                Ok::<i64, StoreError>(c.pragma_query_value(None, "cache_size", |r| r.get(0))?)
+            })
+            .await
+            .unwrap()
+    };
+    let before = cache().await;
+    let bad = "archive_no,shelf\nH-01-001,R1-C1-R-S1-L1\nQ-bad,\n";
+    assert!(svc.import_csv(bad.as_bytes(), "t", "t").await.is_err());
+    assert_eq!(cache().await, before);
+    let good = "archive_no,shelf\nH-01-001,R1-C1-R-S1-L1\n";
+    svc.import_csv(good.as_bytes(), "t", "t").await.unwrap();
+    assert_eq!(cache().await, before);
+}
+
+#[tokio::test]
 async fn bulk_moves_are_all_or_none_and_judge_capacity_after_all_moves() {
     let room = room().await;
     let svc = &room.svc;
