@@ -382,7 +382,6 @@ macro_rules! circulation {
          LEFT JOIN box_places bp ON bp.box_id = x.id"
     };
 }
-const CIRCULATION: &str = circulation!();
 
 /// Where a box is when not simply on its shelf: out on a loan, flagged by the gate, in a
 /// place off the shelving.
@@ -987,24 +986,32 @@ impl LocationService {
     }
 
     fn location_of(&self, conn: &Connection, key: &BoxKey) -> Result<Location, LocationError> {
-        let (column, value, name) = match key {
+        // The statement for each key, written out once: this runs on every locate.
+        macro_rules! by {
+            ($column:literal) => {
+                concat!(
+                    "SELECT x.archive_no, b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
+                         ol.id, ol.borrower, ol.due, ol.checked_out_at, fl.state, bp.place, bp.since
+                     FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id ",
+                    circulation!(),
+                    " WHERE x.",
+                    $column,
+                    " = ?1"
+                )
+            };
+        }
+        let (sql, value, name) = match key {
             BoxKey::ArchiveNo(v) => {
                 let v = self
                     .config
                     .archive_rule
                     .normalise(v)
                     .unwrap_or_else(|| v.clone());
-                ("archive_no", v, "archive number")
+                (by!("archive_no"), v, "archive number")
             }
-            BoxKey::Epc(v) => ("epc", v.trim().to_ascii_uppercase(), "EPC"),
-            BoxKey::Barcode(v) => ("barcode", v.clone(), "barcode"),
+            BoxKey::Epc(v) => (by!("epc"), v.trim().to_ascii_uppercase(), "EPC"),
+            BoxKey::Barcode(v) => (by!("barcode"), v.clone(), "barcode"),
         };
-        let sql = format!(
-            "SELECT x.archive_no, b.shelf_id, b.source, b.confidence, b.since, b.last_seen,
-                 ol.id, ol.borrower, ol.due, ol.checked_out_at, fl.state, bp.place, bp.since
-             FROM boxes x LEFT JOIN bindings b ON b.box_id = x.id
-             {CIRCULATION} WHERE x.{column} = ?1"
-        );
         type Row = (
             String,
             Option<i64>,
@@ -1015,7 +1022,7 @@ impl LocationService {
             Away,
         );
         let row: Option<Row> = conn
-            .prepare_cached(&sql)?
+            .prepare_cached(sql)?
             .query_row([&value], |r| {
                 Ok((
                     r.get(0)?,
