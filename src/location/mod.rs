@@ -1333,15 +1333,25 @@ impl LocationService {
 
     fn search_in(&self, conn: &Connection, q: &str, page: Page) -> Result<Found, LocationError> {
         let sources = self.sources(conn, q)?;
+        // One walk gives the page and the count: it goes on past the page until the count
+        // is more than exact counting covers, or the sources run dry.
         let want = page.offset + page.limit;
+        let stop = want.max(search::COUNTED + 1);
         let mut ids = Hits::default();
-        sources.each(conn, |id| ids.add(id) < want)?;
-        let (total, estimated) = if ids.order.len() < want {
-            (ids.order.len() as u64, false) // every source ran dry: this is all of it
+        sources.each(conn, |id| ids.add(id) < stop)?;
+        let found = ids.order.len();
+        let (total, estimated) = if found < stop {
+            (found as u64, false) // every source ran dry: this is all of it
         } else {
-            sources.count(conn)?
+            sources.estimate(conn, found)?
         };
-        let page_ids: Vec<i64> = ids.order.iter().skip(page.offset).copied().collect();
+        let page_ids: Vec<i64> = ids
+            .order
+            .iter()
+            .skip(page.offset)
+            .take(page.limit)
+            .copied()
+            .collect();
         Ok(Found {
             items: self.boxes_by_id(conn, &page_ids)?,
             total,

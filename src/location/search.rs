@@ -162,16 +162,13 @@ impl Sources {
         Ok(())
     }
 
-    /// How many boxes match, and whether that is an estimate.
-    pub fn count(&self, conn: &Connection) -> rusqlite::Result<(u64, bool)> {
-        let mut hits = Hits::default();
-        self.each(conn, |id| hits.add(id) <= COUNTED)?;
-        if hits.order.len() <= COUNTED {
-            return Ok((hits.order.len() as u64, false));
-        }
+    /// How many boxes match, and whether that is an estimate, after a walk of
+    /// [`Sources::each`] that stopped at `found` boxes, past [`COUNTED`]: the walk is not
+    /// taken again.
+    pub fn estimate(&self, conn: &Connection, found: usize) -> rusqlite::Result<(u64, bool)> {
         // The title words' matches are spread over the boxes much as the boxes are: if
         // the first COUNTED of them reach box r of n, about COUNTED × n / r match in all.
-        let mut estimate = (COUNTED + 1) as f64;
+        let mut estimate = found.max(COUNTED + 1) as f64;
         if let Some(broadest) = self.fts.last() {
             let reach: Option<i64> = conn
                 .prepare_cached(
@@ -180,8 +177,9 @@ impl Sources {
                 .query_map(params![broadest, COUNTED as i64 - 1], |r| r.get(0))?
                 .next()
                 .transpose()?;
-            let last: Option<i64> =
-                conn.query_row("SELECT max(id) FROM boxes", [], |r| r.get(0))?;
+            let last: Option<i64> = conn
+                .prepare_cached("SELECT max(id) FROM boxes")?
+                .query_row([], |r| r.get(0))?;
             if let (Some(reach), Some(last)) = (reach, last) {
                 estimate = estimate.max(COUNTED as f64 * last as f64 / reach.max(1) as f64);
             }

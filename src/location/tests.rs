@@ -307,6 +307,16 @@ async fn search_pages_counts_and_expands_the_word_being_typed() {
     let typing = svc.find("mete", page(0, 20)).await.unwrap();
     assert!(typing.estimated, "{} boxes", typing.total);
     assert!((1_050..=1_350).contains(&typing.total), "{}", typing.total);
+    // Deep in, past what is counted: the page is there, and the estimate is no less than
+    // what the walk to it found. The last page ends the walk: exact again.
+    let deep = svc.find("mete", page(1_150, 30)).await.unwrap();
+    assert_eq!(deep.items.len(), 30);
+    assert!(deep.estimated && deep.total >= 1_180, "{}", deep.total);
+    let last = svc.find("mete", page(1_190, 30)).await.unwrap();
+    assert_eq!(
+        (last.items.len(), last.total, last.estimated),
+        (10, 1_200, false)
+    );
     // The word being typed expands into the words it begins: "meteri" is "metering".
     let meteri = svc.find("meteri", page(0, 200)).await.unwrap();
     assert_eq!(
