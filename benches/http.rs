@@ -22,8 +22,8 @@
 //! C keep-alive clients as fast as they go (the rate at saturation and its latency), and
 //! C clients sending at a fixed total rate, each request's latency counted from the time
 //! it was due (a server that falls behind is charged for the wait). Then search on
-//! `stackroom serve` at saturation, and the server's memory, threads and SQLite
-//! connections after all of it.
+//! `stackroom serve` at saturation (and on the build at `OTHER_BIN`, query by query in
+//! turn), and each one's memory, threads and SQLite connections after all of it.
 
 mod common;
 
@@ -92,6 +92,7 @@ fn main() {
             .is_none_or(|c| c.split(',').any(|k| k == kind))
     };
     let mut servers: Vec<(&str, Server)> = Vec::new();
+    let mut kinds: Vec<&str> = Vec::new();
     for (kind, name) in [
         ("fixed", "fixed JSON body (the ceiling)"),
         ("locate", "plain locate, inline (the peer)"),
@@ -127,6 +128,7 @@ fn main() {
             peer => spawn_peer(peer, &db),
         };
         servers.push((name, server));
+        kinds.push(kind);
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let load = Load {
@@ -188,14 +190,26 @@ fn main() {
         println!("{line}");
     }
 
-    if !wanted("stackroom") {
+    // Search and memory on `stackroom serve`, and on the build at OTHER_BIN beside it
+    // (query by query, in turn), each found by its kind.
+    let searched: Vec<(&str, &Server)> = ["stackroom", "other"]
+        .into_iter()
+        .filter_map(|kind| {
+            let i = kinds.iter().position(|k| *k == kind)?;
+            Some((servers[i].0, &servers[i].1))
+        })
+        .collect();
+    if searched.is_empty() {
         return;
     }
-    let (_, stackroom) = servers.last().unwrap();
-    let addr = address(&stackroom.base);
     println!();
-    println!("| search on `stackroom serve`, limit 20 | req/s | p50 | p99 |");
-    println!("| --- | --- | --- | --- |");
+    let mut head = "| search, limit 20 |".to_string();
+    let mut rule = "| --- |".to_string();
+    for (name, _) in &searched {
+        head += &format!(" {name}: req/s | p50 | p99 |");
+        rule += " --- | --- | --- |";
+    }
+    println!("{head}\n{rule}");
     for q in [
         "0451-H-12",
         "合同",
@@ -207,18 +221,24 @@ fn main() {
         "met",
         "m",
     ] {
-        let o = rt.block_on(load.search(addr, q, seconds));
-        println!("| `{q}` | {:.0} | {} | {} |", o.rate, ms(o.p50), ms(o.p99));
+        let mut line = format!("| `{q}` |");
+        for (_, server) in &searched {
+            let o = rt.block_on(load.search(address(&server.base), q, seconds));
+            line += &format!(" {:.0} | {} | {} |", o.rate, ms(o.p50), ms(o.p99));
+        }
+        println!("{line}");
     }
-    let mib = |k: &str| stackroom.status(k).unwrap_or(0.0) / 1024.0;
     println!();
-    println!(
-        "`stackroom serve` after the loads: RSS {:.0} MiB (peak {:.0} MiB), {} threads, {} SQLite connections",
-        mib("VmRSS:"),
-        mib("VmHWM:"),
-        stackroom.status("Threads:").unwrap_or(0.0),
-        stackroom.open_files(&db.canonicalize().unwrap()),
-    );
+    for (name, server) in &searched {
+        let mib = |k: &str| server.status(k).unwrap_or(0.0) / 1024.0;
+        println!(
+            "{name} after the loads: RSS {:.0} MiB (peak {:.0} MiB), {} threads, {} SQLite connections",
+            mib("VmRSS:"),
+            mib("VmHWM:"),
+            server.status("Threads:").unwrap_or(0.0),
+            server.open_files(&db.canonicalize().unwrap()),
+        );
+    }
 }
 
 fn ms(seconds: f64) -> String {
