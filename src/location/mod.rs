@@ -1338,12 +1338,12 @@ impl LocationService {
         let want = page.offset + page.limit;
         let stop = want.max(search::COUNTED + 1);
         let mut ids = Hits::default();
-        sources.each(conn, |id| ids.add(id) < stop)?;
+        let reached = sources.each(conn, |id| ids.add(id) < stop)?;
         let found = ids.order.len();
         let (total, estimated) = if found < stop {
             (found as u64, false) // every source ran dry: this is all of it
         } else {
-            sources.estimate(conn, found)?
+            sources.estimate(conn, found, reached)?
         };
         let page_ids: Vec<i64> = ids
             .order

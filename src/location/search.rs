@@ -126,57 +126,77 @@ impl Sources {
     }
 
     /// Calls `more` with every matching box id in order (an id may come more than once),
-    /// for as long as it answers true.
+    /// for as long as it answers true. Answers where the [`COUNTED`]th match of the
+    /// broadest title query lies (see [`Sources::estimate`]), if the walk got that far
+    /// into it.
     pub fn each(
         &self,
         conn: &Connection,
         mut more: impl FnMut(i64) -> bool,
-    ) -> rusqlite::Result<()> {
+    ) -> rusqlite::Result<Option<i64>> {
         let mut exact = conn.prepare_cached(&format!(
             "SELECT id FROM boxes WHERE archive_no = ?1 AND {KEPT}
              UNION ALL SELECT id FROM boxes WHERE epc = ?2 AND {KEPT}
              UNION ALL SELECT id FROM boxes WHERE barcode = ?1 AND {KEPT}"
         ))?;
         if !drain(&mut exact, params![self.text, self.upper], &mut more)? {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(sql) = &self.field_sql
             && !drain(&mut *conn.prepare_cached(sql)?, [&self.text], &mut more)?
         {
-            return Ok(());
+            return Ok(None);
         }
         let mut prefix = conn.prepare_cached(&format!(
             "SELECT id FROM boxes WHERE archive_no >= ?1 AND archive_no < ?2 AND {KEPT}
              ORDER BY archive_no"
         ))?;
         if !drain(&mut prefix, params![self.text, self.end], &mut more)? {
-            return Ok(());
+            return Ok(None);
         }
         let mut fts =
             conn.prepare_cached("SELECT rowid FROM box_words WHERE box_words MATCH ?1")?;
-        for query in &self.fts {
-            if !drain(&mut fts, params![query], &mut more)? {
+        let (mut reach, broadest) = (None, self.fts.len().saturating_sub(1));
+        for (i, query) in self.fts.iter().enumerate() {
+            let mut n = 0;
+            let go_on = drain(&mut fts, params![query], &mut |id| {
+                n += 1;
+                if i == broadest && n == COUNTED {
+                    reach = Some(id);
+                }
+                more(id)
+            })?;
+            if !go_on {
                 break;
             }
         }
-        Ok(())
+        Ok(reach)
     }
 
     /// How many boxes match, and whether that is an estimate, after a walk of
-    /// [`Sources::each`] that stopped at `found` boxes, past [`COUNTED`]: the walk is not
-    /// taken again.
-    pub fn estimate(&self, conn: &Connection, found: usize) -> rusqlite::Result<(u64, bool)> {
+    /// [`Sources::each`] that stopped at `found` boxes, past [`COUNTED`], and answered
+    /// `reached`: the walk is not taken again, nor the broadest query if it got far enough
+    /// into it.
+    pub fn estimate(
+        &self,
+        conn: &Connection,
+        found: usize,
+        reached: Option<i64>,
+    ) -> rusqlite::Result<(u64, bool)> {
         // The title words' matches are spread over the boxes much as the boxes are: if
         // the first COUNTED of them reach box r of n, about COUNTED × n / r match in all.
         let mut estimate = found.max(COUNTED + 1) as f64;
         if let Some(broadest) = self.fts.last() {
-            let reach: Option<i64> = conn
-                .prepare_cached(
-                    "SELECT rowid FROM box_words WHERE box_words MATCH ?1 LIMIT 1 OFFSET ?2",
-                )?
-                .query_map(params![broadest, COUNTED as i64 - 1], |r| r.get(0))?
-                .next()
-                .transpose()?;
+            let reach = match reached {
+                Some(id) => Some(id),
+                None => conn
+                    .prepare_cached(
+                        "SELECT rowid FROM box_words WHERE box_words MATCH ?1 LIMIT 1 OFFSET ?2",
+                    )?
+                    .query_map(params![broadest, COUNTED as i64 - 1], |r| r.get(0))?
+                    .next()
+                    .transpose()?,
+            };
             let last: Option<i64> = conn
                 .prepare_cached("SELECT max(id) FROM boxes")?
                 .query_row([], |r| r.get(0))?;

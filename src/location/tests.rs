@@ -317,6 +317,28 @@ async fn search_pages_counts_and_expands_the_word_being_typed() {
         (last.items.len(), last.total, last.estimated),
         (10, 1_200, false)
     );
+    // A walk that ends in the broadest title query ("contract ": a whole word, 1,200
+    // boxes) knows where its 1,000th match lies, and estimates as the query for it would.
+    let (walked, asked) = svc
+        .store
+        .read(|conn| {
+            let sources = search::Sources::of(conn, "contract ", &[])?;
+            let mut hits = search::Hits::default();
+            let reached = sources.each(conn, |id| hits.add(id) <= search::COUNTED)?;
+            assert!(reached.is_some());
+            let found = hits.order.len();
+            Ok::<_, StoreError>((
+                sources.estimate(conn, found, reached)?,
+                sources.estimate(conn, found, None)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(walked, asked);
+    assert!(
+        walked.1 && (1_050..=1_350).contains(&walked.0),
+        "{walked:?}"
+    );
     // The word being typed expands into the words it begins: "meteri" is "metering".
     let meteri = svc.find("meteri", page(0, 200)).await.unwrap();
     assert_eq!(
