@@ -126,9 +126,9 @@ impl Sources {
     }
 
     /// Calls `more` with every matching box id in order (an id may come more than once),
-    /// for as long as it answers true. Answers where the [`COUNTED`]th match of the
-    /// broadest title query lies (see [`Sources::estimate`]), if the walk got that far
-    /// into it.
+    /// for as long as it answers true. Answers the box of the broadest title query's match
+    /// number [`COUNTED`] (what [`Sources::estimate`] needs), if the walk got that far into
+    /// that query.
     pub fn each(
         &self,
         conn: &Connection,
