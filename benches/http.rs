@@ -2,7 +2,10 @@
 //!
 //! `cargo bench --bench http` (`BOXES=N`, default 1,000,000; `SECONDS=S` per phase, default
 //! 5; `CLIENTS=C`, default 32; `RATES=R,R` for the fixed-rate loads, default 20,000 and
-//! 10,000 requests a second; `SERVERS=kind,kind` for some of the servers below only).
+//! 10,000 requests a second; `SERVERS=kind,kind` for some of the servers below only;
+//! `ROUNDS=N` of the locate loads, default 3, 0 for search alone; `QUERIES=q,q` for some
+//! searches only; `BENCH_DIR=dir` keeps the room and its database there, and a later run
+//! with the same `BOXES` uses them again instead of importing anew).
 //!
 //! The servers, each its own process on loopback, on the same database:
 //! - `fixed`: axum answering a fixed JSON body: the ceiling of HTTP on this machine;
@@ -48,6 +51,20 @@ use sha2::{Digest, Sha256};
 
 const LOCATE: &str = "/api/v1/boxes/{no}/location";
 
+/// The searches measured: an archive-number prefix, Chinese words, a whole English word and
+/// the same word as it is typed.
+const SEARCHES: [&str; 9] = [
+    "0451-H-12",
+    "合同",
+    "天河区",
+    "metering",
+    "meteri",
+    "meter",
+    "mete",
+    "met",
+    "m",
+];
+
 fn main() {
     if let Ok(kind) = std::env::var("STACKROOM_PEER") {
         let db = PathBuf::from(std::env::var("PEER_DB").unwrap());
@@ -62,22 +79,13 @@ fn main() {
         .split(',')
         .map(|r| r.trim().parse().expect("RATES: numbers"))
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let room = BenchRoom::write(dir.path(), boxes);
-    let data = dir.path().join("data");
-    let (import, _) = room.import(&data);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("BENCH_DIR").map_or(temp.path().to_path_buf(), PathBuf::from);
+    let (config_path, data, token) = kept_room(&dir, boxes);
     let db = data.join(stackroom::server::DB_FILE);
-    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len()) as f64 / (1 << 20) as f64;
-    eprintln!(
-        "{boxes} boxes imported in {:.0} s; database {:.0} MiB, lookup register {:.0} MiB",
-        import.as_secs_f64(),
-        size(&db),
-        size(&stackroom::store::register_path(&db))
-    );
-    let token = viewer_token(&room.config_path, &data);
     let numbers = Arc::new(sample_numbers(&db, 20_000));
 
-    let stackroom = |env: &[(&str, &str)]| serve_with(&room.config_path, &data, env);
+    let stackroom = |env: &[(&str, &str)]| serve_with(&config_path, &data, env);
     // Each variant of `stackroom serve` undoes one more change (see BENCHMARKS.md).
     let (hop, on_writer, uncached) = (
         ("STACKROOM_HOP_SHORT_READS", "1"),
@@ -122,7 +130,7 @@ fn main() {
             "stackroom" => stackroom(&[]),
             // `OTHER_BIN=path`: another build of stackroom beside this one (an experiment).
             "other" => match std::env::var_os("OTHER_BIN") {
-                Some(bin) => common::serve_build(Path::new(&bin), &room.config_path, &data, &[]),
+                Some(bin) => common::serve_build(Path::new(&bin), &config_path, &data, &[]),
                 None => continue,
             },
             peer => spawn_peer(peer, &db),
@@ -136,7 +144,7 @@ fn main() {
         numbers,
         clients,
     };
-    let rounds = 3;
+    let rounds = env("ROUNDS", 3) as usize;
     // [server][0: saturation, 1..: each fixed rate][round]
     let mut outcomes: Vec<Vec<Vec<Outcome>>> = servers
         .iter()
@@ -160,11 +168,92 @@ fn main() {
         "{boxes} boxes, {clients} clients, {rounds} rounds of {} s per load; medians of the rounds",
         seconds.as_secs()
     );
+    if rounds > 0 {
+        print_locates(&servers, &outcomes, &rates);
+    }
+
+    // Search and memory on `stackroom serve`, and on the build at OTHER_BIN beside it
+    // (query by query, in turn), each found by its kind.
+    let searched: Vec<(&str, &Server)> = ["stackroom", "other"]
+        .into_iter()
+        .filter_map(|kind| {
+            let i = kinds.iter().position(|k| *k == kind)?;
+            Some((servers[i].0, &servers[i].1))
+        })
+        .collect();
+    if searched.is_empty() {
+        return;
+    }
+    println!();
+    let mut head = "| search, limit 20 |".to_string();
+    let mut rule = "| --- |".to_string();
+    for (name, _) in &searched {
+        head += &format!(" {name}: req/s | p50 | p99 |");
+        rule += " --- | --- | --- |";
+    }
+    println!("{head}\n{rule}");
+    let queries = std::env::var("QUERIES").unwrap_or_else(|_| SEARCHES.join(","));
+    for q in queries.split(',') {
+        let mut line = format!("| `{q}` |");
+        for (_, server) in &searched {
+            let o = rt.block_on(load.search(address(&server.base), q, seconds));
+            line += &format!(" {:.0} | {} | {} |", o.rate, ms(o.p50), ms(o.p99));
+        }
+        println!("{line}");
+    }
+    println!();
+    for (name, server) in &searched {
+        let mib = |k: &str| server.status(k).unwrap_or(0.0) / 1024.0;
+        println!(
+            "{name} after the loads: RSS {:.0} MiB (peak {:.0} MiB), {} threads, {} SQLite connections",
+            mib("VmRSS:"),
+            mib("VmHWM:"),
+            server.status("Threads:").unwrap_or(0.0),
+            server.open_files(&db.canonicalize().unwrap()),
+        );
+    }
+}
+
+/// The bench room's config file in `dir`, its data directory and a viewer's token: made and
+/// imported, or, when `dir` already holds a room of `boxes` boxes (a run with `BENCH_DIR`
+/// before), that one as it is.
+fn kept_room(dir: &Path, boxes: usize) -> (PathBuf, PathBuf, String) {
+    let data = dir.join("data");
+    let (marker, token_file) = (dir.join("boxes"), dir.join("token"));
+    if std::fs::read_to_string(&marker).is_ok_and(|n| n.trim() == boxes.to_string())
+        && let Ok(token) = std::fs::read_to_string(&token_file)
+    {
+        eprintln!("{boxes} boxes as imported before in {}", dir.display());
+        return (
+            dir.join(common::ROOM_CONFIG),
+            data,
+            token.trim().to_string(),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&data);
+    let room = BenchRoom::write(dir, boxes);
+    let (import, _) = room.import(&data);
+    let token = viewer_token(&room.config_path, &data);
+    std::fs::write(&token_file, &token).unwrap();
+    std::fs::write(&marker, boxes.to_string()).unwrap();
+    let db = data.join(stackroom::server::DB_FILE);
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len()) as f64 / (1 << 20) as f64;
+    eprintln!(
+        "{boxes} boxes imported in {:.0} s; database {:.0} MiB, lookup register {:.0} MiB",
+        import.as_secs_f64(),
+        size(&db),
+        size(&stackroom::store::register_path(&db))
+    );
+    (room.config_path, data, token)
+}
+
+/// The locate table: each server at saturation and at each fixed rate, medians of the rounds.
+fn print_locates(servers: &[(&str, Server)], outcomes: &[Vec<Vec<Outcome>>], rates: &[f64]) {
     println!();
     let mut head =
         "| locate over HTTP | at saturation: req/s | × the peer | p50 | p99 |".to_string();
     let mut rule = "| --- | --- | --- | --- | --- |".to_string();
-    for rate in &rates {
+    for rate in rates {
         head += &format!(" at {rate:.0} req/s: achieved | p50 | p99 |");
         rule += " --- | --- | --- |";
     }
@@ -188,56 +277,6 @@ fn main() {
             );
         }
         println!("{line}");
-    }
-
-    // Search and memory on `stackroom serve`, and on the build at OTHER_BIN beside it
-    // (query by query, in turn), each found by its kind.
-    let searched: Vec<(&str, &Server)> = ["stackroom", "other"]
-        .into_iter()
-        .filter_map(|kind| {
-            let i = kinds.iter().position(|k| *k == kind)?;
-            Some((servers[i].0, &servers[i].1))
-        })
-        .collect();
-    if searched.is_empty() {
-        return;
-    }
-    println!();
-    let mut head = "| search, limit 20 |".to_string();
-    let mut rule = "| --- |".to_string();
-    for (name, _) in &searched {
-        head += &format!(" {name}: req/s | p50 | p99 |");
-        rule += " --- | --- | --- |";
-    }
-    println!("{head}\n{rule}");
-    for q in [
-        "0451-H-12",
-        "合同",
-        "天河区",
-        "metering",
-        "meteri",
-        "meter",
-        "mete",
-        "met",
-        "m",
-    ] {
-        let mut line = format!("| `{q}` |");
-        for (_, server) in &searched {
-            let o = rt.block_on(load.search(address(&server.base), q, seconds));
-            line += &format!(" {:.0} | {} | {} |", o.rate, ms(o.p50), ms(o.p99));
-        }
-        println!("{line}");
-    }
-    println!();
-    for (name, server) in &searched {
-        let mib = |k: &str| server.status(k).unwrap_or(0.0) / 1024.0;
-        println!(
-            "{name} after the loads: RSS {:.0} MiB (peak {:.0} MiB), {} threads, {} SQLite connections",
-            mib("VmRSS:"),
-            mib("VmHWM:"),
-            server.status("Threads:").unwrap_or(0.0),
-            server.open_files(&db.canonicalize().unwrap()),
-        );
     }
 }
 

@@ -12,6 +12,9 @@ use stackroom::demo;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_stackroom");
 
+/// The bench room's config file, in the directory given to [`BenchRoom::write`].
+pub const ROOM_CONFIG: &str = "bench-room.toml";
+
 pub fn room_config(ranges: usize) -> String {
     let demo = std::fs::read_to_string(demo::config_path()).unwrap();
     let head = demo.split("[[ranges]]").next().unwrap();
@@ -180,7 +183,7 @@ impl BenchRoom {
         // boxes each; the seed puts 9 boxes on a shelf and starts each series of 60 on a
         // new shelf.
         let ranges = (boxes.div_ceil(60) * 7).div_ceil(4_000).max(1);
-        let config_path = dir.join("bench-room.toml");
+        let config_path = dir.join(ROOM_CONFIG);
         std::fs::write(&config_path, room_config(ranges)).unwrap();
         let config = RoomConfig::load(&config_path).unwrap();
         let shelves: Vec<_> = config.layout.shelves().collect();
