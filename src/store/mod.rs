@@ -1060,6 +1060,22 @@ mod tests {
         assert_eq!(store.read_now(caches).await.unwrap(), wanted);
     }
 
+    #[test]
+    fn each_connection_has_a_page_cache_of_its_own() {
+        // Built with SQLITE_ENABLE_MEMORY_MANAGEMENT (rusqlite's default), SQLite keeps the
+        // pages of every connection in one group behind one mutex, and readers queue for
+        // it on every page; `.cargo/config.toml` builds it without.
+        let conn = Connection::open_in_memory().unwrap();
+        let used: bool = conn
+            .query_row(
+                "SELECT sqlite_compileoption_used('ENABLE_MEMORY_MANAGEMENT')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!used, "SQLite was built with ENABLE_MEMORY_MANAGEMENT");
+    }
+
     #[tokio::test]
     async fn the_register_is_a_file_of_its_own_synced_like_the_rest() {
         let dir = tempfile::tempdir().unwrap();
