@@ -13,7 +13,7 @@ mod places;
 mod search;
 mod words;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -1260,7 +1260,7 @@ impl LocationService {
         )?;
         let year_path = format!("$.{}", self.config.year_field.as_deref().unwrap_or("_"));
         let year = narrow.year.map(|y| format!("{y:04}-"));
-        let (mut looked, mut kept, mut seen) = (0usize, Vec::new(), HashSet::new());
+        let (mut looked, mut kept) = (0usize, Hits::for_up_to(page.offset + page.limit));
         let mut failed = None;
         sources.each(conn, |id| {
             looked += 1;
@@ -1282,8 +1282,10 @@ impl LocationService {
                         })
                 });
             match fits {
-                Ok(true) if seen.insert(id) => kept.push(id),
-                Ok(_) => {}
+                Ok(true) => {
+                    kept.add(id);
+                }
+                Ok(false) => {}
                 Err(e) => failed = Some(e),
             }
             failed.is_none() && looked < search::NARROW_SCAN
@@ -1293,6 +1295,7 @@ impl LocationService {
         }
         let estimated = looked >= search::NARROW_SCAN;
         let page_ids: Vec<i64> = kept
+            .order
             .iter()
             .skip(page.offset)
             .take(page.limit)
@@ -1300,7 +1303,7 @@ impl LocationService {
             .collect();
         Ok(Found {
             items: self.boxes_by_id(conn, &page_ids)?,
-            total: kept.len() as u64,
+            total: kept.order.len() as u64,
             estimated,
         })
     }
@@ -1337,7 +1340,7 @@ impl LocationService {
         // is more than exact counting covers, or the sources run dry.
         let want = page.offset + page.limit;
         let stop = want.max(search::COUNTED + 1);
-        let mut ids = Hits::default();
+        let mut ids = Hits::for_up_to(stop);
         let reached = sources.each(conn, |id| ids.add(id) < stop)?;
         let found = ids.order.len();
         let (total, estimated) = if found < stop {

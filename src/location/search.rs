@@ -68,13 +68,21 @@ pub const COUNTED: usize = 1_000;
 const EXPANSION: usize = 64;
 
 /// Box ids in the order found, each once.
-#[derive(Default)]
 pub(super) struct Hits {
-    seen: HashSet<i64>,
+    /// Hashed with foldhash: SipHash, the standard one, took a tenth of a search's time.
+    seen: HashSet<i64, foldhash::fast::RandomState>,
     pub order: Vec<i64>,
 }
 
 impl Hits {
+    /// Room for `n` ids before the set grows.
+    pub fn for_up_to(n: usize) -> Hits {
+        Hits {
+            seen: HashSet::with_capacity_and_hasher(n, Default::default()),
+            order: Vec::with_capacity(n),
+        }
+    }
+
     /// Adds `id` if new; how many there are now.
     pub fn add(&mut self, id: i64) -> usize {
         if self.seen.insert(id) {

@@ -323,7 +323,7 @@ async fn search_pages_counts_and_expands_the_word_being_typed() {
         .store
         .read(|conn| {
             let sources = search::Sources::of(conn, "contract ", &[])?;
-            let mut hits = search::Hits::default();
+            let mut hits = search::Hits::for_up_to(search::COUNTED + 1);
             let reached = sources.each(conn, |id| hits.add(id) <= search::COUNTED)?;
             assert!(reached.is_some());
             let found = hits.order.len();
