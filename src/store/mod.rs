@@ -20,7 +20,9 @@
 //!   connections are bounded whatever the load: `READERS` reader threads and connections,
 //!   and at most one kept connection per async worker and a few more, each with a small
 //!   page cache ([`READER_CACHE_KIB`]). (On tokio's blocking pool, reads under search load
-//!   had grown the process to 37 threads, each with its own allocator heap.)
+//!   had grown the process to 37 threads, each with its own allocator heap.) Each cache is
+//!   the connection's own: SQLite is built without `SQLITE_ENABLE_MEMORY_MANAGEMENT`
+//!   (`.cargo/config.toml`), which would put them all in one group behind one mutex.
 //! - **Checkpoints** (copying what the WAL files hold into the database files) run on a
 //!   thread of their own soon after the writer's batches, not inside its commits. That
 //!   thread alone never catches up while writes go on (new frames arrive as it copies), and
