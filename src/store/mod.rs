@@ -13,11 +13,11 @@
 //!   savepoint per row, no wait behind the main writer's batches), with `synchronous =
 //!   FULL` like the rest: a register row is on disk before its box is shown. (Syncing it
 //!   later measured slower: commits came more often, each smaller.)
-//! - **Readers** never wait for the writer (WAL). [`READERS`] threads of their own, each
+//! - **Readers** never wait for the writer (WAL). [`readers`] threads of their own, each
 //!   with its connection, take reads from one queue ([`Store::read`]; more wait their turn
 //!   in the queue without holding a thread); the short reads run on the async workers
 //!   ([`Store::read_now`]) on connections kept in a small pool. So the threads and
-//!   connections are bounded whatever the load: `READERS` reader threads and connections,
+//!   connections are bounded whatever the load: [`readers`] reader threads and connections,
 //!   and at most one kept connection per async worker and a few more, each with a small
 //!   page cache ([`READER_CACHE_KIB`]). (On tokio's blocking pool, reads under search load
 //!   had grown the process to 37 threads, each with its own allocator heap.) Each cache is
@@ -263,8 +263,18 @@ fn switched_on(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| v == "1")
 }
 
-/// Reader threads, each with its connection: reads that scan or rank run there.
-pub const READERS: usize = 8;
+/// Reader threads, each with its connection: reads that scan or rank run there. One more
+/// than the cores (at least three, so a few long reads leave room for the rest): more
+/// threads on the cores only take turns, and the turns were the tail of search's latency
+/// (p99 21–29 ms for four of nine searches with eight readers on two cores, 14–18 ms for
+/// all nine with three; BENCHMARKS.md).
+pub fn readers() -> usize {
+    static READERS: LazyLock<usize> = LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        (cores + 1).clamp(3, 16)
+    });
+    *READERS
+}
 
 /// Reads queued for the reader threads before a caller waits to queue its own.
 const READ_QUEUE: usize = 256;
@@ -324,7 +334,7 @@ impl Store {
             .map_err(|e| open_err(&e))?;
         let (reads, queue) = mpsc::channel::<Read>(READ_QUEUE);
         let queue = Arc::new(Mutex::new(queue));
-        for n in 1..=READERS {
+        for n in 1..=readers() {
             let (queue, path) = (queue.clone(), path.to_path_buf());
             std::thread::Builder::new()
                 .name(format!("sqlite-reader-{n}"))
@@ -1030,14 +1040,14 @@ mod tests {
         let threads: std::collections::BTreeSet<_> =
             ran.iter().map(|(name, _)| name.clone().unwrap()).collect();
         assert!(ran.iter().all(|(_, one)| *one == 1));
-        assert!(threads.len() <= READERS, "{threads:?}");
+        assert!(threads.len() <= readers(), "{threads:?}");
         assert!(threads.iter().all(|t| t.starts_with("sqlite-reader-")));
         // A read that panics is an error for its caller, and the readers go on.
         let panicked = store
             .read(|_| -> Result<(), StoreError> { panic!("a bug in a read") })
             .await;
         assert!(matches!(panicked, Err(StoreError::Task(_))), "{panicked:?}");
-        for _ in 0..2 * READERS {
+        for _ in 0..2 * readers() {
             let one: i64 = store
                 .read(|c| Ok::<_, StoreError>(c.query_row("SELECT 1", [], |r| r.get(0))?))
                 .await
