@@ -1293,18 +1293,10 @@ impl LocationService {
         if let Some(e) = failed {
             return Err(e.into());
         }
-        let estimated = looked >= search::NARROW_SCAN;
-        let page_ids: Vec<i64> = kept
-            .order
-            .iter()
-            .skip(page.offset)
-            .take(page.limit)
-            .copied()
-            .collect();
         Ok(Found {
-            items: self.boxes_by_id(conn, &page_ids)?,
+            items: self.boxes_by_id(conn, kept.page(page))?,
             total: kept.order.len() as u64,
-            estimated,
+            estimated: looked >= search::NARROW_SCAN,
         })
     }
 
@@ -1348,15 +1340,8 @@ impl LocationService {
         } else {
             sources.estimate(conn, found, reached)?
         };
-        let page_ids: Vec<i64> = ids
-            .order
-            .iter()
-            .skip(page.offset)
-            .take(page.limit)
-            .copied()
-            .collect();
         Ok(Found {
-            items: self.boxes_by_id(conn, &page_ids)?,
+            items: self.boxes_by_id(conn, ids.page(page))?,
             total,
             estimated,
         })

@@ -83,6 +83,13 @@ impl Hits {
         }
     }
 
+    /// The ids of `page`, as many of them as were found.
+    pub fn page(&self, page: Page) -> &[i64] {
+        let start = page.offset.min(self.order.len());
+        let end = page.offset.saturating_add(page.limit).min(self.order.len());
+        &self.order[start..end]
+    }
+
     /// Adds `id` if new; how many there are now.
     pub fn add(&mut self, id: i64) -> usize {
         if self.seen.insert(id) {
