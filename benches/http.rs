@@ -13,6 +13,9 @@
 //!   connection kept per worker thread, run inline: the plain-locate peer;
 //! - `locate + token`: the same after the token check (SHA-256 of the bearer token, one
 //!   lookup by the unique hash), inline;
+//! - `register`: the same, and a row in a lookup register of its own (a file beside the
+//!   database, WAL, `synchronous = FULL`, one thread committing whatever rows have queued)
+//!   on disk before the answer, as stackroom's register is: what that durability costs;
 //! - `stackroom`: the real `stackroom serve`: access control, locate, the lookup register;
 //!   also as it was before, one change undone at a time, to show what each buys
 //!   (`STACKROOM_NO_TOKEN_CACHE=1`: every token checked in the database;
@@ -105,6 +108,10 @@ fn main() {
         ("fixed", "fixed JSON body (the ceiling)"),
         ("locate", "plain locate, inline (the peer)"),
         ("token", "plain locate + token check, inline"),
+        (
+            "register",
+            "plain locate + token check + a register row on disk before the answer",
+        ),
         (
             "before",
             "`stackroom serve`, reads through the blocking pool, register rows on the main writer",
@@ -506,6 +513,64 @@ fn plain_locate(db: &Path, no: &str) -> Result<axum::Json<PeerLocation>, StatusC
     })
 }
 
+/// A lookup register as one would first write it: a file of its own (WAL, `synchronous =
+/// FULL`), one thread that commits whatever rows have queued in one transaction and then
+/// answers their callers. The peer of what stackroom's register costs.
+#[derive(Clone)]
+struct PeerRegister {
+    rows: tokio::sync::mpsc::UnboundedSender<(String, tokio::sync::oneshot::Sender<()>)>,
+}
+
+impl PeerRegister {
+    fn start(db: &Path) -> PeerRegister {
+        let path = db.with_file_name("peer-register.db");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+             CREATE TABLE lookups (id INTEGER PRIMARY KEY, at INTEGER NOT NULL,
+                 actor TEXT NOT NULL, archive_no TEXT NOT NULL, what TEXT NOT NULL,
+                 purpose TEXT) STRICT;
+             CREATE INDEX lookups_by_at ON lookups (at);",
+        )
+        .unwrap();
+        let (rows, mut queue) =
+            tokio::sync::mpsc::unbounded_channel::<(String, tokio::sync::oneshot::Sender<()>)>();
+        std::thread::spawn(move || {
+            while let Some(first) = queue.blocking_recv() {
+                let mut batch = vec![first];
+                while let Ok(row) = queue.try_recv() {
+                    batch.push(row);
+                }
+                let tx = conn.transaction().unwrap();
+                let now = chrono::Utc::now().timestamp_millis();
+                for (no, _) in &batch {
+                    tx.prepare_cached(
+                        "INSERT INTO lookups (at, actor, archive_no, what) VALUES (?1, 'bench viewer', ?2, 'locate')",
+                    )
+                    .unwrap()
+                    .execute(rusqlite::params![now, no])
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+                for (_, done) in batch {
+                    let _ = done.send(());
+                }
+            }
+        });
+        PeerRegister { rows }
+    }
+
+    /// Appends a row for `archive_no`; returns once it is on disk.
+    async fn append(&self, archive_no: String) {
+        let (done, on_disk) = tokio::sync::oneshot::channel();
+        self.rows.send((archive_no, done)).unwrap();
+        on_disk.await.unwrap();
+    }
+}
+
 /// The token check done well: the hash as hex, one lookup by the unique index.
 fn token_ok(db: &Path, headers: &HeaderMap) -> bool {
     let Some(secret) = headers
@@ -567,6 +632,22 @@ fn peer(kind: &str, db: PathBuf) {
                 },
             ),
         ),
+        "register" => {
+            let register = PeerRegister::start(db);
+            axum::Router::new().route(
+                LOCATE,
+                get(
+                    move |headers: HeaderMap, UrlPath(no): UrlPath<String>| async move {
+                        if !token_ok(db, &headers) {
+                            return Err(StatusCode::UNAUTHORIZED);
+                        }
+                        let found = plain_locate(db, &no)?;
+                        register.append(no).await;
+                        Ok(found)
+                    },
+                ),
+            )
+        }
         other => panic!("no peer '{other}'"),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
