@@ -146,10 +146,67 @@ fn start_rumqttd() -> Result<(SocketAddr, (String, String)), BrokerError> {
         .map_err(|e| BrokerError::Port(addr, e))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+        if lets_in(addr, &login) {
             return Ok((addr, login));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     Err(BrokerError::NotUp(addr))
+}
+
+/// Whether rumqttd at `addr` is up and lets `login` in: a CONNECT answered by a CONNACK
+/// that accepts it. (A bare TCP connect would do to learn that the port listens, but
+/// rumqttd logs an error for a connection closed before its CONNECT.)
+fn lets_in(addr: SocketAddr, login: &(String, String)) -> bool {
+    use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, Login, Packet};
+    use std::io::{Read, Write};
+    let Ok(mut broker) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) else {
+        return false;
+    };
+    let mut connect = Connect::new("front-door-probe");
+    connect.login = Some(Login::new(login.0.clone(), login.1.clone()));
+    let mut out = bytes::BytesMut::new();
+    if connect.write(&mut out).is_err()
+        || broker
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .is_err()
+        || broker.write_all(&out).is_err()
+    {
+        return false;
+    }
+    let mut answer = bytes::BytesMut::new();
+    let accepted = loop {
+        match Packet::read(&mut answer, 1024) {
+            Ok(Packet::ConnAck(ack)) => break ack.code == ConnectReturnCode::Success,
+            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+            _ => return false,
+        }
+        let mut chunk = [0u8; 64];
+        match broker.read(&mut chunk) {
+            Ok(n) if n > 0 => answer.extend_from_slice(&chunk[..n]),
+            _ => return false,
+        }
+    };
+    // Closed without a DISCONNECT: rumqttd logs a peer's close as news (info) and its own
+    // close after a DISCONNECT as an error.
+    accepted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readiness_probe_asks_the_broker_to_let_its_user_in() {
+        let (addr, login) = start_rumqttd().unwrap();
+        assert!(lets_in(addr, &login), "the broker's own user is let in");
+        assert!(
+            !lets_in(addr, &(login.0.clone(), "not-the-password".into())),
+            "a wrong password is not"
+        );
+        let nobody = TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent = nobody.local_addr().unwrap();
+        drop(nobody);
+        assert!(!lets_in(silent, &login), "nothing listening");
+    }
 }
