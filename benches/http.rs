@@ -13,8 +13,9 @@
 //!   connection kept per worker thread, run inline: the plain-locate peer;
 //! - `locate + token`: the same after the token check (SHA-256 of the bearer token, one
 //!   lookup by the unique hash), inline;
-//! - `register`: the same, and a row in a lookup register of its own (a file beside the
-//!   database, WAL, `synchronous = FULL`, one thread committing whatever rows have queued)
+//! - `register`: the same, and a row in a lookup register of its own (stackroom's register
+//!   schema in a file beside the database, WAL, `synchronous = FULL`, one thread committing
+//!   whatever rows have queued)
 //!   on disk before the answer, as stackroom's register is: what that durability costs;
 //! - `stackroom`: the real `stackroom serve`: access control, locate, the lookup register;
 //!   also as it was before, one change undone at a time, to show what each buys
@@ -513,9 +514,10 @@ fn plain_locate(db: &Path, no: &str) -> Result<axum::Json<PeerLocation>, StatusC
     })
 }
 
-/// A lookup register as one would first write it: a file of its own (WAL, `synchronous =
-/// FULL`), one thread that commits whatever rows have queued in one transaction and then
-/// answers their callers. The peer of what stackroom's register costs.
+/// A lookup register as one would first write it: stackroom's register schema in a file of
+/// its own (WAL, `synchronous = FULL`), one thread that commits whatever rows have queued in
+/// one transaction and then answers their callers. The peer of what stackroom's register
+/// costs.
 #[derive(Clone)]
 struct PeerRegister {
     rows: tokio::sync::mpsc::UnboundedSender<(String, tokio::sync::oneshot::Sender<()>)>,
@@ -527,15 +529,21 @@ impl PeerRegister {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
+        // stackroom's own register schema, made as stackroom makes it: attached as
+        // `register`; then written through a connection of its own, as stackroom's are.
+        let setup = Connection::open_in_memory().unwrap();
+        setup
+            .execute("ATTACH DATABASE ?1 AS register", [path.to_string_lossy()])
+            .unwrap();
+        setup
+            .execute_batch("PRAGMA register.journal_mode = WAL;")
+            .unwrap();
+        setup
+            .execute_batch(include_str!("../src/store/register.sql"))
+            .unwrap();
+        drop(setup);
         let mut conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
-             CREATE TABLE lookups (id INTEGER PRIMARY KEY, at INTEGER NOT NULL,
-                 actor TEXT NOT NULL, archive_no TEXT NOT NULL, what TEXT NOT NULL,
-                 purpose TEXT) STRICT;
-             CREATE INDEX lookups_by_at ON lookups (at);",
-        )
-        .unwrap();
+        conn.pragma_update(None, "synchronous", "FULL").unwrap();
         let (rows, mut queue) =
             tokio::sync::mpsc::unbounded_channel::<(String, tokio::sync::oneshot::Sender<()>)>();
         std::thread::spawn(move || {
