@@ -555,10 +555,11 @@ impl Store {
 
 /// The page cache of a read connection, in KiB, for the database and for the register.
 /// SQLite's default is 2 MiB for each of the two: up to 48 MiB over the twelve connections
-/// a server had with eight readers, which held the same hot pages twelve times over (the kernel's page cache holds them once
-/// more). At 1,000,000 boxes, after the HTTP benchmark's loads, a server with 1 MiB caches
-/// used 90 MiB against 114 MiB with SQLite's default, and searched as fast; the register is
-/// read only by an admin's questions, newest rows first.
+/// a server had with eight readers, which held the same hot pages twelve times over (the
+/// kernel's page cache holds them once more). At 1,000,000 boxes, after the HTTP
+/// benchmark's loads, a server with 1 MiB caches used 90 MiB against 114 MiB with SQLite's
+/// default, and searched as fast; the register is read only by an admin's questions, newest
+/// rows first.
 const READER_CACHE_KIB: [(&str, i64); 2] = [("main", 1024), ("register", 64)];
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
